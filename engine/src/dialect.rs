@@ -1,0 +1,112 @@
+//! The [`Dialect`] trait: everything the engine asks of a database server.
+//!
+//! A dialect turns each step into SQL, runs it, and classifies its driver's errors into
+//! [`crate::error::Error`] (lock timeouts and deadlocks as retryable; the engine decides whether to
+//! retry). Every method that creates something has an idempotent undo (`remove_capture`,
+//! `drop_table`), so a failed run and `shadowswap cleanup` can use the same calls.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{TableRef, TableShape};
+use crate::names::Names;
+use crate::plan::{Plan, PlanSql, Rules};
+
+/// Row count and order-independent hash of one side of a checksum chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChunkChecksum {
+    /// Rows in the chunk.
+    pub rows: u64,
+    /// XOR of a 64-bit hash of each row's checksummed columns.
+    pub hash: u64,
+}
+
+/// A held advisory lock that keeps a second shadowswap run off the same table.
+#[async_trait]
+pub trait RunLock: Send {
+    /// Release the lock and close its session.
+    async fn release(self: Box<Self>) -> Result<()>;
+}
+
+/// A database server, as the engine needs it. See the module docs.
+#[async_trait]
+pub trait Dialect: Send + Sync + 'static {
+    /// A chunk boundary: the values of the chunk key's columns for one row. Opaque to the engine.
+    type Key: Clone + PartialEq + Send + Sync + fmt::Debug + fmt::Display + 'static;
+
+    /// The server this dialect talks to, for messages: the DSN without its password.
+    fn target(&self) -> String;
+
+    /// The `sqlparser` dialect whose tokenizer reads ALTER specs for this server.
+    fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect;
+
+    /// Name comparison and chunk-key type rules.
+    fn rules(&self) -> Rules;
+
+    /// Generated names for `table` within this server's identifier limits.
+    fn names(&self, table: &TableRef) -> Names;
+
+    /// Take the advisory lock for `names.table`. Errors: [`crate::Error::AnotherRun`] when held.
+    async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>>;
+
+    /// Columns, indexes and row estimate of `table`. Errors: [`crate::Error::NoSuchTable`].
+    async fn inspect(&self, table: &TableRef) -> Result<TableShape>;
+
+    /// Whether `table` exists.
+    async fn table_exists(&self, table: &TableRef) -> Result<bool>;
+
+    /// Server-specific refusals: triggers of the user's own, foreign keys, leftovers of an
+    /// earlier run, table kinds the dialect cannot migrate. Creates nothing.
+    async fn preflight(&self, names: &Names, original: &TableShape) -> Result<()>;
+
+    /// Apply `spec` to a private, temporary copy of the table's definition and return the
+    /// resulting shape; leaves nothing behind. Errors: [`crate::Error::AlterRejected`].
+    async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape>;
+
+    /// The SQL this plan will run, for the dry run.
+    fn render_sql(&self, plan: &Plan) -> PlanSql;
+
+    /// One value of `columns` that occurs more than once in `table` (rows with a NULL in any
+    /// of them are ignored, as unique keys ignore them), rendered for a message.
+    async fn find_duplicate(&self, table: &TableRef, columns: &[String]) -> Result<Option<String>>;
+
+    /// Create the shadow table with the ALTER applied.
+    async fn create_shadow(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;
+
+    /// Create the capture triggers (each statement waits at most `lock_timeout` for its lock).
+    async fn install_capture(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;
+
+    /// Drop the capture triggers if they exist, wherever they are (on the table or, after the
+    /// swap, on the old table). Idempotent.
+    async fn remove_capture(&self, names: &Names, lock_timeout: Duration) -> Result<()>;
+
+    /// Names of the capture triggers that exist now.
+    async fn capture_present(&self, names: &Names) -> Result<Vec<String>>;
+
+    /// `DROP TABLE IF EXISTS`. Idempotent.
+    async fn drop_table(&self, table: &TableRef, lock_timeout: Duration) -> Result<()>;
+
+    /// Lowest and highest chunk-key value in the original table now (`None` when empty).
+    /// The highest is the backfill's high watermark.
+    async fn key_range(&self, plan: &Plan) -> Result<Option<(Self::Key, Self::Key)>>;
+
+    /// The key of the `rows`-th row after `after` (from the start when `None`), or `high` when
+    /// fewer rows than that remain at or below `high`.
+    async fn chunk_end(&self, plan: &Plan, after: Option<&Self::Key>, high: &Self::Key, rows: u64) -> Result<Self::Key>;
+
+    /// Copy the rows with key in `(after, upto]` into the shadow, server-side, in one short
+    /// transaction that is correct against concurrent writes and capture. Returns rows copied.
+    /// Errors: [`crate::Error::DuplicateKey`] when a new unique key rejects a row.
+    async fn copy_chunk(&self, plan: &Plan, after: Option<&Self::Key>, upto: &Self::Key, lock_wait: Duration) -> Result<u64>;
+
+    /// Checksum the rows with key in `(after, upto]` of the original and of the shadow, both
+    /// from one consistent snapshot. Returns `(original, shadow)`.
+    async fn checksum_chunk(&self, plan: &Plan, after: Option<&Self::Key>, upto: &Self::Key) -> Result<(ChunkChecksum, ChunkChecksum)>;
+
+    /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
+    /// On failure the original keeps serving under its name.
+    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;
+}

@@ -1,0 +1,95 @@
+//! The phases of a run and their allowed transitions.
+
+use std::fmt;
+
+/// Where a run is. Forward order: Preflight → CreateShadow → InstallCapture → Backfill →
+/// Checksum → Postponed → CutOver → Cleanup → Done. Any phase before Cleanup may move to
+/// Aborting (undo), which ends in Failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Checks that change nothing.
+    #[default]
+    Preflight,
+    /// Creating `_<t>_new`.
+    CreateShadow,
+    /// Creating the capture triggers.
+    InstallCapture,
+    /// Copying existing rows in chunks.
+    Backfill,
+    /// Comparing original and shadow.
+    Checksum,
+    /// In sync, waiting for the postpone flag file to go away.
+    Postponed,
+    /// Swapping the tables.
+    CutOver,
+    /// Dropping triggers and the old table after the swap.
+    Cleanup,
+    /// Finished: the table was swapped.
+    Done,
+    /// Undoing after a failure before the swap.
+    Aborting,
+    /// Ended without a swap; what the run created was removed.
+    Failed,
+}
+
+impl Phase {
+    /// Whether a run may move from `self` to `next`.
+    pub fn can_move_to(self, next: Phase) -> bool {
+        use Phase::*;
+        matches!(
+            (self, next),
+            (Preflight, CreateShadow)
+                | (CreateShadow, InstallCapture)
+                | (InstallCapture, Backfill)
+                | (Backfill, Checksum | Postponed | CutOver)
+                | (Checksum, Postponed | CutOver)
+                | (Postponed, CutOver)
+                | (CutOver, Cleanup)
+                | (Cleanup, Done)
+                | (Preflight | CreateShadow | InstallCapture | Backfill | Checksum | Postponed | CutOver, Aborting)
+                | (Aborting, Failed)
+        )
+    }
+
+    /// True once the tables have been swapped (nothing may be undone any more).
+    pub fn swapped(self) -> bool {
+        matches!(self, Phase::Cleanup | Phase::Done)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Phase::Preflight => "preflight",
+            Phase::CreateShadow => "create shadow",
+            Phase::InstallCapture => "install capture",
+            Phase::Backfill => "backfill",
+            Phase::Checksum => "checksum",
+            Phase::Postponed => "postponed",
+            Phase::CutOver => "cut-over",
+            Phase::Cleanup => "cleanup",
+            Phase::Done => "done",
+            Phase::Aborting => "aborting",
+            Phase::Failed => "failed",
+        };
+        f.write_str(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Phase::*;
+
+    #[test]
+    fn forward_path_is_allowed_and_skips_are_not() {
+        let path = [Preflight, CreateShadow, InstallCapture, Backfill, Checksum, Postponed, CutOver, Cleanup, Done];
+        for w in path.windows(2) {
+            assert!(w[0].can_move_to(w[1]), "{} -> {}", w[0], w[1]);
+        }
+        assert!(!Preflight.can_move_to(Backfill));
+        assert!(!CreateShadow.can_move_to(CutOver), "never swap without capture and backfill");
+        assert!(!Cleanup.can_move_to(Aborting), "after the swap there is nothing to undo");
+        assert!(Backfill.can_move_to(Aborting));
+        assert!(Cleanup.swapped() && !CutOver.swapped());
+    }
+}

@@ -1,0 +1,21 @@
+//! The progress snapshot the runner publishes (a `tokio::sync::watch` channel) for the CLI's
+//! progress bar or log lines.
+
+use crate::phase::Phase;
+
+/// Where a run is, for display. Counts are rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Current phase.
+    pub phase: Phase,
+    /// Rows copied by the backfill so far.
+    pub rows_copied: u64,
+    /// The server's estimate of the table's rows (0 when unknown).
+    pub rows_estimated: u64,
+    /// Rows compared by the checksum so far.
+    pub rows_checksummed: u64,
+    /// Size of the last chunk, in rows.
+    pub chunk_rows: u64,
+    /// A short note on what the run waits for (e.g. the postpone flag file), if anything.
+    pub waiting_for: Option<String>,
+}

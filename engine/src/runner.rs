@@ -1,0 +1,317 @@
+//! The runner: drives the phases of one migration, owns every undo step, and implements
+//! `cleanup` for what a killed run left behind.
+//!
+//! Undo discipline: each forward step that creates something records it before it runs; on any
+//! failure before the swap the recorded steps are undone in reverse (capture triggers first, so no
+//! application write ever hits a trigger whose shadow is gone, then the shadow). Undo only ever
+//! touches shadowswap's own names (`_<t>_new`, the triggers), never `<t>` or `_<t>_old`, so it is
+//! safe to run whatever state the server is in.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::alter;
+use crate::backfill::{self, BackfillStats};
+use crate::checksum;
+use crate::config::{DdlConfig, MigrationConfig};
+use crate::cutover::{self, CutOverStats};
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::model::TableRef;
+use crate::names::Names;
+use crate::phase::Phase;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::retry::{with_retry, RetryPolicy};
+
+/// How a run ended successfully.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Dry run: every preflight check passed; this is what would run.
+    DryRun(Box<Plan>),
+    /// The table was swapped.
+    Swapped(Summary),
+}
+
+/// Figures of a completed migration.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The migrated table.
+    pub table: TableRef,
+    /// The old table, when it was kept.
+    pub old_table_kept: Option<TableRef>,
+    /// Backfill figures.
+    pub backfill: BackfillStats,
+    /// Rows compared by the checksum (`None` when disabled).
+    pub rows_checksummed: Option<u64>,
+    /// Cut-over figures.
+    pub cut_over: CutOverStats,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
+    pub warnings: Vec<String>,
+}
+
+/// A run failed and its undo did not complete: something is left on the server.
+#[derive(Debug, thiserror::Error)]
+#[error("{cause}; cleanup incomplete ({leftover}): run `shadowswap cleanup` for this table")]
+pub struct IncompleteCleanup {
+    /// Why the run failed.
+    pub cause: Error,
+    /// What could not be removed.
+    pub leftover: String,
+}
+
+/// What the run has created and must undo on failure.
+#[derive(Debug, Default)]
+struct Undo {
+    shadow: bool,
+    capture: bool,
+}
+
+/// Drives one migration of one table. See the module docs.
+pub struct Runner<D: Dialect> {
+    dialect: Arc<D>,
+    config: MigrationConfig,
+    cancel: CancellationToken,
+    progress: watch::Sender<Progress>,
+}
+
+impl<D: Dialect> Runner<D> {
+    /// A runner for `dialect` with `config`.
+    pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
+        let (progress, _) = watch::channel(Progress::default());
+        Self { dialect, config, cancel: CancellationToken::new(), progress }
+    }
+
+    /// Cancel the run: it stops at the next safe point, undoes what it created, and fails with
+    /// [`Error::Cancelled`].
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Progress snapshots, updated as the run goes.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    fn set_phase(&self, next: Phase) {
+        self.progress.send_modify(|p| {
+            debug_assert!(p.phase.can_move_to(next), "phase {} -> {next} is not allowed", p.phase);
+            tracing::info!(from = %p.phase, to = %next, "phase");
+            p.phase = next;
+            p.waiting_for = None;
+        });
+    }
+
+    fn ddl_policy(&self) -> RetryPolicy {
+        let d = &self.config.ddl;
+        RetryPolicy { retries: d.retries, min_delay: d.backoff_min, max_delay: d.backoff_max }
+    }
+
+    /// Run the migration of `table` with the ALTER `spec`. With `config.execute == false` this is
+    /// the dry run: preflight only, nothing created.
+    ///
+    /// Errors: preflight refusals ([`Error::Refused`], [`Error::NoSuchTable`], ...), and any failure
+    /// before the swap, after which everything the run created has been removed. When that
+    /// removal itself fails the error is wrapped in [`IncompleteCleanup`] (as
+    /// `Error::Database` with context "cleanup incomplete").
+    pub async fn run(&self, table: &TableRef, spec: &str) -> Result<Outcome> {
+        let started = Instant::now();
+        let d = &*self.dialect;
+        let names = d.names(table);
+        let lock = d.acquire_run_lock(&names).await?;
+        let result = self.run_locked(&names, spec, started).await;
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
+        }
+        result
+    }
+
+    async fn run_locked(&self, names: &Names, spec: &str, started: Instant) -> Result<Outcome> {
+        let plan = self.preflight(names, spec).await?;
+        if !self.config.execute {
+            return Ok(Outcome::DryRun(Box::new(plan)));
+        }
+        let mut undo = Undo::default();
+        match self.migrate(&plan, &mut undo, started).await {
+            Ok(summary) => Ok(Outcome::Swapped(summary)),
+            Err(cause) => {
+                self.set_phase(Phase::Aborting);
+                tracing::error!(error = %cause, "run failed before the swap; removing what it created");
+                let undone = self.undo(&plan.names, &undo).await;
+                self.set_phase(Phase::Failed);
+                match undone {
+                    Ok(()) => Err(cause),
+                    Err(leftover) => Err(Error::Database {
+                        context: "cleanup incomplete".into(),
+                        message: IncompleteCleanup { cause, leftover }.to_string(),
+                        class: crate::error::ErrorClass::Fatal,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Every check that changes nothing, and the plan.
+    pub async fn preflight(&self, names: &Names, spec: &str) -> Result<Plan> {
+        let d = &*self.dialect;
+        let analysis = alter::analyze(spec, d.sql_dialect())?;
+        let original = d.inspect(&names.table).await?;
+        d.preflight(names, &original).await?;
+        let altered = d.trial_alter(names, spec).await?;
+        let mut plan =
+            Plan::build(names.clone(), spec, analysis, original, altered, d.rules(), self.config.approve_renamed_columns)?;
+        plan.sql = d.render_sql(&plan);
+        for key in &plan.new_unique_keys {
+            let Some(cols) = &key.source_columns else { continue };
+            if let Some(value) = d.find_duplicate(&names.table, cols).await? {
+                return Err(Error::DuplicateKey { key: key.name.clone(), table: names.table.clone(), value });
+            }
+        }
+        self.progress.send_modify(|p| p.rows_estimated = plan.estimated_rows());
+        Ok(plan)
+    }
+
+    async fn migrate(&self, plan: &Plan, undo: &mut Undo, started: Instant) -> Result<Summary> {
+        let d = &*self.dialect;
+        let cfg = &self.config;
+        let ddl = self.ddl_policy();
+
+        self.set_phase(Phase::CreateShadow);
+        undo.shadow = true;
+        d.create_shadow(plan, cfg.ddl.lock_timeout).await?;
+
+        self.set_phase(Phase::InstallCapture);
+        undo.capture = true;
+        with_retry("installing capture triggers", ddl, &self.cancel, || d.install_capture(plan, cfg.ddl.lock_timeout)).await?;
+
+        self.set_phase(Phase::Backfill);
+        let backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress).await?;
+        tracing::info!(
+            rows = backfill.rows,
+            chunks = backfill.chunks,
+            seconds = backfill.elapsed.as_secs_f64(),
+            "backfill complete"
+        );
+
+        let rows_checksummed = if cfg.checksum.enabled {
+            self.set_phase(Phase::Checksum);
+            let rows = checksum::run(d, plan, &cfg.checksum, &cfg.copy, &self.cancel, &self.progress).await?;
+            tracing::info!(rows, "checksum matches");
+            Some(rows)
+        } else {
+            None
+        };
+
+        if cfg.cut_over.postpone_flag_file.as_ref().is_some_and(|f| f.exists()) {
+            self.set_phase(Phase::Postponed);
+            let flag = cfg.cut_over.postpone_flag_file.as_ref().expect("checked").display().to_string();
+            self.progress.send_modify(|p| p.waiting_for = Some(format!("postpone flag file {flag}")));
+            cutover::wait_while_postponed(&cfg.cut_over, &self.cancel).await?;
+        }
+
+        self.set_phase(Phase::CutOver);
+        let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
+        tracing::info!(attempts = cut_over.attempts, swap_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
+
+        // The swap happened: from here on nothing is undone, problems become warnings.
+        self.set_phase(Phase::Cleanup);
+        let mut warnings = Vec::new();
+        let never_cancelled = CancellationToken::new();
+        if let Err(e) = with_retry("dropping capture triggers", ddl, &never_cancelled, || {
+            d.remove_capture(&plan.names, cfg.ddl.lock_timeout)
+        })
+        .await
+        {
+            warnings.push(format!(
+                "the capture triggers ({}) on {} could not be dropped: {e}; drop them with DROP TRIGGER",
+                plan.names.triggers().join(", "),
+                plan.names.old
+            ));
+        }
+        let old_table_kept = if cfg.cut_over.keep_old_table {
+            Some(plan.names.old.clone())
+        } else {
+            if let Err(e) =
+                with_retry("dropping the old table", ddl, &never_cancelled, || d.drop_table(&plan.names.old, cfg.ddl.lock_timeout))
+                    .await
+            {
+                warnings.push(format!("{} could not be dropped: {e}; drop it with DROP TABLE when convenient", plan.names.old));
+            }
+            None
+        };
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        self.set_phase(Phase::Done);
+        Ok(Summary {
+            table: plan.names.table.clone(),
+            old_table_kept,
+            backfill,
+            rows_checksummed,
+            cut_over,
+            elapsed: started.elapsed(),
+            warnings,
+        })
+    }
+
+    /// Undo in reverse order; never cancelled (it is what cancellation needs).
+    async fn undo(&self, names: &Names, undo: &Undo) -> std::result::Result<(), String> {
+        undo_steps(&*self.dialect, names, undo.capture, undo.shadow, &self.config.ddl).await
+    }
+}
+
+async fn undo_steps<D: Dialect>(d: &D, names: &Names, capture: bool, shadow: bool, ddl: &DdlConfig) -> std::result::Result<(), String> {
+    let policy = RetryPolicy { retries: ddl.retries, min_delay: ddl.backoff_min, max_delay: ddl.backoff_max };
+    let never = CancellationToken::new();
+    if capture {
+        if let Err(e) = with_retry("dropping capture triggers", policy, &never, || d.remove_capture(names, ddl.lock_timeout)).await {
+            // Keep the shadow: dropping it under live triggers would make every write to the table fail.
+            return Err(format!("capture triggers {} remain ({e}); {} was kept for them", names.triggers().join(", "), names.shadow));
+        }
+    }
+    if shadow {
+        if let Err(e) = with_retry("dropping the shadow table", policy, &never, || d.drop_table(&names.shadow, ddl.lock_timeout)).await {
+            return Err(format!("{} remains ({e})", names.shadow));
+        }
+    }
+    Ok(())
+}
+
+/// What `cleanup` found and did.
+#[derive(Debug, Clone, Default)]
+pub struct CleanupReport {
+    /// Capture triggers dropped.
+    pub triggers_dropped: Vec<String>,
+    /// The shadow table, if it was dropped.
+    pub shadow_dropped: Option<TableRef>,
+    /// The old table, if one exists (never dropped by cleanup: it may be the only copy of
+    /// pre-migration data the operator wants).
+    pub old_table_present: Option<TableRef>,
+}
+
+/// Remove what a killed or failed run left on `table`: the capture triggers, then the shadow.
+/// Refuses while another run holds the table's advisory lock.
+pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Result<CleanupReport> {
+    let names = d.names(table);
+    let lock = d.acquire_run_lock(&names).await?;
+    let result = async {
+        let triggers = d.capture_present(&names).await?;
+        let shadow = d.table_exists(&names.shadow).await?;
+        undo_steps(d, &names, !triggers.is_empty(), shadow, ddl)
+            .await
+            .map_err(|m| Error::Database { context: "cleanup".into(), message: m, class: crate::error::ErrorClass::Fatal })?;
+        Ok(CleanupReport {
+            triggers_dropped: triggers,
+            shadow_dropped: shadow.then(|| names.shadow.clone()),
+            old_table_present: d.table_exists(&names.old).await?.then(|| names.old.clone()),
+        })
+    }
+    .await;
+    let _ = lock.release().await;
+    result
+}

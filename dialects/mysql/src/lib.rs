@@ -1,1 +1,500 @@
-//! placeholder
+//! The MySQL/MariaDB dialect of shadowswap, on `mysql_async`.
+//!
+//! Module map:
+//! - [`dsn`]    — `mysql://` DSN parsing; the password may come from `MYSQL_PWD`; never displayed.
+//! - [`errors`] — classification of driver errors (lock timeout, deadlock, duplicate key, …).
+//! - [`sql`]    — pure SQL builders: quoting, keyset predicates, copy, triggers, checksum, swap.
+//! - this file  — [`MySql`], the [`Dialect`] implementation that runs that SQL.
+//!
+//! Every session shadowswap opens is set up the same way (see [`SESSION_SETUP`]): UTC time zone,
+//! so TIMESTAMP values round-trip exactly (no DST-ambiguous local times); a strict `sql_mode` with
+//! `NO_AUTO_VALUE_ON_ZERO`, so nothing is silently truncated and an AUTO_INCREMENT value of 0 is
+//! copied as 0; REPEATABLE READ, for the next-key locks the chunk copy relies on. The capture
+//! triggers are created in such a session, and a trigger runs with the `sql_mode` it was created
+//! with (MariaDB KB, "CREATE TRIGGER"), so the triggers are strict too.
+
+pub mod dsn;
+pub mod errors;
+pub mod sql;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Pool, Row, TxOpts, Value};
+use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::error::Result;
+use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
+use shadowswap_engine::names::{char_len, Names};
+use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::Error;
+
+pub use dsn::Dsn;
+use sql::{Ident, Qualified};
+
+/// MySQL's identifier length limit, in characters.
+pub const MAX_IDENTIFIER_CHARS: usize = 64;
+
+/// Statements run on every session shadowswap opens (and after each pool reset).
+pub const SESSION_SETUP: [&str; 4] = [
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "SET NAMES utf8mb4",
+];
+
+/// A chunk boundary: the chunk key's values of one row, as the server returned them (binary
+/// protocol), so they bind back exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MyKey(pub Vec<Value>);
+
+impl fmt::Display for MyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|v| v.as_sql(false)).collect();
+        write!(f, "({})", parts.join(", "))
+    }
+}
+
+/// A MySQL or MariaDB server.
+pub struct MySql {
+    pool: Pool,
+    opts: OptsBuilder,
+    dsn: Dsn,
+    parser: sqlparser::dialect::MySqlDialect,
+}
+
+fn whole_seconds(d: Duration) -> u64 {
+    // lock_wait_timeout and innodb_lock_wait_timeout take whole seconds on MariaDB.
+    d.as_secs() + u64::from(d.subsec_nanos() > 0).max(u64::from(d.as_secs() == 0))
+}
+
+impl MySql {
+    /// Connect to the server named by `dsn`, with the password from the DSN or, failing that,
+    /// from `env_password` (the caller passes `MYSQL_PWD`). Verifies the connection at once.
+    ///
+    /// Errors: [`Error::Unreachable`] (nothing answers), [`Error::AccessDenied`] (bad user or
+    /// password), [`Error::Refused`] (malformed DSN, unknown database).
+    pub async fn connect(dsn: &str, env_password: Option<String>) -> Result<MySql> {
+        let dsn = Dsn::parse(dsn, env_password)?;
+        let mut opts = OptsBuilder::default()
+            .ip_or_hostname(dsn.host.clone())
+            .tcp_port(dsn.port)
+            .user(Some(dsn.user.clone()))
+            .pass(dsn.password.clone())
+            .prefer_socket(false)
+            .setup(SESSION_SETUP.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        if let Some(db) = &dsn.database {
+            opts = opts.db_name(Some(db.clone()));
+        }
+        let pool = Pool::new(opts.clone());
+        let me = MySql { pool, opts, dsn, parser: sqlparser::dialect::MySqlDialect {} };
+        match me.pool.get_conn().await {
+            Ok(mut c) => {
+                let _: Option<u8> = c.query_first("SELECT 1").await.map_err(|e| errors::db("checking the connection", e))?;
+                Ok(me)
+            }
+            Err(e) => Err(me.connect_error(e)),
+        }
+    }
+
+    /// The database named in the DSN, used for tables given without a schema.
+    pub fn default_schema(&self) -> Option<&str> {
+        self.dsn.database.as_deref()
+    }
+
+    /// Close every pooled connection.
+    pub async fn disconnect(self) {
+        let _ = self.pool.disconnect().await;
+    }
+
+    fn connect_error(&self, e: mysql_async::Error) -> Error {
+        let target = self.dsn.to_string();
+        match &e {
+            mysql_async::Error::Server(s) if s.code == errors::ACCESS_DENIED => Error::AccessDenied { target, reason: s.message.clone() },
+            mysql_async::Error::Server(s) if s.code == errors::BAD_DB => {
+                Error::refused(format!("database {} does not exist on {target}; check the DSN", self.dsn.database.as_deref().unwrap_or("")))
+            }
+            mysql_async::Error::Server(_) => errors::db(&format!("connecting to {target}"), e),
+            other => Error::Unreachable { target, reason: other.to_string() },
+        }
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        self.pool.get_conn().await.map_err(|e| self.connect_error(e))
+    }
+
+    async fn exec_ddl(&self, context: &str, stmt: &str, lock_timeout: Duration) -> Result<()> {
+        let mut c = self.conn().await?;
+        c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), stmt)).await.map_err(|e| errors::db(context, e))
+    }
+
+    async fn strings(&self, context: &str, query: &str, params: Vec<Value>) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        c.exec::<String, _, _>(query, params).await.map_err(|e| errors::db(context, e))
+    }
+
+    /// Read columns and indexes with SHOW statements, which (unlike information_schema) also
+    /// work on the session's temporary trial table.
+    async fn shape_on(c: &mut Conn, table: &TableRef) -> std::result::Result<TableShape, mysql_async::Error> {
+        let t = Qualified(table);
+        let rows: Vec<Row> = c.query(format!("SHOW FULL COLUMNS FROM {t}")).await?;
+        let text = |r: &Row, name: &str| -> Option<String> { r.get_opt::<Option<String>, _>(name).and_then(|v| v.ok()).flatten() };
+        let columns = rows
+            .iter()
+            .map(|r| Column {
+                name: text(r, "Field").unwrap_or_default(),
+                column_type: text(r, "Type").unwrap_or_default(),
+                collation: text(r, "Collation"),
+                nullable: text(r, "Null").as_deref() == Some("YES"),
+                generated: text(r, "Extra").is_some_and(|e| e.to_ascii_uppercase().contains("GENERATED")),
+            })
+            .collect();
+        let rows: Vec<Row> = c.query(format!("SHOW INDEX FROM {t}")).await?;
+        let mut indexes: Vec<Index> = Vec::new();
+        for r in &rows {
+            let name = text(r, "Key_name").unwrap_or_default();
+            let column = text(r, "Column_name");
+            let partial = text(r, "Sub_part").is_some() || column.is_none();
+            let unique = text(r, "Non_unique").as_deref() == Some("0");
+            match indexes.iter_mut().find(|i| i.name == name) {
+                Some(i) => {
+                    i.columns.extend(column);
+                    i.partial |= partial;
+                }
+                None => indexes.push(Index {
+                    primary: name == "PRIMARY",
+                    name,
+                    columns: column.into_iter().collect(),
+                    unique,
+                    partial,
+                }),
+            }
+        }
+        Ok(TableShape { columns, indexes, estimated_rows: 0 })
+    }
+
+    async fn key_query(&self, context: &str, query: String, params: Vec<Value>) -> Result<Option<MyKey>> {
+        let mut c = self.conn().await?;
+        let row: Option<Row> = c.exec_first(query, params).await.map_err(|e| errors::db(context, e))?;
+        Ok(row.map(|r| MyKey(r.unwrap())))
+    }
+
+    fn where_range(plan: &Plan, shadow: bool, after: Option<&MyKey>, upto: &MyKey) -> (String, Vec<Value>) {
+        let (orig, shad) = sql::key_names(plan);
+        let cols = if shadow { shad } else { orig };
+        sql::range_where(&cols, &plan.key.columns, after.map(|k| k.0.as_slice()), &upto.0)
+    }
+}
+
+struct MyRunLock {
+    conn: Conn,
+    name: String,
+}
+
+#[async_trait]
+impl RunLock for MyRunLock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        let MyRunLock { mut conn, name } = *self;
+        let _: Option<Option<i64>> = conn.exec_first("SELECT RELEASE_LOCK(?)", (name,)).await.map_err(|e| errors::db("releasing the lock", e))?;
+        conn.disconnect().await.map_err(|e| errors::db("closing the lock session", e))
+    }
+}
+
+#[async_trait]
+impl Dialect for MySql {
+    type Key = MyKey;
+
+    fn target(&self) -> String {
+        self.dsn.to_string()
+    }
+
+    fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect {
+        &self.parser
+    }
+
+    fn rules(&self) -> Rules {
+        Rules { eq: |a, b| a.eq_ignore_ascii_case(b), key_column_ok: sql::key_column_ok }
+    }
+
+    fn names(&self, table: &TableRef) -> Names {
+        Names::new(table, MAX_IDENTIFIER_CHARS, char_len)
+    }
+
+    async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>> {
+        // A session of its own, outside the pool: the lock lives exactly as long as this session.
+        let mut conn = Conn::new(self.opts.clone()).await.map_err(|e| self.connect_error(e))?;
+        let got: Option<Option<i64>> =
+            conn.exec_first("SELECT GET_LOCK(?, 0)", (names.lock.clone(),)).await.map_err(|e| errors::db("taking the advisory lock", e))?;
+        if got.flatten() != Some(1) {
+            let _ = conn.disconnect().await;
+            return Err(Error::AnotherRun(names.table.clone()));
+        }
+        Ok(Box::new(MyRunLock { conn, name: names.lock.clone() }))
+    }
+
+    async fn inspect(&self, table: &TableRef) -> Result<TableShape> {
+        let mut c = self.conn().await?;
+        let mut shape = match Self::shape_on(&mut c, table).await {
+            Ok(s) => s,
+            Err(e) if errors::code(&e) == Some(errors::NO_SUCH_TABLE) => return Err(Error::NoSuchTable(table.clone())),
+            Err(e) => return Err(errors::db(&format!("reading the definition of {table}"), e)),
+        };
+        let est: Option<Option<u64>> = c
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&table.schema, &table.name),
+            )
+            .await
+            .map_err(|e| errors::db("estimating rows", e))?;
+        shape.estimated_rows = est.flatten().unwrap_or(0);
+        Ok(shape)
+    }
+
+    async fn table_exists(&self, table: &TableRef) -> Result<bool> {
+        let found = self
+            .strings(
+                "looking up a table",
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                vec![table.schema.clone().into(), table.name.clone().into()],
+            )
+            .await?;
+        Ok(!found.is_empty())
+    }
+
+    async fn preflight(&self, names: &Names, _original: &TableShape) -> Result<()> {
+        let t = &names.table;
+        let mut c = self.conn().await?;
+        let info: Option<(String, Option<String>, Option<String>)> = c
+            .exec_first(
+                "SELECT TABLE_TYPE, ENGINE, CREATE_OPTIONS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.schema, &t.name),
+            )
+            .await
+            .map_err(|e| errors::db("reading table status", e))?;
+        let Some((kind, engine, options)) = info else { return Err(Error::NoSuchTable(t.clone())) };
+        if kind != "BASE TABLE" {
+            return Err(Error::refused(format!("{t} is a {kind}, not a table; shadowswap migrates base tables")));
+        }
+        if !engine.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("InnoDB")) {
+            return Err(Error::refused(format!(
+                "{t} uses ENGINE={}; shadowswap needs InnoDB (transactions and row locks make the copy safe); convert it first",
+                engine.unwrap_or_default()
+            )));
+        }
+        if options.as_deref().is_some_and(|o| o.contains("partitioned")) {
+            return Err(Error::refused(format!("{t} is partitioned; shadowswap does not migrate partitioned tables yet")));
+        }
+        let triggers: Vec<String> = c
+            .exec(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY TRIGGER_NAME",
+                (&t.schema, &t.name),
+            )
+            .await
+            .map_err(|e| errors::db("listing triggers", e))?;
+        if triggers.iter().any(|tr| names.triggers().contains(&tr.as_str())) {
+            return Err(Error::refused(format!(
+                "{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first"
+            )));
+        }
+        if !triggers.is_empty() {
+            return Err(Error::refused(format!(
+                "{t} has triggers of its own ({}); they would stay on the old table at the swap. Drop them for the \
+                 migration and recreate them afterwards",
+                triggers.join(", ")
+            )));
+        }
+        let fks: Vec<String> = c
+            .exec(
+                "SELECT CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                 WHERE (CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?) OR (UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?)",
+                (&t.schema, &t.name, &t.schema, &t.name),
+            )
+            .await
+            .map_err(|e| errors::db("listing foreign keys", e))?;
+        if !fks.is_empty() {
+            return Err(Error::refused(format!(
+                "{t} has or is referenced by foreign keys ({}); a rename swap would leave them pointing at the old table. \
+                 Drop them for the migration and recreate them afterwards",
+                fks.join(", ")
+            )));
+        }
+        drop(c);
+        for leftover in [&names.shadow, &names.old] {
+            if self.table_exists(leftover).await? {
+                return Err(Error::refused(format!(
+                    "{leftover} already exists (left by an earlier run?); run `shadowswap cleanup` for this table, or drop or rename it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape> {
+        let trial = names.table.sibling(names.trial.clone());
+        let mut c = self.conn().await?;
+        let ctx = "trying the ALTER on a temporary copy";
+        c.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {}", Qualified(&trial))).await.map_err(|e| errors::db(ctx, e))?;
+        c.query_drop(format!("CREATE TEMPORARY TABLE {} LIKE {}", Qualified(&trial), Qualified(&names.table)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        let altered = c.query_drop(format!("ALTER TABLE {} {spec}", Qualified(&trial))).await;
+        let shape = match altered {
+            Ok(()) => Self::shape_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e)),
+            Err(mysql_async::Error::Server(s)) => Err(Error::AlterRejected(s.message)),
+            Err(e) => Err(errors::db(ctx, e)),
+        };
+        c.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {}", Qualified(&trial))).await.map_err(|e| errors::db(ctx, e))?;
+        shape
+    }
+
+    fn render_sql(&self, plan: &Plan) -> PlanSql {
+        let n = &plan.names;
+        let placeholders = vec!["?"; plan.key.columns.len()];
+        let (where_, _) = sql::range_where(&sql::key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders);
+        PlanSql {
+            shadow: vec![
+                format!("CREATE TABLE {} LIKE {}", Qualified(&n.shadow), Qualified(&n.table)),
+                format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
+            ],
+            capture: sql::capture_triggers(plan).to_vec(),
+            copy: sql::copy_chunk(plan, &where_),
+            cut_over: sql::rename_swap(plan),
+        }
+    }
+
+    async fn find_duplicate(&self, table: &TableRef, columns: &[String]) -> Result<Option<String>> {
+        let cols = sql::column_list("", columns.iter().map(String::as_str));
+        let quoted = columns.iter().map(|c| format!("QUOTE({})", Ident(c))).collect::<Vec<_>>().join(", ");
+        let not_null = columns.iter().map(|c| format!("{} IS NOT NULL", Ident(c))).collect::<Vec<_>>().join(" AND ");
+        let q = format!(
+            "SELECT CONCAT('(', CONCAT_WS(', ', {quoted}), ') occurs ', COUNT(*), ' times') FROM {} WHERE {not_null} \
+             GROUP BY {cols} HAVING COUNT(*) > 1 LIMIT 1",
+            Qualified(table)
+        );
+        let mut c = self.conn().await?;
+        c.query_first::<String, _>(q).await.map_err(|e| errors::db("looking for duplicates of a new unique key", e))
+    }
+
+    async fn create_shadow(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        let n = &plan.names;
+        let secs = whole_seconds(lock_timeout);
+        let mut c = self.conn().await?;
+        let ctx = format!("creating {}", n.shadow);
+        c.query_drop(sql::with_lock_timeout(secs, &format!("CREATE TABLE {} LIKE {}", Qualified(&n.shadow), Qualified(&n.table))))
+            .await
+            .map_err(|e| errors::db(&ctx, e))?;
+        c.query_drop(format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter)).await.map_err(|e| match e {
+            mysql_async::Error::Server(s) => Error::AlterRejected(s.message),
+            e => errors::db(&ctx, e),
+        })?;
+        // CREATE TABLE … LIKE does not copy the AUTO_INCREMENT counter: carry it over so ids
+        // freed by deletes at the top of the range are not handed out again after the swap.
+        let next: Option<Option<u64>> = c
+            .exec_first(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&n.table.schema, &n.table.name),
+            )
+            .await
+            .map_err(|e| errors::db(&ctx, e))?;
+        if let Some(next) = next.flatten() {
+            c.query_drop(format!("ALTER TABLE {} AUTO_INCREMENT = {next}", Qualified(&n.shadow))).await.map_err(|e| errors::db(&ctx, e))?;
+        }
+        Ok(())
+    }
+
+    async fn install_capture(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        // Idempotent under retry: a trigger created by an earlier attempt is dropped first.
+        self.remove_capture(&plan.names, lock_timeout).await?;
+        for stmt in sql::capture_triggers(plan) {
+            self.exec_ddl("creating a capture trigger", &stmt, lock_timeout).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_capture(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        for name in names.triggers() {
+            let stmt = format!("DROP TRIGGER IF EXISTS {}", sql::trigger_name(&names.table, name));
+            self.exec_ddl("dropping a capture trigger", &stmt, lock_timeout).await?;
+        }
+        Ok(())
+    }
+
+    async fn capture_present(&self, names: &Names) -> Result<Vec<String>> {
+        let [a, b, c] = names.triggers();
+        self.strings(
+            "listing capture triggers",
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME IN (?, ?, ?) ORDER BY TRIGGER_NAME",
+            vec![names.table.schema.clone().into(), a.into(), b.into(), c.into()],
+        )
+        .await
+    }
+
+    async fn drop_table(&self, table: &TableRef, lock_timeout: Duration) -> Result<()> {
+        self.exec_ddl(&format!("dropping {table}"), &format!("DROP TABLE IF EXISTS {}", Qualified(table)), lock_timeout).await
+    }
+
+    async fn key_range(&self, plan: &Plan) -> Result<Option<(MyKey, MyKey)>> {
+        let low = self.key_query("reading the lowest key", sql::key_edge(plan, false), vec![]).await?;
+        let high = self.key_query("reading the high watermark", sql::key_edge(plan, true), vec![]).await?;
+        Ok(low.zip(high))
+    }
+
+    async fn chunk_end(&self, plan: &Plan, after: Option<&MyKey>, high: &MyKey, rows: u64) -> Result<MyKey> {
+        let (where_, params) = Self::where_range(plan, false, after, high);
+        let end = self.key_query("finding the chunk's end", sql::chunk_end(plan, &where_, rows), params).await?;
+        Ok(end.unwrap_or_else(|| high.clone()))
+    }
+
+    async fn copy_chunk(&self, plan: &Plan, after: Option<&MyKey>, upto: &MyKey, lock_wait: Duration) -> Result<u64> {
+        let ctx = "copying a chunk";
+        let (where_orig, p_orig) = Self::where_range(plan, false, after, upto);
+        let (where_shadow, p_shadow) = Self::where_range(plan, true, after, upto);
+        let mut c = self.conn().await?;
+        c.query_drop(format!("SET SESSION innodb_lock_wait_timeout = {}", whole_seconds(lock_wait)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        let mut tx = c.start_transaction(TxOpts::default()).await.map_err(|e| errors::db(ctx, e))?;
+        let _: Option<u64> = tx.exec_first(sql::lock_chunk(plan, &where_orig), p_orig.clone()).await.map_err(|e| errors::db(ctx, e))?;
+        tx.exec_drop(sql::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
+        match tx.exec_drop(sql::copy_chunk(plan, &where_orig), p_orig).await {
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(s)) if s.code == errors::DUP_ENTRY => {
+                let (value, key) = errors::duplicate_entry(&s.message).unwrap_or((s.message.clone(), "?".into()));
+                return Err(Error::DuplicateKey { key, table: plan.names.table.clone(), value: format!("'{value}'") });
+            }
+            Err(mysql_async::Error::Server(s)) if matches!(s.code, 1048 | 1263 | 1264 | 1265 | 1292 | 1364 | 1366 | 1406) => {
+                return Err(Error::refused(format!(
+                    "the altered table rejects a row of {}: {} (error {}); change the ALTER so the existing data fits",
+                    plan.names.table, s.message, s.code
+                )));
+            }
+            Err(e) => return Err(errors::db(ctx, e)),
+        }
+        let rows = tx.affected_rows();
+        tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+        Ok(rows)
+    }
+
+    async fn checksum_chunk(&self, plan: &Plan, after: Option<&MyKey>, upto: &MyKey) -> Result<(ChunkChecksum, ChunkChecksum)> {
+        let ctx = "checksumming a chunk";
+        let cols = sql::checksum_columns(plan);
+        let (where_orig, p_orig) = Self::where_range(plan, false, after, upto);
+        let (where_shadow, p_shadow) = Self::where_range(plan, true, after, upto);
+        let q_orig = sql::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &where_orig);
+        let q_shadow = sql::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &where_shadow);
+        let mut c = self.conn().await?;
+        let mut opts = TxOpts::default();
+        opts.with_consistent_snapshot(true).with_readonly(true);
+        let mut tx = c.start_transaction(opts).await.map_err(|e| errors::db(ctx, e))?;
+        let a: Option<(u64, u64)> = tx.exec_first(q_orig, p_orig).await.map_err(|e| errors::db(ctx, e))?;
+        let b: Option<(u64, u64)> = tx.exec_first(q_shadow, p_shadow).await.map_err(|e| errors::db(ctx, e))?;
+        tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+        let sum = |v: Option<(u64, u64)>| v.map(|(rows, hash)| ChunkChecksum { rows, hash }).unwrap_or_default();
+        Ok((sum(a), sum(b)))
+    }
+
+    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        self.exec_ddl("swapping the tables", &sql::rename_swap(plan), lock_timeout).await
+    }
+}

@@ -1,0 +1,83 @@
+//! `mysql://USER[:PASS]@HOST[:PORT][/DB]` parsing. The password may instead come from the
+//! `MYSQL_PWD` environment variable (as with the `mysql` client), so it stays out of process
+//! listings. [`Dsn`]'s `Display` never shows the password.
+
+use std::fmt;
+
+use shadowswap_engine::{Error, Result};
+
+/// A parsed DSN.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dsn {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (default 3306).
+    pub port: u16,
+    /// User name (percent-decoded).
+    pub user: String,
+    /// Password (percent-decoded), from the DSN or `MYSQL_PWD`.
+    pub password: Option<String>,
+    /// Default database (schema), if given.
+    pub database: Option<String>,
+}
+
+impl fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dsn({self})")
+    }
+}
+
+impl fmt::Display for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mysql://{}@{}:{}/{}", self.user, self.host, self.port, self.database.as_deref().unwrap_or(""))
+    }
+}
+
+impl Dsn {
+    /// Parse `dsn`; `env_password` is the value of `MYSQL_PWD`, used when the DSN has no password.
+    /// Errors: not a `mysql://` URL, no host, no user.
+    pub fn parse(dsn: &str, env_password: Option<String>) -> Result<Dsn> {
+        let bad = |why: &str| Error::refused(format!("invalid --dsn: {why}; expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"));
+        let url = url::Url::parse(dsn).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != "mysql" && url.scheme() != "mariadb" {
+            return Err(bad(&format!("scheme {}:// is not mysql://", url.scheme())));
+        }
+        let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+        let user = decode(url.username()).filter(|u| !u.is_empty()).ok_or_else(|| bad("no user"))?;
+        let password = url.password().and_then(decode).or(env_password);
+        let database = Some(url.path().trim_start_matches('/')).filter(|d| !d.is_empty()).and_then(decode);
+        Ok(Dsn {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port: url.port().unwrap_or(3306),
+            user,
+            password,
+            database,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_never_shows_the_password() {
+        let d = Dsn::parse("mysql://app:s%40cret@127.0.0.1:33306/shop", None).unwrap();
+        assert_eq!((d.user.as_str(), d.password.as_deref(), d.port), ("app", Some("s@cret"), 33306));
+        assert_eq!(d.database.as_deref(), Some("shop"));
+        assert_eq!(d.to_string(), "mysql://app@127.0.0.1:33306/shop");
+        assert!(!format!("{d:?}").contains("cret"));
+    }
+
+    #[test]
+    fn password_from_environment_and_errors() {
+        let d = Dsn::parse("mysql://app@db/x", Some("envpw".into())).unwrap();
+        assert_eq!((d.password.as_deref(), d.port), (Some("envpw"), 3306));
+        let d = Dsn::parse("mysql://app:dsnpw@db/x", Some("envpw".into())).unwrap();
+        assert_eq!(d.password.as_deref(), Some("dsnpw"), "the DSN wins");
+        assert!(Dsn::parse("postgres://a@b/c", None).unwrap_err().to_string().contains("not mysql://"));
+        assert!(Dsn::parse("mysql://b/c", None).unwrap_err().to_string().contains("no user"));
+        assert!(Dsn::parse("nonsense", None).is_err());
+    }
+}

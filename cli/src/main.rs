@@ -1,1 +1,220 @@
-fn main() {}
+//! The `shadowswap` command: clap arguments → [`MigrationConfig`] → engine. Thin on purpose.
+//!
+//! Exit status: 0 when the table was swapped (or, for a dry run, when every preflight check
+//! passed); 1 when the run failed and everything it created was removed; 3 when it failed and
+//! something is left (the message says what; `shadowswap cleanup` removes it); 130 when
+//! interrupted (after removing what it created); 2 for usage errors.
+
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig};
+use shadowswap_engine::runner::{cleanup, Outcome};
+use shadowswap_engine::{Error, MigrationConfig, Runner, TableRef};
+use shadowswap_mysql::MySql;
+
+/// Online ALTER TABLE for MariaDB/MySQL: shadow table, capture triggers, chunked backfill,
+/// checksum, atomic cut-over.
+#[derive(Parser, Debug)]
+#[command(name = "shadowswap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an ALTER TABLE online. Without --execute: a dry run that checks and prints the plan.
+    Alter(AlterArgs),
+    /// Remove what an interrupted run left on a table (capture triggers, shadow table).
+    Cleanup(TargetArgs),
+}
+
+#[derive(Args, Debug)]
+struct TargetArgs {
+    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE. The password may instead be given in MYSQL_PWD.
+    #[arg(long)]
+    dsn: String,
+    /// The table: NAME (in the DSN's database) or DATABASE.NAME.
+    #[arg(long)]
+    table: String,
+}
+
+#[derive(Args, Debug)]
+struct AlterArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// What follows ALTER TABLE t, e.g. "ADD COLUMN c INT NULL, DROP COLUMN d".
+    #[arg(long)]
+    alter: String,
+    /// Migrate. Without it, a dry run: every preflight check, the plan printed, nothing changed.
+    #[arg(long)]
+    execute: bool,
+    /// Target time per chunk; the chunk size adapts to it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    chunk_time: Duration,
+    /// A fixed chunk size in rows, instead of adapting to --chunk-time.
+    #[arg(long, conflicts_with = "chunk_time")]
+    chunk_size: Option<u64>,
+    /// Keep the old table as _T_old after the swap (default: drop it).
+    #[arg(long)]
+    keep_old_table: bool,
+    /// While this file exists, stay in sync and do not cut over; cut over once it is removed.
+    #[arg(long, value_name = "PATH")]
+    postpone_cut_over_flag_file: Option<PathBuf>,
+    /// Allow an ALTER that renames columns (CHANGE old new …, RENAME COLUMN); data is carried over.
+    #[arg(long)]
+    approve_renamed_columns: bool,
+    /// How long each cut-over attempt (and each trigger DDL) waits for its locks. MariaDB counts whole seconds.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    cut_over_lock_timeout: Duration,
+    /// Cut-over attempts after the first, with exponential backoff and jitter between them.
+    #[arg(long, default_value_t = 10)]
+    cut_over_retries: u32,
+    /// Skip the checksum of original against shadow before the cut-over.
+    #[arg(long)]
+    no_checksum: bool,
+}
+
+impl AlterArgs {
+    fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            approve_renamed_columns: self.approve_renamed_columns,
+            copy: CopyConfig { chunk_time: self.chunk_time, fixed_chunk_rows: self.chunk_size, ..CopyConfig::default() },
+            checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
+            cut_over: CutOverConfig {
+                lock_timeout: self.cut_over_lock_timeout,
+                retries: self.cut_over_retries,
+                keep_old_table: self.keep_old_table,
+                postpone_flag_file: self.postpone_cut_over_flag_file.clone(),
+                ..CutOverConfig::default()
+            },
+            ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
+        }
+    }
+}
+
+/// How a command failed, for the exit status.
+enum Failure {
+    Error(Error),
+    Usage(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = progress::init_logging(cli.log_format == LogFormat::Json, terminal);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shadowswap: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.log_format == LogFormat::Json;
+    match rt.block_on(run(cli.command, bar, json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("shadowswap: error: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("shadowswap: error: {e}");
+            let code = match &e {
+                Error::Cancelled(_) => 130,
+                Error::Database { context, .. } if context == "cleanup incomplete" || context == "cleanup" => 3,
+                _ => 1,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn table_ref(table: &str, default_schema: Option<&str>) -> Result<TableRef, Failure> {
+    match table.split_once('.') {
+        Some((schema, name)) if !schema.is_empty() && !name.is_empty() => Ok(TableRef::new(schema, name)),
+        Some(_) => Err(Failure::Usage(format!("--table {table:?} is not NAME or DATABASE.NAME"))),
+        None => match default_schema {
+            Some(s) => Ok(TableRef::new(s, table)),
+            None => Err(Failure::Usage("the DSN names no database: add /DATABASE to it, or give --table DATABASE.NAME".into())),
+        },
+    }
+}
+
+async fn connect(dsn: &str) -> Result<MySql, Failure> {
+    let scheme = dsn.split("://").next().unwrap_or_default();
+    match scheme {
+        "mysql" | "mariadb" => Ok(MySql::connect(dsn, std::env::var("MYSQL_PWD").ok()).await?),
+        "postgres" | "postgresql" => Err(Failure::Usage("PostgreSQL is not supported by this version yet; use a mysql:// DSN".into())),
+        _ => Err(Failure::Usage("--dsn must start with mysql:// (e.g. mysql://user@127.0.0.1:3306/db)".into())),
+    }
+}
+
+async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) -> Result<(), Failure> {
+    match command {
+        Command::Alter(args) => {
+            let dialect = Arc::new(connect(&args.target.dsn).await?);
+            let table = table_ref(&args.target.table, dialect.default_schema())?;
+            let runner = Runner::new(dialect.clone(), args.config());
+            let cancel = runner.cancel_token();
+            let signals = tokio::spawn(progress::cancel_on_signal(cancel.clone()));
+            let reporter = tokio::spawn(progress::report(runner.progress(), bar.clone(), cancel.clone()));
+            let result = runner.run(&table, &args.alter).await;
+            signals.abort();
+            cancel.cancel(); // stops the reporter
+            let _ = reporter.await;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let outcome = result?;
+            match outcome {
+                Outcome::DryRun(plan) => {
+                    println!("{}", plan.render());
+                    println!("dry run: every preflight check passed and nothing was changed; add --execute to migrate");
+                }
+                Outcome::Swapped(s) => progress::print_summary(&s, json),
+            }
+            Ok(())
+        }
+        Command::Cleanup(target) => {
+            let dialect = connect(&target.dsn).await?;
+            let table = table_ref(&target.table, dialect.default_schema())?;
+            let report = cleanup(&dialect, &table, &DdlConfig::default()).await?;
+            if report.triggers_dropped.is_empty() && report.shadow_dropped.is_none() {
+                println!("nothing to clean up on {table}");
+            }
+            if !report.triggers_dropped.is_empty() {
+                println!("dropped capture triggers: {}", report.triggers_dropped.join(", "));
+            }
+            if let Some(s) = report.shadow_dropped {
+                println!("dropped shadow table {s}");
+            }
+            if let Some(old) = report.old_table_present {
+                println!("{old} exists (the table as it was before an earlier swap); drop it with DROP TABLE when you no longer need it");
+            }
+            Ok(())
+        }
+    }
+}

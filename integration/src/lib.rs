@@ -68,7 +68,7 @@ impl TestDb {
     }
 
     /// One scalar.
-    pub async fn scalar<T: mysql_async::prelude::FromValue>(&self, sql: &str) -> T {
+    pub async fn scalar<T: mysql_async::prelude::FromValue + Send + 'static>(&self, sql: &str) -> T {
         let mut c = self.pool.get_conn().await.unwrap();
         c.query_first(sql).await.unwrap().unwrap_or_else(|| panic!("no row: {sql}"))
     }

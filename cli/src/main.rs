@@ -167,7 +167,9 @@ async fn connect(dsn: &str) -> Result<MySql, Failure> {
     let scheme = dsn.split("://").next().unwrap_or_default();
     match scheme {
         "mysql" | "mariadb" => Ok(MySql::connect(dsn, std::env::var("MYSQL_PWD").ok()).await?),
-        "postgres" | "postgresql" => Err(Failure::Usage("PostgreSQL is not supported by this version yet; use a mysql:// DSN".into())),
+        "postgres" | "postgresql" => {
+            Err(Failure::Usage("PostgreSQL is not supported by this version yet; use a mysql:// DSN".into()))
+        }
         _ => Err(Failure::Usage("--dsn must start with mysql:// (e.g. mysql://user@127.0.0.1:3306/db)".into())),
     }
 }

@@ -89,7 +89,9 @@ pub async fn report(mut rx: watch::Receiver<Progress>, bar: Option<ProgressBar>,
                 bar.set_position(done);
                 bar.set_message(p.waiting_for.clone().unwrap_or_default());
             }
-            None if last_log.elapsed() >= LOG_EVERY && matches!(p.phase, Phase::Backfill | Phase::Checksum | Phase::Postponed) => {
+            None if last_log.elapsed() >= LOG_EVERY
+                && matches!(p.phase, Phase::Backfill | Phase::Checksum | Phase::Postponed) =>
+            {
                 let secs = last_rate_at.elapsed().as_secs_f64().max(1e-3);
                 let rate = done.saturating_sub(last_rows) as f64 / secs;
                 let eta = if rate > 0.0 { format!("{:.0}s", total.saturating_sub(done) as f64 / rate) } else { "-".into() };

@@ -45,9 +45,7 @@ pub fn analyze(spec: &str, dialect: &dyn SqlDialect) -> Result<AlterAnalysis> {
         match &tok {
             Token::Whitespace(_) => continue,
             Token::SemiColon => {
-                return Err(Error::refused(
-                    "the ALTER spec contains ';': give one ALTER spec, not several statements",
-                ));
+                return Err(Error::refused("the ALTER spec contains ';': give one ALTER spec, not several statements"));
             }
             Token::LParen => depth += 1,
             Token::RParen => {
@@ -104,9 +102,9 @@ fn analyze_clause(c: &[Token], out: &mut AlterAnalysis) -> Result<()> {
         )
     };
     match keyword(c.first()) {
-        Some(Keyword::ALTER) if matches!(keyword(c.get(1)), Some(Keyword::TABLE | Keyword::IGNORE)) => Err(Error::refused(
-            "--alter takes what follows ALTER TABLE t (e.g. \"ADD COLUMN c INT\"), not the whole statement",
-        )),
+        Some(Keyword::ALTER) if matches!(keyword(c.get(1)), Some(Keyword::TABLE | Keyword::IGNORE)) => {
+            Err(Error::refused("--alter takes what follows ALTER TABLE t (e.g. \"ADD COLUMN c INT\"), not the whole statement"))
+        }
         Some(Keyword::RENAME) => match keyword(c.get(1)) {
             None if c.len() == 1 => Err(rename_table()),
             Some(Keyword::TO | Keyword::AS) => Err(rename_table()),
@@ -116,7 +114,8 @@ fn analyze_clause(c: &[Token], out: &mut AlterAnalysis) -> Result<()> {
                 if keyword(c.get(i)) == Some(Keyword::IF) {
                     i += 2; // IF EXISTS
                 }
-                let (Some(old), Some(Keyword::TO), Some(new)) = (ident(c.get(i)), keyword(c.get(i + 1)), ident(c.get(i + 2))) else {
+                let (Some(old), Some(Keyword::TO), Some(new)) = (ident(c.get(i)), keyword(c.get(i + 1)), ident(c.get(i + 2)))
+                else {
                     return Err(Error::refused("cannot read RENAME COLUMN: expected RENAME COLUMN old TO new"));
                 };
                 out.renamed_columns.push((old, new));
@@ -148,9 +147,9 @@ fn analyze_clause(c: &[Token], out: &mut AlterAnalysis) -> Result<()> {
             }
             Ok(())
         }
-        Some(Keyword::SET) if keyword(c.get(1)) == Some(Keyword::SCHEMA) => Err(Error::refused(
-            "the ALTER moves the table to another schema; do that separately, before or after the migration",
-        )),
+        Some(Keyword::SET) if keyword(c.get(1)) == Some(Keyword::SCHEMA) => {
+            Err(Error::refused("the ALTER moves the table to another schema; do that separately, before or after the migration"))
+        }
         Some(Keyword::EXCHANGE) => Err(Error::refused(
             "EXCHANGE PARTITION swaps data with another table and cannot run on a shadow copy; run it directly",
         )),
@@ -185,10 +184,7 @@ mod tests {
     #[test]
     fn renames_are_found() {
         let a = my("CHANGE COLUMN `old name` new_name INT, RENAME COLUMN x TO y, CHANGE same same BIGINT").unwrap();
-        assert_eq!(
-            a.renamed_columns,
-            vec![("old name".to_string(), "new_name".to_string()), ("x".into(), "y".into())]
-        );
+        assert_eq!(a.renamed_columns, vec![("old name".to_string(), "new_name".to_string()), ("x".into(), "y".into())]);
         let pg = analyze("RENAME a TO b", &PostgreSqlDialect {}).unwrap();
         assert_eq!(pg.renamed_columns, vec![("a".to_string(), "b".to_string())]);
     }

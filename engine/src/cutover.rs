@@ -42,7 +42,12 @@ pub struct CutOverStats {
 }
 
 /// Swap the tables; on exhaustion returns [`Error::CutOverExhausted`].
-pub async fn cut_over<D: Dialect>(dialect: &D, plan: &Plan, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<CutOverStats> {
+pub async fn cut_over<D: Dialect>(
+    dialect: &D,
+    plan: &Plan,
+    cfg: &CutOverConfig,
+    cancel: &CancellationToken,
+) -> Result<CutOverStats> {
     let policy = RetryPolicy { retries: cfg.retries, min_delay: cfg.backoff_min, max_delay: cfg.backoff_max };
     let mut attempts = 0u32;
     let r = with_retry("cut-over", policy, cancel, || {
@@ -58,11 +63,9 @@ pub async fn cut_over<D: Dialect>(dialect: &D, plan: &Plan, cfg: &CutOverConfig,
     .await;
     match r {
         Ok(swap_time) => Ok(CutOverStats { attempts, swap_time }),
-        Err(e) if matches!(e.class(), ErrorClass::LockTimeout | ErrorClass::Deadlock) => Err(Error::CutOverExhausted {
-            attempts,
-            lock_timeout_ms: cfg.lock_timeout.as_millis() as u64,
-            last: e.to_string(),
-        }),
+        Err(e) if matches!(e.class(), ErrorClass::LockTimeout | ErrorClass::Deadlock) => {
+            Err(Error::CutOverExhausted { attempts, lock_timeout_ms: cfg.lock_timeout.as_millis() as u64, last: e.to_string() })
+        }
         Err(e) => Err(e),
     }
 }

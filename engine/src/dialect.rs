@@ -104,7 +104,12 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// Checksum the rows with key in `(after, upto]` of the original and of the shadow, both
     /// from one consistent snapshot. Returns `(original, shadow)`.
-    async fn checksum_chunk(&self, plan: &Plan, after: Option<&Self::Key>, upto: &Self::Key) -> Result<(ChunkChecksum, ChunkChecksum)>;
+    async fn checksum_chunk(
+        &self,
+        plan: &Plan,
+        after: Option<&Self::Key>,
+        upto: &Self::Key,
+    ) -> Result<(ChunkChecksum, ChunkChecksum)>;
 
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
     /// On failure the original keeps serving under its name.

@@ -84,11 +84,7 @@ impl TableShape {
             .indexes
             .iter()
             .filter(|i| i.unique && !i.partial)
-            .filter(|i| {
-                i.columns
-                    .iter()
-                    .all(|c| self.column(c, eq).is_some_and(|col| !col.nullable && !col.generated))
-            })
+            .filter(|i| i.columns.iter().all(|c| self.column(c, eq).is_some_and(|col| !col.nullable && !col.generated)))
             .collect();
         keys.sort_by_key(|i| !i.primary);
         keys

@@ -103,12 +103,7 @@ impl Plan {
     ) -> Result<Plan> {
         let eq = rules.eq;
         if !analysis.renamed_columns.is_empty() {
-            let list = analysis
-                .renamed_columns
-                .iter()
-                .map(|(o, n)| format!("{o} -> {n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = analysis.renamed_columns.iter().map(|(o, n)| format!("{o} -> {n}")).collect::<Vec<_>>().join(", ");
             if !approve_renamed_columns {
                 return Err(Error::refused(format!(
                     "the ALTER renames columns ({list}); check that this is intended and add --approve-renamed-columns \
@@ -120,7 +115,9 @@ impl Plan {
                     return Err(Error::refused(format!("the ALTER renames column {old}, which {} does not have", names.table)));
                 }
                 if altered.column(new, eq).is_none() {
-                    return Err(Error::refused(format!("the ALTER renames {old} to {new}, but the altered table has no column {new}")));
+                    return Err(Error::refused(format!(
+                        "the ALTER renames {old} to {new}, but the altered table has no column {new}"
+                    )));
                 }
             }
         }
@@ -172,15 +169,13 @@ impl Plan {
             .iter()
             .filter(|i| i.unique)
             .filter_map(|i| {
-                let sources: Option<Vec<String>> = i
-                    .columns
-                    .iter()
-                    .map(|c| mapping.iter().find(|m| eq(&m.target, c)).map(|m| m.source.clone()))
-                    .collect();
+                let sources: Option<Vec<String>> =
+                    i.columns.iter().map(|c| mapping.iter().find(|m| eq(&m.target, c)).map(|m| m.source.clone())).collect();
                 let enforced = sources.as_ref().is_some_and(|src| {
-                    original.indexes.iter().any(|o| {
-                        o.unique && !o.partial && o.columns.iter().all(|oc| src.iter().any(|s| eq(s, oc)))
-                    })
+                    original
+                        .indexes
+                        .iter()
+                        .any(|o| o.unique && !o.partial && o.columns.iter().all(|oc| src.iter().any(|s| eq(s, oc))))
                 });
                 (!enforced).then(|| NewUniqueKey { name: i.name.clone(), source_columns: sources })
             })
@@ -312,7 +307,13 @@ mod tests {
         Column { name: name.into(), column_type: ty.into(), collation: None, nullable, generated: false }
     }
     fn idx(name: &str, cols: &[&str], unique: bool) -> Index {
-        Index { name: name.into(), columns: cols.iter().map(|c| c.to_string()).collect(), unique, primary: name == "PRIMARY", partial: false }
+        Index {
+            name: name.into(),
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+            unique,
+            primary: name == "PRIMARY",
+            partial: false,
+        }
     }
     fn rules() -> Rules {
         Rules { eq: |a, b| a.eq_ignore_ascii_case(b), key_column_ok: |c| !c.column_type.starts_with("float") }
@@ -329,13 +330,22 @@ mod tests {
 
     #[test]
     fn maps_added_dropped_and_renamed_columns() {
-        let orig = shape(vec![col("id", "int", false), col("a", "int", true), col("d", "int", true)], vec![idx("PRIMARY", &["id"], true)]);
-        let alt = shape(vec![col("id", "int", false), col("b", "bigint", true), col("n", "int", true)], vec![idx("PRIMARY", &["id"], true)]);
+        let orig = shape(
+            vec![col("id", "int", false), col("a", "int", true), col("d", "int", true)],
+            vec![idx("PRIMARY", &["id"], true)],
+        );
+        let alt = shape(
+            vec![col("id", "int", false), col("b", "bigint", true), col("n", "int", true)],
+            vec![idx("PRIMARY", &["id"], true)],
+        );
         let spec = "CHANGE a b BIGINT, DROP COLUMN d, ADD COLUMN n INT";
         let err = Plan::build(names(), spec, an(spec), orig.clone(), alt.clone(), rules(), false).unwrap_err();
         assert!(err.to_string().contains("--approve-renamed-columns"), "{err}");
         let p = Plan::build(names(), spec, an(spec), orig, alt, rules(), true).unwrap();
-        assert_eq!(p.mapping, vec![ColumnMap { source: "id".into(), target: "id".into() }, ColumnMap { source: "a".into(), target: "b".into() }]);
+        assert_eq!(
+            p.mapping,
+            vec![ColumnMap { source: "id".into(), target: "id".into() }, ColumnMap { source: "a".into(), target: "b".into() }]
+        );
         assert_eq!(p.added_columns, vec!["n"]);
         assert_eq!(p.dropped_columns, vec!["d"]);
         assert_eq!(p.not_checksummed, vec!["b"], "type changed int -> bigint");

@@ -33,13 +33,9 @@ where
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.retries as usize)
         .with_jitter();
-    let attempt = op
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(Error::is_retryable)
-        .notify(|e: &Error, delay: Duration| {
-            tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed, retrying");
-        });
+    let attempt = op.retry(backoff).sleep(tokio::time::sleep).when(Error::is_retryable).notify(|e: &Error, delay: Duration| {
+        tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed, retrying");
+    });
     tokio::select! {
         r = attempt => r,
         _ = cancel.cancelled() => Err(Error::Cancelled(format!("stopped during {what}"))),
@@ -55,7 +51,8 @@ mod tests {
     fn timeout() -> Error {
         Error::Database { context: "x".into(), message: "lock wait timeout".into(), class: ErrorClass::LockTimeout }
     }
-    const FAST: RetryPolicy = RetryPolicy { retries: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    const FAST: RetryPolicy =
+        RetryPolicy { retries: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
 
     #[tokio::test]
     async fn retries_retryable_errors_then_gives_up() {
@@ -82,7 +79,11 @@ mod tests {
 
         let n = AtomicU32::new(0);
         let r = with_retry("t", FAST, &CancellationToken::new(), || async {
-            if n.fetch_add(1, Ordering::SeqCst) < 2 { Err(timeout()) } else { Ok(7) }
+            if n.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(timeout())
+            } else {
+                Ok(7)
+            }
         })
         .await;
         assert_eq!(r.unwrap(), 7);

@@ -222,10 +222,9 @@ impl<D: Dialect> Runner<D> {
         self.set_phase(Phase::Cleanup);
         let mut warnings = Vec::new();
         let never_cancelled = CancellationToken::new();
-        if let Err(e) = with_retry("dropping capture triggers", ddl, &never_cancelled, || {
-            d.remove_capture(&plan.names, cfg.ddl.lock_timeout)
-        })
-        .await
+        if let Err(e) =
+            with_retry("dropping capture triggers", ddl, &never_cancelled, || d.remove_capture(&plan.names, cfg.ddl.lock_timeout))
+                .await
         {
             warnings.push(format!(
                 "the capture triggers ({}) on {} could not be dropped: {e}; drop them with DROP TRIGGER",
@@ -236,9 +235,10 @@ impl<D: Dialect> Runner<D> {
         let old_table_kept = if cfg.cut_over.keep_old_table {
             Some(plan.names.old.clone())
         } else {
-            if let Err(e) =
-                with_retry("dropping the old table", ddl, &never_cancelled, || d.drop_table(&plan.names.old, cfg.ddl.lock_timeout))
-                    .await
+            if let Err(e) = with_retry("dropping the old table", ddl, &never_cancelled, || {
+                d.drop_table(&plan.names.old, cfg.ddl.lock_timeout)
+            })
+            .await
             {
                 warnings.push(format!("{} could not be dropped: {e}; drop it with DROP TABLE when convenient", plan.names.old));
             }
@@ -265,17 +265,31 @@ impl<D: Dialect> Runner<D> {
     }
 }
 
-async fn undo_steps<D: Dialect>(d: &D, names: &Names, capture: bool, shadow: bool, ddl: &DdlConfig) -> std::result::Result<(), String> {
+async fn undo_steps<D: Dialect>(
+    d: &D,
+    names: &Names,
+    capture: bool,
+    shadow: bool,
+    ddl: &DdlConfig,
+) -> std::result::Result<(), String> {
     let policy = RetryPolicy { retries: ddl.retries, min_delay: ddl.backoff_min, max_delay: ddl.backoff_max };
     let never = CancellationToken::new();
     if capture {
-        if let Err(e) = with_retry("dropping capture triggers", policy, &never, || d.remove_capture(names, ddl.lock_timeout)).await {
+        if let Err(e) =
+            with_retry("dropping capture triggers", policy, &never, || d.remove_capture(names, ddl.lock_timeout)).await
+        {
             // Keep the shadow: dropping it under live triggers would make every write to the table fail.
-            return Err(format!("capture triggers {} remain ({e}); {} was kept for them", names.triggers().join(", "), names.shadow));
+            return Err(format!(
+                "capture triggers {} remain ({e}); {} was kept for them",
+                names.triggers().join(", "),
+                names.shadow
+            ));
         }
     }
     if shadow {
-        if let Err(e) = with_retry("dropping the shadow table", policy, &never, || d.drop_table(&names.shadow, ddl.lock_timeout)).await {
+        if let Err(e) =
+            with_retry("dropping the shadow table", policy, &never, || d.drop_table(&names.shadow, ddl.lock_timeout)).await
+        {
             return Err(format!("{} remains ({e})", names.shadow));
         }
     }
@@ -302,9 +316,11 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
     let result = async {
         let triggers = d.capture_present(&names).await?;
         let shadow = d.table_exists(&names.shadow).await?;
-        undo_steps(d, &names, !triggers.is_empty(), shadow, ddl)
-            .await
-            .map_err(|m| Error::Database { context: "cleanup".into(), message: m, class: crate::error::ErrorClass::Fatal })?;
+        undo_steps(d, &names, !triggers.is_empty(), shadow, ddl).await.map_err(|m| Error::Database {
+            context: "cleanup".into(),
+            message: m,
+            class: crate::error::ErrorClass::Fatal,
+        })?;
         Ok(CleanupReport {
             triggers_dropped: triggers,
             shadow_dropped: shadow.then(|| names.shadow.clone()),

@@ -2,7 +2,7 @@
 //!
 //! Module map:
 //! - this file    — [`TestDb`] (a fresh database per test), the `shadowswap` binary, snapshots,
-//!                  and checks that nothing was left behind.
+//!   and checks that nothing was left behind.
 //! - [`workload`] — concurrent writers that keep an exact model of what they wrote.
 //!
 //! The server is the one `scripts/mariadb.sh start` runs; its DSN (without database) comes from
@@ -40,9 +40,10 @@ impl TestDb {
         let name = format!("ssw_{name}");
         let base = server_dsn();
         let admin = Pool::new(base.as_str());
-        let mut c = admin.get_conn().await.unwrap_or_else(|e| {
-            panic!("cannot reach the test server at {base}: {e}; start it with scripts/mariadb.sh start")
-        });
+        let mut c = admin
+            .get_conn()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test server at {base}: {e}; start it with scripts/mariadb.sh start"));
         c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await.unwrap();
         c.query_drop(format!("CREATE DATABASE `{name}`")).await.unwrap();
         drop(c);
@@ -91,9 +92,12 @@ impl TestDb {
     /// Triggers in this database, sorted.
     pub async fn triggers(&self) -> Vec<String> {
         let mut c = self.pool.get_conn().await.unwrap();
-        c.exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME", (&self.name,))
-            .await
-            .unwrap()
+        c.exec(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME",
+            (&self.name,),
+        )
+        .await
+        .unwrap()
     }
 
     /// Panics unless the database holds exactly `tables` and no trigger: nothing left behind.

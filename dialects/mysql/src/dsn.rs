@@ -37,7 +37,8 @@ impl Dsn {
     /// Parse `dsn`; `env_password` is the value of `MYSQL_PWD`, used when the DSN has no password.
     /// Errors: not a `mysql://` URL, no host, no user.
     pub fn parse(dsn: &str, env_password: Option<String>) -> Result<Dsn> {
-        let bad = |why: &str| Error::refused(format!("invalid --dsn: {why}; expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"));
+        let bad =
+            |why: &str| Error::refused(format!("invalid --dsn: {why}; expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"));
         let url = url::Url::parse(dsn).map_err(|e| bad(&e.to_string()))?;
         if url.scheme() != "mysql" && url.scheme() != "mariadb" {
             return Err(bad(&format!("scheme {}:// is not mysql://", url.scheme())));

@@ -111,10 +111,13 @@ impl MySql {
     fn connect_error(&self, e: mysql_async::Error) -> Error {
         let target = self.dsn.to_string();
         match &e {
-            mysql_async::Error::Server(s) if s.code == errors::ACCESS_DENIED => Error::AccessDenied { target, reason: s.message.clone() },
-            mysql_async::Error::Server(s) if s.code == errors::BAD_DB => {
-                Error::refused(format!("database {} does not exist on {target}; check the DSN", self.dsn.database.as_deref().unwrap_or("")))
+            mysql_async::Error::Server(s) if s.code == errors::ACCESS_DENIED => {
+                Error::AccessDenied { target, reason: s.message.clone() }
             }
+            mysql_async::Error::Server(s) if s.code == errors::BAD_DB => Error::refused(format!(
+                "database {} does not exist on {target}; check the DSN",
+                self.dsn.database.as_deref().unwrap_or("")
+            )),
             mysql_async::Error::Server(_) => errors::db(&format!("connecting to {target}"), e),
             other => Error::Unreachable { target, reason: other.to_string() },
         }
@@ -139,7 +142,8 @@ impl MySql {
     async fn shape_on(c: &mut Conn, table: &TableRef) -> std::result::Result<TableShape, mysql_async::Error> {
         let t = Qualified(table);
         let rows: Vec<Row> = c.query(format!("SHOW FULL COLUMNS FROM {t}")).await?;
-        let text = |r: &Row, name: &str| -> Option<String> { r.get_opt::<Option<String>, _>(name).and_then(|v| v.ok()).flatten() };
+        let text =
+            |r: &Row, name: &str| -> Option<String> { r.get_opt::<Option<String>, _>(name).and_then(|v| v.ok()).flatten() };
         let columns = rows
             .iter()
             .map(|r| Column {
@@ -196,7 +200,8 @@ struct MyRunLock {
 impl RunLock for MyRunLock {
     async fn release(self: Box<Self>) -> Result<()> {
         let MyRunLock { mut conn, name } = *self;
-        let _: Option<Option<i64>> = conn.exec_first("SELECT RELEASE_LOCK(?)", (name,)).await.map_err(|e| errors::db("releasing the lock", e))?;
+        let _: Option<Option<i64>> =
+            conn.exec_first("SELECT RELEASE_LOCK(?)", (name,)).await.map_err(|e| errors::db("releasing the lock", e))?;
         conn.disconnect().await.map_err(|e| errors::db("closing the lock session", e))
     }
 }
@@ -224,8 +229,10 @@ impl Dialect for MySql {
     async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>> {
         // A session of its own, outside the pool: the lock lives exactly as long as this session.
         let mut conn = Conn::new(self.opts.clone()).await.map_err(|e| self.connect_error(e))?;
-        let got: Option<Option<i64>> =
-            conn.exec_first("SELECT GET_LOCK(?, 0)", (names.lock.clone(),)).await.map_err(|e| errors::db("taking the advisory lock", e))?;
+        let got: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (names.lock.clone(),))
+            .await
+            .map_err(|e| errors::db("taking the advisory lock", e))?;
         if got.flatten() != Some(1) {
             let _ = conn.disconnect().await;
             return Err(Error::AnotherRun(names.table.clone()));
@@ -381,9 +388,12 @@ impl Dialect for MySql {
         let secs = whole_seconds(lock_timeout);
         let mut c = self.conn().await?;
         let ctx = format!("creating {}", n.shadow);
-        c.query_drop(sql::with_lock_timeout(secs, &format!("CREATE TABLE {} LIKE {}", Qualified(&n.shadow), Qualified(&n.table))))
-            .await
-            .map_err(|e| errors::db(&ctx, e))?;
+        c.query_drop(sql::with_lock_timeout(
+            secs,
+            &format!("CREATE TABLE {} LIKE {}", Qualified(&n.shadow), Qualified(&n.table)),
+        ))
+        .await
+        .map_err(|e| errors::db(&ctx, e))?;
         c.query_drop(format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter)).await.map_err(|e| match e {
             mysql_async::Error::Server(s) => Error::AlterRejected(s.message),
             e => errors::db(&ctx, e),
@@ -398,7 +408,9 @@ impl Dialect for MySql {
             .await
             .map_err(|e| errors::db(&ctx, e))?;
         if let Some(next) = next.flatten() {
-            c.query_drop(format!("ALTER TABLE {} AUTO_INCREMENT = {next}", Qualified(&n.shadow))).await.map_err(|e| errors::db(&ctx, e))?;
+            c.query_drop(format!("ALTER TABLE {} AUTO_INCREMENT = {next}", Qualified(&n.shadow)))
+                .await
+                .map_err(|e| errors::db(&ctx, e))?;
         }
         Ok(())
     }
@@ -455,7 +467,8 @@ impl Dialect for MySql {
             .await
             .map_err(|e| errors::db(ctx, e))?;
         let mut tx = c.start_transaction(TxOpts::default()).await.map_err(|e| errors::db(ctx, e))?;
-        let _: Option<u64> = tx.exec_first(sql::lock_chunk(plan, &where_orig), p_orig.clone()).await.map_err(|e| errors::db(ctx, e))?;
+        let _: Option<u64> =
+            tx.exec_first(sql::lock_chunk(plan, &where_orig), p_orig.clone()).await.map_err(|e| errors::db(ctx, e))?;
         tx.exec_drop(sql::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
         match tx.exec_drop(sql::copy_chunk(plan, &where_orig), p_orig).await {
             Ok(()) => {}
@@ -482,7 +495,8 @@ impl Dialect for MySql {
         let (where_orig, p_orig) = Self::where_range(plan, false, after, upto);
         let (where_shadow, p_shadow) = Self::where_range(plan, true, after, upto);
         let q_orig = sql::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &where_orig);
-        let q_shadow = sql::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &where_shadow);
+        let q_shadow =
+            sql::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &where_shadow);
         let mut c = self.conn().await?;
         let mut opts = TxOpts::default();
         opts.with_consistent_snapshot(true).with_readonly(true);

@@ -42,8 +42,21 @@ pub fn column_list<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -
 pub fn key_column_ok(c: &Column) -> bool {
     let t = c.column_type.to_ascii_lowercase();
     const OK: [&str; 15] = [
-        "tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "char", "varchar", "binary", "varbinary", "date",
-        "datetime", "timestamp", "time", "year",
+        "tinyint",
+        "smallint",
+        "mediumint",
+        "int",
+        "bigint",
+        "decimal",
+        "char",
+        "varchar",
+        "binary",
+        "varbinary",
+        "date",
+        "datetime",
+        "timestamp",
+        "time",
+        "year",
     ];
     let base = t.split(['(', ' ']).next().unwrap_or("");
     OK.contains(&base)
@@ -110,10 +123,7 @@ pub fn range_where<V: Clone>(cols: &[&str], types: &[Column], after: Option<&[V]
 
 /// Key column names of the original and of the shadow.
 pub fn key_names(plan: &Plan) -> (Vec<&str>, Vec<&str>) {
-    (
-        plan.key.columns.iter().map(|c| c.name.as_str()).collect(),
-        plan.key.shadow_columns.iter().map(String::as_str).collect(),
-    )
+    (plan.key.columns.iter().map(|c| c.name.as_str()).collect(), plan.key.shadow_columns.iter().map(String::as_str).collect())
 }
 
 /// `FORCE INDEX (`k`)` for the chunk key, so range scans never pick another index.
@@ -153,7 +163,12 @@ pub fn key_edge(plan: &Plan, last: bool) -> String {
     let (cols, _) = key_names(plan);
     let dir = if last { " DESC" } else { "" };
     let order = cols.iter().map(|c| format!("{}{dir}", Ident(c))).collect::<Vec<_>>().join(", ");
-    format!("SELECT {} FROM {} {} ORDER BY {order} LIMIT 1", column_list("", cols.iter().copied()), Qualified(&plan.names.table), force_key(plan))
+    format!(
+        "SELECT {} FROM {} {} ORDER BY {order} LIMIT 1",
+        column_list("", cols.iter().copied()),
+        Qualified(&plan.names.table),
+        force_key(plan)
+    )
 }
 
 /// The key `rows` rows into the range (a consistent, non-locking read).
@@ -229,13 +244,8 @@ pub fn capture_triggers(plan: &Plan) -> [String; 3] {
     let n = &plan.names;
     let t = Qualified(&n.table);
     let s = Qualified(&n.shadow);
-    let key_changed = plan
-        .key
-        .columns
-        .iter()
-        .map(|c| format!("NEW.{0} <=> OLD.{0}", Ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let key_changed =
+        plan.key.columns.iter().map(|c| format!("NEW.{0} <=> OLD.{0}", Ident(&c.name))).collect::<Vec<_>>().join(" AND ");
     [
         format!(
             "CREATE TRIGGER {} AFTER INSERT ON {t} FOR EACH ROW BEGIN\n  DELETE FROM {s} WHERE {};\n  {};\nEND",

@@ -85,7 +85,7 @@ impl<'a, D: Dialect> ChunkWalk<'a, D> {
             return Ok(None);
         }
         let upto = self.dialect.chunk_end(self.plan, self.after.as_ref(), high, self.sizer.rows()).await?;
-        let after = std::mem::replace(&mut self.after, Some(upto.clone()));
+        let after = self.after.replace(upto.clone());
         Ok(Some((after, upto)))
     }
 }

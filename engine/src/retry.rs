@@ -22,23 +22,44 @@ pub struct RetryPolicy {
 
 /// Run `op` until it succeeds, fails with a non-retryable error, or `policy.retries` retries
 /// are used up (then the last error is returned). Each retry is logged with its delay.
-/// Returns [`Error::Cancelled`] as soon as `cancel` fires.
+///
+/// Cancellation never interrupts a statement in flight (a cut-over `RENAME` that is already
+/// running must be allowed to finish, or the run could not tell whether it swapped): it cuts
+/// short the backoff wait and stops further attempts, returning [`Error::Cancelled`].
 pub async fn with_retry<T, F, Fut>(what: &str, policy: RetryPolicy, cancel: &CancellationToken, op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled(format!("stopped before {what}")));
+    }
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.min_delay)
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.retries as usize)
         .with_jitter();
-    let attempt = op.retry(backoff).sleep(tokio::time::sleep).when(Error::is_retryable).notify(|e: &Error, delay: Duration| {
-        tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed, retrying");
-    });
-    tokio::select! {
-        r = attempt => r,
-        _ = cancel.cancelled() => Err(Error::Cancelled(format!("stopped during {what}"))),
+    let sleep_token = cancel.clone();
+    let sleeper = move |delay: Duration| {
+        let token = sleep_token.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = token.cancelled() => {}
+            }
+        }
+    };
+    let result = op
+        .retry(backoff)
+        .sleep(sleeper)
+        .when(|e: &Error| e.is_retryable() && !cancel.is_cancelled())
+        .notify(|e: &Error, delay: Duration| {
+            tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed, retrying");
+        })
+        .await;
+    match result {
+        Err(e) if e.is_retryable() && cancel.is_cancelled() => Err(Error::Cancelled(format!("stopped during {what} ({e})"))),
+        other => other,
     }
 }
 
@@ -90,7 +111,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cancellation_interrupts_backoff() {
+    async fn cancellation_cuts_the_backoff_but_not_the_attempt() {
+        let cancel = CancellationToken::new();
+        let slow = RetryPolicy { retries: 5, min_delay: Duration::from_secs(60), max_delay: Duration::from_secs(60) };
+        let n = AtomicU32::new(0);
+        let started = std::time::Instant::now();
+        let r: Result<()> = with_retry("t", slow, &cancel, || async {
+            n.fetch_add(1, Ordering::SeqCst);
+            // The attempt runs to completion even though cancellation arrives meanwhile.
+            cancel.cancel();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(timeout())
+        })
+        .await;
+        assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+        assert_eq!(n.load(Ordering::SeqCst), 1, "no attempt after cancellation");
+        assert!(started.elapsed() < Duration::from_secs(5), "the 60 s backoff was cut short");
+    }
+
+    #[tokio::test]
+    async fn cancelled_before_start_runs_nothing() {
         let cancel = CancellationToken::new();
         cancel.cancel();
         let slow = RetryPolicy { retries: 5, min_delay: Duration::from_secs(60), max_delay: Duration::from_secs(60) };

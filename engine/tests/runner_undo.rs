@@ -1,0 +1,228 @@
+//! The runner's phase and undo logic against a fake dialect (pure engine logic: no database
+//! behaviour is simulated beyond recording calls and copying integer keys).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shadowswap_engine::config::MigrationConfig;
+use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::error::ErrorClass;
+use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
+use shadowswap_engine::names::{char_len, Names};
+use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::runner::Outcome;
+use shadowswap_engine::{Error, Result, Runner};
+
+#[derive(Default)]
+struct Fake {
+    calls: Mutex<Vec<String>>,
+    /// Step that fails (fatally, or with a lock timeout when `timeout` is set).
+    fail: Option<&'static str>,
+    timeout: bool,
+    rows: Vec<u64>,
+    shadow: Mutex<Vec<u64>>,
+    /// Drop this key from the shadow after the backfill (to provoke a checksum mismatch).
+    lose: Option<u64>,
+}
+
+impl Fake {
+    fn step(&self, name: &str) -> Result<()> {
+        self.calls.lock().unwrap().push(name.to_string());
+        if self.fail == Some(name) {
+            let class = if self.timeout { ErrorClass::LockTimeout } else { ErrorClass::Fatal };
+            return Err(Error::Database { context: name.into(), message: "injected".into(), class });
+        }
+        Ok(())
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+struct Lock;
+#[async_trait]
+impl RunLock for Lock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn shape() -> TableShape {
+    TableShape {
+        columns: vec![Column {
+            name: "id".into(),
+            column_type: "int".into(),
+            collation: None,
+            nullable: false,
+            generated: false,
+        }],
+        indexes: vec![Index { name: "PRIMARY".into(), columns: vec!["id".into()], unique: true, primary: true, partial: false }],
+        estimated_rows: 0,
+    }
+}
+
+#[async_trait]
+impl Dialect for Fake {
+    type Key = u64;
+    fn target(&self) -> String {
+        "fake".into()
+    }
+    fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect {
+        &sqlparser::dialect::GenericDialect {}
+    }
+    fn rules(&self) -> Rules {
+        Rules { eq: |a, b| a == b, key_column_ok: |_| true }
+    }
+    fn names(&self, table: &TableRef) -> Names {
+        Names::new(table, 64, char_len)
+    }
+    async fn acquire_run_lock(&self, _: &Names) -> Result<Box<dyn RunLock>> {
+        self.step("lock")?;
+        Ok(Box::new(Lock))
+    }
+    async fn inspect(&self, _: &TableRef) -> Result<TableShape> {
+        Ok(shape())
+    }
+    async fn table_exists(&self, _: &TableRef) -> Result<bool> {
+        Ok(false)
+    }
+    async fn preflight(&self, _: &Names, _: &TableShape) -> Result<()> {
+        self.step("preflight")
+    }
+    async fn trial_alter(&self, _: &Names, _: &str) -> Result<TableShape> {
+        Ok(shape())
+    }
+    fn render_sql(&self, _: &Plan) -> PlanSql {
+        PlanSql::default()
+    }
+    async fn find_duplicate(&self, _: &TableRef, _: &[String]) -> Result<Option<String>> {
+        Ok(None)
+    }
+    async fn create_shadow(&self, _: &Plan, _: Duration) -> Result<()> {
+        self.step("create_shadow")
+    }
+    async fn install_capture(&self, _: &Plan, _: Duration) -> Result<()> {
+        self.step("install_capture")
+    }
+    async fn remove_capture(&self, _: &Names, _: Duration) -> Result<()> {
+        self.step("remove_capture")
+    }
+    async fn capture_present(&self, _: &Names) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+    async fn drop_table(&self, t: &TableRef, _: Duration) -> Result<()> {
+        self.step(&format!("drop {}", t.name))
+    }
+    async fn key_range(&self, _: &Plan) -> Result<Option<(u64, u64)>> {
+        Ok(self.rows.first().copied().zip(self.rows.last().copied()))
+    }
+    async fn chunk_end(&self, _: &Plan, after: Option<&u64>, high: &u64, rows: u64) -> Result<u64> {
+        let rest: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= high).collect();
+        Ok(rest.get(rows as usize - 1).copied().unwrap_or(*high))
+    }
+    async fn copy_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64, _: Duration) -> Result<u64> {
+        self.step("copy_chunk")?;
+        let chunk: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= upto).collect();
+        let mut s = self.shadow.lock().unwrap();
+        s.extend(chunk.iter().filter(|k| Some(**k) != self.lose));
+        Ok(chunk.len() as u64)
+    }
+    async fn checksum_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64) -> Result<(ChunkChecksum, ChunkChecksum)> {
+        let sum = |keys: &[u64]| {
+            let k: Vec<u64> = keys.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= upto).collect();
+            ChunkChecksum { rows: k.len() as u64, hash: k.iter().fold(0, |h, x| h ^ x.wrapping_mul(0x9e37_79b9)) }
+        };
+        Ok((sum(&self.rows), sum(&self.shadow.lock().unwrap())))
+    }
+    async fn cut_over(&self, _: &Plan, _: Duration) -> Result<()> {
+        self.step("cut_over")
+    }
+}
+
+fn config() -> MigrationConfig {
+    let mut c = MigrationConfig { execute: true, ..MigrationConfig::default() };
+    c.copy.fixed_chunk_rows = Some(3);
+    c.cut_over.retries = 2;
+    c.cut_over.backoff_min = Duration::from_millis(1);
+    c.cut_over.backoff_max = Duration::from_millis(2);
+    c.ddl.retries = 1;
+    c.ddl.backoff_min = Duration::from_millis(1);
+    c.ddl.backoff_max = Duration::from_millis(2);
+    c
+}
+
+async fn run(fake: Fake, cfg: MigrationConfig) -> (Result<Outcome>, Vec<String>) {
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), ..fake });
+    let runner = Runner::new(fake.clone(), cfg);
+    let r = runner.run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    (r, fake.calls())
+}
+
+fn without_copies(calls: &[String]) -> Vec<&str> {
+    calls.iter().map(String::as_str).filter(|c| *c != "copy_chunk").collect()
+}
+
+#[tokio::test]
+async fn completes_in_order_and_copies_every_row() {
+    let (r, calls) = run(Fake::default(), config()).await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.backfill.rows, 10);
+    assert_eq!(s.backfill.chunks, 4, "10 rows in chunks of 3");
+    assert_eq!(s.rows_checksummed, Some(10));
+    assert_eq!(
+        without_copies(&calls),
+        ["lock", "preflight", "create_shadow", "install_capture", "cut_over", "remove_capture", "drop _t_old"]
+    );
+}
+
+#[tokio::test]
+async fn dry_run_creates_nothing() {
+    let (r, calls) = run(Fake::default(), MigrationConfig { execute: false, ..config() }).await;
+    assert!(matches!(r, Ok(Outcome::DryRun(_))));
+    assert_eq!(calls, ["lock", "preflight"]);
+}
+
+#[tokio::test]
+async fn failure_at_each_step_before_the_swap_undoes_in_reverse() {
+    for step in ["create_shadow", "install_capture", "copy_chunk", "cut_over"] {
+        let (r, calls) = run(Fake { fail: Some(step), ..Fake::default() }, config()).await;
+        assert!(r.is_err(), "{step}");
+        let undo: Vec<&str> =
+            calls.iter().skip_while(|c| *c != step).skip(1).map(String::as_str).filter(|c| *c != step).collect();
+        let expected: &[&str] = if step == "create_shadow" { &["drop _t_new"] } else { &["remove_capture", "drop _t_new"] };
+        assert_eq!(undo, expected, "after a failure at {step}: triggers first (if installed), then the shadow");
+        assert!(!calls.iter().any(|c| c == "drop _t_old" || c == "drop t"), "undo never touches the table or the old table");
+    }
+}
+
+#[tokio::test]
+async fn cut_over_lock_timeouts_are_retried_then_reported() {
+    let (r, calls) = run(Fake { fail: Some("cut_over"), timeout: true, ..Fake::default() }, config()).await;
+    let Err(Error::CutOverExhausted { attempts, .. }) = r else { panic!("{r:?}") };
+    assert_eq!(attempts, 3, "one attempt plus two retries");
+    assert_eq!(calls.iter().filter(|c| *c == "cut_over").count(), 3);
+    assert_eq!(calls.last().map(String::as_str), Some("drop _t_new"));
+}
+
+#[tokio::test]
+async fn checksum_mismatch_stops_before_the_swap() {
+    let (r, calls) = run(Fake { lose: Some(7), ..Fake::default() }, config()).await;
+    assert!(matches!(r, Err(Error::ChecksumMismatch { .. })), "{r:?}");
+    assert!(!calls.iter().any(|c| c == "cut_over"));
+}
+
+#[tokio::test]
+async fn problems_after_the_swap_are_warnings_not_undo() {
+    let (r, calls) = run(Fake { fail: Some("drop _t_old"), ..Fake::default() }, config()).await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(!calls.iter().any(|c| c == "drop _t_new"), "nothing is undone after the swap");
+}
+
+#[tokio::test]
+async fn preflight_refusal_creates_nothing() {
+    let (r, calls) = run(Fake { fail: Some("preflight"), ..Fake::default() }, config()).await;
+    assert!(r.is_err());
+    assert_eq!(calls, ["lock", "preflight"]);
+}

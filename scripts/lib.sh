@@ -214,3 +214,110 @@ with_lock() {
         "$@"
     ) 9>"$lockfile"
 }
+
+# --------------------------------------------------------------------------
+# Processes by working directory
+# --------------------------------------------------------------------------
+
+# dir_id PATH: print "<device>:<inode>" of PATH (following symlinks, so
+# /proc/<pid>/cwd gives the process's working directory itself).
+dir_id() {
+    stat -L -c '%d:%i' -- "$1" 2>/dev/null
+}
+
+# pid_cwd_is PID DIR: true if the working directory of PID is DIR. Daemons
+# that chdir into their data directory (PostgreSQL's postmaster and all its
+# children) are identified this way more reliably than by their command
+# line. Compares device and inode, not path strings, so a process in another
+# mount namespace or chroot whose directory merely has the same name does not
+# match. False if the directory cannot be checked (another user's process,
+# DIR missing); true when /proc is unavailable (cannot check, assume yes,
+# like pid_cmdline_has).
+pid_cwd_is() {
+    local pid="$1" dir="$2" want have
+    [[ -d /proc/self ]] || return 0
+    want="$(dir_id "$dir")" || return 1
+    have="$(dir_id "/proc/$pid/cwd")" || return 1
+    [[ "$have" == "$want" ]]
+}
+
+# pids_with_cwd DIR: print the pids of live (non-zombie) processes whose
+# working directory is DIR (same device and inode), one per line; nothing if
+# there are none, DIR does not exist or /proc is unavailable. Finds the
+# leftover children of a daemon whose parent died (kill -9), which no pid
+# file names. Without root, only our own processes are visible. Callers that
+# act on the result should also check what the processes are (a shell can
+# sit in any directory).
+pids_with_cwd() {
+    local dir="$1" want proc target pid
+    [[ -d /proc/self ]] || return 0
+    want="$(dir_id "$dir")" || return 0
+    # The path comparison is a cheap pre-filter; the inode check decides.
+    while IFS=' ' read -r proc target; do
+        [[ "$target" == "$dir" ]] || continue
+        pid="${proc#/proc/}"
+        pid_alive "$pid" || continue
+        [[ "$(dir_id "$proc/cwd" || true)" == "$want" ]] || continue
+        printf '%s\n' "$pid"
+    done < <(find /proc -mindepth 2 -maxdepth 2 -path '/proc/[0-9]*/cwd' \
+        -printf '%h %l\n' 2>/dev/null || true)
+    return 0
+}
+
+# --------------------------------------------------------------------------
+# Packages
+# --------------------------------------------------------------------------
+
+_LIB_POLICY_RC_D=/usr/sbin/policy-rc.d
+_LIB_POLICY_RC_D_CREATED=0
+
+_lib_remove_temp_policy_rc_d() {
+    if ((_LIB_POLICY_RC_D_CREATED)); then
+        as_root rm -f "$_LIB_POLICY_RC_D" || true
+        _LIB_POLICY_RC_D_CREATED=0
+    fi
+}
+
+# apt_install_without_services PACKAGE...: `apt-get update`, then
+# `apt-get install --no-install-recommends PACKAGE...`, non-interactively
+# and as root (via sudo if needed), with apt's output on stderr.
+#
+# Package postinsts start their system service (a database on its default
+# port, say) through invoke-rc.d. For the duration of the install a
+# policy-rc.d returning 101 ("action forbidden") prevents that, unless the
+# machine already has a policy-rc.d (Docker-style images do); the temporary
+# one is removed afterwards, also when the script dies half-way (EXIT trap;
+# a trap the caller had set on EXIT is restored afterwards).
+#
+# Dies if `apt-get update` fails. Returns the status of `apt-get install`: a
+# postinst whose refused service start fails makes it non-zero although the
+# packages are unpacked and usable, so callers should check for the files
+# they need rather than trust that status.
+apt_install_without_services() {
+    local rc=0 old_exit_trap=""
+    if [[ ! -e "$_LIB_POLICY_RC_D" ]]; then
+        old_exit_trap="$(trap -p EXIT)"
+        printf '#!/bin/sh\n# temporary, created by shadowswap scripts (%s)\nexit 101\n' "$LOG_PREFIX" |
+            as_root tee "$_LIB_POLICY_RC_D" >/dev/null
+        as_root chmod 0755 "$_LIB_POLICY_RC_D"
+        _LIB_POLICY_RC_D_CREATED=1
+        trap _lib_remove_temp_policy_rc_d EXIT
+    fi
+    # DPkg::Lock::Timeout: wait for a concurrent apt/dpkg (e.g. unattended
+    # upgrades on a fresh CI machine) instead of failing at once.
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=300 update -q >&2 ||
+        die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@" >&2 ||
+        rc=$?
+    if ((_LIB_POLICY_RC_D_CREATED)); then
+        _lib_remove_temp_policy_rc_d
+        if [[ -n "$old_exit_trap" ]]; then
+            eval "$old_exit_trap"
+        else
+            trap - EXIT
+        fi
+    fi
+    return "$rc"
+}

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             eprintln!("shadowswap: error: {e}");
             let code = match &e {
                 Error::Cancelled(_) => 130,
-                Error::Database { context, .. } if context == "cleanup incomplete" || context == "cleanup" => 3,
+                Error::CleanupIncomplete { .. } => 3,
                 _ => 1,
             };
             ExitCode::from(code)

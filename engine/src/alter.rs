@@ -4,8 +4,8 @@
 //! copy and reads back the resulting shape. What this module decides, from `sqlparser`'s tokenizer
 //! (so quoting, strings and comments are handled the way SQL handles them), is what the server
 //! cannot tell us:
-//! - the spec is one statement (no `;`, also not inside an executable `/*! … */` comment, whose
-//!   text the tokenizer reads as code, as MySQL does);
+//! - the spec is one statement (no `;`, also not inside an executable `/*! … */` or MariaDB
+//!   `/*M! … */` comment, whose text is read as code, as the server does);
 //! - it does not rename or move the table (`RENAME TO`, `SET SCHEMA`) or swap data in from another
 //!   table (`EXCHANGE PARTITION`);
 //! - which columns it renames (`CHANGE old new …`, `RENAME COLUMN old TO new`), so data can be
@@ -16,7 +16,7 @@
 
 use sqlparser::dialect::Dialect as SqlDialect;
 use sqlparser::keywords::Keyword;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::error::{Error, Result};
 
@@ -35,9 +35,22 @@ pub struct AlterAnalysis {
 /// spec, unbalanced quotes or parentheses, more than one statement, executable comments, and
 /// clauses that rename or move the table.
 pub fn analyze(spec: &str, dialect: &dyn SqlDialect) -> Result<AlterAnalysis> {
-    let tokens = Tokenizer::new(dialect, spec)
-        .tokenize()
-        .map_err(|e| Error::refused(format!("cannot parse the ALTER spec: {e}; check its quoting")))?;
+    let tokenize = |text: &str| {
+        Tokenizer::new(dialect, text)
+            .tokenize()
+            .map_err(|e| Error::refused(format!("cannot parse the ALTER spec: {e}; check its quoting")))
+    };
+    // MariaDB also runs the text of `/*M!…*/` comments (the tokenizer already expands MySQL's
+    // `/*!…*/`): read it as code, so nothing can hide there either.
+    let mut tokens = Vec::new();
+    for tok in tokenize(spec)? {
+        match &tok {
+            Token::Whitespace(Whitespace::MultiLineComment(c)) if c.starts_with("M!") => {
+                tokens.extend(tokenize(c[2..].trim_start_matches(|ch: char| ch.is_ascii_digit()))?);
+            }
+            _ => tokens.push(tok),
+        }
+    }
 
     let mut clauses: Vec<Vec<Token>> = vec![Vec::new()];
     let mut depth: i32 = 0;
@@ -206,6 +219,10 @@ mod tests {
         // nothing can hide there.
         assert!(refused("ADD COLUMN c INT /*!50000 ; DROP TABLE t */").contains("';'"));
         assert!(refused("ADD COLUMN c INT /*!50000 , RENAME TO x */").contains("renames the table"));
+        // MariaDB's own executable comments, too.
+        assert!(refused("ADD COLUMN c INT /*M! ; DROP TABLE t */").contains("';'"));
+        assert!(refused("ADD COLUMN c INT /*M!100301 , RENAME TO x */").contains("renames the table"));
+        assert!(my("ADD COLUMN c INT /* M! not code */").is_ok());
         assert!(refused("ADD COLUMN c VARCHAR(10) DEFAULT 'x").contains("quoting"));
         assert!(refused("ADD KEY k (a").contains("unbalanced"));
         assert!(refused("  ").contains("empty"));

@@ -82,6 +82,14 @@ pub enum Error {
         /// The last attempt's error.
         last: String,
     },
+    /// The run failed, and removing what it had created failed too: something is left.
+    #[error("{cause}; and removing what the run created failed: {leftover}; run `shadowswap cleanup` for this table")]
+    CleanupIncomplete {
+        /// Why the run failed.
+        cause: Box<Error>,
+        /// What is left and why it could not be removed.
+        leftover: String,
+    },
     /// The run was cancelled (signal or caller).
     #[error("cancelled: {0}")]
     Cancelled(String),

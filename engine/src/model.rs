@@ -42,6 +42,9 @@ pub struct Column {
     pub nullable: bool,
     /// True for generated (computed) columns, virtual or stored: they are never written to.
     pub generated: bool,
+    /// True when an INSERT that omits the column still gets a value: an explicit DEFAULT,
+    /// AUTO_INCREMENT / identity, or a generated column.
+    pub has_default: bool,
 }
 
 /// One index (or unique/primary-key constraint).

@@ -14,6 +14,10 @@ pub struct Rules {
     /// Whether a column's type orders the same way in `ORDER BY` and in `>` comparisons, so it
     /// can be part of a chunk key.
     pub key_column_ok: fn(&Column) -> bool,
+    /// Why a copied column's type change cannot be done online, if it cannot: e.g. a conversion
+    /// whose result depends on the session time zone, which differs between shadowswap's copy
+    /// (UTC) and the application sessions that fire the capture triggers.
+    pub type_change_refusal: fn(from: &Column, to: &Column) -> Option<String>,
 }
 
 /// One copied column: read `source` from the original, write `target` in the shadow.
@@ -151,6 +155,22 @@ impl Plan {
             .collect();
         let target_of = |source: &str| mapping.iter().find(|m| eq(&m.source, source)).map(|m| m.target.clone());
 
+        for name in &added_columns {
+            let c = altered.column(name, eq).expect("added columns come from the altered shape");
+            if !c.nullable && !c.has_default {
+                return Err(Error::refused(format!(
+                    "the ALTER adds NOT NULL column {name} without a DEFAULT: neither the copied rows nor the application's \
+                     writes during the migration would have a value for it; give it a DEFAULT (or make it NULL)"
+                )));
+            }
+        }
+        for m in &mapping {
+            let (Some(from), Some(to)) = (original.column(&m.source, eq), altered.column(&m.target, eq)) else { continue };
+            if let Some(why) = (rules.type_change_refusal)(from, to) {
+                return Err(Error::refused(format!("the ALTER changes column {} from {} to {}: {why}", m.target, from.column_type, to.column_type)));
+            }
+        }
+
         let key = choose_key(&names, &original, &altered, rules, &target_of)?;
 
         let mut checksum_columns = Vec::new();
@@ -235,7 +255,10 @@ impl Plan {
             s += &format!("not checksummed (type changes): {}\n", self.not_checksummed.join(", "));
         }
         for k in &self.new_unique_keys {
-            s += &format!("new unique key: {} (checked for duplicates)\n", k.name);
+            match k.source_columns {
+                Some(_) => s += &format!("new unique key: {} (checked for duplicates before anything is created)\n", k.name),
+                None => s += &format!("new unique key: {} (covers added columns: a duplicate stops the copy)\n", k.name),
+            }
         }
         s += "shadow DDL:\n";
         for q in &self.sql.shadow {
@@ -304,7 +327,7 @@ mod tests {
     use crate::names::{char_len, Names};
 
     fn col(name: &str, ty: &str, nullable: bool) -> Column {
-        Column { name: name.into(), column_type: ty.into(), collation: None, nullable, generated: false }
+        Column { name: name.into(), column_type: ty.into(), collation: None, nullable, generated: false, has_default: false }
     }
     fn idx(name: &str, cols: &[&str], unique: bool) -> Index {
         Index {
@@ -316,7 +339,11 @@ mod tests {
         }
     }
     fn rules() -> Rules {
-        Rules { eq: |a, b| a.eq_ignore_ascii_case(b), key_column_ok: |c| !c.column_type.starts_with("float") }
+        Rules {
+            eq: |a, b| a.eq_ignore_ascii_case(b),
+            key_column_ok: |c| !c.column_type.starts_with("float"),
+            type_change_refusal: |a, b| (a.column_type == "timestamp" && b.column_type != "timestamp").then(|| "zone".into()),
+        }
     }
     fn names() -> Names {
         Names::new(&TableRef::new("db", "t"), 64, char_len)
@@ -350,6 +377,20 @@ mod tests {
         assert_eq!(p.dropped_columns, vec!["d"]);
         assert_eq!(p.not_checksummed, vec!["b"], "type changed int -> bigint");
         assert_eq!(p.key.index, "PRIMARY");
+    }
+
+    #[test]
+    fn refuses_not_null_columns_without_default_and_unsafe_type_changes() {
+        let orig = shape(vec![col("id", "int", false), col("ts", "timestamp", true)], vec![idx("PRIMARY", &["id"], true)]);
+        let mut alt = orig.clone();
+        alt.columns.push(col("n", "int", false));
+        let err = Plan::build(names(), "ADD COLUMN n INT NOT NULL", an("FORCE"), orig.clone(), alt.clone(), rules(), false).unwrap_err();
+        assert!(err.to_string().contains("without a DEFAULT"), "{err}");
+        alt.columns[2].has_default = true;
+        assert!(Plan::build(names(), "x", an("FORCE"), orig.clone(), alt.clone(), rules(), false).is_ok());
+        alt.columns[1].column_type = "datetime".into();
+        let err = Plan::build(names(), "x", an("FORCE"), orig, alt, rules(), false).unwrap_err();
+        assert!(err.to_string().contains("from timestamp to datetime: zone"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub struct RetryPolicy {
     pub retries: u32,
     /// First delay; doubles each retry.
     pub min_delay: Duration,
-    /// Largest delay.
+    /// Largest wait between attempts, jitter included (the exponential delay is capped at half
+    /// of it, and jitter adds a random part of up to the same again).
     pub max_delay: Duration,
 }
 
@@ -36,7 +37,7 @@ where
     }
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.min_delay)
-        .with_max_delay(policy.max_delay)
+        .with_max_delay(policy.max_delay / 2)
         .with_max_times(policy.retries as usize)
         .with_jitter();
     let sleep_token = cancel.clone();

@@ -55,16 +55,6 @@ pub struct Summary {
     pub warnings: Vec<String>,
 }
 
-/// A run failed and its undo did not complete: something is left on the server.
-#[derive(Debug, thiserror::Error)]
-#[error("{cause}; cleanup incomplete ({leftover}): run `shadowswap cleanup` for this table")]
-pub struct IncompleteCleanup {
-    /// Why the run failed.
-    pub cause: Error,
-    /// What could not be removed.
-    pub leftover: String,
-}
-
 /// What the run has created and must undo on failure.
 #[derive(Debug, Default)]
 struct Undo {
@@ -117,8 +107,7 @@ impl<D: Dialect> Runner<D> {
     ///
     /// Errors: preflight refusals ([`Error::Refused`], [`Error::NoSuchTable`], ...), and any failure
     /// before the swap, after which everything the run created has been removed. When that
-    /// removal itself fails the error is wrapped in [`IncompleteCleanup`] (as
-    /// `Error::Database` with context "cleanup incomplete").
+    /// removal itself fails: [`Error::CleanupIncomplete`].
     pub async fn run(&self, table: &TableRef, spec: &str) -> Result<Outcome> {
         let started = Instant::now();
         let d = &*self.dialect;
@@ -146,11 +135,7 @@ impl<D: Dialect> Runner<D> {
                 self.set_phase(Phase::Failed);
                 match undone {
                     Ok(()) => Err(cause),
-                    Err(leftover) => Err(Error::Database {
-                        context: "cleanup incomplete".into(),
-                        message: IncompleteCleanup { cause, leftover }.to_string(),
-                        class: crate::error::ErrorClass::Fatal,
-                    }),
+                    Err(leftover) => Err(Error::CleanupIncomplete { cause: Box::new(cause), leftover }),
                 }
             }
         }
@@ -316,10 +301,9 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
     let result = async {
         let triggers = d.capture_present(&names).await?;
         let shadow = d.table_exists(&names.shadow).await?;
-        undo_steps(d, &names, !triggers.is_empty(), shadow, ddl).await.map_err(|m| Error::Database {
-            context: "cleanup".into(),
-            message: m,
-            class: crate::error::ErrorClass::Fatal,
+        undo_steps(d, &names, !triggers.is_empty(), shadow, ddl).await.map_err(|leftover| Error::CleanupIncomplete {
+            cause: Box::new(Error::refused(format!("cleanup of {} did not finish", names.table))),
+            leftover,
         })?;
         Ok(CleanupReport {
             triggers_dropped: triggers,

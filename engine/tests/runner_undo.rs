@@ -56,6 +56,7 @@ fn shape() -> TableShape {
             collation: None,
             nullable: false,
             generated: false,
+            has_default: false,
         }],
         indexes: vec![Index { name: "PRIMARY".into(), columns: vec!["id".into()], unique: true, primary: true, partial: false }],
         estimated_rows: 0,
@@ -72,7 +73,7 @@ impl Dialect for Fake {
         &sqlparser::dialect::GenericDialect {}
     }
     fn rules(&self) -> Rules {
-        Rules { eq: |a, b| a == b, key_column_ok: |_| true }
+        Rules { eq: |a, b| a == b, key_column_ok: |_| true, type_change_refusal: |_, _| None }
     }
     fn names(&self, table: &TableRef) -> Names {
         Names::new(table, 64, char_len)

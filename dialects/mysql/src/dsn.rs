@@ -43,11 +43,10 @@ impl Dsn {
         if url.scheme() != "mysql" && url.scheme() != "mariadb" {
             return Err(bad(&format!("scheme {}:// is not mysql://", url.scheme())));
         }
-        let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
-        let user = decode(url.username()).filter(|u| !u.is_empty()).ok_or_else(|| bad("no user"))?;
-        let password = url.password().and_then(decode).or(env_password);
-        let database = Some(url.path().trim_start_matches('/')).filter(|d| !d.is_empty()).and_then(decode);
+        let user = percent_decode(url.username()).filter(|u| !u.is_empty()).ok_or_else(|| bad("no user"))?;
+        let password = url.password().and_then(percent_decode).or(env_password);
+        let database = Some(url.path().trim_start_matches('/')).filter(|d| !d.is_empty()).and_then(percent_decode);
         Ok(Dsn {
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port: url.port().unwrap_or(3306),
@@ -56,6 +55,12 @@ impl Dsn {
             database,
         })
     }
+}
+
+/// Percent-decoding of a URL component (RFC 3986: `+` and `&` are data, not form encoding).
+/// `None` when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned())
 }
 
 #[cfg(test)]
@@ -69,6 +74,15 @@ mod tests {
         assert_eq!(d.database.as_deref(), Some("shop"));
         assert_eq!(d.to_string(), "mysql://app@127.0.0.1:33306/shop");
         assert!(!format!("{d:?}").contains("cret"));
+    }
+
+    #[test]
+    fn passwords_keep_plus_and_ampersand() {
+        let d = Dsn::parse("mysql://app:a+b&c=d!%2B%25@127.0.0.1/x", None).unwrap();
+        assert_eq!(d.password.as_deref(), Some("a+b&c=d!+%"));
+        let d = Dsn::parse("mysql://app:100%@127.0.0.1/x", None).unwrap();
+        assert_eq!(d.password.as_deref(), Some("100%"), "a stray % stays");
+        assert_eq!(percent_decode("%C3%A9t%c3%a9"), Some("été".to_string()));
     }
 
     #[test]

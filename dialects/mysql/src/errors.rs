@@ -17,6 +17,15 @@ pub const ACCESS_DENIED: u16 = 1045;
 /// `ER_BAD_DB_ERROR`: unknown database.
 pub const BAD_DB: u16 = 1049;
 
+/// `ER_BINLOG_CREATE_ROUTINE_NEED_SUPER`: creating or dropping a trigger while binary logging is
+/// on needs SUPER (unless `log_bin_trust_function_creators` is set).
+pub const NEED_SUPER: u16 = 1419;
+
+/// The server error code, if `r` failed with a server error.
+pub fn code_of<T>(r: &Result<T, mysql_async::Error>) -> Option<u16> {
+    r.as_ref().err().and_then(code)
+}
+
 /// The server error code, if `e` is a server error.
 pub fn code(e: &mysql_async::Error) -> Option<u16> {
     match e {

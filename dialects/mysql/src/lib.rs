@@ -152,6 +152,11 @@ impl MySql {
                 collation: text(r, "Collation"),
                 nullable: text(r, "Null").as_deref() == Some("YES"),
                 generated: text(r, "Extra").is_some_and(|e| e.to_ascii_uppercase().contains("GENERATED")),
+                has_default: text(r, "Default").is_some()
+                    || text(r, "Extra").is_some_and(|e| {
+                        let e = e.to_ascii_uppercase();
+                        e.contains("AUTO_INCREMENT") || e.contains("GENERATED")
+                    }),
             })
             .collect();
         let rows: Vec<Row> = c.query(format!("SHOW INDEX FROM {t}")).await?;
@@ -176,6 +181,47 @@ impl MySql {
             }
         }
         Ok(TableShape { columns, indexes, estimated_rows: 0 })
+    }
+
+    /// The storage engine of `table`, from the table options line of `SHOW CREATE TABLE` (which,
+    /// unlike information_schema, also shows the session's temporary tables).
+    async fn engine_on(c: &mut Conn, table: &TableRef) -> std::result::Result<String, mysql_async::Error> {
+        let ddl: Option<(String, String)> = c.query_first(format!("SHOW CREATE TABLE {}", Qualified(table))).await?;
+        let ddl = ddl.map(|(_, ddl)| ddl).unwrap_or_default();
+        let engine = ddl.lines().find_map(|l| l.strip_prefix(") ENGINE=")).unwrap_or_default();
+        Ok(engine.split(' ').next().unwrap_or_default().to_string())
+    }
+
+    /// Run trigger DDL `stmts` on `table` inside `LOCK TABLES table WRITE … UNLOCK TABLES`, so
+    /// the application's statements see the table's set of triggers change in one step.
+    ///
+    /// Why: MariaDB (MDEV-26048, seen on 10.11) does not notice, in a prepared statement or a
+    /// stored routine, that a trigger was added to (or dropped from) a table that already had
+    /// triggers for other events; its next execution runs the new trigger without having opened
+    /// the trigger's tables and fails with "Table '…_new' doesn't exist" (1146). Created one at a
+    /// time, the insert, update and delete triggers made about one in three migrations under
+    /// prepared-statement writers fail application statements (integration/tests/concurrency.rs).
+    /// Under the lock, the table goes from no capture trigger to all three (and back) at once,
+    /// which the server does handle. The lock is held for milliseconds, waits at most
+    /// `lock_timeout`, and is released on every path (closing the session releases it too).
+    async fn trigger_ddl_locked(&self, context: &str, table: &TableRef, stmts: &[String], lock_timeout: Duration) -> Result<()> {
+        let secs = whole_seconds(lock_timeout);
+        let mut c = self.conn().await?;
+        c.query_drop(sql::with_lock_timeout(secs, &format!("LOCK TABLES {} WRITE", Qualified(table))))
+            .await
+            .map_err(|e| errors::db(context, e))?;
+        let mut result = Ok(());
+        for stmt in stmts {
+            if let Err(e) = c.query_drop(sql::with_lock_timeout(secs, stmt)).await {
+                result = Err(errors::db(context, e));
+                break;
+            }
+        }
+        if let Err(e) = c.query_drop("UNLOCK TABLES").await {
+            let _ = c.disconnect().await;
+            return result.and(Err(errors::db(context, e)));
+        }
+        result
     }
 
     async fn key_query(&self, context: &str, query: String, params: Vec<Value>) -> Result<Option<MyKey>> {
@@ -219,7 +265,11 @@ impl Dialect for MySql {
     }
 
     fn rules(&self) -> Rules {
-        Rules { eq: |a, b| a.eq_ignore_ascii_case(b), key_column_ok: sql::key_column_ok }
+        Rules {
+            eq: |a, b| a.eq_ignore_ascii_case(b),
+            key_column_ok: sql::key_column_ok,
+            type_change_refusal: sql::type_change_refusal,
+        }
     }
 
     fn names(&self, table: &TableRef) -> Names {
@@ -326,13 +376,39 @@ impl Dialect for MySql {
                 fks.join(", ")
             )));
         }
+        // While binary logging is on, CREATE and DROP TRIGGER need SUPER unless
+        // log_bin_trust_function_creators is set. Ask the server without creating anything: a
+        // trigger on a session-private temporary table passes that check, then fails (1361).
+        let probe = t.sibling(names.trial.clone());
+        let ctx = "checking the privilege to create triggers";
+        c.query_drop(format!("CREATE TEMPORARY TABLE {} (x INT)", Qualified(&probe))).await.map_err(|e| errors::db(ctx, e))?;
+        let created = c
+            .query_drop(format!(
+                "CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW SET @shadowswap_probe = 1",
+                sql::trigger_name(t, &names.trial),
+                Qualified(&probe)
+            ))
+            .await;
+        c.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {}", Qualified(&probe))).await.map_err(|e| errors::db(ctx, e))?;
+        if errors::code_of(&created) == Some(errors::NEED_SUPER) {
+            return Err(Error::refused(format!(
+                "the capture triggers cannot be created: binary logging is on and {} lacks the SUPER privilege; \
+                 grant it SUPER, or SET GLOBAL log_bin_trust_function_creators = 1",
+                self.dsn.user
+            )));
+        }
         drop(c);
-        for leftover in [&names.shadow, &names.old] {
-            if self.table_exists(leftover).await? {
-                return Err(Error::refused(format!(
-                    "{leftover} already exists (left by an earlier run?); run `shadowswap cleanup` for this table, or drop or rename it"
-                )));
-            }
+        if self.table_exists(&names.shadow).await? {
+            return Err(Error::refused(format!(
+                "{} already exists (left by an earlier run?); run `shadowswap cleanup` for this table, or drop or rename it",
+                names.shadow
+            )));
+        }
+        if self.table_exists(&names.old).await? {
+            return Err(Error::refused(format!(
+                "{} already exists (the old table an earlier run kept?); drop or rename it first",
+                names.old
+            )));
         }
         Ok(())
     }
@@ -347,7 +423,26 @@ impl Dialect for MySql {
             .map_err(|e| errors::db(ctx, e))?;
         let altered = c.query_drop(format!("ALTER TABLE {} {spec}", Qualified(&trial))).await;
         let shape = match altered {
-            Ok(()) => Self::shape_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e)),
+            Ok(()) => match Self::engine_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e)) {
+                // The capture triggers write the shadow inside the application's transactions and
+                // the copy relies on row locks: a non-transactional shadow would keep the writes
+                // of rolled-back transactions.
+                Ok(engine) if !engine.eq_ignore_ascii_case("InnoDB") => Err(Error::refused(format!(
+                    "the ALTER makes {} ENGINE={engine}; shadowswap's shadow table must be InnoDB (the capture \
+                     triggers write it in the application's transactions), so run this ALTER directly",
+                    names.table
+                ))),
+                Ok(_) => Self::shape_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e)),
+                Err(e) => Err(e),
+            },
+            // Some ALTERs the server allows on the real table but not on a temporary one.
+            Err(mysql_async::Error::Server(s)) if s.message.to_ascii_lowercase().contains("temporary") => {
+                Err(Error::refused(format!(
+                    "shadowswap tries the ALTER on a temporary copy of the table first, and the server does not allow it \
+                     there ({}); shadowswap cannot run this ALTER yet, run it directly",
+                    s.message
+                )))
+            }
             Err(mysql_async::Error::Server(s)) => Err(Error::AlterRejected(s.message)),
             Err(e) => Err(errors::db(ctx, e)),
         };
@@ -416,18 +511,43 @@ impl Dialect for MySql {
     }
 
     async fn install_capture(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-        // Idempotent under retry: a trigger created by an earlier attempt is dropped first.
+        // A retry starts from scratch: no trigger, and an empty shadow, since a failed attempt
+        // may have left some of the triggers working for a while (the backfill has not started,
+        // so the shadow holds only what they wrote). DELETE, not TRUNCATE, which would reset the
+        // AUTO_INCREMENT carried over.
         self.remove_capture(&plan.names, lock_timeout).await?;
-        for stmt in sql::capture_triggers(plan) {
-            self.exec_ddl("creating a capture trigger", &stmt, lock_timeout).await?;
-        }
-        Ok(())
+        let mut c = self.conn().await?;
+        c.query_drop(format!("DELETE FROM {}", Qualified(&plan.names.shadow)))
+            .await
+            .map_err(|e| errors::db("emptying the shadow table", e))?;
+        drop(c);
+        let stmts = sql::capture_triggers(plan);
+        self.trigger_ddl_locked("creating the capture triggers", &plan.names.table, &stmts, lock_timeout).await
     }
 
     async fn remove_capture(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
-        for name in names.triggers() {
-            let stmt = format!("DROP TRIGGER IF EXISTS {}", sql::trigger_name(&names.table, name));
-            self.exec_ddl("dropping a capture trigger", &stmt, lock_timeout).await?;
+        // On the table before the swap, on the old table after it: drop them where they are.
+        let [a, b, c] = names.triggers();
+        let mut conn = self.conn().await?;
+        let found: Vec<(String, String)> = conn
+            .exec(
+                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS \
+                 WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME IN (?, ?, ?) ORDER BY EVENT_OBJECT_TABLE, TRIGGER_NAME",
+                (&names.table.schema, a, b, c),
+            )
+            .await
+            .map_err(|e| errors::db("listing capture triggers", e))?;
+        drop(conn);
+        let mut tables: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
+        tables.dedup();
+        for t in tables {
+            let stmts: Vec<String> = found
+                .iter()
+                .filter(|(_, on)| on == t)
+                .map(|(name, _)| format!("DROP TRIGGER IF EXISTS {}", sql::trigger_name(&names.table, name)))
+                .collect();
+            self.trigger_ddl_locked("dropping the capture triggers", &names.table.sibling(t.to_string()), &stmts, lock_timeout)
+                .await?;
         }
         Ok(())
     }
@@ -476,7 +596,11 @@ impl Dialect for MySql {
                 let (value, key) = errors::duplicate_entry(&s.message).unwrap_or((s.message.clone(), "?".into()));
                 return Err(Error::DuplicateKey { key, table: plan.names.table.clone(), value: format!("'{value}'") });
             }
-            Err(mysql_async::Error::Server(s)) if matches!(s.code, 1048 | 1263 | 1264 | 1265 | 1292 | 1364 | 1366 | 1406) => {
+            // Values that no longer fit, NULL into NOT NULL, and CHECK constraints (MariaDB 4025,
+            // MySQL 3819) that existing rows violate.
+            Err(mysql_async::Error::Server(s))
+                if matches!(s.code, 1048 | 1263 | 1264 | 1265 | 1292 | 1364 | 1366 | 1406 | 3819 | 4025) =>
+            {
                 return Err(Error::refused(format!(
                     "the altered table rejects a row of {}: {} (error {}); change the ALTER so the existing data fits",
                     plan.names.table, s.message, s.code
@@ -491,7 +615,7 @@ impl Dialect for MySql {
 
     async fn checksum_chunk(&self, plan: &Plan, after: Option<&MyKey>, upto: &MyKey) -> Result<(ChunkChecksum, ChunkChecksum)> {
         let ctx = "checksumming a chunk";
-        let cols = sql::checksum_columns(plan);
+        let cols = &plan.checksum_columns;
         let (where_orig, p_orig) = Self::where_range(plan, false, after, upto);
         let (where_shadow, p_shadow) = Self::where_range(plan, true, after, upto);
         let q_orig = sql::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &where_orig);

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use shadowswap_engine::model::{Column, TableRef};
-use shadowswap_engine::plan::{ColumnMap, Plan};
+use shadowswap_engine::plan::Plan;
 
 /// A backtick-quoted identifier; backticks inside the name are doubled.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +60,18 @@ pub fn key_column_ok(c: &Column) -> bool {
     ];
     let base = t.split(['(', ' ']).next().unwrap_or("");
     OK.contains(&base)
+}
+
+/// Refuses type changes whose result depends on the session time zone: converting to or from
+/// TIMESTAMP uses `time_zone`, which is UTC in shadowswap's copy sessions but whatever the
+/// application set in the sessions that fire the capture triggers.
+pub fn type_change_refusal(from: &Column, to: &Column) -> Option<String> {
+    let ts = |c: &Column| c.column_type.to_ascii_lowercase().starts_with("timestamp");
+    (ts(from) != ts(to)).then(|| {
+        "converting to or from TIMESTAMP depends on the session time zone, which differs between shadowswap's copy (UTC) \
+         and the application's sessions; add a new column and fill it yourself, or use a plain ALTER TABLE"
+            .to_string()
+    })
 }
 
 /// The placeholder for one key column's bound value. DECIMAL compares with a string parameter
@@ -186,9 +198,13 @@ pub fn chunk_end(plan: &Plan, where_: &str, rows: u64) -> String {
 
 /// Row count and XOR of a 64-bit MD5 prefix of each row's checksummed columns. `CONCAT_WS` skips
 /// NULLs, so the NULL-ness of every column is appended to tell `(NULL, 'a')` from `('a', NULL)`.
+/// With no comparable column (every type changed) only the row count is compared.
 pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
-    let values = column_list("", cols.iter().copied());
-    let nulls = cols.iter().map(|c| format!("ISNULL({})", Ident(c))).collect::<Vec<_>>().join(", ");
+    let (values, nulls) = if cols.is_empty() {
+        ("1".to_string(), "0".to_string())
+    } else {
+        (column_list("", cols.iter().copied()), cols.iter().map(|c| format!("ISNULL({})", Ident(c))).collect::<Vec<_>>().join(", "))
+    };
     format!(
         "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('#', {values}, CONCAT({nulls}))), 1, 16), 16, 10) AS UNSIGNED)), 0) \
          FROM {} WHERE {where_}",
@@ -196,22 +212,6 @@ pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
     )
 }
 
-/// Columns compared by the checksum: the key plus every column with an unchanged type.
-pub fn checksum_columns(plan: &Plan) -> Vec<ColumnMap> {
-    let mut cols: Vec<ColumnMap> = plan
-        .key
-        .columns
-        .iter()
-        .zip(&plan.key.shadow_columns)
-        .map(|(s, t)| ColumnMap { source: s.name.clone(), target: t.clone() })
-        .collect();
-    for m in &plan.checksum_columns {
-        if !cols.iter().any(|c| c.source.eq_ignore_ascii_case(&m.source)) {
-            cols.push(m.clone());
-        }
-    }
-    cols
-}
 
 /// `shadow.k = ROW.k AND …` for the triggers (`row` is `NEW` or `OLD`).
 fn key_match(plan: &Plan, row: &str) -> String {
@@ -284,7 +284,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: &str) -> Column {
-        Column { name: name.into(), column_type: ty.into(), collation: None, nullable: false, generated: false }
+        Column { name: name.into(), column_type: ty.into(), collation: None, nullable: false, generated: false, has_default: false }
     }
 
     #[test]

@@ -1,0 +1,389 @@
+//! PostgreSQL's table-level preflight checks and the swap transaction.
+//!
+//! Views, foreign keys, grants, policies, comments, sequences and triggers bind to a table's OID,
+//! not its name: after `ALTER TABLE … RENAME` they follow the old table. [`swap`] therefore, in
+//! the same transaction as the renames and under the same short `lock_timeout`, carries each of
+//! them over to the new table and restores the original index and constraint names. Catalog
+//! definitions are read with `search_path = pg_catalog`, so `pg_get_viewdef` and friends print
+//! schema-qualified names that resolve to the new table once it has the old name.
+
+use std::time::Duration;
+
+use shadowswap_engine::names::{byte_len, generated_name, Names};
+use shadowswap_engine::plan::Plan;
+use shadowswap_engine::{Error, Result};
+use tokio_postgres::{GenericClient, Transaction};
+
+use crate::errors;
+use crate::sql::{self, literal, Ident, Qualified};
+use crate::MAX_IDENTIFIER_BYTES;
+
+async fn strings(c: &impl GenericClient, ctx: &str, q: &str, p: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<String>> {
+    let rows = c.query(q, p).await.map_err(|e| errors::db(ctx, e))?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// Refusals for tables the rename swap cannot migrate safely. Creates nothing.
+pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
+    let t = &names.table;
+    let ctx = "checking the table";
+    let row = c
+        .query_opt(
+            "SELECT c.oid, c.relkind::text, c.relpersistence::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&t.schema, &t.name],
+        )
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
+    let Some(row) = row else { return Err(Error::NoSuchTable(t.clone())) };
+    let oid: u32 = row.get(0);
+    let kind: String = row.get(1);
+    let persistence: String = row.get(2);
+    match kind.as_str() {
+        "r" => {}
+        "p" => return Err(Error::refused(format!("{t} is partitioned; shadowswap does not migrate partitioned tables yet"))),
+        _ => return Err(Error::refused(format!("{t} is not a plain table (relkind {kind}); shadowswap migrates tables"))),
+    }
+    match persistence.as_str() {
+        "u" => return Err(Error::refused(format!("{t} is UNLOGGED; its shadow copy would not survive a crash. Make it LOGGED first"))),
+        "t" => return Err(Error::refused(format!("{t} is a temporary table; migrate it with a plain ALTER TABLE"))),
+        _ => {}
+    }
+    let refuse_if = |found: Vec<String>, msg: &dyn Fn(String) -> String| -> Result<()> {
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::refused(msg(found.join(", "))))
+        }
+    };
+    refuse_if(
+        strings(c, ctx, "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = $1 UNION ALL SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = $1", &[&oid]).await?,
+        &|l| format!("{t} takes part in table inheritance ({l}); shadowswap does not migrate inheritance trees"),
+    )?;
+    refuse_if(
+        strings(c, ctx, "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1 AND tablename = $2", &[&t.schema, &t.name]).await?,
+        &|l| format!(
+            "{t} is published for logical replication (publication {l}); a swap would stop its changes reaching subscribers. \
+             Remove it with ALTER PUBLICATION … DROP TABLE for the migration, add it back afterwards and refresh the subscriptions"
+        ),
+    )?;
+    refuse_if(
+        strings(
+            c,
+            ctx,
+            "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+             JOIN pg_class v ON v.oid = r.ev_class WHERE d.refobjid = $1 AND v.relkind = 'm'",
+            &[&oid],
+        )
+        .await?,
+        &|l| format!("materialized views depend on {t} ({l}); drop them for the migration and recreate them afterwards"),
+    )?;
+    refuse_if(
+        strings(c, ctx, "SELECT rulename::text FROM pg_rules WHERE schemaname = $1 AND tablename = $2", &[&t.schema, &t.name]).await?,
+        &|l| format!("{t} has rules ({l}); shadowswap cannot carry rules over, drop them for the migration"),
+    )?;
+    refuse_if(
+        strings(c, ctx, "SELECT conname::text FROM pg_constraint WHERE contype = 'f' AND conrelid = $1 AND confrelid = $1", &[&oid]).await?,
+        &|l| format!("{t} has a foreign key to itself ({l}); shadowswap cannot re-point it, drop it for the migration"),
+    )?;
+    let ours: Vec<String> = names.triggers().iter().map(|s| s.to_string()).collect();
+    refuse_if(
+        strings(
+            c,
+            ctx,
+            "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = ANY($2)",
+            &[&t.schema, &ours],
+        )
+        .await?,
+        &|_| format!("{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first"),
+    )?;
+    Ok(())
+}
+
+/// Add the original table's foreign keys (to other tables) to the shadow, with their names.
+pub async fn copy_outgoing_foreign_keys(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
+    let ctx = "copying foreign keys to the shadow table";
+    tx.batch_execute("SET LOCAL search_path = pg_catalog, pg_temp").await.map_err(|e| errors::db(ctx, e))?;
+    let q = Qualified(&plan.names.table).to_string();
+    let rows = tx
+        .query(
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'f'",
+            &[&q],
+        )
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
+    let options: Option<String> = tx
+        .query_one("SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = $1::text::regclass", &[&q])
+        .await
+        .map_err(|e| errors::db(ctx, e))?
+        .get(0);
+    if let Some(o) = options.filter(|o| !o.is_empty()) {
+        tx.batch_execute(&format!("ALTER TABLE {} SET ({o})", Qualified(&plan.names.shadow))).await.map_err(|e| errors::db(ctx, e))?;
+    }
+    for r in rows {
+        let (name, def): (String, String) = (r.get(0), r.get(1));
+        tx.batch_execute(&format!("ALTER TABLE {} ADD CONSTRAINT {} {def}", Qualified(&plan.names.shadow), Ident(&name)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+    }
+    tx.batch_execute("RESET search_path").await.map_err(|e| errors::db(ctx, e))
+}
+
+/// The cut-over, as text for the dry run.
+pub fn summary(plan: &Plan) -> String {
+    let n = &plan.names;
+    format!(
+        "BEGIN; SET LOCAL lock_timeout = …; LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE; DROP TRIGGER … (capture); \
+         ALTER TABLE {t} RENAME TO {o}; ALTER TABLE {s} RENAME TO {tn}; \
+         -- then: index and constraint names, owned sequences and identity values, views, foreign keys from other tables, \
+         grants, row-level security and policies, comment, owner, triggers of the table's own; COMMIT",
+        t = Qualified(&n.table),
+        s = Qualified(&n.shadow),
+        o = Ident(&n.old.name),
+        tn = Ident(&n.table.name)
+    )
+}
+
+struct Deps {
+    owner: String,
+    comment: Option<String>,
+    rls: (bool, bool),
+    replica_identity: String,
+    grants: Vec<String>,
+    policies: Vec<String>,
+    views: Vec<String>,
+    foreign_keys: Vec<(String, String, String)>,
+    triggers: Vec<(String, String, String)>,
+    serial_sequences: Vec<(String, String)>,
+    identity: Vec<(String, String)>,
+    old_indexes: Vec<(String, String)>,
+    new_indexes: Vec<(String, String)>,
+}
+
+async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
+    let ctx = "reading what depends on the table";
+    let q = |e| errors::db(ctx, e);
+    let t = Qualified(&plan.names.table).to_string();
+    let s = Qualified(&plan.names.shadow).to_string();
+    let ours: Vec<String> = plan.names.triggers().iter().map(|x| x.to_string()).collect();
+    let row = tx
+        .query_one(
+            "SELECT quote_ident(pg_get_userbyid(relowner)), obj_description(oid, 'pg_class'), relrowsecurity, relforcerowsecurity, \
+                    relreplident::text FROM pg_class WHERE oid = $1::text::regclass",
+            &[&t],
+        )
+        .await
+        .map_err(q)?;
+    let grants = strings(
+        tx,
+        ctx,
+        "SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $1, \
+                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner \
+         UNION ALL \
+         SELECT format('GRANT %s (%s) ON TABLE %s TO %s%s', a.privilege_type, quote_ident(att.attname), $1, \
+                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+         FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1::text::regclass AND att.attacl IS NOT NULL \
+           AND att.attnum > 0 AND NOT att.attisdropped",
+        &[&t],
+    )
+    .await?;
+    let policies = strings(
+        tx,
+        ctx,
+        "SELECT format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', pol.polname, $1, \
+                CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, \
+                CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
+                (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ') FROM unnest(pol.polroles) r), \
+                coalesce(' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')', ''), \
+                coalesce(' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')', '')) \
+         FROM pg_policy pol WHERE pol.polrelid = $1::text::regclass ORDER BY pol.polname",
+        &[&t],
+    )
+    .await?;
+    let views = strings(
+        tx,
+        ctx,
+        "SELECT DISTINCT format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass::text, pg_get_viewdef(v.oid)) \
+         FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::text::regclass AND v.oid <> d.refobjid AND v.relkind = 'v'",
+        &[&t],
+    )
+    .await?;
+    let fk_rows = tx
+        .query(
+            "SELECT conname::text, conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE confrelid = $1::text::regclass AND contype = 'f' AND conrelid <> confrelid",
+            &[&t],
+        )
+        .await
+        .map_err(q)?;
+    let trig_rows = tx
+        .query(
+            "SELECT tgname::text, pg_get_triggerdef(oid), tgenabled::text FROM pg_trigger \
+             WHERE tgrelid = $1::text::regclass AND NOT tgisinternal AND NOT (tgname::text = ANY($2))",
+            &[&t, &ours],
+        )
+        .await
+        .map_err(q)?;
+    let seq_rows = tx
+        .query(
+            "SELECT s.oid::regclass::text, a.attname::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.refobjid = $1::text::regclass AND d.deptype = 'a'",
+            &[&t],
+        )
+        .await
+        .map_err(q)?;
+    let ident_rows = tx
+        .query(
+            "SELECT pg_get_serial_sequence($1, a.attname), pg_get_serial_sequence($2, b.attname) \
+             FROM pg_attribute a JOIN pg_attribute b ON b.attrelid = $2::text::regclass AND b.attname = a.attname AND b.attidentity <> '' \
+             WHERE a.attrelid = $1::text::regclass AND a.attidentity <> '' AND a.attnum > 0",
+            &[&t, &s],
+        )
+        .await
+        .map_err(q)?;
+    let indexes = |rel: String| async move {
+        let rows = tx
+            .query(
+                "SELECT ic.relname::text, (CASE WHEN i.indisunique THEN 'u ' ELSE '' END) || \
+                        regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') \
+                 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1::text::regclass ORDER BY 1",
+                &[&rel],
+            )
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        Ok::<_, Error>(rows.iter().map(|r| (r.get(0), r.get(1))).collect::<Vec<(String, String)>>())
+    };
+    Ok(Deps {
+        owner: row.get(0),
+        comment: row.get(1),
+        rls: (row.get(2), row.get(3)),
+        replica_identity: row.get(4),
+        grants,
+        policies,
+        views,
+        foreign_keys: fk_rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
+        triggers: trig_rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
+        serial_sequences: seq_rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        identity: ident_rows
+            .iter()
+            .filter_map(|r| Some((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)))
+            .collect(),
+        old_indexes: indexes(t.clone()).await?,
+        new_indexes: indexes(s.clone()).await?,
+    })
+}
+
+/// `_<name>_old`, within the identifier limit.
+fn old_name(name: &str) -> String {
+    generated_name(name, "old", MAX_IDENTIFIER_BYTES, byte_len)
+}
+
+/// The swap transaction. On any error it rolls back: the original keeps serving, unchanged.
+/// Foreign keys from other tables are re-added `NOT VALID` inside the transaction (no scan under
+/// the lock) and validated right after it, which takes only a SHARE UPDATE EXCLUSIVE lock.
+pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    let n = &plan.names;
+    let ctx = "swapping the tables";
+    let e = |e| errors::db(ctx, e);
+    c.batch_execute(&format!("ANALYZE {}", Qualified(&n.shadow))).await.map_err(e)?;
+    let tx = c.transaction().await.map_err(e)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{}ms'; LOCK TABLE {}, {} IN ACCESS EXCLUSIVE MODE; SET LOCAL search_path = pg_catalog, pg_temp",
+        lock_timeout.as_millis().max(1),
+        Qualified(&n.table),
+        Qualified(&n.shadow)
+    ))
+    .await
+    .map_err(e)?;
+    let d = read_deps(&tx, plan).await?;
+    let t = Qualified(&n.table).to_string();
+    let schema = Ident(&n.table.schema).to_string();
+    let mut stmts: Vec<String> = Vec::new();
+    for (_, child, _) in &d.foreign_keys {
+        stmts.push(format!("LOCK TABLE {child} IN SHARE ROW EXCLUSIVE MODE"));
+    }
+    stmts.extend(n.triggers().iter().flat_map(|name| sql::drop_capture(&n.table, name)));
+    stmts.push(format!("ALTER TABLE {t} RENAME TO {}", Ident(&n.old.name)));
+    stmts.push(format!("ALTER TABLE {} RENAME TO {}", Qualified(&n.shadow), Ident(&n.table.name)));
+    // Index (and so constraint) names: the old table's move aside, the new table's take them.
+    let mut renames_new = Vec::new();
+    let mut used = vec![false; d.new_indexes.len()];
+    for (old, def) in &d.old_indexes {
+        if let Some(i) = d.new_indexes.iter().enumerate().position(|(i, (_, nd))| !used[i] && nd == def) {
+            used[i] = true;
+            stmts.push(format!("ALTER INDEX {schema}.{} RENAME TO {}", Ident(old), Ident(&old_name(old))));
+            renames_new.push(format!("ALTER INDEX {schema}.{} RENAME TO {}", Ident(&d.new_indexes[i].0), Ident(old)));
+        }
+    }
+    stmts.extend(renames_new);
+    for (seq, col) in &d.serial_sequences {
+        if plan.mapping.iter().any(|m| m.source == *col && m.target == *col) {
+            stmts.push(format!("ALTER SEQUENCE {seq} OWNED BY {t}.{}", Ident(col)));
+        }
+    }
+    for (old_seq, new_seq) in &d.identity {
+        stmts.push(format!("SELECT setval({}, s.last_value, s.is_called) FROM {old_seq} s", literal(new_seq)));
+        let bare = old_seq.rsplit('.').next().unwrap_or(old_seq).trim_matches('"').to_string();
+        stmts.push(format!("ALTER SEQUENCE {old_seq} RENAME TO {}", Ident(&old_name(&bare))));
+        stmts.push(format!("ALTER SEQUENCE {new_seq} RENAME TO {}", Ident(&bare)));
+    }
+    if d.owner != "CURRENT_USER" {
+        stmts.push(format!("ALTER TABLE {t} OWNER TO {}", d.owner));
+    }
+    stmts.extend(d.views.iter().cloned());
+    for (name, child, def) in &d.foreign_keys {
+        stmts.push(format!("ALTER TABLE {child} DROP CONSTRAINT {}", Ident(name)));
+        stmts.push(format!("ALTER TABLE {child} ADD CONSTRAINT {} {def} NOT VALID", Ident(name)));
+    }
+    for (name, def, enabled) in &d.triggers {
+        stmts.push(def.clone());
+        match enabled.as_str() {
+            "D" => stmts.push(format!("ALTER TABLE {t} DISABLE TRIGGER {}", Ident(name))),
+            "R" => stmts.push(format!("ALTER TABLE {t} ENABLE REPLICA TRIGGER {}", Ident(name))),
+            "A" => stmts.push(format!("ALTER TABLE {t} ENABLE ALWAYS TRIGGER {}", Ident(name))),
+            _ => {}
+        }
+    }
+    if d.rls.0 {
+        stmts.push(format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"));
+    }
+    if d.rls.1 {
+        stmts.push(format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY"));
+    }
+    stmts.extend(d.policies.iter().cloned());
+    match d.replica_identity.as_str() {
+        "f" => stmts.push(format!("ALTER TABLE {t} REPLICA IDENTITY FULL")),
+        "n" => stmts.push(format!("ALTER TABLE {t} REPLICA IDENTITY NOTHING")),
+        _ => {}
+    }
+    if let Some(comment) = &d.comment {
+        stmts.push(format!("COMMENT ON TABLE {t} IS {}", literal(comment)));
+    }
+    stmts.extend(d.grants.iter().cloned());
+    for s in &stmts {
+        tracing::debug!(sql = %s, "cut-over");
+        tx.batch_execute(s).await.map_err(|err| {
+            let class = errors::db(ctx, err);
+            match class {
+                Error::Database { class: shadowswap_engine::error::ErrorClass::Fatal, message, .. } => Error::Database {
+                    context: format!("{ctx} (while running: {s})"),
+                    message,
+                    class: shadowswap_engine::error::ErrorClass::Fatal,
+                },
+                other => other,
+            }
+        })?;
+    }
+    tx.commit().await.map_err(e)?;
+    for (name, child, _) in &d.foreign_keys {
+        if let Err(err) = c.batch_execute(&format!("ALTER TABLE {child} VALIDATE CONSTRAINT {}", Ident(name))).await {
+            tracing::warn!(constraint = %name, table = %child, error = %errors::message(&err), "foreign key re-added NOT VALID; validate it later");
+        }
+    }
+    Ok(())
+}

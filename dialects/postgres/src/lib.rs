@@ -1,0 +1,447 @@
+//! The PostgreSQL dialect of shadowswap, on `tokio-postgres`.
+//!
+//! Module map:
+//! - [`dsn`]     — `postgres://` DSN parsing, `PGPASSWORD`, session options; never displays passwords.
+//! - [`errors`]  — SQLSTATE classification (lock_not_available, deadlock, …).
+//! - [`sql`]     — pure SQL builders: quoting, row-comparison keysets, copy, capture, checksum.
+//! - [`cutover`] — the swap transaction and everything that binds to the table's OID.
+//! - this file   — [`Postgres`], the [`Dialect`] implementation.
+//!
+//! Chunk-key values travel as text and are cast back to the column's type in the query, so any
+//! btree-ordered type with an exact text form can be a key (see [`sql::key_column_ok`]).
+
+pub mod cutover;
+pub mod dsn;
+pub mod errors;
+pub mod sql;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::error::Result;
+use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
+use shadowswap_engine::names::{byte_len, Names};
+use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::Error;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, NoTls};
+
+pub use dsn::Dsn;
+use sql::{Ident, Qualified};
+
+/// PostgreSQL's identifier limit: NAMEDATALEN - 1 = 63 bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// A chunk boundary: the chunk key's values of one row, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgKey(pub Vec<String>);
+
+impl fmt::Display for PgKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({})", self.0.iter().map(|v| sql::literal(v)).collect::<Vec<_>>().join(", "))
+    }
+}
+
+/// A PostgreSQL server.
+pub struct Postgres {
+    pool: Pool,
+    dsn: Dsn,
+    default_schema: String,
+    parser: sqlparser::dialect::PostgreSqlDialect,
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis().max(1)
+}
+
+impl Postgres {
+    /// Connect to `dsn` (password from the DSN or, failing that, `env_password`, i.e.
+    /// `PGPASSWORD`). Verifies the connection at once.
+    ///
+    /// Errors: [`Error::Unreachable`], [`Error::AccessDenied`], [`Error::Refused`] (malformed
+    /// DSN, unknown database).
+    pub async fn connect(dsn: &str, env_password: Option<String>) -> Result<Postgres> {
+        let dsn = Dsn::parse(dsn, env_password)?;
+        let mgr = Manager::from_config(dsn.config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
+        let mut me = Postgres { pool, dsn, default_schema: String::new(), parser: sqlparser::dialect::PostgreSqlDialect {} };
+        let c = me.client().await?;
+        let row = c.query_one("SELECT current_schema()::text", &[]).await.map_err(|e| errors::db("checking the connection", e))?;
+        me.default_schema = row.get::<_, Option<String>>(0).unwrap_or_else(|| "public".into());
+        drop(c);
+        Ok(me)
+    }
+
+    /// The schema unqualified table names resolve to (`current_schema()`).
+    pub fn default_schema(&self) -> &str {
+        &self.default_schema
+    }
+
+    fn connect_error(&self, e: tokio_postgres::Error) -> Error {
+        let target = self.dsn.to_string();
+        match errors::state(&e) {
+            Some(s) if *s == SqlState::INVALID_PASSWORD || *s == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                Error::AccessDenied { target, reason: errors::message(&e) }
+            }
+            Some(s) if *s == SqlState::INVALID_CATALOG_NAME => {
+                Error::refused(format!("database {} does not exist on {target}; check the DSN", self.dsn.config.get_dbname().unwrap_or("")))
+            }
+            Some(_) => errors::db(&format!("connecting to {target}"), e),
+            None => Error::Unreachable { target, reason: e.to_string() },
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => self.connect_error(e),
+            other => Error::Unreachable { target: self.dsn.to_string(), reason: other.to_string() },
+        })
+    }
+
+    async fn ddl(&self, context: &str, stmts: &[String], lock_timeout: Duration) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(context, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout))).await.map_err(|e| errors::db(context, e))?;
+        for s in stmts {
+            tx.batch_execute(s).await.map_err(|e| errors::db(context, e))?;
+        }
+        tx.commit().await.map_err(|e| errors::db(context, e))
+    }
+
+    /// Columns and indexes of the relation `qualified` (a quoted name or `pg_temp.x`).
+    async fn shape_on(c: &impl GenericClient, qualified: &str) -> std::result::Result<TableShape, tokio_postgres::Error> {
+        let rows = c
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), co.collname::text, NOT a.attnotnull, a.attgenerated <> '' \
+                 FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 0 \
+                 WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&qualified],
+            )
+            .await?;
+        let columns = rows
+            .iter()
+            .map(|r| Column { name: r.get(0), column_type: r.get(1), collation: r.get(2), nullable: r.get(3), generated: r.get(4) })
+            .collect();
+        let rows = c
+            .query(
+                "SELECT ic.relname::text, i.indisunique, i.indisprimary, \
+                        (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indimmediate OR 0 = ANY (i.indkey::int2[])), \
+                        array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord) \
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                              WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) \
+                 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                 WHERE i.indrelid = $1::text::regclass ORDER BY NOT i.indisprimary, ic.relname",
+                &[&qualified],
+            )
+            .await?;
+        let indexes = rows
+            .iter()
+            .map(|r| Index { name: r.get(0), unique: r.get(1), primary: r.get(2), partial: r.get(3), columns: r.get(4) })
+            .collect();
+        Ok(TableShape { columns, indexes, estimated_rows: 0 })
+    }
+
+    async fn key_query(&self, context: &str, query: String, params: &[String]) -> Result<Option<PgKey>> {
+        let c = self.client().await?;
+        let p: Vec<&(dyn ToSql + Sync)> = params.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
+        let row = c.query_opt(&query, &p).await.map_err(|e| errors::db(context, e))?;
+        Ok(row.map(|r| PgKey((0..r.len()).map(|i| r.get::<_, String>(i)).collect())))
+    }
+
+    fn where_range(plan: &Plan, shadow: bool, after: Option<&PgKey>, upto: &PgKey) -> (String, Vec<String>) {
+        let (orig, shad) = sql::key_names(plan);
+        let cols = if shadow { shad } else { orig };
+        let w = sql::range_where(&cols, &plan.key.columns, after.is_some());
+        let mut params: Vec<String> = after.map(|a| a.0.clone()).unwrap_or_default();
+        params.extend(upto.0.iter().cloned());
+        (w, params)
+    }
+}
+
+fn params(v: &[String]) -> Vec<&(dyn ToSql + Sync)> {
+    v.iter().map(|s| s as &(dyn ToSql + Sync)).collect()
+}
+
+struct PgRunLock {
+    client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<()>,
+    key: String,
+}
+
+#[async_trait]
+impl RunLock for PgRunLock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        let PgRunLock { client, driver, key } = *self;
+        let r = client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]).await;
+        drop(client);
+        let _ = driver.await;
+        r.map(|_| ()).map_err(|e| errors::db("releasing the advisory lock", e))
+    }
+}
+
+#[async_trait]
+impl Dialect for Postgres {
+    type Key = PgKey;
+
+    fn target(&self) -> String {
+        self.dsn.to_string()
+    }
+
+    fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect {
+        &self.parser
+    }
+
+    fn rules(&self) -> Rules {
+        Rules { eq: |a, b| a == b, key_column_ok: sql::key_column_ok }
+    }
+
+    fn names(&self, table: &TableRef) -> Names {
+        Names::new(table, MAX_IDENTIFIER_BYTES, byte_len)
+    }
+
+    async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>> {
+        // A session of its own: a session-level advisory lock lives exactly as long as it.
+        let (client, conn) = self.dsn.config.connect(NoTls).await.map_err(|e| self.connect_error(e))?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&names.lock])
+            .await
+            .map_err(|e| errors::db("taking the advisory lock", e))?
+            .get(0);
+        if !got {
+            drop(client);
+            let _ = driver.await;
+            return Err(Error::AnotherRun(names.table.clone()));
+        }
+        Ok(Box::new(PgRunLock { client, driver, key: names.lock.clone() }))
+    }
+
+    async fn inspect(&self, table: &TableRef) -> Result<TableShape> {
+        let c = self.client().await?;
+        let q = Qualified(table).to_string();
+        let mut shape = match Self::shape_on(&**c, &q).await {
+            Ok(s) => s,
+            Err(e) if errors::state(&e) == Some(&SqlState::UNDEFINED_TABLE) || errors::state(&e) == Some(&SqlState::INVALID_SCHEMA_NAME) => {
+                return Err(Error::NoSuchTable(table.clone()))
+            }
+            Err(e) => return Err(errors::db(&format!("reading the definition of {table}"), e)),
+        };
+        let est: f32 = c
+            .query_one("SELECT reltuples FROM pg_class WHERE oid = $1::text::regclass", &[&q])
+            .await
+            .map_err(|e| errors::db("estimating rows", e))?
+            .get(0);
+        shape.estimated_rows = est.max(0.0) as u64;
+        Ok(shape)
+    }
+
+    async fn table_exists(&self, table: &TableRef) -> Result<bool> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(|e| errors::db("looking up a table", e))?;
+        Ok(r.is_some())
+    }
+
+    async fn preflight(&self, names: &Names, _original: &TableShape) -> Result<()> {
+        cutover::preflight(&**self.client().await?, names).await?;
+        for leftover in [&names.shadow, &names.old] {
+            if self.table_exists(leftover).await? {
+                return Err(Error::refused(format!(
+                    "{leftover} already exists (left by an earlier run?); run `shadowswap cleanup` for this table, or drop or rename it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape> {
+        // DDL is transactional in PostgreSQL: try the ALTER on a real copy of the definition
+        // inside a transaction that is always rolled back.
+        let trial = names.table.sibling(names.trial.clone());
+        let ctx = "trying the ALTER on a scratch copy";
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute("SET LOCAL lock_timeout = '2s'").await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute(&format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&trial), Qualified(&names.table)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        let shape = match tx.batch_execute(&format!("ALTER TABLE {} {spec}", Qualified(&trial))).await {
+            Ok(()) => Self::shape_on(&*tx, &Qualified(&trial).to_string()).await.map_err(|e| errors::db(ctx, e)),
+            Err(e) if e.as_db_error().is_some() => Err(Error::AlterRejected(errors::message(&e))),
+            Err(e) => Err(errors::db(ctx, e)),
+        };
+        tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
+        shape
+    }
+
+    fn render_sql(&self, plan: &Plan) -> PlanSql {
+        let n = &plan.names;
+        let (where_, _) = (sql::range_where(&sql::key_names(plan).0, &plan.key.columns, true), ());
+        PlanSql {
+            shadow: vec![
+                format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&n.shadow), Qualified(&n.table)),
+                format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
+            ],
+            capture: sql::capture(plan).into_iter().flat_map(|(f, t)| [f, t]).collect(),
+            copy: sql::copy_chunk(plan, &where_),
+            cut_over: cutover::summary(plan),
+        }
+    }
+
+    async fn find_duplicate(&self, table: &TableRef, columns: &[String]) -> Result<Option<String>> {
+        let cols = sql::column_list("", columns.iter().map(String::as_str));
+        let quoted = columns.iter().map(|c| format!("quote_nullable({}::text)", Ident(c))).collect::<Vec<_>>().join(", ");
+        let not_null = columns.iter().map(|c| format!("{} IS NOT NULL", Ident(c))).collect::<Vec<_>>().join(" AND ");
+        let q = format!(
+            "SELECT format('(%s) occurs %s times', concat_ws(', ', {quoted}), count(*)) FROM {} WHERE {not_null} \
+             GROUP BY {cols} HAVING count(*) > 1 LIMIT 1",
+            Qualified(table)
+        );
+        let c = self.client().await?;
+        let r = c.query_opt(&q, &[]).await.map_err(|e| errors::db("looking for duplicates of a new unique key", e))?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    async fn create_shadow(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        let n = &plan.names;
+        let ctx = format!("creating {}", n.shadow);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(&ctx, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout))).await.map_err(|e| errors::db(&ctx, e))?;
+        tx.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (LIKE {1} INCLUDING ALL)",
+            Qualified(&n.shadow),
+            Qualified(&n.table)
+        ))
+        .await
+        .map_err(|e| errors::db(&ctx, e))?;
+        tx.batch_execute(&format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter)).await.map_err(|e| {
+            if e.as_db_error().is_some() && errors::state(&e) != Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                Error::AlterRejected(errors::message(&e))
+            } else {
+                errors::db(&ctx, e)
+            }
+        })?;
+        cutover::copy_outgoing_foreign_keys(&tx, plan).await?;
+        tx.commit().await.map_err(|e| errors::db(&ctx, e))
+    }
+
+    async fn install_capture(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        let mut stmts: Vec<String> = plan.names.triggers().iter().flat_map(|t| sql::drop_capture(&plan.names.table, t)).collect();
+        stmts.extend(sql::capture(plan).into_iter().flat_map(|(f, t)| [f, t]));
+        self.ddl("installing the capture triggers", &stmts, lock_timeout).await
+    }
+
+    async fn remove_capture(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        // The triggers live on the table, or on the old table after a swap; functions by name.
+        let mut stmts = Vec::new();
+        for on in [&names.table, &names.old] {
+            if self.table_exists(on).await? {
+                stmts.extend(names.triggers().iter().flat_map(|t| sql::drop_capture(on, t)));
+            }
+        }
+        stmts.extend(names.triggers().iter().map(|t| format!("DROP FUNCTION IF EXISTS {}()", sql::function_name(&names.table, t))));
+        self.ddl("dropping the capture triggers", &stmts, lock_timeout).await
+    }
+
+    async fn capture_present(&self, names: &Names) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        let [a, b, d] = names.triggers();
+        let rows = c
+            .query(
+                "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE n.nspname = $1 AND p.proname IN ($2, $3, $4) ORDER BY 1",
+                &[&names.table.schema, &a, &b, &d],
+            )
+            .await
+            .map_err(|e| errors::db("listing capture triggers", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn drop_table(&self, table: &TableRef, lock_timeout: Duration) -> Result<()> {
+        self.ddl(&format!("dropping {table}"), &[format!("DROP TABLE IF EXISTS {}", Qualified(table))], lock_timeout).await
+    }
+
+    async fn key_range(&self, plan: &Plan) -> Result<Option<(PgKey, PgKey)>> {
+        let low = self.key_query("reading the lowest key", sql::key_edge(plan, false), &[]).await?;
+        let high = self.key_query("reading the high watermark", sql::key_edge(plan, true), &[]).await?;
+        Ok(low.zip(high))
+    }
+
+    async fn chunk_end(&self, plan: &Plan, after: Option<&PgKey>, high: &PgKey, rows: u64) -> Result<PgKey> {
+        let (where_, p) = Self::where_range(plan, false, after, high);
+        let end = self.key_query("finding the chunk's end", sql::chunk_end(plan, &where_, rows), &p).await?;
+        Ok(end.unwrap_or_else(|| high.clone()))
+    }
+
+    async fn copy_chunk(&self, plan: &Plan, after: Option<&PgKey>, upto: &PgKey, lock_wait: Duration) -> Result<u64> {
+        let ctx = "copying a chunk";
+        let (where_, p) = Self::where_range(plan, false, after, upto);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_wait))).await.map_err(|e| errors::db(ctx, e))?;
+        let rows = match tx.execute(&sql::copy_chunk(plan, &where_), &params(&p)).await {
+            Ok(n) => n,
+            Err(e) if errors::state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
+                let db = e.as_db_error();
+                return Err(Error::DuplicateKey {
+                    key: db.and_then(|d| d.constraint()).unwrap_or("?").to_string(),
+                    table: plan.names.table.clone(),
+                    value: db.and_then(|d| d.detail()).unwrap_or("").to_string(),
+                });
+            }
+            Err(e)
+                if errors::state(&e).is_some_and(|s| {
+                    s.code().starts_with("22") || *s == SqlState::NOT_NULL_VIOLATION || *s == SqlState::CHECK_VIOLATION
+                }) =>
+            {
+                return Err(Error::refused(format!(
+                    "the altered table rejects a row of {}: {}; change the ALTER so the existing data fits",
+                    plan.names.table,
+                    errors::message(&e)
+                )));
+            }
+            Err(e) => return Err(errors::db(ctx, e)),
+        };
+        tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+        Ok(rows)
+    }
+
+    async fn checksum_chunk(&self, plan: &Plan, after: Option<&PgKey>, upto: &PgKey) -> Result<(ChunkChecksum, ChunkChecksum)> {
+        let ctx = "checksumming a chunk";
+        let cols = sql::checksum_columns(plan);
+        let (w_orig, p) = Self::where_range(plan, false, after, upto);
+        let (w_shadow, _) = Self::where_range(plan, true, after, upto);
+        let q_orig = sql::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &w_orig);
+        let q_shadow = sql::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &w_shadow);
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        let a = tx.query_one(&q_orig, &params(&p)).await.map_err(|e| errors::db(ctx, e))?;
+        let b = tx.query_one(&q_shadow, &params(&p)).await.map_err(|e| errors::db(ctx, e))?;
+        tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+        let sum = |r: &tokio_postgres::Row| ChunkChecksum { rows: r.get::<_, i64>(0) as u64, hash: r.get::<_, i64>(1) as u64 };
+        Ok((sum(&a), sum(&b)))
+    }
+
+    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        let mut c = self.client().await?;
+        cutover::swap(&mut c, plan, lock_timeout).await
+    }
+}

@@ -1,0 +1,264 @@
+//! Pure SQL builders for PostgreSQL. Nothing here talks to a server; every identifier goes
+//! through [`Ident`] / [`Qualified`].
+
+use std::fmt;
+
+use shadowswap_engine::model::{Column, TableRef};
+use shadowswap_engine::plan::{ColumnMap, Plan};
+
+/// A double-quoted identifier; quotes inside the name are doubled.
+#[derive(Debug, Clone, Copy)]
+pub struct Ident<'a>(pub &'a str);
+
+impl fmt::Display for Ident<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+    }
+}
+
+/// A quoted "schema"."table".
+#[derive(Debug, Clone, Copy)]
+pub struct Qualified<'a>(pub &'a TableRef);
+
+impl fmt::Display for Qualified<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", Ident(&self.0.schema), Ident(&self.0.name))
+    }
+}
+
+/// A string literal (standard_conforming_strings is on since PostgreSQL 9.1).
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// "a", "b" with an optional prefix per name (e.g. `NEW.`).
+pub fn column_list<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().map(|n| format!("{prefix}{}", Ident(n))).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether a column type can be part of a chunk key: it needs a default btree ordering (used by
+/// both `ORDER BY` and row comparisons) and an exact text round trip (key values travel as text).
+pub fn key_column_ok(c: &Column) -> bool {
+    let t = c.column_type.to_ascii_lowercase();
+    const NO: [&str; 13] =
+        ["json", "jsonb", "xml", "money", "point", "line", "lseg", "box", "path", "polygon", "circle", "tsvector", "tsquery"];
+    !NO.iter().any(|n| t == *n || t.starts_with(&format!("{n}(")))
+}
+
+/// `ROW("a", "b") > ROW($1::int, $2::text)`: PostgreSQL compares rows lexicographically with each
+/// column's btree ordering and uses a multicolumn index for it. `first` is the first parameter
+/// number; key values are bound as text and cast to the column's type.
+pub fn row_compare(cols: &[&str], types: &[Column], op: &str, first: usize) -> String {
+    let lhs = column_list("", cols.iter().copied());
+    let rhs = types.iter().enumerate().map(|(i, c)| format!("${}::{}", first + i, c.column_type)).collect::<Vec<_>>().join(", ");
+    format!("ROW({lhs}) {op} ROW({rhs})")
+}
+
+/// The WHERE clause of a chunk `(after, upto]` and the number of parameters it binds.
+pub fn range_where(cols: &[&str], types: &[Column], has_after: bool) -> String {
+    let n = cols.len();
+    if has_after {
+        format!("{} AND {}", row_compare(cols, types, ">", 1), row_compare(cols, types, "<=", n + 1))
+    } else {
+        row_compare(cols, types, "<=", 1)
+    }
+}
+
+/// Key column names in the original and in the shadow.
+pub fn key_names(plan: &Plan) -> (Vec<&str>, Vec<&str>) {
+    (plan.key.columns.iter().map(|c| c.name.as_str()).collect(), plan.key.shadow_columns.iter().map(String::as_str).collect())
+}
+
+/// First or last key in key order, as text.
+pub fn key_edge(plan: &Plan, last: bool) -> String {
+    let (cols, _) = key_names(plan);
+    let dir = if last { " DESC" } else { "" };
+    let order = cols.iter().map(|c| format!("{}{dir}", Ident(c))).collect::<Vec<_>>().join(", ");
+    format!("SELECT {} FROM {} ORDER BY {order} LIMIT 1", as_text(&cols), Qualified(&plan.names.table))
+}
+
+fn as_text(cols: &[&str]) -> String {
+    cols.iter().map(|c| format!("{}::text", Ident(c))).collect::<Vec<_>>().join(", ")
+}
+
+/// The key `rows` rows into the range, as text.
+pub fn chunk_end(plan: &Plan, where_: &str, rows: u64) -> String {
+    let (cols, _) = key_names(plan);
+    format!(
+        "SELECT {} FROM {} WHERE {where_} ORDER BY {} LIMIT 1 OFFSET {}",
+        as_text(&cols),
+        Qualified(&plan.names.table),
+        column_list("", cols.iter().copied()),
+        rows.saturating_sub(1)
+    )
+}
+
+/// `ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` — an upsert whose conflict target is the
+/// chunk key only, so a row that collides on any *other* unique key (one the ALTER adds) raises
+/// `unique_violation` instead of being skipped.
+fn upsert_on_key(plan: &Plan) -> String {
+    let key = column_list("", plan.key.shadow_columns.iter().map(String::as_str));
+    let set: Vec<String> = plan
+        .mapping
+        .iter()
+        .filter(|m| !plan.key.shadow_columns.iter().any(|k| k == &m.target))
+        .map(|m| format!("{0} = EXCLUDED.{0}", Ident(&m.target)))
+        .collect();
+    if set.is_empty() {
+        format!("ON CONFLICT ({key}) DO NOTHING")
+    } else {
+        format!("ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
+    }
+}
+
+/// The server-side copy of one chunk.
+///
+/// Under MVCC a plain `INSERT … SELECT` reads a snapshot that can be older than a change the
+/// capture already replayed. `FOR SHARE` makes the read wait for any writer holding a row of
+/// the chunk and return that row's latest committed version (READ COMMITTED re-checks the
+/// updated row against the WHERE clause), and it keeps the rows from changing until the chunk
+/// commits; a change after that runs its capture trigger after the chunk and overwrites it.
+/// Rows inserted meanwhile are not seen and reach the shadow through the capture. So a deleted
+/// row never reappears and an old version never overwrites a newer one. The upsert on the key
+/// makes the copy agree with rows the capture wrote ahead of it.
+pub fn copy_chunk(plan: &Plan, where_: &str) -> String {
+    format!(
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} WHERE {where_} FOR SHARE {}",
+        Qualified(&plan.names.shadow),
+        column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
+        column_list("", plan.mapping.iter().map(|m| m.source.as_str())),
+        Qualified(&plan.names.table),
+        upsert_on_key(plan)
+    )
+}
+
+/// Row count and XOR of a 64-bit MD5 prefix of each row's text form (`ROW(…)::text` writes NULL
+/// as an empty field, so `(NULL,'a')` and `('a',NULL)` differ).
+pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
+    format!(
+        "SELECT count(*)::bigint, coalesce(bit_xor(('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::bigint), 0)::bigint \
+         FROM {} WHERE {where_}",
+        column_list("", cols.iter().copied()),
+        Qualified(table)
+    )
+}
+
+/// Columns compared by the checksum: the key plus every copied column with an unchanged type.
+pub fn checksum_columns(plan: &Plan) -> Vec<ColumnMap> {
+    let mut cols: Vec<ColumnMap> = plan
+        .key
+        .columns
+        .iter()
+        .zip(&plan.key.shadow_columns)
+        .map(|(s, t)| ColumnMap { source: s.name.clone(), target: t.clone() })
+        .collect();
+    for m in &plan.checksum_columns {
+        if !cols.iter().any(|c| c.source == m.source) {
+            cols.push(m.clone());
+        }
+    }
+    cols
+}
+
+fn key_match(plan: &Plan, row: &str) -> String {
+    plan.key
+        .shadow_columns
+        .iter()
+        .zip(&plan.key.columns)
+        .map(|(t, s)| format!("{} = {row}.{}", Ident(t), Ident(&s.name)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A capture trigger function name, schema-qualified.
+pub fn function_name(table: &TableRef, name: &str) -> String {
+    format!("{}.{}", Ident(&table.schema), Ident(name))
+}
+
+/// The three capture trigger functions and their triggers: `[(function, trigger); 3]` for
+/// insert, update, delete.
+///
+/// The functions are `SECURITY DEFINER` (the application's role need not have any privilege on
+/// the shadow table) with a fixed `search_path`, as PostgreSQL's documentation advises for such
+/// functions ("Writing SECURITY DEFINER Functions Safely"). An insert or update upserts the new
+/// row on the chunk key; an update that changes the key first deletes the old key's row; a
+/// delete deletes by key. They run in the writer's transaction, after its row change.
+pub fn capture(plan: &Plan) -> [(String, String); 3] {
+    let n = &plan.names;
+    let s = Qualified(&n.shadow);
+    let upsert = format!(
+        "INSERT INTO {s} ({}) OVERRIDING SYSTEM VALUE VALUES ({}) {}",
+        column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
+        column_list("NEW.", plan.mapping.iter().map(|m| m.source.as_str())),
+        upsert_on_key(plan)
+    );
+    let key_changed =
+        plan.key.columns.iter().map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", Ident(&c.name))).collect::<Vec<_>>().join(" OR ");
+    let function = |name: &str, body: String| {
+        format!(
+            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $shadowswap$\nBEGIN\n{body}  RETURN NULL;\nEND\n$shadowswap$",
+            function_name(&n.table, name)
+        )
+    };
+    let trigger = |name: &str, event: &str| {
+        format!(
+            "CREATE TRIGGER {} AFTER {event} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+            Ident(name),
+            Qualified(&n.table),
+            function_name(&n.table, name)
+        )
+    };
+    [
+        (function(&n.trigger_insert, format!("  {upsert};\n")), trigger(&n.trigger_insert, "INSERT")),
+        (
+            function(
+                &n.trigger_update,
+                format!("  IF {key_changed} THEN\n    DELETE FROM {s} WHERE {};\n  END IF;\n  {upsert};\n", key_match(plan, "OLD")),
+            ),
+            trigger(&n.trigger_update, "UPDATE"),
+        ),
+        (function(&n.trigger_delete, format!("  DELETE FROM {s} WHERE {};\n", key_match(plan, "OLD"))), trigger(&n.trigger_delete, "DELETE")),
+    ]
+}
+
+/// Drop one capture trigger and its function (idempotent).
+pub fn drop_capture(on: &TableRef, name: &str) -> [String; 2] {
+    [
+        format!("DROP TRIGGER IF EXISTS {} ON {}", Ident(name), Qualified(on)),
+        format!("DROP FUNCTION IF EXISTS {}()", function_name(on, name)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str) -> Column {
+        Column { name: name.into(), column_type: ty.into(), collation: None, nullable: false, generated: false, has_default: false }
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(Ident("a\"b").to_string(), "\"a\"\"b\"");
+        assert_eq!(Qualified(&TableRef::new("public", "T")).to_string(), "\"public\".\"T\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn row_comparisons_cast_text_parameters() {
+        let types = [col("a", "integer"), col("b", "character varying(10)")];
+        assert_eq!(
+            range_where(&["a", "b"], &types, true),
+            "ROW(\"a\", \"b\") > ROW($1::integer, $2::character varying(10)) AND ROW(\"a\", \"b\") <= ROW($3::integer, $4::character varying(10))"
+        );
+        assert_eq!(range_where(&["a"], &types[..1], false), "ROW(\"a\") <= ROW($1::integer)");
+    }
+
+    #[test]
+    fn key_types() {
+        assert!(key_column_ok(&col("a", "bigint")));
+        assert!(key_column_ok(&col("a", "uuid")));
+        assert!(!key_column_ok(&col("a", "jsonb")));
+        assert!(!key_column_ok(&col("a", "point")));
+    }
+}

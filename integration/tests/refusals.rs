@@ -1,0 +1,557 @@
+//! Preflight refusals, through the real `shadowswap` binary with `--execute`, so a refusal is
+//! really what stops the run. For every kind of bad input the test checks that
+//! 1. the exit status is 1 (not 0, not a panic's 101),
+//! 2. the last line of stderr is the one error line, `shadowswap: error: …`, and names the
+//!    problem and the remedy,
+//! 3. nothing was left behind: no `_t_new`, no `_t_old`, no triggers (except the user's own),
+//! 4. the original is unchanged: `SHOW CREATE TABLE` and every row are identical.
+//!
+//! Also: the dry run prints the plan and changes nothing.
+
+use std::process::Output;
+
+use mysql_async::prelude::Queryable;
+use shadowswap_engine::names::{char_len, Names};
+use shadowswap_integration::{last_error_line, run_cli, stderr, stdout, TestDb};
+
+/// Definition and rows of some tables, to compare before and after a run.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot(Vec<(String, String, Vec<String>)>);
+
+async fn snapshot(db: &TestDb, tables: &[&str]) -> Snapshot {
+    let mut out = Vec::new();
+    for t in tables {
+        let mut rows: Vec<String> = db.rows(t, "1").await.iter().map(|r| format!("{r:?}")).collect();
+        rows.sort();
+        out.push((t.to_string(), db.create_table(t).await, rows));
+    }
+    Snapshot(out)
+}
+
+/// `assert_clean` with the tables in the server's order (information_schema sorts
+/// case-insensitively, so `_t_new` comes after `t`).
+async fn assert_clean(db: &TestDb, tables: &[&str]) {
+    let mut sorted = tables.to_vec();
+    sorted.sort_by_key(|t| t.to_ascii_uppercase());
+    db.assert_clean(&sorted).await;
+}
+
+/// Checks 1 and 2 on a finished run: exit status 1 and one error line containing every
+/// fragment of `expect`. Returns that line.
+fn check_refusal(out: &Output, expect: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "exit status; stdout:\n{}\nstderr:\n{err}", stdout(out));
+    assert!(!err.contains("panicked"), "a panic is not a refusal:\n{err}");
+    let line = last_error_line(out);
+    assert!(line.starts_with("shadowswap: error: "), "last stderr line is not the error line: {line:?}\nstderr:\n{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("shadowswap: error:")).count(), 1, "one error line:\n{err}");
+    for e in expect {
+        assert!(line.contains(e), "the error line lacks {e:?}:\n{line}");
+    }
+    line
+}
+
+/// Run `shadowswap alter --execute --table <table> --alter <alter> <extra…>` against `db` and check
+/// all four points; `tables` are the tables the test created (they must stay exactly as they were,
+/// and be the only ones). Returns the error line.
+async fn refused(db: &TestDb, table: &str, alter: &str, extra: &[&str], tables: &[&str], expect: &[&str]) -> String {
+    let before = snapshot(db, tables).await;
+    let mut args = vec!["alter", "--dsn", &db.dsn, "--table", table, "--alter", alter, "--execute"];
+    args.extend_from_slice(extra);
+    let out = run_cli(&args, &[]).await;
+    let line = check_refusal(&out, expect);
+    assert_clean(db, tables).await;
+    assert_eq!(snapshot(db, tables).await, before, "the run changed the tables ({alter:?})");
+    line
+}
+
+/// A small table `t` with a primary key, an email column with one duplicate value, and NULLs.
+async fn table_t(name: &str) -> TestDb {
+    let db = TestDb::new(name).await;
+    db.exec(
+        "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, email VARCHAR(50) NULL, n INT NULL, KEY k_n (n)) ENGINE=InnoDB;
+         INSERT INTO t VALUES (1, 'ann@example.org', 10), (2, 'bob@example.org', NULL), (3, 'ann@example.org', 30), (4, NULL, 40)",
+    )
+    .await;
+    db
+}
+
+#[tokio::test]
+async fn missing_table() {
+    let db = table_t("ref_missing_table").await;
+    refused(
+        &db,
+        "nosuch",
+        "ADD COLUMN c INT",
+        &[],
+        &["t"],
+        &["table ssw_ref_missing_table.nosuch does not exist", "check --table"],
+    )
+    .await;
+    // In another database, named in --table.
+    refused(&db, "ssw_ref_no_such_db.t", "ADD COLUMN c INT", &[], &["t"], &["ssw_ref_no_such_db.t does not exist"]).await;
+}
+
+#[tokio::test]
+async fn missing_database_in_dsn() {
+    let db = table_t("ref_missing_db").await;
+    let dsn = db.dsn.replace("ssw_ref_missing_db", "ssw_ref_missing_db_nosuch");
+    let out = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
+    check_refusal(&out, &["database ssw_ref_missing_db_nosuch does not exist", "check the DSN"]);
+    let dbs: Vec<String> =
+        db.pool.get_conn().await.unwrap().query("SHOW DATABASES LIKE 'ssw_ref_missing_db_nosuch'").await.unwrap();
+    assert!(dbs.is_empty(), "the database was created");
+
+    // A DSN naming no database at all is a usage error (exit 2) unless --table names one.
+    let no_db = db.dsn.trim_end_matches("/ssw_ref_missing_db").to_string();
+    assert!(!no_db.ends_with("ssw_ref_missing_db"));
+    let out = run_cli(&["alter", "--dsn", &no_db, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let line = last_error_line(&out);
+    assert!(line.starts_with("shadowswap: error: the DSN names no database"), "{line}");
+    assert!(line.contains("give --table DATABASE.NAME"), "{line}");
+    assert_clean(&db, &["t"]).await;
+}
+
+#[tokio::test]
+async fn table_without_any_key() {
+    let db = TestDb::new("ref_no_key").await;
+    db.exec("CREATE TABLE t (a INT NOT NULL, b VARCHAR(10), KEY ka (a)); INSERT INTO t VALUES (1, 'x'), (1, 'x'), (2, NULL)")
+        .await;
+    refused(
+        &db,
+        "t",
+        "ADD COLUMN c INT",
+        &[],
+        &["t"],
+        &["ssw_ref_no_key.t has no primary key and no unique key over NOT NULL columns", "add one before migrating"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn only_unique_key_is_over_nullable_columns() {
+    let db = TestDb::new("ref_nullable_unique").await;
+    db.exec(
+        "CREATE TABLE t (a INT NULL, b INT NOT NULL, UNIQUE KEY u_ab (a, b)); INSERT INTO t VALUES (NULL, 1), (NULL, 1), (2, 1)",
+    )
+    .await;
+    refused(&db, "t", "ADD COLUMN c INT", &[], &["t"], &["no unique key over NOT NULL columns", "add one before migrating"])
+        .await;
+}
+
+#[tokio::test]
+async fn alter_drops_the_only_usable_key() {
+    let db = table_t("ref_drop_pk").await;
+    refused(
+        &db,
+        "t",
+        "DROP PRIMARY KEY",
+        &[],
+        &["t"],
+        &["the ALTER leaves no unique NOT NULL key", "PRIMARY", "keep one of them unchanged in the ALTER"],
+    )
+    .await;
+    // Replacing it with a key over other columns is no better: nothing to carry the chunking.
+    refused(&db, "t", "DROP PRIMARY KEY, ADD PRIMARY KEY (id, n)", &[], &["t"], &["the ALTER leaves no unique NOT NULL key"])
+        .await;
+}
+
+#[tokio::test]
+async fn alter_that_renames_the_table() {
+    let db = table_t("ref_rename_table").await;
+    for spec in
+        ["RENAME TO x", "RENAME x", "RENAME AS x", "ADD COLUMN c INT, RENAME TO x", "ADD COLUMN c INT /*!40000 , RENAME TO x */"]
+    {
+        refused(&db, "t", spec, &[], &["t"], &["the ALTER renames the table", "rename it with RENAME TABLE before or after"])
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn alter_the_server_rejects() {
+    let db = table_t("ref_server_rejects").await;
+    refused(
+        &db,
+        "t",
+        "DROP COLUMN nosuch",
+        &[],
+        &["t"],
+        &["the server rejected the ALTER", "nosuch", "fix the ALTER spec (it is what follows ALTER TABLE t)"],
+    )
+    .await;
+    // A misspelt keyword: the server reads `COLUMNN` as the column name and `x` as its type.
+    refused(&db, "t", "ADD COLUMNN x INT", &[], &["t"], &["the server rejected the ALTER", "'x'", "fix the ALTER spec"]).await;
+    // A plain syntax error.
+    refused(&db, "t", "ADDD COLUMN x INT", &[], &["t"], &["the server rejected the ALTER", "SQL syntax", "near 'COLUMN x INT'"])
+        .await;
+    refused(&db, "t", "ADD COLUMN email INT", &[], &["t"], &["the server rejected the ALTER", "Duplicate column name 'email'"])
+        .await;
+}
+
+#[tokio::test]
+async fn alter_to_a_non_transactional_engine() {
+    let db = table_t("ref_alter_engine").await;
+    for (spec, engine) in [("ENGINE=MyISAM", "MyISAM"), ("FORCE, engine aria", "Aria")] {
+        refused(
+            &db,
+            "t",
+            spec,
+            &[],
+            &["t"],
+            &[&format!("the ALTER makes ssw_ref_alter_engine.t ENGINE={engine}"), "must be InnoDB", "run this ALTER directly"],
+        )
+        .await;
+    }
+}
+
+/// The ALTER is tried on a temporary copy first; what the server allows only on real tables is
+/// refused with a message that says so, rather than blaming the ALTER.
+#[tokio::test]
+async fn alter_the_server_allows_only_on_real_tables() {
+    let db = table_t("ref_not_on_temporary").await;
+    for (spec, why) in [
+        ("ADD FULLTEXT KEY ft_email (email)", "Cannot create FULLTEXT index on temporary InnoDB table"),
+        ("PARTITION BY HASH (id) PARTITIONS 2", "does not support the create option 'TEMPORARY'"),
+    ] {
+        refused(
+            &db,
+            "t",
+            spec,
+            &[],
+            &["t"],
+            &["shadowswap tries the ALTER on a temporary copy of the table first", why, "shadowswap cannot run this ALTER yet"],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn statement_injection_is_refused() {
+    let db = table_t("ref_injection").await;
+    db.exec("CREATE TABLE victim (id INT PRIMARY KEY); INSERT INTO victim VALUES (1)").await;
+    let tables = ["t", "victim"];
+    for spec in [
+        "ADD COLUMN c INT; DROP TABLE t",
+        "ADD COLUMN c INT; DROP TABLE victim",
+        "ADD COLUMN c INT;",
+        "ADD COLUMN c INT /*! ; DROP TABLE victim */",
+        "ADD COLUMN c INT /*!50000 ; DROP TABLE victim */",
+    ] {
+        refused(&db, "t", spec, &[], &tables, &["the ALTER spec contains ';'", "give one ALTER spec, not several statements"])
+            .await;
+    }
+    // MariaDB also runs the text of `/*M!…*/` comments: they are read as code too.
+    for spec in ["ADD COLUMN c INT /*M! ; DROP TABLE victim; SELECT 1 */", "ADD COLUMN c INT /*M!100000 ; DROP TABLE victim */"] {
+        refused(&db, "t", spec, &[], &tables, &["the ALTER spec contains ';'"]).await;
+    }
+    for spec in ["ADD COLUMN c INT /*M! , RENAME TO x */", "ADD COLUMN c INT /*M!100301 , RENAME x */"] {
+        refused(&db, "t", spec, &[], &tables, &["the ALTER renames the table"]).await;
+    }
+    // `#` starts a comment up to the end of the line, as on the server.
+    refused(&db, "t", "ADD COLUMN c INT # '\n; DROP TABLE victim; -- '", &[], &tables, &["the ALTER spec contains ';'"]).await;
+    // A ';' inside a string (with a backslash-escaped quote, as the server reads it) is data: the
+    // spec is one statement, which the server then judges.
+    refused(
+        &db,
+        "t",
+        r"ADD COLUMN c VARCHAR(5) NOT NULL DEFAULT 'a\'; DROP TABLE victim; -- '",
+        &[],
+        &tables,
+        &["the server rejected the ALTER", "Invalid default value for 'c'"],
+    )
+    .await;
+    assert_eq!(db.scalar::<u64>("SELECT COUNT(*) FROM t").await, 4, "t keeps its rows");
+    assert_eq!(db.scalar::<u64>("SELECT COUNT(*) FROM victim").await, 1);
+}
+
+#[tokio::test]
+async fn empty_alter_and_whole_statement() {
+    let db = table_t("ref_empty_alter").await;
+    for spec in ["", "   ", "/* nothing */"] {
+        refused(&db, "t", spec, &[], &["t"], &["the ALTER spec is empty", "give what follows ALTER TABLE t"]).await;
+    }
+    refused(&db, "t", "ADD COLUMN c INT,", &[], &["t"], &["empty clause"]).await;
+    for spec in ["ALTER TABLE t ADD COLUMN c INT", "alter table `t` add column c int"] {
+        refused(&db, "t", spec, &[], &["t"], &["--alter takes what follows ALTER TABLE t", "not the whole statement"]).await;
+    }
+}
+
+#[tokio::test]
+async fn table_with_a_trigger_of_its_own() {
+    let db = table_t("ref_user_trigger").await;
+    db.exec(
+        "CREATE TABLE audit (id INT); CREATE TRIGGER t_audit AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id)",
+    )
+    .await;
+    let tables = ["audit", "t"];
+    let before = snapshot(&db, &tables).await;
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
+    check_refusal(&out, &["has triggers of its own (t_audit)", "Drop them for the migration and recreate them afterwards"]);
+    assert_eq!(db.tables().await, ["audit", "t"]);
+    assert_eq!(db.triggers().await, ["t_audit"], "exactly the user's trigger, nothing of ours");
+    assert_eq!(snapshot(&db, &tables).await, before);
+    // The user's trigger still works.
+    db.exec("INSERT INTO t VALUES (9, NULL, NULL)").await;
+    assert_eq!(db.scalar::<u64>("SELECT COUNT(*) FROM audit WHERE id = 9").await, 1);
+}
+
+#[tokio::test]
+async fn leftover_capture_triggers_of_an_earlier_run() {
+    let db = table_t("ref_leftover_trigger").await;
+    db.exec("CREATE TRIGGER _t_ssw_upd AFTER UPDATE ON t FOR EACH ROW SET @x = 1").await;
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
+    check_refusal(&out, &["still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
+    assert_eq!(db.tables().await, ["t"]);
+    assert_eq!(db.triggers().await, ["_t_ssw_upd"]);
+}
+
+#[tokio::test]
+async fn foreign_keys_either_way() {
+    let db = TestDb::new("ref_foreign_keys").await;
+    db.exec(
+        "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20)) ENGINE=InnoDB;
+         CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, CONSTRAINT fk_child_parent FOREIGN KEY (parent_id) REFERENCES parent (id)) ENGINE=InnoDB;
+         INSERT INTO parent VALUES (1, 'a'), (2, 'b');
+         INSERT INTO child VALUES (10, 1), (11, 1), (12, 2)",
+    )
+    .await;
+    let tables = ["child", "parent"];
+    for table in tables {
+        refused(
+            &db,
+            table,
+            "ADD COLUMN c INT",
+            &[],
+            &tables,
+            &[
+                &format!("ssw_ref_foreign_keys.{table} has or is referenced by foreign keys (child.fk_child_parent)"),
+                "Drop them for the migration and recreate them afterwards",
+            ],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn non_innodb_tables() {
+    let db = TestDb::new("ref_engines").await;
+    db.exec(
+        "CREATE TABLE t_myisam (id INT PRIMARY KEY, v INT) ENGINE=MyISAM; INSERT INTO t_myisam VALUES (1, 1), (2, 2);
+         CREATE TABLE t_aria (id INT PRIMARY KEY, v INT) ENGINE=Aria; INSERT INTO t_aria VALUES (1, 1), (2, 2)",
+    )
+    .await;
+    let tables = ["t_aria", "t_myisam"];
+    for (table, engine) in [("t_myisam", "MyISAM"), ("t_aria", "Aria")] {
+        refused(
+            &db,
+            table,
+            "ADD COLUMN c INT",
+            &[],
+            &tables,
+            &[&format!("uses ENGINE={engine}"), "shadowswap needs InnoDB", "convert it first"],
+        )
+        .await;
+    }
+    // Converting is itself an ALTER shadowswap cannot do on a MyISAM table: still refused.
+    refused(&db, "t_myisam", "ENGINE=InnoDB", &[], &tables, &["uses ENGINE=MyISAM"]).await;
+}
+
+#[tokio::test]
+async fn views_are_not_tables() {
+    let db = table_t("ref_view").await;
+    db.exec("CREATE VIEW v AS SELECT id, email FROM t").await;
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "v", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
+    check_refusal(&out, &["ssw_ref_view.v is a VIEW, not a table"]);
+    assert_eq!(db.tables().await, ["t", "v"]);
+}
+
+#[tokio::test]
+async fn leftover_shadow_or_old_table() {
+    let db = table_t("ref_leftovers").await;
+    for leftover in ["_t_new", "_t_old"] {
+        db.exec(&format!("CREATE TABLE {leftover} (id INT PRIMARY KEY, half_done INT); INSERT INTO {leftover} VALUES (1, 1)"))
+            .await;
+        refused(
+            &db,
+            "t",
+            "ADD COLUMN c INT",
+            &[],
+            &["t", leftover],
+            &[
+                &format!("ssw_ref_leftovers.{leftover} already exists"),
+                "run `shadowswap cleanup` for this table, or drop or rename it",
+            ],
+        )
+        .await;
+        db.exec(&format!("DROP TABLE {leftover}")).await;
+    }
+}
+
+#[tokio::test]
+async fn column_rename_needs_approval() {
+    let db = table_t("ref_rename_column").await;
+    for (spec, renamed) in [
+        ("CHANGE n amount INT NULL", "n -> amount"),
+        ("CHANGE COLUMN n amount BIGINT NULL", "n -> amount"),
+        ("RENAME COLUMN email TO mail", "email -> mail"),
+    ] {
+        refused(
+            &db,
+            "t",
+            spec,
+            &[],
+            &["t"],
+            &[&format!("the ALTER renames columns ({renamed})"), "add --approve-renamed-columns"],
+        )
+        .await;
+    }
+    // Approved, but naming a column the table does not have.
+    refused(&db, "t", "CHANGE nosuch amount INT", &["--approve-renamed-columns"], &["t"], &["the server rejected the ALTER"])
+        .await;
+}
+
+#[tokio::test]
+async fn new_unique_key_over_duplicate_data() {
+    let db = table_t("ref_duplicates").await;
+    let expect =
+        ["unique key uk_email", "ssw_ref_duplicates.t has duplicate values", "'ann@example.org'", "remove the duplicates"];
+    refused(&db, "t", "ADD UNIQUE KEY uk_email (email)", &[], &["t"], &expect).await;
+    // The dry run finds them too.
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD UNIQUE KEY uk_email (email)"], &[]).await;
+    check_refusal(&out, &expect);
+    // Two columns; NULLs never collide.
+    db.exec("INSERT INTO t VALUES (5, 'cy@example.org', 7), (6, 'cy@example.org', 7), (7, NULL, 8), (8, NULL, 8)").await;
+    refused(
+        &db,
+        "t",
+        "ADD COLUMN c INT, ADD UNIQUE KEY uk_email_n (email, n)",
+        &[],
+        &["t"],
+        &["unique key uk_email_n", "('cy@example.org', '7') occurs 2 times"],
+    )
+    .await;
+    // Duplicates only under the new collation: found by the copy, still no row lost.
+    db.exec("DELETE FROM t WHERE id > 2; UPDATE t SET email = 'ANN@example.org' WHERE id = 2; ALTER TABLE t MODIFY email VARCHAR(50) COLLATE utf8mb4_bin NULL").await;
+    refused(
+        &db,
+        "t",
+        "MODIFY email VARCHAR(50) COLLATE utf8mb4_general_ci NULL, ADD UNIQUE KEY uk_email_ci (email)",
+        &[],
+        &["t"],
+        &["uk_email_ci", "example.org"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn altered_table_rejects_existing_rows() {
+    let db = table_t("ref_rows_do_not_fit").await;
+    refused(
+        &db,
+        "t",
+        "MODIFY email VARCHAR(5) NULL",
+        &[],
+        &["t"],
+        &["the altered table rejects a row of ssw_ref_rows_do_not_fit.t", "change the ALTER so the existing data fits"],
+    )
+    .await;
+    refused(&db, "t", "MODIFY n INT NOT NULL", &[], &["t"], &["the altered table rejects a row", "change the ALTER"]).await;
+    refused(
+        &db,
+        "t",
+        "ADD CONSTRAINT chk_n CHECK (n < 20)",
+        &[],
+        &["t"],
+        &["the altered table rejects a row", "chk_n", "change the ALTER so the existing data fits"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn another_run_holds_the_table() {
+    let db = table_t("ref_advisory_lock").await;
+    let lock = Names::new(&db.table("t"), shadowswap_mysql::MAX_IDENTIFIER_CHARS, char_len).lock;
+    assert_eq!(lock, "shadowswap:ssw_ref_advisory_lock.t");
+    let mut holder = db.pool.get_conn().await.unwrap();
+    let got: Option<i64> = holder.exec_first("SELECT GET_LOCK(?, 0)", (&lock,)).await.unwrap();
+    assert_eq!(got, Some(1));
+    refused(
+        &db,
+        "t",
+        "ADD COLUMN c INT",
+        &[],
+        &["t"],
+        &["another shadowswap run is working on ssw_ref_advisory_lock.t", "wait for it to finish, or stop it first"],
+    )
+    .await;
+    // The dry run and cleanup respect it too.
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT"], &[]).await;
+    check_refusal(&out, &["another shadowswap run is working on"]);
+    let out = run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await;
+    check_refusal(&out, &["another shadowswap run is working on"]);
+    // Once it is released, the same run passes preflight: the lock was the only reason.
+    let _: Option<i64> = holder.exec_first("SELECT RELEASE_LOCK(?)", (&lock,)).await.unwrap();
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_clean(&db, &["t"]).await;
+}
+
+#[tokio::test]
+async fn enum_only_primary_key() {
+    let db = TestDb::new("ref_enum_key").await;
+    db.exec("CREATE TABLE t (k ENUM('b', 'a') NOT NULL PRIMARY KEY, v INT); INSERT INTO t VALUES ('a', 1), ('b', 2)").await;
+    refused(
+        &db,
+        "t",
+        "ADD COLUMN c INT",
+        &[],
+        &["t"],
+        &["no key of ssw_ref_enum_key.t can drive chunking", "PRIMARY (k is enum('b','a'))", "add a unique NOT NULL key"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let db = table_t("ref_dry_run").await;
+    db.exec("ANALYZE TABLE t").await;
+    let before = snapshot(&db, &["t"]).await;
+    let spec = "ADD COLUMN note VARCHAR(20) NULL, DROP COLUMN n, ADD KEY k_note (note)";
+    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", spec], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = stdout(&out);
+    for expect in [
+        "table:          ssw_ref_dry_run.t\n",
+        &format!("alter:          {spec}\n"),
+        "shadow table:   ssw_ref_dry_run._t_new\n",
+        "chunk key:      PRIMARY (id)\n",
+        "estimated rows: 4\n",
+        "column mapping:\n  id\n  email\n  note (added: default or computed value)\n  n (dropped)\n",
+        "shadow DDL:\n  CREATE TABLE `ssw_ref_dry_run`.`_t_new` LIKE `ssw_ref_dry_run`.`t`;\n",
+        &format!("  ALTER TABLE `ssw_ref_dry_run`.`_t_new` {spec};\n"),
+        "capture triggers:\n",
+        "CREATE TRIGGER `ssw_ref_dry_run`.`_t_ssw_ins` AFTER INSERT ON `ssw_ref_dry_run`.`t`",
+        "CREATE TRIGGER `ssw_ref_dry_run`.`_t_ssw_upd` AFTER UPDATE ON `ssw_ref_dry_run`.`t`",
+        "CREATE TRIGGER `ssw_ref_dry_run`.`_t_ssw_del` AFTER DELETE ON `ssw_ref_dry_run`.`t`",
+        "copy chunk:\n  INSERT INTO `ssw_ref_dry_run`.`_t_new`",
+        "cut-over:\n  RENAME TABLE `ssw_ref_dry_run`.`t` TO `ssw_ref_dry_run`.`_t_old`, `ssw_ref_dry_run`.`_t_new` TO `ssw_ref_dry_run`.`t`;",
+        "dry run: every preflight check passed and nothing was changed; add --execute to migrate",
+    ] {
+        assert!(plan.contains(expect), "the plan lacks {expect:?}:\n{plan}");
+    }
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+    assert_clean(&db, &["t"]).await;
+    assert_eq!(snapshot(&db, &["t"]).await, before);
+
+    // A rename, approved, shows up in the mapping.
+    let out = run_cli(
+        &["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "CHANGE n amount INT NULL", "--approve-renamed-columns"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("  amount <- n (renamed)\n"), "{}", stdout(&out));
+    assert_clean(&db, &["t"]).await;
+    assert_eq!(snapshot(&db, &["t"]).await, before);
+}

@@ -1,0 +1,832 @@
+#!/usr/bin/env bash
+#
+# Private PostgreSQL server(s) for shadowswap's tests and demo.
+#
+# Usage: scripts/postgres.sh COMMAND
+#
+#   install  Install PostgreSQL (postgresql, postgresql-contrib) with apt-get
+#            if missing. Debian's own cluster (port 5432) is never left
+#            running.
+#   start    Install if needed, initdb on first start, start the server in
+#            the background and wait until it answers. Idempotent: prints
+#            "already running" if it is up.
+#   stop     Stop the server (pg_ctl stop -m fast; immediate shutdown, then
+#            SIGKILL, as fallbacks). Idempotent.
+#   status   Print running/stopped. Exit 0 if running, 3 if not (LSB style),
+#            4 if the process is alive but does not answer on its port.
+#   dsn      Print the DSN the tests and the demo connect with.
+#   reset    Stop, delete the data directory, start fresh.
+#   client   Open `psql` as the shadowswap user (extra args are passed on,
+#            e.g. `scripts/postgres.sh client -c 'select 1'`).
+#
+# Environment:
+#   SHADOWSWAP_PG_PORT  TCP port of the primary instance (default 54329).
+#
+# Everything lives under <repo>/.local/postgres/ (git-ignored):
+#   primary/            data directory (initdb; its shadowswap.conf holds
+#                       our settings and is rewritten on every start)
+#   .s.PGSQL.<port>     unix socket (+ .lock) of each instance
+#   primary.log         server log (pg_ctl -l)
+#   primary.initdb.log  output of initdb
+#   primary.lock        flock serialising start/stop/reset of this instance
+#
+# The server listens on 127.0.0.1 only and never on 5432, so it cannot clash
+# with Debian's cluster. PostgreSQL refuses to run as root: when this script
+# runs as root (CI), the server runs as the system user `postgres` (created
+# if missing) through runuser, .local/postgres/ is owned by that user, and
+# any directory above it that `postgres` cannot traverse gets o+x. As any
+# other user, the server runs as that user.
+
+set -euo pipefail
+
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+LOG_PREFIX=postgres
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+REPO_ROOT="$(repo_root)"
+BASE_DIR="$REPO_ROOT/.local/postgres"
+
+# Accounts the tests and the demo use (see `dsn`). Deliberately trivial: the
+# server only listens on loopback and holds throwaway data.
+APP_USER=shadowswap
+APP_PASSWORD=shadowswap
+APP_DB=shadowswap
+# A non-superuser, for tests of grants and missing privileges.
+LIMITED_USER=app
+LIMITED_PASSWORD=app
+# Bootstrap superuser (initdb -U). It has no password: it can only log in
+# over the unix socket (local trust), which is how this script provisions.
+SUPERUSER=postgres
+BIND_HOST=127.0.0.1
+SYSTEM_PORT=5432 # Debian's cluster; never ours
+
+START_TIMEOUT=60 # seconds until the server must accept connections
+STOP_TIMEOUT=60  # seconds for a fast shutdown before harsher measures
+
+# Debian packages providing everything below (pgbench is in postgresql-<N>,
+# which postgresql depends on).
+APT_PACKAGES=(postgresql postgresql-contrib)
+REQUIRED_BINS=(postgres initdb pg_ctl psql pg_isready pgbench pg_basebackup)
+# The OS account the server runs as when we are root.
+PG_OS_USER=postgres
+
+# PG* variables of the caller (PGHOST, PGPORT, PGSERVICE, PGOPTIONS,
+# PGSSLMODE, PGCHANNELBINDING...) would redirect or alter our own
+# connections and the server's defaults; every PostgreSQL program this
+# script runs gets them removed (see pg_env/as_pg).
+PG_ENV_UNSET=()
+while IFS= read -r _var; do
+    PG_ENV_UNSET+=(-u "$_var")
+done < <(compgen -e | grep '^PG' || true)
+unset _var
+
+# --------------------------------------------------------------------------
+# Instance definition
+# --------------------------------------------------------------------------
+#
+# All per-instance settings are globals filled by select_instance; the
+# start/stop/status code only ever reads INSTANCE_*. To add the replica later,
+# enable the `replica)` branch, create its data directory with
+# `pg_basebackup -R` from the primary where init_datadir has the
+# `standby` case, and pass the instance name through from the command line;
+# nothing else needs copying (its shadowswap.conf, with its own port, is
+# written on start like the primary's).
+
+INSTANCE_NAME=""
+INSTANCE_KIND=""  # primary: initdb + provisioning; standby: pg_basebackup copy
+INSTANCE_PORT=""
+INSTANCE_DATADIR=""
+INSTANCE_SOCKET_DIR=""
+INSTANCE_PIDFILE=""
+INSTANCE_CONF=""
+INSTANCE_LOG=""
+INSTANCE_INITDB_LOG=""
+INSTANCE_LOCKFILE=""
+INSTANCE_INIT_MARKER=""
+INSTANCE_PROVISIONED_MARKER=""
+
+select_instance() {
+    local name="$1"
+    case "$name" in
+        primary)
+            INSTANCE_PORT="${SHADOWSWAP_PG_PORT:-54329}"
+            INSTANCE_KIND=primary
+            ;;
+        # replica)
+        #     INSTANCE_PORT="${SHADOWSWAP_PG_REPLICA_PORT:-54330}"
+        #     INSTANCE_KIND=standby
+        #     ;;
+        *)
+            die "unknown PostgreSQL instance '$name' (known: primary)"
+            ;;
+    esac
+    valid_port "$INSTANCE_PORT" || die "invalid port '$INSTANCE_PORT' for instance $name"
+    [[ "$INSTANCE_PORT" != "$SYSTEM_PORT" ]] ||
+        die "port $SYSTEM_PORT is the system cluster's; choose another one for instance $name"
+
+    INSTANCE_NAME="$name"
+    INSTANCE_DATADIR="$BASE_DIR/$name"
+    # Written by the postmaster itself; first line is its pid, 4th its port.
+    INSTANCE_PIDFILE="$INSTANCE_DATADIR/postmaster.pid"
+    INSTANCE_CONF="$INSTANCE_DATADIR/shadowswap.conf"
+    INSTANCE_LOG="$BASE_DIR/$name.log"
+    INSTANCE_INITDB_LOG="$BASE_DIR/$name.initdb.log"
+    INSTANCE_LOCKFILE="$BASE_DIR/$name.lock"
+    # Written once initdb has finished / once roles and database exist. Both
+    # live inside the data directory so that deleting it (reset) starts
+    # everything over. pg_basebackup copies them to a standby, which is
+    # right: it is a copy of an initialised, provisioned primary.
+    INSTANCE_INIT_MARKER="$INSTANCE_DATADIR/.shadowswap-initialized"
+    INSTANCE_PROVISIONED_MARKER="$INSTANCE_DATADIR/.shadowswap-provisioned"
+
+    # The socket is <dir>/.s.PGSQL.<port>, and a unix socket path must fit
+    # in sockaddr_un.sun_path (108 bytes on Linux). A deeply nested checkout
+    # would overflow it, so fall back to a per-checkout directory in /tmp in
+    # that case. All instances share the directory (the name has the port).
+    INSTANCE_SOCKET_DIR="$BASE_DIR"
+    if ((${#INSTANCE_SOCKET_DIR} + 17 > 100)); then
+        local hash
+        hash="$(printf '%s' "$BASE_DIR" | cksum | cut -d' ' -f1)"
+        INSTANCE_SOCKET_DIR="${TMPDIR:-/tmp}/shadowswap-postgres-$hash"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# Binaries and the OS user
+# --------------------------------------------------------------------------
+
+PG_BINDIR=""
+INITDB=""
+PG_CTL=""
+PSQL=""
+PG_ISREADY=""
+PG_RUN_AS="" # OS user the server runs as; empty = the invoking user
+
+# pg_bindirs: directories holding a PostgreSQL server, newest major version
+# first. Debian installs each major version under /usr/lib/postgresql/<N>/bin,
+# off PATH (/usr/bin only has pg_wrapper links for the client programs).
+pg_bindirs() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        if [[ -x "$dir/postgres" ]]; then
+            printf '%s\n' "$dir"
+        fi
+    done | sort -t/ -k5,5Vr
+    # Other layouts (source builds, other distributions): whatever is on PATH.
+    if have_cmd pg_config && dir="$(pg_config --bindir 2>/dev/null)" && [[ -x "$dir/postgres" ]]; then
+        printf '%s\n' "$dir"
+    fi
+    if dir="$(command -v postgres 2>/dev/null)"; then
+        dirname -- "$dir"
+    fi
+}
+
+# bindir_major DIR: the major version of the server in DIR ("15", "9.6").
+bindir_major() {
+    local dir="$1" version
+    if [[ "$dir" =~ ^/usr/lib/postgresql/([0-9.]+)/bin$ ]]; then
+        printf '%s\n' "${BASH_REMATCH[1]}"
+        return 0
+    fi
+    # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    version="$("$dir/postgres" --version 2>/dev/null | awk '{ print $3 }')"
+    case "$version" in
+        [0-9].*) printf '%s\n' "${version%.*}" ;; # 9.6.24 -> 9.6
+        *) printf '%s\n' "${version%%.*}" ;;      # 15.18 -> 15
+    esac
+}
+
+# missing_requirements: print what is missing (one per line), nothing if all
+# is there. Looks at the newest installed version only.
+missing_requirements() {
+    local dir bin
+    dir="$(pg_bindirs | head -n 1)"
+    if [[ -z "$dir" ]]; then
+        printf '%s\n' "postgres"
+        return 0
+    fi
+    for bin in "${REQUIRED_BINS[@]}"; do
+        [[ -x "$dir/$bin" ]] || printf '%s\n' "$bin"
+    done
+    if [[ "${EUID:-$(id -u)}" -eq 0 ]] && ! have_cmd runuser; then
+        printf '%s\n' "runuser"
+    fi
+}
+
+# resolve_bins: pick the server version. An existing data directory can only
+# be run by the major version that created it (PG_VERSION), so that one is
+# used if installed; a new data directory gets the newest installed version.
+resolve_bins() {
+    local want="" dir candidates
+    if [[ -f "$INSTANCE_DATADIR/PG_VERSION" ]]; then
+        want="$(tr -d '[:space:]' <"$INSTANCE_DATADIR/PG_VERSION" 2>/dev/null || true)"
+    fi
+    candidates="$(pg_bindirs)"
+    PG_BINDIR=""
+    while IFS= read -r dir; do
+        [[ -n "$dir" ]] || continue
+        if [[ -z "$want" || "$(bindir_major "$dir")" == "$want" ]]; then
+            PG_BINDIR="$dir"
+            break
+        fi
+    done <<<"$candidates"
+    if [[ -z "$PG_BINDIR" ]]; then
+        if [[ -n "$want" && -n "$candidates" ]]; then
+            die "$INSTANCE_DATADIR was created by PostgreSQL $want, which is not installed (found: $(printf '%s' "$candidates" | tr '\n' ' ')); run '$0 reset' to recreate it"
+        fi
+        die "PostgreSQL server binaries not found; run '$0 install'"
+    fi
+    local bin
+    for bin in postgres initdb pg_ctl psql pg_isready; do
+        [[ -x "$PG_BINDIR/$bin" ]] || die "$PG_BINDIR/$bin not found"
+    done
+    INITDB="$PG_BINDIR/initdb"
+    PG_CTL="$PG_BINDIR/pg_ctl"
+    PSQL="$PG_BINDIR/psql"
+    PG_ISREADY="$PG_BINDIR/pg_isready"
+}
+
+# The server (initdb, pg_ctl, postgres) runs as $PG_OS_USER when we are root.
+detect_run_as() {
+    if [[ "${EUID:-$(id -u)}" -eq 0 ]]; then
+        PG_RUN_AS="$PG_OS_USER"
+    else
+        PG_RUN_AS=""
+    fi
+}
+
+# The Debian package creates the user; other installs may not have.
+ensure_os_user() {
+    [[ -n "$PG_RUN_AS" ]] || return 0
+    if ! id -u "$PG_RUN_AS" >/dev/null 2>&1; then
+        log "creating system user $PG_RUN_AS"
+        useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+            --shell /bin/bash "$PG_RUN_AS" || die "could not create user $PG_RUN_AS"
+    fi
+}
+
+# pg_env CMD [ARGS...]: run CMD without the caller's PG* variables.
+pg_env() {
+    env "${PG_ENV_UNSET[@]}" "$@"
+}
+
+# as_pg CMD [ARGS...]: run CMD as the server's OS user (see detect_run_as),
+# without the caller's PG* variables, from / (postgres may not be allowed to
+# enter our working directory; initdb and pg_ctl would complain).
+as_pg() {
+    if [[ -n "$PG_RUN_AS" ]]; then
+        (cd / && runuser -u "$PG_RUN_AS" -- env "${PG_ENV_UNSET[@]}" "$@")
+    else
+        pg_env "$@"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# install
+# --------------------------------------------------------------------------
+
+cmd_install() {
+    local missing
+    detect_run_as
+    missing="$(missing_requirements)"
+    if [[ -z "$missing" ]]; then
+        ensure_os_user
+        return 0
+    fi
+    log "missing: $(printf '%s' "$missing" | tr '\n' ' ')- installing ${APT_PACKAGES[*]}"
+    need_root_or_sudo "installing PostgreSQL with apt-get"
+
+    local started=$SECONDS
+    # The postinst creates Debian's cluster <N>/main (port 5432) and starts
+    # it through invoke-rc.d; the helper forbids that start for the duration
+    # of the install. A refused start can make apt-get return non-zero
+    # although the packages are usable, so the verdict is the check below.
+    apt_install_without_services "${APT_PACKAGES[@]}" ||
+        warn "apt-get install returned non-zero (a refused service start is expected); checking binaries"
+
+    missing="$(missing_requirements)"
+    [[ -z "$missing" ]] || die "still missing after apt-get install: $(printf '%s' "$missing" | tr '\n' ' ')"
+    log "installed PostgreSQL $(bindir_major "$(pg_bindirs | head -n 1)") in $((SECONDS - started))s"
+
+    stop_system_clusters
+    ensure_os_user
+}
+
+# Make sure no Debian cluster (15/main on port 5432...) is left running by
+# the package install, e.g. on a machine whose policy-rc.d allowed the start.
+# Only clusters listed by pg_lsclusters are touched, never private instances.
+stop_system_clusters() {
+    have_cmd pg_lsclusters || return 0
+    local version cluster port status _rest
+    while read -r version cluster port status _rest; do
+        [[ "$status" == online* ]] || continue
+        log "the package started the system cluster $version/$cluster (port $port); stopping it, we do not use it"
+        as_root pg_ctlcluster "$version" "$cluster" stop -m fast >&2 ||
+            warn "could not stop system cluster $version/$cluster"
+    done < <(pg_lsclusters -h 2>/dev/null || true)
+}
+
+# --------------------------------------------------------------------------
+# Talking to the server
+# --------------------------------------------------------------------------
+#
+# Every client call has the host, port, user and database on its command
+# line, runs without the caller's PG* variables, and psql gets -X (no
+# ~/.psqlrc).
+
+# Accepting connections on the TCP port (pg_isready does not need a valid
+# account: it only asks whether the server would accept one).
+server_answers() {
+    pg_env "$PG_ISREADY" -q -h "$BIND_HOST" -p "$INSTANCE_PORT" -U "$SUPERUSER" -d postgres -t 2
+}
+
+# SQL as the bootstrap superuser over the unix socket (local trust).
+super_sql() {
+    pg_env PGCONNECT_TIMEOUT=10 "$PSQL" -X -q -v ON_ERROR_STOP=1 \
+        -h "$INSTANCE_SOCKET_DIR" -p "$INSTANCE_PORT" -U "$SUPERUSER" -d postgres "$@"
+}
+
+# user_sql USER PASSWORD [PSQL ARGS...]: SQL over TCP with a password, like
+# the tests connect.
+user_sql() {
+    local user="$1" password="$2"
+    shift 2
+    pg_env PGPASSWORD="$password" PGCONNECT_TIMEOUT=10 "$PSQL" -X -q -v ON_ERROR_STOP=1 \
+        -h "$BIND_HOST" -p "$INSTANCE_PORT" -U "$user" -d "$APP_DB" "$@"
+}
+
+# running_pid: print the pid of this instance's postmaster if it is alive.
+# Fails if there is no postmaster.pid, or if it names a dead (or zombie)
+# process or a live process that is not working in this data directory (pid
+# reused after a crash or reboot). Has no side effects; see
+# clear_stale_state.
+running_pid() {
+    local pid
+    pid="$(read_pid_file "$INSTANCE_PIDFILE")" || return 1
+    pid_alive "$pid" || return 1
+    pid_cwd_is "$pid" "$INSTANCE_DATADIR" || return 1
+    printf '%s\n' "$pid"
+}
+
+# running_port: the port recorded in postmaster.pid (4th line), to notice
+# SHADOWSWAP_PG_PORT changing under a running instance.
+running_port() {
+    sed -n '4p' -- "$INSTANCE_PIDFILE" 2>/dev/null | tr -d '[:space:]' || true
+}
+
+# server_leftovers: pids of live PostgreSQL processes working in this data
+# directory (the postmaster and its children all chdir into it), whatever
+# their parent. Only postgres executables count: a shell someone left in the
+# directory is not a leftover.
+server_leftovers() {
+    local pid exe
+    for pid in $(pids_with_cwd "$INSTANCE_DATADIR"); do
+        exe="$(readlink -- "/proc/$pid/exe" 2>/dev/null || true)"
+        exe="${exe% (deleted)}" # binary replaced by a package upgrade
+        if [[ "${exe##*/}" == postgres ]]; then
+            printf '%s\n' "$pid"
+        fi
+    done
+}
+
+datadir_idle() {
+    [[ -z "$(server_leftovers)" ]]
+}
+
+# Clean up after a postmaster that died without shutting down (kill -9, OOM,
+# reboot). Does nothing while this instance's postmaster is alive.
+#   * Its children (checkpointer, backends...) notice the postmaster's death
+#     and exit within moments. A new postmaster must not start while any of
+#     them still has the old shared memory attached, so wait for them (see
+#     server_leftovers), SIGKILL after 30 s.
+#   * postmaster.pid and the socket's .lock file still name the dead pid.
+#     PostgreSQL removes such files itself only if kill(pid, 0) fails; a
+#     zombie (containers whose PID 1 does not reap) or a reused pid makes it
+#     refuse to start ("Is another postmaster running?"), so remove them.
+clear_stale_state() {
+    if running_pid >/dev/null; then
+        return 0
+    fi
+    local leftovers stale_pid="" stale_port pid lock
+    leftovers="$(server_leftovers)"
+    if [[ -n "$leftovers" ]]; then
+        log "waiting for leftover server processes in $INSTANCE_DATADIR to exit: $(printf '%s' "$leftovers" | tr '\n' ' ')"
+        if ! wait_until 30 datadir_idle; then
+            warn "still running after 30s; sending SIGKILL"
+            for pid in $(server_leftovers); do
+                kill -KILL "$pid" 2>/dev/null || true
+            done
+            wait_until 10 datadir_idle || die "could not stop leftover server processes in $INSTANCE_DATADIR"
+        fi
+    fi
+    if [[ -e "$INSTANCE_PIDFILE" ]]; then
+        stale_pid="$(read_pid_file "$INSTANCE_PIDFILE" || true)"
+        stale_port="$(running_port)"
+        log "removing stale $INSTANCE_PIDFILE (pid ${stale_pid:-?} is not running)"
+        rm -f -- "$INSTANCE_PIDFILE"
+    else
+        stale_port=""
+    fi
+    for lock in "$INSTANCE_SOCKET_DIR/.s.PGSQL.$INSTANCE_PORT.lock" \
+        ${stale_port:+"$INSTANCE_SOCKET_DIR/.s.PGSQL.$stale_port.lock"}; do
+        [[ -e "$lock" ]] || continue
+        pid="$(read_pid_file "$lock" || true)"
+        if [[ -z "$pid" || "$pid" == "$stale_pid" ]] || ! pid_alive "$pid"; then
+            log "removing stale $lock (pid ${pid:-?} is not running)"
+            rm -f -- "$lock"
+        fi
+    done
+}
+
+log_tail() {
+    if [[ -f "$INSTANCE_LOG" ]]; then
+        log "last lines of $INSTANCE_LOG:"
+        tail -n 40 -- "$INSTANCE_LOG" | sed 's/^/    /' >&2
+    else
+        log "no server log at $INSTANCE_LOG"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# start
+# --------------------------------------------------------------------------
+
+# Directories the server writes to (the base directory: socket, log; the
+# data directory) must belong to the server's OS user, and it must be able
+# to traverse every directory above them: a checkout under /root or in a
+# mktemp -d directory (mode 0700) is not traversable for `postgres`. Such
+# directories get o+x (search only: names inside stay unlistable), which is
+# logged. Nothing to do when the server runs as ourselves.
+prepare_dirs() {
+    mkdir -p -- "$BASE_DIR" "$INSTANCE_SOCKET_DIR"
+    [[ -n "$PG_RUN_AS" ]] || return 0
+    local dir
+    for dir in "$BASE_DIR" "$INSTANCE_SOCKET_DIR"; do
+        chown "$PG_RUN_AS:" "$dir"
+        chmod 0755 "$dir"
+        ensure_traversable "$dir"
+    done
+    if [[ -e "$INSTANCE_LOG" ]]; then
+        chown "$PG_RUN_AS:" "$INSTANCE_LOG"
+    fi
+    # A data directory created by another user (or restored by root) would
+    # make initdb/postgres fail with "permission denied" or "wrong owner".
+    if [[ -d "$INSTANCE_DATADIR" && "$(stat -c %U -- "$INSTANCE_DATADIR")" != "$PG_RUN_AS" ]]; then
+        log "giving $INSTANCE_DATADIR to $PG_RUN_AS"
+        chown -R "$PG_RUN_AS:" "$INSTANCE_DATADIR"
+    fi
+}
+
+# ensure_traversable DIR: make sure $PG_RUN_AS can reach DIR.
+ensure_traversable() {
+    local target="$1" path="" part
+    if as_pg test -x "$target"; then
+        return 0
+    fi
+    local -a parts
+    IFS=/ read -r -a parts <<<"$target"
+    for part in "${parts[@]}"; do
+        [[ -n "$part" ]] || continue
+        path="$path/$part"
+        if ! as_pg test -x "$path"; then
+            log "chmod o+x $path (user $PG_RUN_AS must traverse it to reach $target)"
+            chmod o+x -- "$path" || die "cannot make $path traversable for $PG_RUN_AS"
+        fi
+    done
+    as_pg test -x "$target" || die "user $PG_RUN_AS still cannot reach $target"
+}
+
+# The locale for initdb: C.UTF-8 (byte-order collation like C, but UTF-8
+# character classification) where the C library has it, else C.
+initdb_locale() {
+    if locale -a 2>/dev/null | grep -qix 'C\.utf-\?8'; then
+        printf 'C.UTF-8\n'
+    else
+        printf 'C\n'
+    fi
+}
+
+# initdb on first start. Flags:
+#   -U postgres        bootstrap superuser, with no password (see SUPERUSER).
+#   --auth-local=trust unix socket logins need no password (provisioning).
+#   --auth-host=scram-sha-256
+#                      TCP logins need a password, like a real server; the
+#                      pg_hba.conf written on start says the same.
+#   --encoding=UTF8 / --locale=C.UTF-8 (C where missing)
+#                      deterministic, machine-independent text handling; the
+#                      system locale (LANG) does not leak in.
+init_datadir() {
+    if [[ -f "$INSTANCE_INIT_MARKER" ]]; then
+        return 0
+    fi
+    if [[ -d "$INSTANCE_DATADIR" ]] && [[ -n "$(ls -A -- "$INSTANCE_DATADIR")" ]]; then
+        die "$INSTANCE_DATADIR exists but was never fully initialised (interrupted first start?); run '$0 reset'"
+    fi
+    case "$INSTANCE_KIND" in
+        primary) ;;
+        *) die "creating a $INSTANCE_KIND data directory is not implemented yet" ;;
+        # standby: as_pg pg_basebackup -D "$INSTANCE_DATADIR" -R
+        #   -d "host=$BIND_HOST port=<primary's port> user=$APP_USER ..."
+        #   then touch the marker like below.
+    esac
+    mkdir -p -- "$INSTANCE_DATADIR"
+    chmod 0700 "$INSTANCE_DATADIR"
+    if [[ -n "$PG_RUN_AS" ]]; then
+        chown "$PG_RUN_AS:" "$INSTANCE_DATADIR"
+    fi
+    local locale started=$SECONDS
+    locale="$(initdb_locale)"
+    log "initialising data directory $INSTANCE_DATADIR (PostgreSQL $(bindir_major "$PG_BINDIR"), locale $locale)"
+    if ! as_pg "$INITDB" -D "$INSTANCE_DATADIR" -U "$SUPERUSER" \
+        --auth-local=trust --auth-host=scram-sha-256 \
+        --encoding=UTF8 --locale="$locale" >"$INSTANCE_INITDB_LOG" 2>&1; then
+        log "initdb failed; output:"
+        sed 's/^/    /' "$INSTANCE_INITDB_LOG" >&2
+        rm -rf -- "$INSTANCE_DATADIR"
+        die "could not initialise $INSTANCE_DATADIR"
+    fi
+    as_pg touch -- "$INSTANCE_INIT_MARKER"
+    log "data directory initialised in $((SECONDS - started))s"
+}
+
+# sql_literal VALUE: VALUE as a single-quoted configuration/SQL literal.
+sql_literal() {
+    printf "'%s'" "${1//\'/\'\'}"
+}
+
+# Our settings, in <datadir>/shadowswap.conf, included at the end of
+# postgresql.conf (so they override initdb's values there) and rewritten on
+# every start, so that a changed SHADOWSWAP_PG_PORT takes effect and a
+# standby copied from the primary gets its own port. ALTER SYSTEM settings
+# (postgresql.auto.conf, e.g. primary_conninfo from pg_basebackup -R) still
+# override these.
+#   listen_addresses   loopback only; port never 5432 (Debian's cluster).
+#   wal_level=logical  publications/logical decoding can be tested, and
+#                      implies what streaming standbys need.
+#   max_wal_senders / max_replication_slots / hot_standby
+#                      room for pg_basebackup and a streaming standby that
+#                      accepts read-only queries.
+#   max_connections=300
+#                      parallel test binaries each open pools of connections.
+#   shared_buffers=256MB  enough for the tests' copy workloads.
+#   synchronous_commit=off
+#                      no WAL flush wait per commit: throwaway data, much
+#                      faster tests. fsync stays on, so a crash (kill -9)
+#                      loses at most the last commits, never consistency.
+#   log_min_messages=warning / logging_collector=off
+#                      quiet log; it goes to pg_ctl -l's file.
+write_instance_conf() {
+    {
+        printf '# Written by scripts/postgres.sh on every start; edits are lost.\n'
+        printf 'listen_addresses = %s\n' "$(sql_literal "$BIND_HOST")"
+        printf 'port = %s\n' "$INSTANCE_PORT"
+        printf 'unix_socket_directories = %s\n' "$(sql_literal "$INSTANCE_SOCKET_DIR")"
+        printf 'cluster_name = %s\n' "$(sql_literal "shadowswap-$INSTANCE_NAME")"
+        printf '%s\n' \
+            'wal_level = logical' \
+            'max_wal_senders = 10' \
+            'max_replication_slots = 10' \
+            'hot_standby = on' \
+            'max_connections = 300' \
+            'shared_buffers = 256MB' \
+            'synchronous_commit = off' \
+            'logging_collector = off' \
+            'log_min_messages = warning'
+    } | as_pg tee -- "$INSTANCE_CONF" >/dev/null
+
+    local include="include 'shadowswap.conf'"
+    if ! grep -qxF -- "$include" "$INSTANCE_DATADIR/postgresql.conf"; then
+        printf '\n# Added by shadowswap scripts/postgres.sh\n%s\n' "$include" |
+            as_pg tee -a -- "$INSTANCE_DATADIR/postgresql.conf" >/dev/null
+    fi
+
+    # Replaces initdb's pg_hba.conf. `local replication` lets pg_basebackup
+    # run as the server's OS user over the socket.
+    printf '%s\n' \
+        '# Written by scripts/postgres.sh on every start; edits are lost.' \
+        '# TYPE  DATABASE     USER  ADDRESS       METHOD' \
+        'local   all          all                 trust' \
+        'local   replication  all                 trust' \
+        'host    all          all   127.0.0.1/32  scram-sha-256' \
+        'host    replication  all   127.0.0.1/32  scram-sha-256' |
+        as_pg tee -- "$INSTANCE_DATADIR/pg_hba.conf" >/dev/null
+}
+
+# Start the server with pg_ctl and wait (-w) until it accepts connections.
+# pg_ctl starts the postmaster in a session of its own (setsid), with
+# stdin from /dev/null and stdout/stderr appended to the log (-l), so it
+# survives this script and is not hit by signals sent to the caller's
+# process group. Every inherited descriptor above stderr is closed first:
+# the instance lock on fd 9 must not be held by the server, and an inherited
+# pipe would make a caller like `out=$(scripts/postgres.sh start)` wait for
+# the server to exit.
+launch_server() {
+    log "starting postgres ($INSTANCE_NAME) on $BIND_HOST:$INSTANCE_PORT, datadir $INSTANCE_DATADIR"
+    (
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then
+                exec {fd}>&- || true
+            fi
+        done
+        as_pg "$PG_CTL" start -D "$INSTANCE_DATADIR" -l "$INSTANCE_LOG" \
+            -w -t "$START_TIMEOUT" >/dev/null
+    )
+}
+
+# First start only: the application roles and database. Idempotent, so a
+# start interrupted half-way simply redoes it. A standby gets all of it from
+# the primary (and is read-only anyway).
+provision() {
+    if [[ -f "$INSTANCE_PROVISIONED_MARKER" || "$INSTANCE_KIND" != primary ]]; then
+        return 0
+    fi
+    log "creating roles '$APP_USER' (superuser), '$LIMITED_USER' and database '$APP_DB'"
+    super_sql -v app_user="$APP_USER" -v app_password="$APP_PASSWORD" \
+        -v limited_user="$LIMITED_USER" -v limited_password="$LIMITED_PASSWORD" \
+        -v app_db="$APP_DB" <<'SQL' || die "creating roles and database failed"
+SELECT format('CREATE ROLE %I', :'app_user')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_user') \gexec
+ALTER ROLE :"app_user" WITH LOGIN SUPERUSER REPLICATION PASSWORD :'app_password';
+SELECT format('CREATE ROLE %I', :'limited_user')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'limited_user') \gexec
+ALTER ROLE :"limited_user" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
+    PASSWORD :'limited_password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'app_db') \gexec
+ALTER DATABASE :"app_db" OWNER TO :"app_user";
+SQL
+
+    # Check that both accounts work over TCP with their passwords, and that
+    # the settings took effect.
+    local settings
+    settings="$(user_sql "$APP_USER" "$APP_PASSWORD" -At -F ' ' \
+        -c "SELECT current_setting('wal_level'), current_setting('server_version')")" ||
+        die "cannot log in as $APP_USER over TCP on $BIND_HOST:$INSTANCE_PORT"
+    [[ "$settings" == logical\ * ]] || die "wal_level is not logical: got '$settings'"
+    user_sql "$LIMITED_USER" "$LIMITED_PASSWORD" -At -c 'SELECT 1' >/dev/null ||
+        die "cannot log in as $LIMITED_USER over TCP on $BIND_HOST:$INSTANCE_PORT"
+    log "verified: logins over TCP work; wal_level, server_version = $settings"
+    as_pg touch -- "$INSTANCE_PROVISIONED_MARKER"
+}
+
+do_start() {
+    local pid
+    prepare_dirs
+    clear_stale_state
+    resolve_bins
+    if pid="$(running_pid)"; then
+        local port
+        port="$(running_port)"
+        if [[ -n "$port" && "$port" != "$INSTANCE_PORT" ]]; then
+            die "postgres ($INSTANCE_NAME) is already running on port $port (pid $pid), not $INSTANCE_PORT; run '$0 stop' first"
+        fi
+        # Our postmaster is alive; it may still be starting or in crash
+        # recovery, so give it the normal startup time.
+        if wait_until "$START_TIMEOUT" server_answers; then
+            provision
+            log "postgres already running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+            return 0
+        fi
+        log_tail
+        die "postgres (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop' then '$0 start'"
+    fi
+
+    if tcp_port_open "$BIND_HOST" "$INSTANCE_PORT"; then
+        die "port $INSTANCE_PORT on $BIND_HOST is already in use by another process (not this checkout's $INSTANCE_NAME instance); set SHADOWSWAP_PG_PORT to another port"
+    fi
+
+    init_datadir
+    write_instance_conf
+    local started=$SECONDS
+    if ! launch_server; then
+        log_tail
+        if pid="$(running_pid)"; then
+            die "postgres did not accept connections on $BIND_HOST:$INSTANCE_PORT within ${START_TIMEOUT}s (pid $pid left running; '$0 stop' to stop it)"
+        fi
+        die "postgres ($INSTANCE_NAME) failed to start"
+    fi
+    pid="$(running_pid)" || {
+        log_tail
+        die "pg_ctl reported success but no postmaster is running in $INSTANCE_DATADIR"
+    }
+    log "postgres accepted connections after $((SECONDS - started))s"
+    provision
+    log "postgres running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+}
+
+do_stop() {
+    local pid
+    clear_stale_state
+    if ! pid="$(running_pid)"; then
+        log "postgres ($INSTANCE_NAME) is not running"
+        return 0
+    fi
+    resolve_bins
+    log "stopping postgres ($INSTANCE_NAME) (pid $pid, fast shutdown)"
+    # -m fast: roll back open transactions, disconnect clients, checkpoint.
+    if ! as_pg "$PG_CTL" stop -D "$INSTANCE_DATADIR" -m fast -w -t "$STOP_TIMEOUT" >/dev/null; then
+        warn "fast shutdown did not finish within ${STOP_TIMEOUT}s; trying an immediate shutdown"
+        if ! as_pg "$PG_CTL" stop -D "$INSTANCE_DATADIR" -m immediate -w -t 30 >/dev/null; then
+            warn "immediate shutdown failed too; sending SIGKILL to pid $pid"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait_until 10 not pid_alive "$pid" || die "could not stop postgres ($INSTANCE_NAME, pid $pid)"
+    # After SIGKILL: leftover children, postmaster.pid, socket lock.
+    clear_stale_state
+    log "postgres ($INSTANCE_NAME) stopped"
+}
+
+do_reset() {
+    do_stop
+    log "deleting $INSTANCE_DATADIR"
+    rm -rf -- "$INSTANCE_DATADIR"
+    rm -f -- "$INSTANCE_LOG" "$INSTANCE_INITDB_LOG"
+    do_start
+}
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+
+cmd_start() {
+    cmd_install
+    with_lock "$INSTANCE_LOCKFILE" do_start
+}
+
+cmd_stop() {
+    detect_run_as
+    with_lock "$INSTANCE_LOCKFILE" do_stop
+}
+
+cmd_reset() {
+    cmd_install
+    with_lock "$INSTANCE_LOCKFILE" do_reset
+}
+
+cmd_status() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        echo "postgres ($INSTANCE_NAME) stopped (port $INSTANCE_PORT)"
+        return 3
+    fi
+    local port
+    port="$(running_port)"
+    if [[ -n "$port" && "$port" != "$INSTANCE_PORT" ]]; then
+        echo "postgres ($INSTANCE_NAME) running on $BIND_HOST:$port (pid $pid), not on the configured port $INSTANCE_PORT"
+        return 4
+    fi
+    resolve_bins
+    if server_answers; then
+        echo "postgres ($INSTANCE_NAME) running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+        return 0
+    fi
+    echo "postgres ($INSTANCE_NAME) process alive (pid $pid) but not answering on $BIND_HOST:$INSTANCE_PORT"
+    return 4
+}
+
+cmd_dsn() {
+    printf 'postgres://%s:%s@%s:%s/%s\n' "$APP_USER" "$APP_PASSWORD" "$BIND_HOST" "$INSTANCE_PORT" "$APP_DB"
+}
+
+cmd_client() {
+    resolve_bins
+    exec env "${PG_ENV_UNSET[@]}" PGPASSWORD="$APP_PASSWORD" \
+        "$PSQL" -h "$BIND_HOST" -p "$INSTANCE_PORT" -U "$APP_USER" -d "$APP_DB" "$@"
+}
+
+# usage: the comment block at the top of this file.
+usage() {
+    awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0" >&2
+}
+
+main() {
+    local cmd="${1:-}"
+    if [[ $# -gt 0 ]]; then
+        shift
+    fi
+    select_instance primary
+    case "$cmd" in
+        install) cmd_install ;;
+        start) cmd_start ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        dsn) cmd_dsn ;;
+        reset) cmd_reset ;;
+        client) cmd_client "$@" ;;
+        -h | --help | help)
+            usage
+            ;;
+        *)
+            usage
+            exit 2
+            ;;
+    esac
+}
+
+# Run main only when executed, so the functions can be sourced for testing.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

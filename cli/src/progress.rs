@@ -125,10 +125,28 @@ pub async fn cancel_on_signal(cancel: CancellationToken) {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted (SIGINT): stopping and removing what this run created"),
-        _ = term_recv => tracing::warn!("terminated (SIGTERM): stopping and removing what this run created"),
+        _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted (SIGINT): stopping and removing what this run created; interrupt again to exit at once"),
+        _ = term_recv => tracing::warn!("terminated (SIGTERM): stopping and removing what this run created; signal again to exit at once"),
     }
     cancel.cancel();
+    // A second signal: the operator does not want to wait for the undo. Leave at once; what is
+    // left (triggers, shadow) is harmless to the application and `shadowswap cleanup` removes it.
+    let again = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = again => {}
+    }
+    eprintln!(
+        "shadowswap: error: interrupted twice: exiting without finishing the cleanup; run `shadowswap cleanup` for this table"
+    );
+    std::process::exit(130);
 }
 
 /// The final summary on stdout: one line, or one JSON object with `--log-format json`.

@@ -2,7 +2,9 @@
 //!
 //! Each chunk is read from both tables inside one consistent snapshot. The capture triggers
 //! write the shadow inside the writer's own transaction, so in any snapshot the two tables agree
-//! exactly; a difference is a real defect and stops the run before the cut-over. Compared are the
+//! exactly; a difference is a real defect and stops the run before the cut-over. The first chunk
+//! has no lower bound and the last no upper bound, so every row of both tables is compared, not
+//! only the key range the backfill walked: a walk that stopped early cannot go unnoticed. Compared are the
 //! row count and an order-independent hash of the columns whose type and collation the ALTER
 //! leaves unchanged (the plan lists the others).
 
@@ -38,13 +40,20 @@ pub async fn run<D: Dialect>(
             return Err(Error::Cancelled("stopped during checksum".into()));
         }
         let t0 = Instant::now();
+        // The last chunk is open-ended: rows above the high watermark are compared too.
+        let last = walk.high_watermark() == Some(&upto);
+        let bound = (!last).then_some(&upto);
         let (orig, shadow) =
-            with_retry("checksumming a chunk", policy, cancel, || dialect.checksum_chunk(plan, after.as_ref(), &upto)).await?;
+            with_retry("checksumming a chunk", policy, cancel, || dialect.checksum_chunk(plan, after.as_ref(), bound)).await?;
         walk.sizer.observe(t0.elapsed());
         if orig != shadow {
             return Err(Error::ChecksumMismatch {
                 table: plan.names.table.clone(),
-                chunk: format!("({}, {}]", after.map(|k| k.to_string()).unwrap_or_else(|| "start".into()), upto),
+                chunk: format!(
+                    "({}, {}]",
+                    after.map(|k| k.to_string()).unwrap_or_else(|| "start".into()),
+                    if last { "end".to_string() } else { upto.to_string() }
+                ),
                 detail: format!(
                     "original {} rows hash {:016x}, shadow {} rows hash {:016x}",
                     orig.rows, orig.hash, shadow.rows, shadow.hash

@@ -103,12 +103,14 @@ pub trait Dialect: Send + Sync + 'static {
     async fn copy_chunk(&self, plan: &Plan, after: Option<&Self::Key>, upto: &Self::Key, lock_wait: Duration) -> Result<u64>;
 
     /// Checksum the rows with key in `(after, upto]` of the original and of the shadow, both
-    /// from one consistent snapshot. Returns `(original, shadow)`.
+    /// from one consistent snapshot. `after = None` starts at the lowest key, `upto = None` runs
+    /// to the highest, so a walk whose first and last chunks are open covers the whole table
+    /// (rows above the high watermark included). Returns `(original, shadow)`.
     async fn checksum_chunk(
         &self,
         plan: &Plan,
         after: Option<&Self::Key>,
-        upto: &Self::Key,
+        upto: Option<&Self::Key>,
     ) -> Result<(ChunkChecksum, ChunkChecksum)>;
 
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.

@@ -167,7 +167,10 @@ impl Plan {
         for m in &mapping {
             let (Some(from), Some(to)) = (original.column(&m.source, eq), altered.column(&m.target, eq)) else { continue };
             if let Some(why) = (rules.type_change_refusal)(from, to) {
-                return Err(Error::refused(format!("the ALTER changes column {} from {} to {}: {why}", m.target, from.column_type, to.column_type)));
+                return Err(Error::refused(format!(
+                    "the ALTER changes column {} from {} to {}: {why}",
+                    m.target, from.column_type, to.column_type
+                )));
             }
         }
 
@@ -384,7 +387,8 @@ mod tests {
         let orig = shape(vec![col("id", "int", false), col("ts", "timestamp", true)], vec![idx("PRIMARY", &["id"], true)]);
         let mut alt = orig.clone();
         alt.columns.push(col("n", "int", false));
-        let err = Plan::build(names(), "ADD COLUMN n INT NOT NULL", an("FORCE"), orig.clone(), alt.clone(), rules(), false).unwrap_err();
+        let err = Plan::build(names(), "ADD COLUMN n INT NOT NULL", an("FORCE"), orig.clone(), alt.clone(), rules(), false)
+            .unwrap_err();
         assert!(err.to_string().contains("without a DEFAULT"), "{err}");
         alt.columns[2].has_default = true;
         assert!(Plan::build(names(), "x", an("FORCE"), orig.clone(), alt.clone(), rules(), false).is_ok());

@@ -24,6 +24,8 @@ struct Fake {
     shadow: Mutex<Vec<u64>>,
     /// Drop this key from the shadow after the backfill (to provoke a checksum mismatch).
     lose: Option<u64>,
+    /// Keys the original has beyond the high watermark (not walked, not copied).
+    late: Vec<u64>,
 }
 
 impl Fake {
@@ -129,12 +131,14 @@ impl Dialect for Fake {
         s.extend(chunk.iter().filter(|k| Some(**k) != self.lose));
         Ok(chunk.len() as u64)
     }
-    async fn checksum_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64) -> Result<(ChunkChecksum, ChunkChecksum)> {
+    async fn checksum_chunk(&self, _: &Plan, after: Option<&u64>, upto: Option<&u64>) -> Result<(ChunkChecksum, ChunkChecksum)> {
         let sum = |keys: &[u64]| {
-            let k: Vec<u64> = keys.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= upto).collect();
+            let k: Vec<u64> =
+                keys.iter().copied().filter(|k| after.is_none_or(|a| k > a) && upto.is_none_or(|u| k <= u)).collect();
             ChunkChecksum { rows: k.len() as u64, hash: k.iter().fold(0, |h, x| h ^ x.wrapping_mul(0x9e37_79b9)) }
         };
-        Ok((sum(&self.rows), sum(&self.shadow.lock().unwrap())))
+        let original: Vec<u64> = self.rows.iter().chain(&self.late).copied().collect();
+        Ok((sum(&original), sum(&self.shadow.lock().unwrap())))
     }
     async fn cut_over(&self, _: &Plan, _: Duration) -> Result<()> {
         self.step("cut_over")
@@ -209,6 +213,16 @@ async fn cut_over_lock_timeouts_are_retried_then_reported() {
 #[tokio::test]
 async fn checksum_mismatch_stops_before_the_swap() {
     let (r, calls) = run(Fake { lose: Some(7), ..Fake::default() }, config()).await;
+    assert!(matches!(r, Err(Error::ChecksumMismatch { .. })), "{r:?}");
+    assert!(!calls.iter().any(|c| c == "cut_over"));
+}
+
+#[tokio::test]
+async fn checksum_covers_rows_above_the_high_watermark() {
+    // A row the original has above the high watermark (inserted after the backfill began) that
+    // the shadow lacks, as if capture had missed it, is found: the checksum's last chunk has no
+    // upper bound. With a bounded last chunk this run would swap and lose the row.
+    let (r, calls) = run(Fake { late: vec![99], ..Fake::default() }, config()).await;
     assert!(matches!(r, Err(Error::ChecksumMismatch { .. })), "{r:?}");
     assert!(!calls.iter().any(|c| c == "cut_over"));
 }

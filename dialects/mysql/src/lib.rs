@@ -613,11 +613,20 @@ impl Dialect for MySql {
         Ok(rows)
     }
 
-    async fn checksum_chunk(&self, plan: &Plan, after: Option<&MyKey>, upto: &MyKey) -> Result<(ChunkChecksum, ChunkChecksum)> {
+    async fn checksum_chunk(
+        &self,
+        plan: &Plan,
+        after: Option<&MyKey>,
+        upto: Option<&MyKey>,
+    ) -> Result<(ChunkChecksum, ChunkChecksum)> {
         let ctx = "checksumming a chunk";
         let cols = &plan.checksum_columns;
-        let (where_orig, p_orig) = Self::where_range(plan, false, after, upto);
-        let (where_shadow, p_shadow) = Self::where_range(plan, true, after, upto);
+        let (orig_keys, shadow_keys) = sql::key_names(plan);
+        let bounds = |keys: &[&str]| {
+            sql::open_range_where(keys, &plan.key.columns, after.map(|k| k.0.as_slice()), upto.map(|k| k.0.as_slice()))
+        };
+        let (where_orig, p_orig) = bounds(&orig_keys);
+        let (where_shadow, p_shadow) = bounds(&shadow_keys);
         let q_orig = sql::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &where_orig);
         let q_shadow =
             sql::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &where_shadow);

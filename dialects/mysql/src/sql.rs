@@ -122,14 +122,24 @@ pub fn bound_params<V: Clone>(key: &[V]) -> Vec<V> {
 
 /// The WHERE clause of a chunk `(after, upto]`, and its parameters.
 pub fn range_where<V: Clone>(cols: &[&str], types: &[Column], after: Option<&[V]>, upto: &[V]) -> (String, Vec<V>) {
+    open_range_where(cols, types, after, Some(upto))
+}
+
+/// [`range_where`] where either end may be open (`None`): `TRUE` when both are.
+pub fn open_range_where<V: Clone>(cols: &[&str], types: &[Column], after: Option<&[V]>, upto: Option<&[V]>) -> (String, Vec<V>) {
     let mut params = Vec::new();
     let mut preds = Vec::new();
     if let Some(a) = after {
         preds.push(bound_predicate(cols, types, Bound::After));
         params.extend(bound_params(a));
     }
-    preds.push(bound_predicate(cols, types, Bound::UpTo));
-    params.extend(bound_params(upto));
+    if let Some(u) = upto {
+        preds.push(bound_predicate(cols, types, Bound::UpTo));
+        params.extend(bound_params(u));
+    }
+    if preds.is_empty() {
+        preds.push("TRUE".to_string());
+    }
     (preds.join(" AND "), params)
 }
 
@@ -203,7 +213,10 @@ pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
     let (values, nulls) = if cols.is_empty() {
         ("1".to_string(), "0".to_string())
     } else {
-        (column_list("", cols.iter().copied()), cols.iter().map(|c| format!("ISNULL({})", Ident(c))).collect::<Vec<_>>().join(", "))
+        (
+            column_list("", cols.iter().copied()),
+            cols.iter().map(|c| format!("ISNULL({})", Ident(c))).collect::<Vec<_>>().join(", "),
+        )
     };
     format!(
         "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('#', {values}, CONCAT({nulls}))), 1, 16), 16, 10) AS UNSIGNED)), 0) \
@@ -211,7 +224,6 @@ pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
         Qualified(table)
     )
 }
-
 
 /// `shadow.k = ROW.k AND …` for the triggers (`row` is `NEW` or `OLD`).
 fn key_match(plan: &Plan, row: &str) -> String {
@@ -284,7 +296,14 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: &str) -> Column {
-        Column { name: name.into(), column_type: ty.into(), collation: None, nullable: false, generated: false, has_default: false }
+        Column {
+            name: name.into(),
+            column_type: ty.into(),
+            collation: None,
+            nullable: false,
+            generated: false,
+            has_default: false,
+        }
     }
 
     #[test]

@@ -18,7 +18,12 @@ use crate::errors;
 use crate::sql::{self, literal, Ident, Qualified};
 use crate::MAX_IDENTIFIER_BYTES;
 
-async fn strings(c: &impl GenericClient, ctx: &str, q: &str, p: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<String>> {
+async fn strings(
+    c: &impl GenericClient,
+    ctx: &str,
+    q: &str,
+    p: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<String>> {
     let rows = c.query(q, p).await.map_err(|e| errors::db(ctx, e))?;
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
@@ -45,7 +50,11 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
         _ => return Err(Error::refused(format!("{t} is not a plain table (relkind {kind}); shadowswap migrates tables"))),
     }
     match persistence.as_str() {
-        "u" => return Err(Error::refused(format!("{t} is UNLOGGED; its shadow copy would not survive a crash. Make it LOGGED first"))),
+        "u" => {
+            return Err(Error::refused(format!(
+                "{t} is UNLOGGED; its shadow copy would not survive a crash. Make it LOGGED first"
+            )))
+        }
         "t" => return Err(Error::refused(format!("{t} is a temporary table; migrate it with a plain ALTER TABLE"))),
         _ => {}
     }
@@ -61,11 +70,19 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
         &|l| format!("{t} takes part in table inheritance ({l}); shadowswap does not migrate inheritance trees"),
     )?;
     refuse_if(
-        strings(c, ctx, "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1 AND tablename = $2", &[&t.schema, &t.name]).await?,
-        &|l| format!(
+        strings(
+            c,
+            ctx,
+            "SELECT pubname::text FROM pg_publication_tables WHERE schemaname = $1 AND tablename = $2",
+            &[&t.schema, &t.name],
+        )
+        .await?,
+        &|l| {
+            format!(
             "{t} is published for logical replication (publication {l}); a swap would stop its changes reaching subscribers. \
              Remove it with ALTER PUBLICATION … DROP TABLE for the migration, add it back afterwards and refresh the subscriptions"
-        ),
+        )
+        },
     )?;
     refuse_if(
         strings(
@@ -79,11 +96,18 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
         &|l| format!("materialized views depend on {t} ({l}); drop them for the migration and recreate them afterwards"),
     )?;
     refuse_if(
-        strings(c, ctx, "SELECT rulename::text FROM pg_rules WHERE schemaname = $1 AND tablename = $2", &[&t.schema, &t.name]).await?,
+        strings(c, ctx, "SELECT rulename::text FROM pg_rules WHERE schemaname = $1 AND tablename = $2", &[&t.schema, &t.name])
+            .await?,
         &|l| format!("{t} has rules ({l}); shadowswap cannot carry rules over, drop them for the migration"),
     )?;
     refuse_if(
-        strings(c, ctx, "SELECT conname::text FROM pg_constraint WHERE contype = 'f' AND conrelid = $1 AND confrelid = $1", &[&oid]).await?,
+        strings(
+            c,
+            ctx,
+            "SELECT conname::text FROM pg_constraint WHERE contype = 'f' AND conrelid = $1 AND confrelid = $1",
+            &[&oid],
+        )
+        .await?,
         &|l| format!("{t} has a foreign key to itself ({l}); shadowswap cannot re-point it, drop it for the migration"),
     )?;
     let ours: Vec<String> = names.triggers().iter().map(|s| s.to_string()).collect();
@@ -118,7 +142,9 @@ pub async fn copy_outgoing_foreign_keys(tx: &Transaction<'_>, plan: &Plan) -> Re
         .map_err(|e| errors::db(ctx, e))?
         .get(0);
     if let Some(o) = options.filter(|o| !o.is_empty()) {
-        tx.batch_execute(&format!("ALTER TABLE {} SET ({o})", Qualified(&plan.names.shadow))).await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute(&format!("ALTER TABLE {} SET ({o})", Qualified(&plan.names.shadow)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
     }
     for r in rows {
         let (name, def): (String, String) = (r.get(0), r.get(1));
@@ -177,12 +203,12 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let grants = strings(
         tx,
         ctx,
-        "SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $1, \
+        "SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $1::text, \
                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
                 CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
          FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner \
          UNION ALL \
-         SELECT format('GRANT %s (%s) ON TABLE %s TO %s%s', a.privilege_type, quote_ident(att.attname), $1, \
+         SELECT format('GRANT %s (%s) ON TABLE %s TO %s%s', a.privilege_type, quote_ident(att.attname), $1::text, \
                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
                 CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
          FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1::text::regclass AND att.attacl IS NOT NULL \
@@ -193,7 +219,7 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let policies = strings(
         tx,
         ctx,
-        "SELECT format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', pol.polname, $1, \
+        "SELECT format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', pol.polname, $1::text, \
                 CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, \
                 CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
                 (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ') FROM unnest(pol.polroles) r), \

@@ -13,7 +13,7 @@ use tokio_postgres::Config;
 /// zone and ISO dates so key values and timestamps travel as exact text; enough float digits
 /// for an exact text round trip; hex bytea.
 pub const SESSION_OPTIONS: &str =
-    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex";
+    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex -c client_min_messages=warning";
 
 /// A parsed DSN.
 #[derive(Clone)]
@@ -56,7 +56,9 @@ impl Dsn {
             }
         }
         if config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::refused("sslmode=require is not supported yet; use sslmode=disable or prefer on a trusted network"));
+            return Err(Error::refused(
+                "sslmode=require is not supported yet; use sslmode=disable or prefer on a trusted network",
+            ));
         }
         config.options(SESSION_OPTIONS);
         config.application_name("shadowswap");

@@ -70,7 +70,8 @@ impl Postgres {
         let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
         let mut me = Postgres { pool, dsn, default_schema: String::new(), parser: sqlparser::dialect::PostgreSqlDialect {} };
         let c = me.client().await?;
-        let row = c.query_one("SELECT current_schema()::text", &[]).await.map_err(|e| errors::db("checking the connection", e))?;
+        let row =
+            c.query_one("SELECT current_schema()::text", &[]).await.map_err(|e| errors::db("checking the connection", e))?;
         me.default_schema = row.get::<_, Option<String>>(0).unwrap_or_else(|| "public".into());
         drop(c);
         Ok(me)
@@ -87,9 +88,10 @@ impl Postgres {
             Some(s) if *s == SqlState::INVALID_PASSWORD || *s == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
                 Error::AccessDenied { target, reason: errors::message(&e) }
             }
-            Some(s) if *s == SqlState::INVALID_CATALOG_NAME => {
-                Error::refused(format!("database {} does not exist on {target}; check the DSN", self.dsn.config.get_dbname().unwrap_or("")))
-            }
+            Some(s) if *s == SqlState::INVALID_CATALOG_NAME => Error::refused(format!(
+                "database {} does not exist on {target}; check the DSN",
+                self.dsn.config.get_dbname().unwrap_or("")
+            )),
             Some(_) => errors::db(&format!("connecting to {target}"), e),
             None => Error::Unreachable { target, reason: e.to_string() },
         }
@@ -105,7 +107,9 @@ impl Postgres {
     async fn ddl(&self, context: &str, stmts: &[String], lock_timeout: Duration) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| errors::db(context, e))?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout))).await.map_err(|e| errors::db(context, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout)))
+            .await
+            .map_err(|e| errors::db(context, e))?;
         for s in stmts {
             tx.batch_execute(s).await.map_err(|e| errors::db(context, e))?;
         }
@@ -116,7 +120,8 @@ impl Postgres {
     async fn shape_on(c: &impl GenericClient, qualified: &str) -> std::result::Result<TableShape, tokio_postgres::Error> {
         let rows = c
             .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), co.collname::text, NOT a.attnotnull, a.attgenerated <> '' \
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), co.collname::text, NOT a.attnotnull, a.attgenerated <> '', \
+                        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' \
                  FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 0 \
                  WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&qualified],
@@ -124,7 +129,14 @@ impl Postgres {
             .await?;
         let columns = rows
             .iter()
-            .map(|r| Column { name: r.get(0), column_type: r.get(1), collation: r.get(2), nullable: r.get(3), generated: r.get(4) })
+            .map(|r| Column {
+                name: r.get(0),
+                column_type: r.get(1),
+                collation: r.get(2),
+                nullable: r.get(3),
+                generated: r.get(4),
+                has_default: r.get(5),
+            })
             .collect();
         let rows = c
             .query(
@@ -196,7 +208,7 @@ impl Dialect for Postgres {
     }
 
     fn rules(&self) -> Rules {
-        Rules { eq: |a, b| a == b, key_column_ok: sql::key_column_ok }
+        Rules { eq: |a, b| a == b, key_column_ok: sql::key_column_ok, type_change_refusal: sql::type_change_refusal }
     }
 
     fn names(&self, table: &TableRef) -> Names {
@@ -227,7 +239,10 @@ impl Dialect for Postgres {
         let q = Qualified(table).to_string();
         let mut shape = match Self::shape_on(&**c, &q).await {
             Ok(s) => s,
-            Err(e) if errors::state(&e) == Some(&SqlState::UNDEFINED_TABLE) || errors::state(&e) == Some(&SqlState::INVALID_SCHEMA_NAME) => {
+            Err(e)
+                if errors::state(&e) == Some(&SqlState::UNDEFINED_TABLE)
+                    || errors::state(&e) == Some(&SqlState::INVALID_SCHEMA_NAME) =>
+            {
                 return Err(Error::NoSuchTable(table.clone()))
             }
             Err(e) => return Err(errors::db(&format!("reading the definition of {table}"), e)),
@@ -318,7 +333,9 @@ impl Dialect for Postgres {
         let ctx = format!("creating {}", n.shadow);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| errors::db(&ctx, e))?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout))).await.map_err(|e| errors::db(&ctx, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout)))
+            .await
+            .map_err(|e| errors::db(&ctx, e))?;
         tx.batch_execute(&format!(
             "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (LIKE {1} INCLUDING ALL)",
             Qualified(&n.shadow),
@@ -351,7 +368,9 @@ impl Dialect for Postgres {
                 stmts.extend(names.triggers().iter().flat_map(|t| sql::drop_capture(on, t)));
             }
         }
-        stmts.extend(names.triggers().iter().map(|t| format!("DROP FUNCTION IF EXISTS {}()", sql::function_name(&names.table, t))));
+        stmts.extend(
+            names.triggers().iter().map(|t| format!("DROP FUNCTION IF EXISTS {}()", sql::function_name(&names.table, t))),
+        );
         self.ddl("dropping the capture triggers", &stmts, lock_timeout).await
     }
 
@@ -418,11 +437,18 @@ impl Dialect for Postgres {
         Ok(rows)
     }
 
-    async fn checksum_chunk(&self, plan: &Plan, after: Option<&PgKey>, upto: &PgKey) -> Result<(ChunkChecksum, ChunkChecksum)> {
+    async fn checksum_chunk(
+        &self,
+        plan: &Plan,
+        after: Option<&PgKey>,
+        upto: Option<&PgKey>,
+    ) -> Result<(ChunkChecksum, ChunkChecksum)> {
         let ctx = "checksumming a chunk";
-        let cols = sql::checksum_columns(plan);
-        let (w_orig, p) = Self::where_range(plan, false, after, upto);
-        let (w_shadow, _) = Self::where_range(plan, true, after, upto);
+        let cols = &plan.checksum_columns;
+        let (orig_keys, shadow_keys) = sql::key_names(plan);
+        let w_orig = sql::open_range_where(&orig_keys, &plan.key.columns, after.is_some(), upto.is_some());
+        let w_shadow = sql::open_range_where(&shadow_keys, &plan.key.columns, after.is_some(), upto.is_some());
+        let p: Vec<String> = after.iter().chain(upto.iter()).flat_map(|k| k.0.iter().cloned()).collect();
         let q_orig = sql::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &w_orig);
         let q_shadow = sql::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &w_shadow);
         let mut c = self.client().await?;

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use shadowswap_engine::model::{Column, TableRef};
-use shadowswap_engine::plan::{ColumnMap, Plan};
+use shadowswap_engine::plan::Plan;
 
 /// A double-quoted identifier; quotes inside the name are doubled.
 #[derive(Debug, Clone, Copy)]
@@ -45,23 +45,47 @@ pub fn key_column_ok(c: &Column) -> bool {
     !NO.iter().any(|n| t == *n || t.starts_with(&format!("{n}(")))
 }
 
+/// Refuses type changes whose result depends on the session `TimeZone`: to or from
+/// `timestamp with time zone` / `time with time zone`. shadowswap's sessions use UTC, the
+/// application's sessions that fire the capture triggers use theirs.
+pub fn type_change_refusal(from: &Column, to: &Column) -> Option<String> {
+    let tz = |c: &Column| c.column_type.contains("with time zone");
+    (tz(from) != tz(to)).then(|| {
+        "converting to or from a \"with time zone\" type depends on the session TimeZone, which differs between \
+         shadowswap's copy (UTC) and the application's sessions; add a new column and fill it yourself"
+            .to_string()
+    })
+}
+
 /// `ROW("a", "b") > ROW($1::int, $2::text)`: PostgreSQL compares rows lexicographically with each
 /// column's btree ordering and uses a multicolumn index for it. `first` is the first parameter
 /// number; key values are bound as text and cast to the column's type.
 pub fn row_compare(cols: &[&str], types: &[Column], op: &str, first: usize) -> String {
     let lhs = column_list("", cols.iter().copied());
-    let rhs = types.iter().enumerate().map(|(i, c)| format!("${}::{}", first + i, c.column_type)).collect::<Vec<_>>().join(", ");
+    let rhs =
+        types.iter().enumerate().map(|(i, c)| format!("${}::text::{}", first + i, c.column_type)).collect::<Vec<_>>().join(", ");
     format!("ROW({lhs}) {op} ROW({rhs})")
 }
 
-/// The WHERE clause of a chunk `(after, upto]` and the number of parameters it binds.
+/// The WHERE clause of a chunk `(after, upto]`; parameters are the after-key's values (when
+/// present) then the upto-key's.
 pub fn range_where(cols: &[&str], types: &[Column], has_after: bool) -> String {
-    let n = cols.len();
+    open_range_where(cols, types, has_after, true)
+}
+
+/// [`range_where`] where either end may be open: `TRUE` when both are.
+pub fn open_range_where(cols: &[&str], types: &[Column], has_after: bool, has_upto: bool) -> String {
+    let mut preds = Vec::new();
     if has_after {
-        format!("{} AND {}", row_compare(cols, types, ">", 1), row_compare(cols, types, "<=", n + 1))
-    } else {
-        row_compare(cols, types, "<=", 1)
+        preds.push(row_compare(cols, types, ">", 1));
     }
+    if has_upto {
+        preds.push(row_compare(cols, types, "<=", if has_after { cols.len() + 1 } else { 1 }));
+    }
+    if preds.is_empty() {
+        preds.push("TRUE".to_string());
+    }
+    preds.join(" AND ")
 }
 
 /// Key column names in the original and in the shadow.
@@ -77,8 +101,10 @@ pub fn key_edge(plan: &Plan, last: bool) -> String {
     format!("SELECT {} FROM {} ORDER BY {order} LIMIT 1", as_text(&cols), Qualified(&plan.names.table))
 }
 
+/// The key columns as text, aliased: PostgreSQL resolves a bare name in ORDER BY to an output
+/// column first, so `SELECT id::text … ORDER BY id` would sort the *text* ('9999' > '20003').
 fn as_text(cols: &[&str]) -> String {
-    cols.iter().map(|c| format!("{}::text", Ident(c))).collect::<Vec<_>>().join(", ")
+    cols.iter().enumerate().map(|(i, c)| format!("{}::text AS _ssw_k{i}", Ident(c))).collect::<Vec<_>>().join(", ")
 }
 
 /// The key `rows` rows into the range, as text.
@@ -134,30 +160,14 @@ pub fn copy_chunk(plan: &Plan, where_: &str) -> String {
 
 /// Row count and XOR of a 64-bit MD5 prefix of each row's text form (`ROW(…)::text` writes NULL
 /// as an empty field, so `(NULL,'a')` and `('a',NULL)` differ).
+/// With no comparable column (every type changed) only the row count is compared.
 pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
+    let values = if cols.is_empty() { "1".to_string() } else { column_list("", cols.iter().copied()) };
     format!(
-        "SELECT count(*)::bigint, coalesce(bit_xor(('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::bigint), 0)::bigint \
+        "SELECT count(*)::bigint, coalesce(bit_xor(('x' || substr(md5(ROW({values}, 0)::text), 1, 16))::bit(64)::bigint), 0)::bigint \
          FROM {} WHERE {where_}",
-        column_list("", cols.iter().copied()),
         Qualified(table)
     )
-}
-
-/// Columns compared by the checksum: the key plus every copied column with an unchanged type.
-pub fn checksum_columns(plan: &Plan) -> Vec<ColumnMap> {
-    let mut cols: Vec<ColumnMap> = plan
-        .key
-        .columns
-        .iter()
-        .zip(&plan.key.shadow_columns)
-        .map(|(s, t)| ColumnMap { source: s.name.clone(), target: t.clone() })
-        .collect();
-    for m in &plan.checksum_columns {
-        if !cols.iter().any(|c| c.source == m.source) {
-            cols.push(m.clone());
-        }
-    }
-    cols
 }
 
 fn key_match(plan: &Plan, row: &str) -> String {
@@ -192,8 +202,13 @@ pub fn capture(plan: &Plan) -> [(String, String); 3] {
         column_list("NEW.", plan.mapping.iter().map(|m| m.source.as_str())),
         upsert_on_key(plan)
     );
-    let key_changed =
-        plan.key.columns.iter().map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", Ident(&c.name))).collect::<Vec<_>>().join(" OR ");
+    let key_changed = plan
+        .key
+        .columns
+        .iter()
+        .map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", Ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     let function = |name: &str, body: String| {
         format!(
             "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $shadowswap$\nBEGIN\n{body}  RETURN NULL;\nEND\n$shadowswap$",
@@ -213,11 +228,17 @@ pub fn capture(plan: &Plan) -> [(String, String); 3] {
         (
             function(
                 &n.trigger_update,
-                format!("  IF {key_changed} THEN\n    DELETE FROM {s} WHERE {};\n  END IF;\n  {upsert};\n", key_match(plan, "OLD")),
+                format!(
+                    "  IF {key_changed} THEN\n    DELETE FROM {s} WHERE {};\n  END IF;\n  {upsert};\n",
+                    key_match(plan, "OLD")
+                ),
             ),
             trigger(&n.trigger_update, "UPDATE"),
         ),
-        (function(&n.trigger_delete, format!("  DELETE FROM {s} WHERE {};\n", key_match(plan, "OLD"))), trigger(&n.trigger_delete, "DELETE")),
+        (
+            function(&n.trigger_delete, format!("  DELETE FROM {s} WHERE {};\n", key_match(plan, "OLD"))),
+            trigger(&n.trigger_delete, "DELETE"),
+        ),
     ]
 }
 
@@ -234,7 +255,14 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: &str) -> Column {
-        Column { name: name.into(), column_type: ty.into(), collation: None, nullable: false, generated: false, has_default: false }
+        Column {
+            name: name.into(),
+            column_type: ty.into(),
+            collation: None,
+            nullable: false,
+            generated: false,
+            has_default: false,
+        }
     }
 
     #[test]
@@ -249,9 +277,20 @@ mod tests {
         let types = [col("a", "integer"), col("b", "character varying(10)")];
         assert_eq!(
             range_where(&["a", "b"], &types, true),
-            "ROW(\"a\", \"b\") > ROW($1::integer, $2::character varying(10)) AND ROW(\"a\", \"b\") <= ROW($3::integer, $4::character varying(10))"
+            "ROW(\"a\", \"b\") > ROW($1::text::integer, $2::text::character varying(10)) AND ROW(\"a\", \"b\") <= ROW($3::text::integer, $4::text::character varying(10))"
         );
-        assert_eq!(range_where(&["a"], &types[..1], false), "ROW(\"a\") <= ROW($1::integer)");
+        assert_eq!(range_where(&["a"], &types[..1], false), "ROW(\"a\") <= ROW($1::text::integer)");
+    }
+
+    #[test]
+    fn key_text_outputs_never_shadow_the_order_by_columns() {
+        let q = chunk_end_sql_for_test();
+        assert!(q.contains("\"id\"::text AS _ssw_k0"), "{q}");
+        assert!(q.contains("ORDER BY \"id\""), "{q}");
+    }
+
+    fn chunk_end_sql_for_test() -> String {
+        format!("SELECT {} FROM t WHERE TRUE ORDER BY {} LIMIT 1", as_text(&["id"]), column_list("", ["id"]))
     }
 
     #[test]

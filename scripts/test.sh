@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or this one:
-#   installs and starts the private MariaDB (scripts/mariadb.sh), builds once, runs every test
-#   (engine unit tests and integration tests against the real server) with cargo-nextest, in
+#   installs and starts the private MariaDB and PostgreSQL (scripts/mariadb.sh, scripts/postgres.sh),
+#   builds once, runs every test (engine unit tests and integration tests against the real servers) with cargo-nextest, in
 #   parallel: each integration test uses a database of its own.
 # Extra arguments go to `cargo nextest run` (e.g. a test name filter).
 set -euo pipefail
@@ -9,8 +9,10 @@ SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 cd "$SCRIPT_DIR/.."
 
 bash scripts/mariadb.sh start
+bash scripts/postgres.sh start
 SHADOWSWAP_MYSQL_DSN="$(bash scripts/mariadb.sh dsn)"
-export SHADOWSWAP_MYSQL_DSN
+SHADOWSWAP_PG_DSN="$(bash scripts/postgres.sh dsn)"
+export SHADOWSWAP_MYSQL_DSN SHADOWSWAP_PG_DSN
 
 cargo build --workspace --all-targets --locked
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,4 +1,5 @@
-//! The `shadowswap` command: clap arguments → [`MigrationConfig`] → engine. Thin on purpose.
+//! The `shadowswap` command: clap arguments → [`MigrationConfig`] → engine, with the dialect the
+//! DSN's scheme names (mysql:// or postgres://). Thin on purpose.
 //!
 //! Exit status: 0 when the table was swapped (or, for a dry run, when every preflight check
 //! passed); 1 when the run failed and everything it created was removed; 3 when it failed and
@@ -17,9 +18,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig};
 use shadowswap_engine::runner::{cleanup, Outcome};
 use shadowswap_engine::{Error, MigrationConfig, Runner, TableRef};
+use shadowswap_engine::Dialect;
 use shadowswap_mysql::MySql;
+use shadowswap_postgres::Postgres;
 
-/// Online ALTER TABLE for MariaDB/MySQL: shadow table, capture triggers, chunked backfill,
+/// Online ALTER TABLE for MariaDB/MySQL and PostgreSQL: shadow table, capture triggers, chunked backfill,
 /// checksum, atomic cut-over.
 #[derive(Parser, Debug)]
 #[command(name = "shadowswap", version, about, long_about = None)]
@@ -47,10 +50,11 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct TargetArgs {
-    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE. The password may instead be given in MYSQL_PWD.
+    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…].
+    /// The password may instead be given in MYSQL_PWD or PGPASSWORD.
     #[arg(long)]
     dsn: String,
-    /// The table: NAME (in the DSN's database) or DATABASE.NAME.
+    /// The table: NAME (in the DSN's database; PostgreSQL: the current schema) or DATABASE.NAME / SCHEMA.NAME.
     #[arg(long)]
     table: String,
 }
@@ -163,22 +167,40 @@ fn table_ref(table: &str, default_schema: Option<&str>) -> Result<TableRef, Fail
     }
 }
 
-async fn connect(dsn: &str) -> Result<MySql, Failure> {
-    let scheme = dsn.split("://").next().unwrap_or_default();
-    match scheme {
-        "mysql" | "mariadb" => Ok(MySql::connect(dsn, std::env::var("MYSQL_PWD").ok()).await?),
-        "postgres" | "postgresql" => {
-            Err(Failure::Usage("PostgreSQL is not supported by this version yet; use a mysql:// DSN".into()))
+/// Connect to the server the DSN names and run `command` with its dialect.
+async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) -> Result<(), Failure> {
+    let dsn = match &command {
+        Command::Alter(a) => a.target.dsn.clone(),
+        Command::Cleanup(t) => t.dsn.clone(),
+    };
+    match dsn.split("://").next().unwrap_or_default() {
+        "mysql" | "mariadb" => {
+            let d = MySql::connect(&dsn, std::env::var("MYSQL_PWD").ok()).await?;
+            let schema = d.default_schema().map(str::to_string);
+            run_with(Arc::new(d), schema, command, bar, json).await
         }
-        _ => Err(Failure::Usage("--dsn must start with mysql:// (e.g. mysql://user@127.0.0.1:3306/db)".into())),
+        "postgres" | "postgresql" => {
+            let d = Postgres::connect(&dsn, std::env::var("PGPASSWORD").ok()).await?;
+            let schema = Some(d.default_schema().to_string());
+            run_with(Arc::new(d), schema, command, bar, json).await
+        }
+        _ => Err(Failure::Usage(
+            "--dsn must start with mysql:// or postgres:// (e.g. mysql://user@127.0.0.1:3306/db, postgres://user@127.0.0.1:5432/db)"
+                .into(),
+        )),
     }
 }
 
-async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) -> Result<(), Failure> {
+async fn run_with<D: Dialect>(
+    dialect: Arc<D>,
+    default_schema: Option<String>,
+    command: Command,
+    bar: Option<indicatif::ProgressBar>,
+    json: bool,
+) -> Result<(), Failure> {
     match command {
         Command::Alter(args) => {
-            let dialect = Arc::new(connect(&args.target.dsn).await?);
-            let table = table_ref(&args.target.table, dialect.default_schema())?;
+            let table = table_ref(&args.target.table, default_schema.as_deref())?;
             let runner = Runner::new(dialect.clone(), args.config());
             let cancel = runner.cancel_token();
             let signals = tokio::spawn(progress::cancel_on_signal(cancel.clone()));
@@ -201,9 +223,8 @@ async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) 
             Ok(())
         }
         Command::Cleanup(target) => {
-            let dialect = connect(&target.dsn).await?;
-            let table = table_ref(&target.table, dialect.default_schema())?;
-            let report = cleanup(&dialect, &table, &DdlConfig::default()).await?;
+            let table = table_ref(&target.table, default_schema.as_deref())?;
+            let report = cleanup(&*dialect, &table, &DdlConfig::default()).await?;
             if report.triggers_dropped.is_empty() && report.shadow_dropped.is_none() {
                 println!("nothing to clean up on {table}");
             }

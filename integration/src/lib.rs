@@ -4,10 +4,12 @@
 //! - this file    — [`TestDb`] (a fresh database per test), the `shadowswap` binary, snapshots,
 //!   and checks that nothing was left behind.
 //! - [`workload`] — concurrent writers that keep an exact model of what they wrote.
+//! - [`pg`]       — the same harness for PostgreSQL ([`pg::PgTestDb`]).
 //!
 //! The server is the one `scripts/mariadb.sh start` runs; its DSN (without database) comes from
 //! `SHADOWSWAP_MYSQL_DSN`, default `mysql://shadowswap:shadowswap@127.0.0.1:33306`.
 
+pub mod pg;
 pub mod workload;
 
 use std::path::PathBuf;

@@ -163,15 +163,28 @@ async fn passwords_with_url_special_characters() {
     db.assert_clean(&["t"]).await;
 }
 
+/// PostgreSQL DSNs reach the PostgreSQL dialect: a wrong password and an unreachable server get
+/// the same clear, password-free messages as MariaDB's; an unknown scheme is a usage error.
 #[tokio::test]
-async fn postgres_dsn_is_not_supported_yet() {
-    for dsn in ["postgres://app:Pg-Pa55-sentinel@127.0.0.1:5432/db", "postgresql://app:Pg-Pa55-sentinel@127.0.0.1/db"] {
-        let out = run_cli(&["alter", "--dsn", dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
-        assert_fails(&out, 2, &["PostgreSQL is not supported by this version yet", "use a mysql:// DSN"]);
+async fn postgres_credentials_and_unknown_schemes() {
+    let pg = shadowswap_integration::pg::server_dsn();
+    let (host_port, _) = pg.trim_start_matches("postgres://").split_once('@').map(|(_, r)| (r, ())).unwrap();
+    let host_port = host_port.split('/').next().unwrap();
+    for scheme in ["postgres", "postgresql"] {
+        let dsn = format!("{scheme}://shadowswap:Pg-Pa55-sentinel@{host_port}/shadowswap");
+        let out = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
+        assert_fails(&out, 1, &["access denied", "check the user and the password"]);
         assert_never_shown(&out, "Pg-Pa55-sentinel");
     }
+    let out = run_cli(
+        &["alter", "--dsn", "postgres://shadowswap@127.0.0.1:1/shadowswap", "--table", "t", "--alter", "FORCE"],
+        &[("PGPASSWORD", "Pg-Pa55-sentinel")],
+    )
+    .await;
+    assert_fails(&out, 1, &["cannot connect to postgres://shadowswap@127.0.0.1:1/shadowswap", "check that the server is running"]);
+    assert_never_shown(&out, "Pg-Pa55-sentinel");
     let out = run_cli(&["alter", "--dsn", "oracle://a:b@c/d", "--table", "t", "--alter", "FORCE"], &[]).await;
-    assert_fails(&out, 2, &["--dsn must start with mysql://"]);
+    assert_fails(&out, 2, &["--dsn must start with mysql:// or postgres://"]);
 }
 
 /// While binary logging is on, an account without SUPER cannot create the capture triggers

@@ -93,6 +93,11 @@ struct AlterArgs {
     /// Skip the checksum of original against shadow before the cut-over.
     #[arg(long)]
     no_checksum: bool,
+    /// When the server can apply the ALTER without rewriting or scanning the table (PostgreSQL:
+    /// the dry run says "metadata-only: yes"), apply it in place under the cut-over lock timeout
+    /// and retries instead of copying. Otherwise copy as usual.
+    #[arg(long)]
+    attempt_instant_ddl: bool,
 }
 
 impl AlterArgs {
@@ -100,6 +105,7 @@ impl AlterArgs {
         MigrationConfig {
             execute: self.execute,
             approve_renamed_columns: self.approve_renamed_columns,
+            attempt_instant_ddl: self.attempt_instant_ddl,
             copy: CopyConfig { chunk_time: self.chunk_time, fixed_chunk_rows: self.chunk_size, ..CopyConfig::default() },
             checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
             cut_over: CutOverConfig {

@@ -156,6 +156,7 @@ pub fn print_summary(s: &Summary, json: bool) {
     let rate = s.backfill.rows as f64 / copy_secs;
     if json {
         let v = serde_json::json!({
+            "in_place": s.in_place,
             "table": s.table.to_string(),
             "swapped": true,
             "elapsed_s": secs,
@@ -171,6 +172,15 @@ pub fn print_summary(s: &Summary, json: bool) {
         });
         println!("{v}");
     } else {
+        if s.in_place {
+            println!(
+                "altered {} in place (metadata only) in {secs:.1} s: {} attempt(s), {} ms under the table lock",
+                s.table,
+                s.cut_over.attempts,
+                s.cut_over.swap_time.as_millis()
+            );
+            return;
+        }
         let check = match s.rows_checksummed {
             Some(n) => format!("checksum ok over {n} rows"),
             None => "checksum skipped".into(),

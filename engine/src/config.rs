@@ -11,6 +11,10 @@ pub struct MigrationConfig {
     pub execute: bool,
     /// Allow ALTERs that rename columns; data is carried from the old to the new name.
     pub approve_renamed_columns: bool,
+    /// When the server can apply the ALTER as a metadata-only change (see
+    /// [`crate::Dialect::metadata_only`]), do that in place under the cut-over's short lock
+    /// timeout and retries instead of copying. Otherwise copy as usual.
+    pub attempt_instant_ddl: bool,
     /// Backfill (copy) settings.
     pub copy: CopyConfig,
     /// Checksum settings.

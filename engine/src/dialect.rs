@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::alter::AlterAnalysis;
+use crate::error::{Error, Result};
 use crate::model::{TableRef, TableShape};
 use crate::names::Names;
 use crate::plan::{Plan, PlanSql, Rules};
@@ -65,6 +66,19 @@ pub trait Dialect: Send + Sync + 'static {
     /// Apply `spec` to a private, temporary copy of the table's definition and return the
     /// resulting shape; leaves nothing behind. Errors: [`crate::Error::AlterRejected`].
     async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape>;
+
+    /// Whether the server applies `spec` to the table as a metadata-only change: no rewrite and
+    /// no scan, only a brief exclusive lock. `None` when the dialect cannot tell (the default).
+    /// Creates nothing.
+    async fn metadata_only(&self, _names: &Names, _spec: &str, _analysis: &AlterAnalysis) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
+    /// Apply `spec` to the table itself, waiting at most `lock_timeout` for its lock: the
+    /// `--attempt-instant-ddl` path for metadata-only ALTERs. Errors like `cut_over`'s.
+    async fn alter_in_place(&self, names: &Names, _spec: &str, _lock_timeout: Duration) -> Result<()> {
+        Err(Error::refused(format!("{} cannot be altered in place through shadowswap on this server", names.table)))
+    }
 
     /// The SQL this plan will run, for the dry run.
     fn render_sql(&self, plan: &Plan) -> PlanSql;

@@ -24,6 +24,8 @@ pub enum Phase {
     CutOver,
     /// Dropping triggers and the old table after the swap.
     Cleanup,
+    /// Applying a metadata-only ALTER to the table itself (`--attempt-instant-ddl`).
+    InPlace,
     /// Finished: the table was swapped.
     Done,
     /// Undoing after a failure before the swap.
@@ -38,7 +40,8 @@ impl Phase {
         use Phase::*;
         matches!(
             (self, next),
-            (Preflight, CreateShadow)
+            (Preflight, CreateShadow | InPlace)
+                | (InPlace, Done | Failed)
                 | (CreateShadow, InstallCapture)
                 | (InstallCapture, Backfill)
                 | (Backfill, Checksum | Postponed | CutOver)
@@ -68,6 +71,7 @@ impl fmt::Display for Phase {
             Phase::Postponed => "postponed",
             Phase::CutOver => "cut-over",
             Phase::Cleanup => "cleanup",
+            Phase::InPlace => "in place",
             Phase::Done => "done",
             Phase::Aborting => "aborting",
             Phase::Failed => "failed",

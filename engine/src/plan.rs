@@ -91,6 +91,9 @@ pub struct Plan {
     pub new_unique_keys: Vec<NewUniqueKey>,
     /// SQL to run, rendered by the dialect.
     pub sql: PlanSql,
+    /// Whether the server can apply the ALTER without rewriting or scanning the table
+    /// (`None`: the dialect cannot tell).
+    pub metadata_only: Option<bool>,
 }
 
 impl Plan {
@@ -218,6 +221,7 @@ impl Plan {
             added_columns,
             new_unique_keys,
             sql: PlanSql::default(),
+            metadata_only: None,
         })
     }
 
@@ -240,6 +244,14 @@ impl Plan {
             self.key.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         );
         s += &format!("estimated rows: {}\n", self.estimated_rows());
+        match self.metadata_only {
+            Some(true) => {
+                s += "metadata-only:  yes: the server applies this ALTER without rewriting or scanning the table; \
+                      --attempt-instant-ddl applies it in place under a short lock instead of copying\n"
+            }
+            Some(false) => s += "metadata-only:  no: the server would rewrite or scan the table; shadowswap copies it\n",
+            None => {}
+        }
         s += "column mapping:\n";
         for m in &self.mapping {
             if m.source == m.target {

@@ -27,7 +27,7 @@ pub struct RetryPolicy {
 /// Cancellation never interrupts a statement in flight (a cut-over `RENAME` that is already
 /// running must be allowed to finish, or the run could not tell whether it swapped): it cuts
 /// short the backoff wait and stops further attempts, returning [`Error::Cancelled`].
-pub async fn with_retry<T, F, Fut>(what: &str, policy: RetryPolicy, cancel: &CancellationToken, op: F) -> Result<T>
+pub async fn with_retry<T, F, Fut>(what: &str, policy: RetryPolicy, cancel: &CancellationToken, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -50,7 +50,19 @@ where
             }
         }
     };
-    let result = op
+    // backon starts the next attempt as soon as a (cut short) wait ends: each attempt first
+    // checks for cancellation, so none starts after it.
+    let attempt = || {
+        let cancelled = cancel.is_cancelled();
+        let fut = op();
+        async move {
+            if cancelled {
+                return Err(Error::Cancelled(String::new()));
+            }
+            fut.await
+        }
+    };
+    let result = attempt
         .retry(backoff)
         .sleep(sleeper)
         .when(|e: &Error| e.is_retryable() && !cancel.is_cancelled())
@@ -59,6 +71,7 @@ where
         })
         .await;
     match result {
+        Err(Error::Cancelled(_)) => Err(Error::Cancelled(format!("stopped during {what}"))),
         Err(e) if e.is_retryable() && cancel.is_cancelled() => Err(Error::Cancelled(format!("stopped during {what} ({e})"))),
         other => other,
     }
@@ -128,6 +141,30 @@ mod tests {
         assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
         assert_eq!(n.load(Ordering::SeqCst), 1, "no attempt after cancellation");
         assert!(started.elapsed() < Duration::from_secs(5), "the 60 s backoff was cut short");
+    }
+
+    #[tokio::test]
+    async fn no_attempt_starts_after_a_cancelled_wait() {
+        // Cancellation arrives during the backoff wait (not during an attempt): the wait ends
+        // early and no further attempt runs.
+        let cancel = CancellationToken::new();
+        let slow = RetryPolicy { retries: 5, min_delay: Duration::from_secs(60), max_delay: Duration::from_secs(60) };
+        let n = AtomicU32::new(0);
+        let canceller = {
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                c.cancel();
+            })
+        };
+        let r: Result<()> = with_retry("t", slow, &cancel, || async {
+            n.fetch_add(1, Ordering::SeqCst);
+            Err(timeout())
+        })
+        .await;
+        canceller.await.unwrap();
+        assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+        assert_eq!(n.load(Ordering::SeqCst), 1, "the attempt after the cut-short wait must not run");
     }
 
     #[tokio::test]

@@ -47,8 +47,10 @@ pub struct Summary {
     pub backfill: BackfillStats,
     /// Rows compared by the checksum (`None` when disabled).
     pub rows_checksummed: Option<u64>,
-    /// Cut-over figures.
+    /// Cut-over figures (for an in-place ALTER: its attempts and duration).
     pub cut_over: CutOverStats,
+    /// True when the ALTER was applied in place (metadata only) instead of copying.
+    pub in_place: bool,
     /// Wall time of the whole run.
     pub elapsed: Duration,
     /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
@@ -125,6 +127,13 @@ impl<D: Dialect> Runner<D> {
         if !self.config.execute {
             return Ok(Outcome::DryRun(Box::new(plan)));
         }
+        if self.config.attempt_instant_ddl {
+            match plan.metadata_only {
+                Some(true) => return self.alter_in_place(&plan, started).await.map(Outcome::Swapped),
+                Some(false) => tracing::info!("--attempt-instant-ddl: the ALTER is not metadata-only here; copying"),
+                None => tracing::info!("--attempt-instant-ddl: this server cannot tell whether the ALTER is metadata-only; copying"),
+            }
+        }
         let mut undo = Undo::default();
         match self.migrate(&plan, &mut undo, started).await {
             Ok(summary) => Ok(Outcome::Swapped(summary)),
@@ -151,6 +160,7 @@ impl<D: Dialect> Runner<D> {
         let mut plan =
             Plan::build(names.clone(), spec, analysis, original, altered, d.rules(), self.config.approve_renamed_columns)?;
         plan.sql = d.render_sql(&plan);
+        plan.metadata_only = d.metadata_only(names, spec, &plan.analysis).await?;
         for key in &plan.new_unique_keys {
             let Some(cols) = &key.source_columns else { continue };
             if let Some(value) = d.find_duplicate(&names.table, cols).await? {
@@ -239,8 +249,48 @@ impl<D: Dialect> Runner<D> {
             backfill,
             rows_checksummed,
             cut_over,
+            in_place: false,
             elapsed: started.elapsed(),
             warnings,
+        })
+    }
+
+    /// The `--attempt-instant-ddl` path: the ALTER on the table itself, under the cut-over's lock
+    /// timeout and retries. Nothing is created, so nothing needs undoing.
+    async fn alter_in_place(&self, plan: &Plan, started: Instant) -> Result<Summary> {
+        let d = &*self.dialect;
+        let c = &self.config.cut_over;
+        self.set_phase(Phase::InPlace);
+        let policy = RetryPolicy { retries: c.retries, min_delay: c.backoff_min, max_delay: c.backoff_max };
+        let mut attempts = 0u32;
+        let t0 = Instant::now();
+        let r = with_retry("in-place ALTER", policy, &self.cancel, || {
+            attempts += 1;
+            d.alter_in_place(&plan.names, &plan.alter, c.lock_timeout)
+        })
+        .await;
+        if let Err(e) = r {
+            self.set_phase(Phase::Failed);
+            return Err(match e.class() {
+                crate::error::ErrorClass::LockTimeout | crate::error::ErrorClass::Deadlock => Error::CutOverExhausted {
+                    attempts,
+                    lock_timeout_ms: c.lock_timeout.as_millis() as u64,
+                    last: e.to_string(),
+                },
+                _ => e,
+            });
+        }
+        tracing::info!(attempts, "ALTER applied in place (metadata only)");
+        self.set_phase(Phase::Done);
+        Ok(Summary {
+            table: plan.names.table.clone(),
+            old_table_kept: None,
+            backfill: BackfillStats::default(),
+            rows_checksummed: None,
+            cut_over: CutOverStats { attempts, swap_time: t0.elapsed() },
+            in_place: true,
+            elapsed: started.elapsed(),
+            warnings: Vec::new(),
         })
     }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
@@ -298,6 +299,39 @@ impl Dialect for Postgres {
         };
         tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
         shape
+    }
+
+    async fn metadata_only(&self, names: &Names, spec: &str, analysis: &AlterAnalysis) -> Result<Option<bool>> {
+        if !analysis.clauses.iter().all(|c| sql::metadata_only_clause(c)) {
+            return Ok(Some(false));
+        }
+        // Ask the server: on a scratch copy, in a transaction that is rolled back, does the ALTER
+        // give the table or any of its indexes a new relfilenode (a rewrite), or add an index?
+        let trial = names.table.sibling(names.trial.clone());
+        let q = Qualified(&trial).to_string();
+        let ctx = "checking whether the ALTER is metadata-only";
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '2s'; CREATE TABLE {q} (LIKE {} INCLUDING ALL)",
+            Qualified(&names.table)
+        ))
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
+        let files = "SELECT c.oid::bigint, c.relfilenode::bigint FROM pg_class c                      WHERE c.oid = $1::text::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1::text::regclass)                      ORDER BY 1";
+        let read = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<Vec<_>>();
+        let before = read(tx.query(files, &[&q]).await.map_err(|e| errors::db(ctx, e))?);
+        let altered = tx.batch_execute(&format!("ALTER TABLE {q} {spec}")).await;
+        let after = match altered {
+            Ok(()) => Some(read(tx.query(files, &[&q]).await.map_err(|e| errors::db(ctx, e))?)),
+            Err(_) => None,
+        };
+        tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
+        Ok(Some(after.is_some_and(|after| after.iter().all(|f| before.contains(f)))))
+    }
+
+    async fn alter_in_place(&self, names: &Names, spec: &str, lock_timeout: Duration) -> Result<()> {
+        self.ddl("altering the table in place", &[format!("ALTER TABLE {} {spec}", Qualified(&names.table))], lock_timeout).await
     }
 
     fn render_sql(&self, plan: &Plan) -> PlanSql {

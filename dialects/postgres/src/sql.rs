@@ -45,6 +45,24 @@ pub fn key_column_ok(c: &Column) -> bool {
     !NO.iter().any(|n| t == *n || t.starts_with(&format!("{n}(")))
 }
 
+/// Whether one ALTER clause is of a kind PostgreSQL can apply without scanning the table:
+/// adding or dropping columns and constraints marked `NOT VALID`, defaults, `DROP NOT NULL`,
+/// statistics and storage settings, renames, and type changes (whether those rewrite is left to
+/// the server's answer on a scratch copy). `SET NOT NULL`, validated CHECK/UNIQUE/PRIMARY
+/// KEY/FOREIGN KEY constraints and anything else scan or build something: not metadata-only.
+pub fn metadata_only_clause(clause: &str) -> bool {
+    let words: Vec<String> = clause.split_whitespace().map(str::to_ascii_uppercase).collect();
+    let has = |w: &str| words.iter().any(|x| x == w);
+    let not_valid = words.windows(2).any(|p| p[0] == "NOT" && p[1] == "VALID");
+    match words.first().map(String::as_str) {
+        Some("ADD") if words.get(1).map(String::as_str) == Some("CONSTRAINT") => not_valid && !has("UNIQUE") && !has("PRIMARY"),
+        Some("ADD") => !["CHECK", "UNIQUE", "PRIMARY", "REFERENCES", "CONSTRAINT"].iter().any(|w| has(w)),
+        Some("DROP") | Some("RENAME") => true,
+        Some("ALTER") => !(has("SET") && has("NOT") && has("NULL")) && !has("ADD"),
+        _ => false,
+    }
+}
+
 /// Refuses type changes whose result depends on the session `TimeZone`: to or from
 /// `timestamp with time zone` / `time with time zone`. shadowswap's sessions use UTC, the
 /// application's sessions that fire the capture triggers use theirs.
@@ -291,6 +309,18 @@ mod tests {
 
     fn chunk_end_sql_for_test() -> String {
         format!("SELECT {} FROM t WHERE TRUE ORDER BY {} LIMIT 1", as_text(&["id"]), column_list("", ["id"]))
+    }
+
+    #[test]
+    fn metadata_only_clauses() {
+        for c in ["ADD COLUMN c int DEFAULT 7", "DROP COLUMN d", "ALTER COLUMN c SET DEFAULT 5", "ALTER COLUMN c DROP NOT NULL",
+                  "ALTER COLUMN v TYPE varchar ( 100 )", "ADD CONSTRAINT ck CHECK ( c > 0 ) NOT VALID", "RENAME COLUMN a TO b"] {
+            assert!(metadata_only_clause(c), "{c}");
+        }
+        for c in ["ALTER COLUMN c SET NOT NULL", "ADD CONSTRAINT ck CHECK ( c > 0 )", "ADD COLUMN c int UNIQUE",
+                  "ADD PRIMARY KEY ( id )", "ADD COLUMN p int REFERENCES x ( id )", "SET TABLESPACE t", "VALIDATE CONSTRAINT ck"] {
+            assert!(!metadata_only_clause(c), "{c}");
+        }
     }
 
     #[test]

@@ -418,9 +418,18 @@ impl Dialect for MySql {
         let mut c = self.conn().await?;
         let ctx = "trying the ALTER on a temporary copy";
         c.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {}", Qualified(&trial))).await.map_err(|e| errors::db(ctx, e))?;
-        c.query_drop(format!("CREATE TEMPORARY TABLE {} LIKE {}", Qualified(&trial), Qualified(&names.table)))
-            .await
-            .map_err(|e| errors::db(ctx, e))?;
+        match c.query_drop(format!("CREATE TEMPORARY TABLE {} LIKE {}", Qualified(&trial), Qualified(&names.table))).await {
+            Ok(()) => {}
+            // E.g. a FULLTEXT or SPATIAL index (error 1796): InnoDB has no temporary tables with them.
+            Err(mysql_async::Error::Server(s)) if s.message.to_ascii_lowercase().contains("temporary") => {
+                return Err(Error::refused(format!(
+                    "{} cannot be copied to a temporary table, where shadowswap tries the ALTER first ({}); \
+                     tables with FULLTEXT or SPATIAL indexes are not supported yet, run this ALTER directly",
+                    names.table, s.message
+                )));
+            }
+            Err(e) => return Err(errors::db(ctx, e)),
+        }
         let altered = c.query_drop(format!("ALTER TABLE {} {spec}", Qualified(&trial))).await;
         let shape = match altered {
             Ok(()) => match Self::engine_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e)) {

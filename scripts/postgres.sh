@@ -15,6 +15,8 @@
 #   status   Print running/stopped. Exit 0 if running, 3 if not (LSB style),
 #            4 if the process is alive but does not answer on its port.
 #   dsn      Print the DSN the tests and the demo connect with.
+#   ca       Print the path of the CA certificate that signed the server's
+#            TLS certificate (for sslmode=verify-ca/verify-full, sslrootcert).
 #   reset    Stop, delete the data directory, start fresh.
 #   client   Open `psql` as the shadowswap user (extra args are passed on,
 #            e.g. `scripts/postgres.sh client -c 'select 1'`).
@@ -29,6 +31,16 @@
 #   primary.log         server log (pg_ctl -l)
 #   primary.initdb.log  output of initdb
 #   primary.lock        flock serialising start/stop/reset of this instance
+#   primary.ca.crt      copy of the instance's CA certificate (public), for
+#                       clients' sslrootcert; refreshed on every start
+#
+# TLS: the server accepts TLS and plain connections alike (ssl = on; the
+# pg_hba.conf `host` lines match both). On first start (or when a file is
+# missing) a private CA and a server certificate signed by it are generated
+# with openssl into the data directory: shadowswap-ca.crt/.key, server.crt/
+# .key (ECDSA P-256, 10 years; the server's subjectAltName is DNS:localhost
+# and IP:127.0.0.1, so sslmode=verify-full works with either host). `reset`
+# deletes them with the data directory, so a new CA comes with it.
 #
 # The server listens on 127.0.0.1 only and never on 5432, so it cannot clash
 # with Debian's cluster. PostgreSQL refuses to run as root: when this script
@@ -66,7 +78,7 @@ STOP_TIMEOUT=60  # seconds for a fast shutdown before harsher measures
 
 # Debian packages providing everything below (pgbench is in postgresql-<N>,
 # which postgresql depends on).
-APT_PACKAGES=(postgresql postgresql-contrib)
+APT_PACKAGES=(postgresql postgresql-contrib openssl)
 REQUIRED_BINS=(postgres initdb pg_ctl psql pg_isready pgbench pg_basebackup)
 # The OS account the server runs as when we are root.
 PG_OS_USER=postgres
@@ -105,6 +117,7 @@ INSTANCE_INITDB_LOG=""
 INSTANCE_LOCKFILE=""
 INSTANCE_INIT_MARKER=""
 INSTANCE_PROVISIONED_MARKER=""
+INSTANCE_CA_COPY=""
 
 select_instance() {
     local name="$1"
@@ -139,6 +152,8 @@ select_instance() {
     # right: it is a copy of an initialised, provisioned primary.
     INSTANCE_INIT_MARKER="$INSTANCE_DATADIR/.shadowswap-initialized"
     INSTANCE_PROVISIONED_MARKER="$INSTANCE_DATADIR/.shadowswap-provisioned"
+    # Published copy of the CA certificate (the data directory is 0700).
+    INSTANCE_CA_COPY="$BASE_DIR/$name.ca.crt"
 
     # The socket is <dir>/.s.PGSQL.<port>, and a unix socket path must fit
     # in sockaddr_un.sun_path (108 bytes on Linux). A deeply nested checkout
@@ -209,6 +224,7 @@ missing_requirements() {
     for bin in "${REQUIRED_BINS[@]}"; do
         [[ -x "$dir/$bin" ]] || printf '%s\n' "$bin"
     done
+    have_cmd openssl || printf '%s\n' "openssl"
     if [[ "${EUID:-$(id -u)}" -eq 0 ]] && ! have_cmd runuser; then
         printf '%s\n' "runuser"
     fi
@@ -555,6 +571,75 @@ sql_literal() {
     printf "'%s'" "${1//\'/\'\'}"
 }
 
+# TLS files in the data directory (names relative to it; see the header).
+TLS_CA_CERT=shadowswap-ca.crt
+TLS_CA_KEY=shadowswap-ca.key
+TLS_SERVER_CERT=server.crt
+TLS_SERVER_KEY=server.key
+TLS_DAYS=3650
+
+# ensure_tls_files: generate the CA and the server certificate if any of the
+# four files is missing (all four are made anew then, so they always match),
+# and publish the CA certificate at $INSTANCE_CA_COPY. Everything runs as the
+# server's OS user inside the data directory, under umask 077, so the keys
+# are 0600 and owned by that user as PostgreSQL demands. Extensions: the CA
+# is CA:TRUE with keyCertSign; the server certificate CA:FALSE, serverAuth,
+# subjectAltName DNS:localhost + IP:$BIND_HOST (rustls/webpki, like modern
+# libpq, match host names against subjectAltName only).
+ensure_tls_files() {
+    local f missing=0
+    for f in "$TLS_CA_CERT" "$TLS_CA_KEY" "$TLS_SERVER_CERT" "$TLS_SERVER_KEY"; do
+        as_pg test -s "$INSTANCE_DATADIR/$f" || missing=1
+    done
+    if ((missing)); then
+        log "generating a CA and the server's TLS certificate in $INSTANCE_DATADIR (openssl, ECDSA P-256, $TLS_DAYS days; SAN DNS:localhost, IP:$BIND_HOST)"
+        local work
+        # shellcheck disable=SC2016 # expanded by the inner shell
+        if ! as_pg sh -c '
+            set -eu
+            cd "$1"
+            umask 077
+            days="$2" host="$3"
+            printf "%s\n" \
+                "[ssw_ca]" \
+                "basicConstraints = critical, CA:TRUE" \
+                "keyUsage = critical, keyCertSign, cRLSign" \
+                "subjectKeyIdentifier = hash" \
+                "[ssw_server]" \
+                "basicConstraints = critical, CA:FALSE" \
+                "keyUsage = critical, digitalSignature" \
+                "extendedKeyUsage = serverAuth" \
+                "subjectAltName = DNS:localhost, IP:$host" \
+                "subjectKeyIdentifier = hash" \
+                "authorityKeyIdentifier = keyid, issuer" >tls-ext.cnf
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$4.tmp"
+            openssl req -new -key "$4.tmp" -subj "/CN=shadowswap test CA" -out ca.csr
+            openssl x509 -req -in ca.csr -signkey "$4.tmp" -days "$days" \
+                -set_serial "0x$(openssl rand -hex 16)" \
+                -extfile tls-ext.cnf -extensions ssw_ca -out "$5.tmp"
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$6.tmp"
+            openssl req -new -key "$6.tmp" -subj "/CN=localhost" -out server.csr
+            openssl x509 -req -in server.csr -CA "$5.tmp" -CAkey "$4.tmp" -days "$days" \
+                -set_serial "0x$(openssl rand -hex 16)" \
+                -extfile tls-ext.cnf -extensions ssw_server -out "$7.tmp"
+            openssl verify -CAfile "$5.tmp" "$7.tmp" >/dev/null
+            rm -f ca.csr server.csr tls-ext.cnf
+            chmod 0644 "$5.tmp" "$7.tmp"
+            mv -f "$4.tmp" "$4"; mv -f "$5.tmp" "$5"; mv -f "$6.tmp" "$6"; mv -f "$7.tmp" "$7"
+        ' ensure_tls_files "$INSTANCE_DATADIR" "$TLS_DAYS" "$BIND_HOST" \
+            "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" >"$BASE_DIR/$INSTANCE_NAME.openssl.log" 2>&1; then
+            sed 's/^/    /' "$BASE_DIR/$INSTANCE_NAME.openssl.log" >&2
+            die "could not generate the TLS certificates in $INSTANCE_DATADIR (openssl output above)"
+        fi
+        work="$(openssl x509 -in "$INSTANCE_DATADIR/$TLS_SERVER_CERT" -noout -enddate 2>/dev/null || true)"
+        log "TLS certificates generated (server certificate ${work:-valid for $TLS_DAYS days})"
+    fi
+    # Publish the CA certificate where clients can read it (0644).
+    as_pg cp -f -- "$INSTANCE_DATADIR/$TLS_CA_CERT" "$INSTANCE_CA_COPY.tmp"
+    as_pg chmod 0644 -- "$INSTANCE_CA_COPY.tmp"
+    as_pg mv -f -- "$INSTANCE_CA_COPY.tmp" "$INSTANCE_CA_COPY"
+}
+
 # Our settings, in <datadir>/shadowswap.conf, included at the end of
 # postgresql.conf (so they override initdb's values there) and rewritten on
 # every start, so that a changed SHADOWSWAP_PG_PORT takes effect and a
@@ -576,6 +661,9 @@ sql_literal() {
 #                      loses at most the last commits, never consistency.
 #   log_min_messages=warning / logging_collector=off
 #                      quiet log; it goes to pg_ctl -l's file.
+#   ssl=on / ssl_cert_file / ssl_key_file
+#                      TLS offered (not required) with the certificate from
+#                      ensure_tls_files; plain connections keep working.
 write_instance_conf() {
     {
         printf '# Written by scripts/postgres.sh on every start; edits are lost.\n'
@@ -592,7 +680,10 @@ write_instance_conf() {
             'shared_buffers = 256MB' \
             'synchronous_commit = off' \
             'logging_collector = off' \
-            'log_min_messages = warning'
+            'log_min_messages = warning' \
+            'ssl = on'
+        printf 'ssl_cert_file = %s\n' "$(sql_literal "$TLS_SERVER_CERT")"
+        printf 'ssl_key_file = %s\n' "$(sql_literal "$TLS_SERVER_KEY")"
     } | as_pg tee -- "$INSTANCE_CONF" >/dev/null
 
     local include="include 'shadowswap.conf'"
@@ -602,14 +693,19 @@ write_instance_conf() {
     fi
 
     # Replaces initdb's pg_hba.conf. `local replication` lets pg_basebackup
-    # run as the server's OS user over the socket.
+    # run as the server's OS user over the socket. `host` lines match TLS and
+    # plain connections alike, except for two roles the TLS tests create
+    # (integration/tests/pg_tls.rs): ssw_tls_only may log in over TLS only,
+    # ssw_plain_only without TLS only, so sslmode's fallbacks can be seen.
     printf '%s\n' \
         '# Written by scripts/postgres.sh on every start; edits are lost.' \
-        '# TYPE  DATABASE     USER  ADDRESS       METHOD' \
-        'local   all          all                 trust' \
-        'local   replication  all                 trust' \
-        'host    all          all   127.0.0.1/32  scram-sha-256' \
-        'host    replication  all   127.0.0.1/32  scram-sha-256' |
+        '# TYPE     DATABASE     USER            ADDRESS       METHOD' \
+        'local      all          all                           trust' \
+        'local      replication  all                           trust' \
+        'hostnossl  all          ssw_tls_only    127.0.0.1/32  reject' \
+        'hostssl    all          ssw_plain_only  127.0.0.1/32  reject' \
+        'host       all          all             127.0.0.1/32  scram-sha-256' \
+        'host       replication  all             127.0.0.1/32  scram-sha-256' |
         as_pg tee -- "$INSTANCE_DATADIR/pg_hba.conf" >/dev/null
 }
 
@@ -698,6 +794,7 @@ do_start() {
     fi
 
     init_datadir
+    ensure_tls_files
     write_instance_conf
     local started=$SECONDS
     if ! launch_server; then
@@ -791,6 +888,10 @@ cmd_dsn() {
     printf 'postgres://%s:%s@%s:%s/%s\n' "$APP_USER" "$APP_PASSWORD" "$BIND_HOST" "$INSTANCE_PORT" "$APP_DB"
 }
 
+cmd_ca() {
+    printf '%s\n' "$INSTANCE_CA_COPY"
+}
+
 cmd_client() {
     resolve_bins
     exec env "${PG_ENV_UNSET[@]}" PGPASSWORD="$APP_PASSWORD" \
@@ -814,6 +915,7 @@ main() {
         stop) cmd_stop ;;
         status) cmd_status ;;
         dsn) cmd_dsn ;;
+        ca) cmd_ca ;;
         reset) cmd_reset ;;
         client) cmd_client "$@" ;;
         -h | --help | help)

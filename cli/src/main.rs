@@ -18,6 +18,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig};
 use shadowswap_engine::runner::{cleanup, Outcome};
 use shadowswap_engine::{Error, MigrationConfig, Runner, TableRef};
+use shadowswap_engine::throttle::window::CutOverWindow;
+use shadowswap_engine::throttle::{ThrottleConfig, Threshold};
 use shadowswap_engine::Dialect;
 use shadowswap_mysql::MySql;
 use shadowswap_postgres::Postgres;
@@ -98,6 +100,30 @@ struct AlterArgs {
     /// and retries instead of copying. Otherwise copy as usual.
     #[arg(long)]
     attempt_instant_ddl: bool,
+    /// A replica of the server to watch for lag (repeatable). Copying pauses while one lags more
+    /// than --max-lag or cannot be reached; the cut-over waits for all to be within it.
+    #[arg(long = "replica", value_name = "DSN")]
+    replicas: Vec<String>,
+    /// Largest replica lag tolerated, measured with shadowswap's own heartbeat.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    max_lag: Duration,
+    /// Pause copying while a load figure is above a limit: VAR=N (repeatable, or comma-separated).
+    /// MySQL: global status variables such as Threads_running=25; PostgreSQL: active_backends=N.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    max_load: Vec<Threshold>,
+    /// Stop the run (removing what it created) when a load figure is above a limit: VAR=N.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    critical_load: Vec<Threshold>,
+    /// Pause copying while this query's first column is non-zero (run on the primary).
+    #[arg(long, value_name = "SQL")]
+    throttle_query: Option<String>,
+    /// Pause copying while this file exists.
+    #[arg(long, value_name = "PATH")]
+    throttle_flag_file: Option<PathBuf>,
+    /// Cut over only inside this daily window, e.g. "02:00-04:30" or "02:00-04:30 Europe/Berlin"
+    /// (default UTC); until it opens the run stays in sync.
+    #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
+    cut_over_window: Option<CutOverWindow>,
 }
 
 impl AlterArgs {
@@ -113,9 +139,18 @@ impl AlterArgs {
                 retries: self.cut_over_retries,
                 keep_old_table: self.keep_old_table,
                 postpone_flag_file: self.postpone_cut_over_flag_file.clone(),
+                window: self.cut_over_window.clone(),
                 ..CutOverConfig::default()
             },
             ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
+            throttle: ThrottleConfig {
+                max_lag: self.max_lag,
+                max_load: self.max_load.clone(),
+                critical_load: self.critical_load.clone(),
+                throttle_query: self.throttle_query.clone(),
+                flag_file: self.throttle_flag_file.clone(),
+                ..ThrottleConfig::default()
+            },
         }
     }
 }
@@ -179,16 +214,37 @@ async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) 
         Command::Alter(a) => a.target.dsn.clone(),
         Command::Cleanup(t) => t.dsn.clone(),
     };
-    match dsn.split("://").next().unwrap_or_default() {
+    let replica_dsns = match &command {
+        Command::Alter(a) => a.replicas.clone(),
+        Command::Cleanup(_) => Vec::new(),
+    };
+    let scheme = |d: &str| d.split("://").next().unwrap_or_default().to_string();
+    match scheme(&dsn).as_str() {
         "mysql" | "mariadb" => {
-            let d = MySql::connect(&dsn, std::env::var("MYSQL_PWD").ok()).await?;
+            let pw = std::env::var("MYSQL_PWD").ok();
+            let d = MySql::connect(&dsn, pw.clone()).await?;
+            let mut replicas = Vec::new();
+            for r in &replica_dsns {
+                if !matches!(scheme(r).as_str(), "mysql" | "mariadb") {
+                    return Err(Failure::Usage(format!("--replica {r:?} must be a mysql:// DSN like --dsn")));
+                }
+                replicas.push(Arc::new(MySql::connect(r, pw.clone()).await?));
+            }
             let schema = d.default_schema().map(str::to_string);
-            run_with(Arc::new(d), schema, command, bar, json).await
+            run_with(Arc::new(d), replicas, schema, command, bar, json).await
         }
         "postgres" | "postgresql" => {
-            let d = Postgres::connect(&dsn, std::env::var("PGPASSWORD").ok()).await?;
+            let pw = std::env::var("PGPASSWORD").ok();
+            let d = Postgres::connect(&dsn, pw.clone()).await?;
+            let mut replicas = Vec::new();
+            for r in &replica_dsns {
+                if !matches!(scheme(r).as_str(), "postgres" | "postgresql") {
+                    return Err(Failure::Usage(format!("--replica {r:?} must be a postgres:// DSN like --dsn")));
+                }
+                replicas.push(Arc::new(Postgres::connect(r, pw.clone()).await?));
+            }
             let schema = Some(d.default_schema().to_string());
-            run_with(Arc::new(d), schema, command, bar, json).await
+            run_with(Arc::new(d), replicas, schema, command, bar, json).await
         }
         _ => Err(Failure::Usage(
             "--dsn must start with mysql:// or postgres:// (e.g. mysql://user@127.0.0.1:3306/db, postgres://user@127.0.0.1:5432/db)"
@@ -199,6 +255,7 @@ async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) 
 
 async fn run_with<D: Dialect>(
     dialect: Arc<D>,
+    replicas: Vec<Arc<D>>,
     default_schema: Option<String>,
     command: Command,
     bar: Option<indicatif::ProgressBar>,
@@ -207,7 +264,7 @@ async fn run_with<D: Dialect>(
     match command {
         Command::Alter(args) => {
             let table = table_ref(&args.target.table, default_schema.as_deref())?;
-            let runner = Runner::new(dialect.clone(), args.config());
+            let runner = Runner::new(dialect.clone(), args.config()).with_replicas(replicas);
             let cancel = runner.cancel_token();
             let signals = tokio::spawn(progress::cancel_on_signal(cancel.clone()));
             let reporter = tokio::spawn(progress::report(runner.progress(), bar.clone(), cancel.clone()));

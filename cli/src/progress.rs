@@ -87,7 +87,12 @@ pub async fn report(mut rx: watch::Receiver<Progress>, bar: Option<ProgressBar>,
                 bar.set_prefix(p.phase.to_string());
                 bar.set_length(total);
                 bar.set_position(done);
-                bar.set_message(p.waiting_for.clone().unwrap_or_default());
+                let note = match (&p.throttle_reason, &p.waiting_for) {
+                    (Some(t), _) => format!("throttled: {t}"),
+                    (None, Some(w)) => format!("waiting for {w}"),
+                    (None, None) => String::new(),
+                };
+                bar.set_message(note);
             }
             None if last_log.elapsed() >= LOG_EVERY
                 && matches!(p.phase, Phase::Backfill | Phase::Checksum | Phase::Postponed) =>
@@ -102,7 +107,8 @@ pub async fn report(mut rx: watch::Receiver<Progress>, bar: Option<ProgressBar>,
                     rows_per_s = rate.round() as u64,
                     chunk_rows = p.chunk_rows,
                     waiting_for = p.waiting_for.as_deref().unwrap_or(""),
-                    "progress: {done}/{total} rows, {rate:.0} rows/s, ETA {eta}"
+                    throttled = p.throttle_reason.as_deref().unwrap_or(""),
+                    "progress: {done}/{total} rows, {rate:.0} rows/s, ETA {eta}{}", p.throttle_reason.as_ref().map(|t| format!(", throttled: {t}")).unwrap_or_default()
                 );
                 last_log = Instant::now();
                 last_rate_at = Instant::now();
@@ -167,6 +173,7 @@ pub fn print_summary(s: &Summary, json: bool) {
             "rows_checksummed": s.rows_checksummed,
             "cut_over_attempts": s.cut_over.attempts,
             "cut_over_swap_ms": s.cut_over.swap_time.as_millis() as u64,
+            "writes_blocked_ms": s.cut_over.swap_time.as_millis() as u64,
             "old_table": s.old_table_kept.as_ref().map(|t| t.to_string()),
             "warnings": s.warnings,
         });
@@ -190,7 +197,7 @@ pub fn print_summary(s: &Summary, json: bool) {
             None => "old table dropped".into(),
         };
         println!(
-            "swapped {} in {secs:.1} s: {} rows copied in {copy_secs:.1} s ({rate:.0} rows/s), {check}, cut-over in {} attempt(s) ({} ms), {old}",
+            "swapped {} in {secs:.1} s: {} rows copied in {copy_secs:.1} s ({rate:.0} rows/s), {check}, cut-over in {} attempt(s) (application writes blocked {} ms), {old}",
             s.table,
             s.backfill.rows,
             s.cut_over.attempts,

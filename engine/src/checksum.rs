@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::retry::{with_retry, RetryPolicy};
+use crate::throttle::Throttle;
 
 /// Compare every chunk; returns the number of rows compared.
 pub async fn run<D: Dialect>(
@@ -30,6 +31,7 @@ pub async fn run<D: Dialect>(
     copy: &CopyConfig,
     cancel: &CancellationToken,
     progress: &watch::Sender<Progress>,
+    throttle: &mut Throttle,
 ) -> Result<u64> {
     let sizer = ChunkSizer::adaptive(cfg.chunk_time, copy.initial_chunk_rows * 10, copy.max_chunk_rows * 10, copy.max_growth);
     let mut walk = ChunkWalk::new(dialect, plan, sizer).await?;
@@ -39,6 +41,7 @@ pub async fn run<D: Dialect>(
         if cancel.is_cancelled() {
             return Err(Error::Cancelled("stopped during checksum".into()));
         }
+        throttle.wait_clear(cancel).await?;
         let t0 = Instant::now();
         // The last chunk is open-ended: rows above the high watermark are compared too.
         let last = walk.high_watermark() == Some(&upto);

@@ -23,6 +23,8 @@ pub struct MigrationConfig {
     pub cut_over: CutOverConfig,
     /// Settings for the DDL shadowswap runs on the live table (creating/dropping triggers).
     pub ddl: DdlConfig,
+    /// Throttle signals and limits.
+    pub throttle: crate::throttle::ThrottleConfig,
 }
 
 /// Backfill settings.
@@ -95,6 +97,11 @@ pub struct CutOverConfig {
     pub postpone_flag_file: Option<PathBuf>,
     /// How often the postpone flag file is checked. Default 1 s.
     pub poll_interval: Duration,
+    /// Cut over only inside this daily window (stay in sync until it opens).
+    pub window: Option<crate::throttle::window::CutOverWindow>,
+    /// Before each attempt, wait at most this long for transactions that would make the lock
+    /// request queue to finish, instead of queueing behind them. Default 30 s.
+    pub blocker_wait: Duration,
 }
 
 impl Default for CutOverConfig {
@@ -107,6 +114,8 @@ impl Default for CutOverConfig {
             keep_old_table: false,
             postpone_flag_file: None,
             poll_interval: Duration::from_secs(1),
+            window: None,
+            blocker_wait: Duration::from_secs(30),
         }
     }
 }

@@ -31,13 +31,60 @@ pub async fn wait_while_postponed(cfg: &CutOverConfig, cancel: &CancellationToke
     Ok(started.elapsed())
 }
 
+/// Wait until the cut-over window opens, checking every `poll_interval`.
+pub async fn wait_for_window(
+    window: &crate::throttle::window::CutOverWindow,
+    cfg: &CutOverConfig,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let until = window.until_open(jiff::Timestamp::now());
+    tracing::info!(window = %window, opens_in_s = until.as_secs(), "cut-over waits for its window; capture keeps the shadow in sync");
+    while !window.contains(jiff::Timestamp::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.poll_interval) => {}
+            _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while waiting for the cut-over window".into())),
+        }
+    }
+    tracing::info!(window = %window, "cut-over window open");
+    Ok(())
+}
+
+/// Before an attempt: wait (at most `cfg.blocker_wait`) while transactions that would make the
+/// lock request queue are open, logging them once. Attempting anyway after that is still
+/// bounded by the lock timeout.
+async fn wait_for_blockers<D: Dialect>(dialect: &D, plan: &Plan, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<()> {
+    let deadline = Instant::now() + cfg.blocker_wait;
+    let mut logged = false;
+    loop {
+        let blockers = dialect.cut_over_blockers(&plan.names, cfg.lock_timeout).await?;
+        if blockers.is_empty() {
+            if logged {
+                tracing::info!("the blocking transactions ended");
+            }
+            return Ok(());
+        }
+        if !logged {
+            tracing::warn!(blockers = %blockers.join("; "), "cut-over waits instead of queueing behind open transactions");
+            logged = true;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(blockers = %blockers.join("; "), "still open after the blocker wait; attempting (bounded by the lock timeout)");
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.poll_interval.min(Duration::from_millis(500))) => {}
+            _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while waiting for blocking transactions".into())),
+        }
+    }
+}
+
 /// Result of a successful cut-over.
 #[derive(Debug, Clone, Copy)]
 pub struct CutOverStats {
     /// Attempts made, the successful one included.
     pub attempts: u32,
-    /// Wall time of the successful swap statement: an upper bound on how long application
-    /// queries on the table waited for it (milliseconds precision).
+    /// Wall time of the successful swap statement, lock wait included: how long application
+    /// writes (and reads, while its lock request was queued) on the table were blocked by it.
     pub swap_time: Duration,
 }
 
@@ -54,6 +101,7 @@ pub async fn cut_over<D: Dialect>(
         attempts += 1;
         let n = attempts;
         async move {
+            wait_for_blockers(dialect, plan, cfg, cancel).await?;
             tracing::info!(attempt = n, lock_timeout_ms = cfg.lock_timeout.as_millis() as u64, "cut-over attempt");
             let t0 = Instant::now();
             dialect.cut_over(plan, cfg.lock_timeout).await?;

@@ -80,6 +80,44 @@ pub trait Dialect: Send + Sync + 'static {
         Err(Error::refused(format!("{} cannot be altered in place through shadowswap on this server", names.table)))
     }
 
+    /// Create the heartbeat table `names.heartbeat` on the primary (idempotent).
+    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
+        Err(Error::refused(format!("replica lag measurement is not supported for {}", names.table)))
+    }
+
+    /// Write heartbeat sequence number `seq` on the primary.
+    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
+        let _ = seq;
+        Err(Error::refused(format!("replica lag measurement is not supported for {}", names.table)))
+    }
+
+    /// Read the heartbeat sequence number this server (a replica) has applied; `None` before the
+    /// first one arrives.
+    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
+        Err(Error::refused(format!("replica lag measurement is not supported for {}", names.table)))
+    }
+
+    /// A load figure: a MySQL global status variable (e.g. `Threads_running`), or PostgreSQL's
+    /// `active_backends`. Errors name what is supported.
+    async fn status_value(&self, name: &str) -> Result<f64> {
+        Err(Error::refused(format!("load variable {name} is not supported by this server")))
+    }
+
+    /// The first column of the first row of `sql` (the operator's throttle query) as a number;
+    /// no row counts as 0.
+    async fn query_value(&self, sql: &str) -> Result<f64> {
+        let _ = sql;
+        Err(Error::refused("--throttle-query is not supported by this server"))
+    }
+
+    /// Sessions whose open transactions would make the cut-over's lock request queue (and every
+    /// application query behind it): one line each, naming the session and its age. Empty when
+    /// the dialect cannot tell.
+    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
+        let _ = (names, older_than);
+        Ok(Vec::new())
+    }
+
     /// The SQL this plan will run, for the dry run.
     fn render_sql(&self, plan: &Plan) -> PlanSql;
 

@@ -16,6 +16,7 @@
 //! - [`checksum`] — chunk-by-chunk comparison of original and shadow before the cut-over.
 //! - [`cutover`]  — the postponement wait and the bounded, backed-off cut-over attempts.
 //! - [`retry`]    — the engine's one retry policy (exponential backoff with jitter).
+//! - [`throttle`] — replica-lag heartbeat, load/query/flag-file signals, the cut-over window.
 //! - [`progress`] — the progress snapshot published to the CLI.
 //! - [`runner`]   — drives the phases, owns the undo steps, and the `cleanup` of a dead run.
 //! - [`error`]    — [`Error`]: every message says what to do next.
@@ -34,6 +35,7 @@ pub mod plan;
 pub mod progress;
 pub mod retry;
 pub mod runner;
+pub mod throttle;
 
 pub use config::MigrationConfig;
 pub use dialect::Dialect;

@@ -33,6 +33,8 @@ pub struct Names {
     pub trial: String,
     /// Advisory lock name.
     pub lock: String,
+    /// Heartbeat table for measuring replica lag, `_<t>_ssw_hb`.
+    pub heartbeat: TableRef,
 }
 
 impl Names {
@@ -49,6 +51,7 @@ impl Names {
             trigger_update: g("ssw_upd"),
             trigger_delete: g("ssw_del"),
             trial: g("ssw_try"),
+            heartbeat: table.sibling(g("ssw_hb")),
             lock: format!("shadowswap:{}", generated_name(&lock_base, "", max_len - 11, len)),
         }
     }

@@ -18,4 +18,6 @@ pub struct Progress {
     pub chunk_rows: u64,
     /// A short note on what the run waits for (e.g. the postpone flag file), if anything.
     pub waiting_for: Option<String>,
+    /// Why copying is paused by the throttler now, if it is.
+    pub throttle_reason: Option<String>,
 }

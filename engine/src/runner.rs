@@ -26,6 +26,8 @@ use crate::phase::Phase;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::retry::{with_retry, RetryPolicy};
+use crate::throttle::heartbeat::HeartbeatLog;
+use crate::throttle::{self, Throttle, ThrottleState};
 
 /// How a run ended successfully.
 #[derive(Debug)]
@@ -62,11 +64,29 @@ pub struct Summary {
 struct Undo {
     shadow: bool,
     capture: bool,
+    heartbeat: bool,
+}
+
+/// Background tasks of one run (heartbeat writer, throttler): owned by the run, stopped and
+/// awaited on every path.
+struct Tasks {
+    stop: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tasks {
+    async fn shutdown(self) {
+        self.stop.cancel();
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
 }
 
 /// Drives one migration of one table. See the module docs.
 pub struct Runner<D: Dialect> {
     dialect: Arc<D>,
+    replicas: Vec<Arc<D>>,
     config: MigrationConfig,
     cancel: CancellationToken,
     progress: watch::Sender<Progress>,
@@ -76,7 +96,58 @@ impl<D: Dialect> Runner<D> {
     /// A runner for `dialect` with `config`.
     pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
         let (progress, _) = watch::channel(Progress::default());
-        Self { dialect, config, cancel: CancellationToken::new(), progress }
+        Self { dialect, replicas: Vec::new(), config, cancel: CancellationToken::new(), progress }
+    }
+
+    /// Measure replica lag on these replicas (each a connection to a replica of the primary):
+    /// copying pauses while any lags more than `config.throttle.max_lag` or cannot be reached,
+    /// and the cut-over waits until all are within it.
+    pub fn with_replicas(mut self, replicas: Vec<Arc<D>>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    fn throttling(&self) -> bool {
+        let t = &self.config.throttle;
+        !self.replicas.is_empty()
+            || !t.max_load.is_empty()
+            || !t.critical_load.is_empty()
+            || t.throttle_query.is_some()
+            || t.flag_file.is_some()
+    }
+
+    /// Start the heartbeat writer (with replicas) and the throttler (with any signal).
+    async fn start_throttler(&self, plan: &Plan, undo: &mut Undo) -> Result<(Throttle, Tasks)> {
+        let stop = self.cancel.child_token();
+        let mut handles = Vec::new();
+        if !self.throttling() {
+            return Ok((Throttle::never(), Tasks { stop, handles }));
+        }
+        let log = Arc::new(std::sync::Mutex::new(HeartbeatLog::new(100_000)));
+        if !self.replicas.is_empty() {
+            undo.heartbeat = true;
+            self.dialect.heartbeat_create(&plan.names).await?;
+            handles.push(tokio::spawn(throttle::write_heartbeat(
+                self.dialect.clone(),
+                plan.names.clone(),
+                self.config.throttle.heartbeat_interval,
+                log.clone(),
+                stop.clone(),
+            )));
+        }
+        // Nothing is copied before the first verdict.
+        let (tx, rx) = watch::channel(ThrottleState { reason: Some("first throttle check".into()), abort: None });
+        handles.push(tokio::spawn(throttle::run_throttler(
+            self.dialect.clone(),
+            self.replicas.clone(),
+            plan.names.clone(),
+            self.config.throttle.clone(),
+            log,
+            tx,
+            self.progress.clone(),
+            stop.clone(),
+        )));
+        Ok((Throttle::new(rx), Tasks { stop, handles }))
     }
 
     /// Cancel the run: it stops at the next safe point, undoes what it created, and fails with
@@ -184,39 +255,21 @@ impl<D: Dialect> Runner<D> {
         undo.capture = true;
         with_retry("installing capture triggers", ddl, &self.cancel, || d.install_capture(plan, cfg.ddl.lock_timeout)).await?;
 
-        self.set_phase(Phase::Backfill);
-        let backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress).await?;
-        tracing::info!(
-            rows = backfill.rows,
-            chunks = backfill.chunks,
-            seconds = backfill.elapsed.as_secs_f64(),
-            "backfill complete"
-        );
-
-        let rows_checksummed = if cfg.checksum.enabled {
-            self.set_phase(Phase::Checksum);
-            let rows = checksum::run(d, plan, &cfg.checksum, &cfg.copy, &self.cancel, &self.progress).await?;
-            tracing::info!(rows, "checksum matches");
-            Some(rows)
-        } else {
-            None
-        };
-
-        if cfg.cut_over.postpone_flag_file.as_ref().is_some_and(|f| f.exists()) {
-            self.set_phase(Phase::Postponed);
-            let flag = cfg.cut_over.postpone_flag_file.as_ref().expect("checked").display().to_string();
-            self.progress.send_modify(|p| p.waiting_for = Some(format!("postpone flag file {flag}")));
-            cutover::wait_while_postponed(&cfg.cut_over, &self.cancel).await?;
-        }
-
-        self.set_phase(Phase::CutOver);
-        let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
-        tracing::info!(attempts = cut_over.attempts, swap_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
+        let (mut throttle, tasks) = self.start_throttler(plan, undo).await?;
+        let swapped = self.copy_verify_swap(plan, &mut throttle).await;
+        tasks.shutdown().await;
+        let (backfill, rows_checksummed, cut_over) = swapped?;
 
         // The swap happened: from here on nothing is undone, problems become warnings.
         self.set_phase(Phase::Cleanup);
         let mut warnings = Vec::new();
         let never_cancelled = CancellationToken::new();
+        if undo.heartbeat {
+            if let Err(e) = d.drop_table(&plan.names.heartbeat, cfg.ddl.lock_timeout).await {
+                warnings.push(format!("{} could not be dropped: {e}; drop it with DROP TABLE", plan.names.heartbeat));
+            }
+        }
+
         if let Err(e) =
             with_retry("dropping capture triggers", ddl, &never_cancelled, || d.remove_capture(&plan.names, cfg.ddl.lock_timeout))
                 .await
@@ -253,6 +306,59 @@ impl<D: Dialect> Runner<D> {
             elapsed: started.elapsed(),
             warnings,
         })
+    }
+
+    /// Backfill, checksum, wait for the cut-over conditions, swap.
+    async fn copy_verify_swap(&self, plan: &Plan, throttle: &mut Throttle) -> Result<(BackfillStats, Option<u64>, CutOverStats)> {
+        let d = &*self.dialect;
+        let cfg = &self.config;
+        self.set_phase(Phase::Backfill);
+        let backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
+        tracing::info!(
+            rows = backfill.rows,
+            chunks = backfill.chunks,
+            seconds = backfill.elapsed.as_secs_f64(),
+            "backfill complete"
+        );
+
+        let rows_checksummed = if cfg.checksum.enabled {
+            self.set_phase(Phase::Checksum);
+            let rows = checksum::run(d, plan, &cfg.checksum, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
+            tracing::info!(rows, "checksum matches");
+            Some(rows)
+        } else {
+            None
+        };
+
+        if cfg.cut_over.postpone_flag_file.as_ref().is_some_and(|f| f.exists()) {
+            self.set_phase(Phase::Postponed);
+            let flag = cfg.cut_over.postpone_flag_file.as_ref().expect("checked").display().to_string();
+            self.progress.send_modify(|p| p.waiting_for = Some(format!("postpone flag file {flag}")));
+            cutover::wait_while_postponed(&cfg.cut_over, &self.cancel).await?;
+        }
+        if let Some(window) = &cfg.cut_over.window {
+            if !window.contains(jiff::Timestamp::now()) {
+                if self.progress.borrow().phase != Phase::Postponed {
+                    self.set_phase(Phase::Postponed);
+                }
+                self.progress.send_modify(|p| p.waiting_for = Some(format!("cut-over window {window}")));
+                cutover::wait_for_window(window, &cfg.cut_over, &self.cancel).await?;
+            }
+        }
+        // Replicas within the max lag (and no other signal over its limit) before swapping.
+        if throttle.reason().is_some() {
+            tracing::info!(reason = ?throttle.reason(), "cut-over waits for the throttle to clear");
+        }
+        throttle.wait_clear(&self.cancel).await?;
+
+        self.set_phase(Phase::CutOver);
+        let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
+        tracing::info!(
+            attempts = cut_over.attempts,
+            writes_blocked_ms = cut_over.swap_time.as_millis() as u64,
+            "tables swapped"
+        );
+        Ok((backfill, rows_checksummed, cut_over))
     }
 
     /// The `--attempt-instant-ddl` path: the ALTER on the table itself, under the cut-over's lock
@@ -296,7 +402,7 @@ impl<D: Dialect> Runner<D> {
 
     /// Undo in reverse order; never cancelled (it is what cancellation needs).
     async fn undo(&self, names: &Names, undo: &Undo) -> std::result::Result<(), String> {
-        undo_steps(&*self.dialect, names, undo.capture, undo.shadow, &self.config.ddl).await
+        undo_steps(&*self.dialect, names, undo.capture, undo.shadow, undo.heartbeat, &self.config.ddl).await
     }
 }
 
@@ -305,6 +411,7 @@ async fn undo_steps<D: Dialect>(
     names: &Names,
     capture: bool,
     shadow: bool,
+    heartbeat: bool,
     ddl: &DdlConfig,
 ) -> std::result::Result<(), String> {
     let policy = RetryPolicy { retries: ddl.retries, min_delay: ddl.backoff_min, max_delay: ddl.backoff_max };
@@ -326,6 +433,13 @@ async fn undo_steps<D: Dialect>(
             with_retry("dropping the shadow table", policy, &never, || d.drop_table(&names.shadow, ddl.lock_timeout)).await
         {
             return Err(format!("{} remains ({e})", names.shadow));
+        }
+    }
+    if heartbeat {
+        if let Err(e) =
+            with_retry("dropping the heartbeat table", policy, &never, || d.drop_table(&names.heartbeat, ddl.lock_timeout)).await
+        {
+            return Err(format!("{} remains ({e})", names.heartbeat));
         }
     }
     Ok(())
@@ -351,7 +465,8 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
     let result = async {
         let triggers = d.capture_present(&names).await?;
         let shadow = d.table_exists(&names.shadow).await?;
-        undo_steps(d, &names, !triggers.is_empty(), shadow, ddl).await.map_err(|leftover| Error::CleanupIncomplete {
+        let heartbeat = d.table_exists(&names.heartbeat).await?;
+        undo_steps(d, &names, !triggers.is_empty(), shadow, heartbeat, ddl).await.map_err(|leftover| Error::CleanupIncomplete {
             cause: Box::new(Error::refused(format!("cleanup of {} did not finish", names.table))),
             leftover,
         })?;

@@ -459,6 +459,87 @@ impl Dialect for MySql {
         shape
     }
 
+    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
+        let mut c = self.conn().await?;
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, seq BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
+            Qualified(&names.heartbeat)
+        ))
+        .await
+        .map_err(|e| errors::db("creating the heartbeat table", e))
+    }
+
+    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
+        let mut c = self.conn().await?;
+        c.exec_drop(
+            format!("INSERT INTO {} (id, seq) VALUES (1, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)", Qualified(&names.heartbeat)),
+            (seq,),
+        )
+        .await
+        .map_err(|e| errors::db("writing the heartbeat", e))
+    }
+
+    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
+        let mut c = self.conn().await?;
+        match c.query_first::<u64, _>(format!("SELECT seq FROM {} WHERE id = 1", Qualified(&names.heartbeat))).await {
+            Ok(v) => Ok(v),
+            // Not replicated yet.
+            Err(e) if errors::code(&e) == Some(errors::NO_SUCH_TABLE) => Ok(None),
+            Err(e) => Err(errors::db("reading the heartbeat", e)),
+        }
+    }
+
+    async fn status_value(&self, name: &str) -> Result<f64> {
+        let mut c = self.conn().await?;
+        let v: Option<String> = c
+            .exec_first("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = UPPER(?)", (name,))
+            .await
+            .map_err(|e| errors::db("reading a status variable", e))?;
+        let v = v.ok_or_else(|| Error::refused(format!("{name} is not a global status variable of this server (SHOW GLOBAL STATUS)")))?;
+        v.trim().parse().map_err(|_| Error::refused(format!("status variable {name} is not a number ({v})")))
+    }
+
+    async fn query_value(&self, sql: &str) -> Result<f64> {
+        let mut c = self.conn().await?;
+        let row: Option<Row> = c.query_first(sql).await.map_err(|e| errors::db("running the throttle query", e))?;
+        let Some(v) = row.and_then(|r| r.unwrap().into_iter().next()) else { return Ok(0.0) };
+        Ok(match v {
+            Value::NULL => 0.0,
+            Value::Int(i) => i as f64,
+            Value::UInt(u) => u as f64,
+            Value::Float(f) => f as f64,
+            Value::Double(d) => d,
+            Value::Bytes(b) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(1.0),
+            _ => 1.0,
+        })
+    }
+
+    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        let secs = whole_seconds(older_than);
+        // Precise when the metadata_lock_info plugin is loaded: sessions holding a metadata lock
+        // on the table in a transaction open longer than the lock timeout.
+        let precise = c
+            .exec::<String, _, _>(
+                "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                         TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s holding ', m.LOCK_MODE, ' on the table')                  FROM information_schema.METADATA_LOCK_INFO m                  JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID                  LEFT JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID                  WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> CONNECTION_ID()                    AND t.trx_started < NOW() - INTERVAL ? SECOND",
+                (&names.table.schema, &names.table.name, secs),
+            )
+            .await;
+        match precise {
+            Ok(rows) => Ok(rows),
+            // ER_UNKNOWN_TABLE (1109): plugin not loaded. Then any InnoDB transaction open longer
+            // than the lock timeout may hold the table's metadata lock: wait for those.
+            Err(e) if errors::code(&e) == Some(1109) => c
+                .exec(
+                    "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                             TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s: ', COALESCE(LEFT(p.INFO, 80), 'idle'))                      FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id                      WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND",
+                    (secs,),
+                )
+                .await
+                .map_err(|e| errors::db("looking for transactions that would block the cut-over", e)),
+            Err(e) => Err(errors::db("looking for transactions that would block the cut-over", e)),
+        }
+    }
+
     fn render_sql(&self, plan: &Plan) -> PlanSql {
         let n = &plan.names;
         let placeholders = vec!["?"; plan.key.columns.len()];

@@ -347,6 +347,11 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
         }
     }
     stmts.extend(renames_new);
+    // The owner first: `OWNED BY` needs the sequence and the table to have the same owner, and
+    // the new table (created by shadowswap's user) takes its owned identity sequences along.
+    if d.owner != "CURRENT_USER" {
+        stmts.push(format!("ALTER TABLE {t} OWNER TO {}", d.owner));
+    }
     for (seq, col) in &d.serial_sequences {
         if plan.mapping.iter().any(|m| m.source == *col && m.target == *col) {
             stmts.push(format!("ALTER SEQUENCE {seq} OWNED BY {t}.{}", Ident(col)));
@@ -357,9 +362,6 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
         let bare = old_seq.rsplit('.').next().unwrap_or(old_seq).trim_matches('"').to_string();
         stmts.push(format!("ALTER SEQUENCE {old_seq} RENAME TO {}", Ident(&old_name(&bare))));
         stmts.push(format!("ALTER SEQUENCE {new_seq} RENAME TO {}", Ident(&bare)));
-    }
-    if d.owner != "CURRENT_USER" {
-        stmts.push(format!("ALTER TABLE {t} OWNER TO {}", d.owner));
     }
     stmts.extend(d.views.iter().cloned());
     for (name, child, def) in &d.foreign_keys {

@@ -1,13 +1,20 @@
-//! `postgres://` / `postgresql://` DSNs, parsed by tokio-postgres (libpq's URI format, with
-//! `sslmode`). The password may instead come from `PGPASSWORD`, as with libpq. [`Dsn`]'s
-//! `Display` never shows the password.
+//! `postgres://` / `postgresql://` DSNs (and libpq's `key=value` strings), parsed by
+//! tokio-postgres, with libpq's TLS parameters `sslmode` and `sslrootcert` taken out first and
+//! handed to [`Tls`] (tokio-postgres knows only `sslmode=disable|prefer|require`; see
+//! [`crate::tls`] for what each mode does). The password may instead come from `PGPASSWORD`, as
+//! with libpq. [`Dsn`]'s `Display` and `Debug` never show the password, and no error built here
+//! quotes the DSN.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
+use percent_encoding::percent_decode_str;
 use shadowswap_engine::{Error, Result};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 use tokio_postgres::Config;
+
+use crate::tls::{SslMode, Tls};
 
 /// Session settings shadowswap's connections start with (passed as libpq `options`): UTC time
 /// zone and ISO dates so key values and timestamps travel as exact text; enough float digits
@@ -18,13 +25,16 @@ pub const SESSION_OPTIONS: &str =
 /// A parsed DSN.
 #[derive(Clone)]
 pub struct Dsn {
-    /// The driver configuration (password included).
+    /// The driver configuration (password included). Its `ssl_mode` is that of the first
+    /// connection attempt; connect through [`Dsn::tls`], which applies the whole `sslmode`.
     pub config: Config,
+    /// The TLS policy (`sslmode`, `sslrootcert`) and connector.
+    pub tls: Tls,
 }
 
 impl fmt::Debug for Dsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Dsn({self})")
+        write!(f, "Dsn({self}, sslmode={})", self.tls.mode().as_str())
     }
 }
 
@@ -40,12 +50,50 @@ impl fmt::Display for Dsn {
     }
 }
 
+/// libpq's TLS parameters found in a DSN (the last occurrence of each wins, as in libpq).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TlsParams {
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+}
+
+impl TlsParams {
+    /// Take `key` if it is ours. Other `ssl*` parameters libpq knows (client certificates, CRLs,
+    /// protocol bounds) are refused here rather than reported by tokio-postgres as unknown.
+    fn take(&mut self, key: &str, value: String) -> Result<bool> {
+        match key {
+            "sslmode" => self.sslmode = Some(value),
+            "sslrootcert" => self.sslrootcert = Some(value),
+            // tokio-postgres implements this one itself.
+            "sslnegotiation" => return Ok(false),
+            k if k.starts_with("ssl") || k == "requiressl" => {
+                return Err(Error::refused(format!(
+                    "invalid --dsn: the parameter {k} is not supported (shadowswap knows sslmode, sslrootcert and sslnegotiation; client certificates and CRLs are not supported); remove it from the DSN"
+                )))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 impl Dsn {
     /// Parse `dsn`; `env_password` (the caller passes `PGPASSWORD`) is used when the DSN has none.
-    /// `sslmode=disable|prefer` are accepted; modes that demand TLS are refused until TLS support lands.
+    /// `sslmode` (default `prefer`) and `sslrootcert` follow libpq (see [`crate::tls`]); libpq's
+    /// default root CA file is looked for under `$HOME`. CA files are read now.
     pub fn parse(dsn: &str, env_password: Option<String>) -> Result<Dsn> {
-        let mut config = Config::from_str(dsn).map_err(|e| {
-            Error::refused(format!("invalid --dsn: {e}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"))
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        Dsn::parse_with_home(dsn, env_password, home)
+    }
+
+    /// [`Dsn::parse`], with libpq's default `~/.postgresql/root.crt` looked for under `home`.
+    pub fn parse_with_home(dsn: &str, env_password: Option<String>, home: Option<PathBuf>) -> Result<Dsn> {
+        let (rest, params) = split_tls_params(dsn)?;
+        let mut config = Config::from_str(&rest).map_err(|e| {
+            Error::refused(format!(
+                "invalid --dsn: {}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]",
+                crate::tls::full_message(&e)
+            ))
         })?;
         if config.get_user().is_none() {
             return Err(Error::refused("invalid --dsn: no user; expected postgres://USER@HOST[:PORT]/DATABASE"));
@@ -55,29 +103,203 @@ impl Dsn {
                 config.password(p);
             }
         }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::refused(
-                "sslmode=require is not supported yet; use sslmode=disable or prefer on a trusted network",
-            ));
+        let mode = match params.sslmode.as_deref() {
+            None => None,
+            Some(m) => Some(SslMode::parse(m).ok_or_else(|| {
+                Error::refused(format!(
+                    "invalid --dsn: sslmode={m:?} is not one of {}",
+                    SslMode::ALL.map(SslMode::as_str).join(", ")
+                ))
+            })?),
+        };
+        if params.sslrootcert.as_deref() == Some("") {
+            return Err(Error::refused("invalid --dsn: sslrootcert is empty; give the path of the CA certificate file"));
         }
+        let tls = Tls::new(mode, params.sslrootcert.as_deref(), home.as_deref())?;
+        config.ssl_mode(tls.first_wire_mode());
         config.options(SESSION_OPTIONS);
         config.application_name("shadowswap");
-        Ok(Dsn { config })
+        Ok(Dsn { config, tls })
     }
+}
+
+/// `dsn` without `sslmode`/`sslrootcert` (which tokio-postgres does not understand), and their
+/// values. A DSN this cannot take apart is returned whole, for tokio-postgres' parser to report.
+fn split_tls_params(dsn: &str) -> Result<(String, TlsParams)> {
+    let mut params = TlsParams::default();
+    let rest = match ["postgres://", "postgresql://"].iter().find(|p| dsn.starts_with(*p)) {
+        Some(scheme) => split_url(dsn, scheme.len(), &mut params)?,
+        None => split_key_values(dsn, &mut params)?,
+    };
+    Ok((rest, params))
+}
+
+/// URL form. As tokio-postgres reads it: credentials end at the first `@` (a password may hold
+/// `?`), the query string starts at the next `?`, parameters are `&`-separated, percent-encoded.
+fn split_url(dsn: &str, scheme_len: usize, params: &mut TlsParams) -> Result<String> {
+    let after_creds = dsn[scheme_len..].find('@').map_or(scheme_len, |i| scheme_len + i + 1);
+    let Some(q) = dsn[after_creds..].find('?').map(|i| after_creds + i) else {
+        return Ok(dsn.to_string());
+    };
+    let mut kept = Vec::new();
+    for pair in dsn[q + 1..].split('&') {
+        let Some((k, v)) = pair.split_once('=') else {
+            kept.push(pair);
+            continue;
+        };
+        let (Ok(key), Ok(value)) = (percent_decode_str(k).decode_utf8(), percent_decode_str(v).decode_utf8()) else {
+            kept.push(pair);
+            continue;
+        };
+        if !params.take(&key, value.into_owned())? {
+            kept.push(pair);
+        }
+    }
+    let mut rest = dsn[..q].to_string();
+    if !kept.is_empty() {
+        rest.push('?');
+        rest.push_str(&kept.join("&"));
+    }
+    Ok(rest)
+}
+
+/// libpq's `key=value` form (values optionally single-quoted, backslash escapes), with the same
+/// rules as tokio-postgres' parser. The remaining pairs are written back quoted.
+fn split_key_values(dsn: &str, params: &mut TlsParams) -> Result<String> {
+    let mut kept = Vec::new();
+    let mut it = dsn.chars().peekable();
+    loop {
+        while it.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut key = String::new();
+        while let Some(c) = it.next_if(|c| !c.is_whitespace() && *c != '=') {
+            key.push(c);
+        }
+        if key.is_empty() {
+            break;
+        }
+        while it.next_if(|c| c.is_whitespace()).is_some() {}
+        if it.next() != Some('=') {
+            return Ok(dsn.to_string());
+        }
+        while it.next_if(|c| c.is_whitespace()).is_some() {}
+        let quoted = it.next_if_eq(&'\'').is_some();
+        let mut value = String::new();
+        let mut closed = !quoted;
+        while let Some(c) = it.peek().copied() {
+            if (quoted && c == '\'') || (!quoted && c.is_whitespace()) {
+                if quoted {
+                    it.next();
+                    closed = true;
+                }
+                break;
+            }
+            it.next();
+            if c == '\\' {
+                if let Some(c2) = it.next() {
+                    value.push(c2);
+                }
+            } else {
+                value.push(c);
+            }
+        }
+        if !closed || (!quoted && value.is_empty()) {
+            return Ok(dsn.to_string());
+        }
+        if !params.take(&key, value.clone())? {
+            kept.push(format!("{key}='{}'", value.replace('\\', "\\\\").replace('\'', "\\'")));
+        }
+    }
+    Ok(kept.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_postgres::config::SslMode as WireMode;
+
+    const NO_HOME: Option<PathBuf> = None;
+
+    fn parse(dsn: &str) -> Result<Dsn> {
+        Dsn::parse_with_home(dsn, None, NO_HOME)
+    }
 
     #[test]
     fn parses_and_never_shows_the_password() {
-        let d = Dsn::parse("postgresql://app:s3cret@127.0.0.1:54329/shop", None).unwrap();
+        let d = parse("postgresql://app:s3cret@127.0.0.1:54329/shop").unwrap();
         assert_eq!(d.to_string(), "postgres://app@127.0.0.1:54329/shop");
         assert!(!format!("{d:?}").contains("s3cret"));
         assert_eq!(d.config.get_password(), Some(&b"s3cret"[..]));
-        let e = Dsn::parse("postgres://app@h/db", Some("envpw".into())).unwrap();
+        let e = Dsn::parse_with_home("postgres://app@h/db", Some("envpw".into()), NO_HOME).unwrap();
         assert_eq!(e.config.get_password(), Some(&b"envpw"[..]));
-        assert!(Dsn::parse("postgres://h/db", None).is_err());
+        assert!(parse("postgres://h/db").is_err());
+    }
+
+    #[test]
+    fn sslmode_defaults_to_prefer_and_require_is_accepted() {
+        let d = parse("postgres://app:pw@h/db").unwrap();
+        assert_eq!((d.tls.mode(), d.config.get_ssl_mode()), (SslMode::Prefer, WireMode::Prefer));
+        let d = parse("postgres://app:pw@h/db?sslmode=require").unwrap();
+        assert_eq!((d.tls.mode(), d.config.get_ssl_mode()), (SslMode::Require, WireMode::Require));
+        let d = parse("postgres://app:pw@h/db?sslmode=disable").unwrap();
+        assert_eq!(d.config.get_ssl_mode(), WireMode::Disable);
+        let d = parse("postgres://app:pw@h/db?sslmode=allow").unwrap();
+        assert_eq!((d.tls.mode(), d.config.get_ssl_mode()), (SslMode::Allow, WireMode::Disable));
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_urls() {
+        let mut p = TlsParams::default();
+        let rest = split_url(
+            "postgres://u:p?w&sslmode=x@h:1/db?sslmode=verify-full&connect_timeout=5&sslrootcert=%2Ftmp%2Fmy%20ca.crt",
+            "postgres://".len(),
+            &mut p,
+        )
+        .unwrap();
+        assert_eq!(rest, "postgres://u:p?w&sslmode=x@h:1/db?connect_timeout=5");
+        assert_eq!(p, TlsParams { sslmode: Some("verify-full".into()), sslrootcert: Some("/tmp/my ca.crt".into()) });
+        let mut p = TlsParams::default();
+        assert_eq!(split_url("postgres://u@h/db?sslmode=require", 11, &mut p).unwrap(), "postgres://u@h/db");
+        assert_eq!(p.sslmode.as_deref(), Some("require"));
+        let d = parse("postgres://u:p%3Fw@h:1/db?connect_timeout=5&sslmode=require").unwrap();
+        assert_eq!(d.config.get_password(), Some(&b"p?w"[..]));
+        assert_eq!(d.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_key_value_strings() {
+        let mut p = TlsParams::default();
+        let rest = split_key_values(
+            r"host=h  user = u password='it\'s a \\ secret' sslmode=require sslrootcert='/tmp/a b.crt' dbname=d",
+            &mut p,
+        )
+        .unwrap();
+        assert_eq!(p, TlsParams { sslmode: Some("require".into()), sslrootcert: Some("/tmp/a b.crt".into()) });
+        let c = Config::from_str(&rest).unwrap();
+        assert_eq!(c.get_password(), Some(&br"it's a \ secret"[..]));
+        assert_eq!((c.get_user(), c.get_dbname()), (Some("u"), Some("d")));
+        let d = parse("host=h user=u password=pw sslmode=disable").unwrap();
+        assert_eq!((d.tls.mode(), d.config.get_ssl_mode()), (SslMode::Disable, WireMode::Disable));
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_refused_without_the_password() {
+        for (dsn, expect) in [
+            ("postgres://u:Sentinel-pw@h/db?sslmode=verify_full", "sslmode=\"verify_full\" is not one of disable, allow, prefer"),
+            ("postgres://u:Sentinel-pw@h/db?sslcert=/x.crt", "the parameter sslcert is not supported"),
+            ("postgres://u:Sentinel-pw@h/db?sslmode=verify-ca", "sslmode=verify-ca verifies the server's certificate"),
+            (
+                "postgres://u:Sentinel-pw@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt",
+                "cannot read sslrootcert file /nonexistent/ca.crt",
+            ),
+            (
+                "postgres://u:Sentinel-pw@h/db?sslmode=prefer&sslrootcert=system",
+                "sslmode=prefer may not be used with sslrootcert=system",
+            ),
+            ("postgres://u:Sentinel-pw@h/db?sslrootcert=", "sslrootcert is empty"),
+        ] {
+            let e = parse(dsn).unwrap_err().to_string();
+            assert!(e.contains(expect), "{dsn}: {e}");
+            assert!(!e.contains("Sentinel-pw"), "{e}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`dsn`]     — `postgres://` DSN parsing, `PGPASSWORD`, session options; never displays passwords.
+//! - [`tls`]     — libpq `sslmode`/`sslrootcert` semantics on rustls; every connection goes through it.
 //! - [`errors`]  — SQLSTATE classification (lock_not_available, deadlock, …).
 //! - [`sql`]     — pure SQL builders: quoting, row-comparison keysets, copy, capture, checksum.
 //! - [`cutover`] — the swap transaction and everything that binds to the table's OID.
@@ -14,6 +15,7 @@ pub mod cutover;
 pub mod dsn;
 pub mod errors;
 pub mod sql;
+pub mod tls;
 
 use std::fmt;
 use std::time::Duration;
@@ -29,7 +31,7 @@ use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::Error;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, NoTls};
+use tokio_postgres::GenericClient;
 
 pub use dsn::Dsn;
 use sql::{Ident, Qualified};
@@ -67,7 +69,8 @@ impl Postgres {
     /// DSN, unknown database).
     pub async fn connect(dsn: &str, env_password: Option<String>) -> Result<Postgres> {
         let dsn = Dsn::parse(dsn, env_password)?;
-        let mgr = Manager::from_config(dsn.config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mgr =
+            Manager::from_connect(dsn.config.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
         let mut me = Postgres { pool, dsn, default_schema: String::new(), parser: sqlparser::dialect::PostgreSqlDialect {} };
         let c = me.client().await?;
@@ -85,6 +88,9 @@ impl Postgres {
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
         let target = self.dsn.to_string();
+        if let Some(reason) = self.dsn.tls.explain(&e, &target) {
+            return Error::refused(reason);
+        }
         match errors::state(&e) {
             Some(s) if *s == SqlState::INVALID_PASSWORD || *s == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
                 Error::AccessDenied { target, reason: errors::message(&e) }
@@ -94,7 +100,7 @@ impl Postgres {
                 self.dsn.config.get_dbname().unwrap_or("")
             )),
             Some(_) => errors::db(&format!("connecting to {target}"), e),
-            None => Error::Unreachable { target, reason: e.to_string() },
+            None => Error::Unreachable { target, reason: tls::full_message(&e) },
         }
     }
 
@@ -158,6 +164,18 @@ impl Postgres {
         Ok(TableShape { columns, indexes, estimated_rows: 0 })
     }
 
+    /// The `GENERATED ALWAYS AS IDENTITY` columns of `table` (see [`sql::capture`]).
+    async fn always_identity(c: &impl GenericClient, table: &TableRef) -> std::result::Result<Vec<String>, tokio_postgres::Error> {
+        let rows = c
+            .query(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0 \
+                 AND NOT attisdropped AND attidentity = 'a' ORDER BY attnum",
+                &[&Qualified(table).to_string()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn key_query(&self, context: &str, query: String, params: &[String]) -> Result<Option<PgKey>> {
         let c = self.client().await?;
         let p: Vec<&(dyn ToSql + Sync)> = params.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
@@ -218,7 +236,7 @@ impl Dialect for Postgres {
 
     async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>> {
         // A session of its own: a session-level advisory lock lives exactly as long as it.
-        let (client, conn) = self.dsn.config.connect(NoTls).await.map_err(|e| self.connect_error(e))?;
+        let (client, conn) = self.dsn.tls.connect(&self.dsn.config).await.map_err(|e| self.connect_error(e))?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -287,6 +305,35 @@ impl Dialect for Postgres {
         let trial = names.table.sibling(names.trial.clone());
         let ctx = "trying the ALTER on a scratch copy";
         let mut c = self.client().await?;
+        // The copy's indexes (and so its primary, unique and exclusion keys) have generated
+        // names, and foreign keys are added to the shadow after the ALTER: an ALTER that names
+        // one of them would fail there, or act on the wrong object. Refuse it with the reason.
+        let referenced = sql::referenced_index_or_constraint_names(spec);
+        if !referenced.is_empty() {
+            let found: Vec<String> = c
+                .query(
+                    "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u', 'x', 'f') \
+                       AND conname::text = ANY($2) \
+                     UNION SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                     WHERE i.indrelid = $1::text::regclass AND ic.relname::text = ANY($2) ORDER BY 1",
+                    &[&Qualified(&names.table).to_string(), &referenced],
+                )
+                .await
+                .map_err(|e| errors::db(ctx, e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !found.is_empty() {
+                return Err(Error::refused(format!(
+                    "the ALTER names {} of {} ({}); on the shadow copy indexes, primary/unique/exclusion keys and foreign keys \
+                     carry other names until the swap, so shadowswap cannot run an ALTER that names them yet; \
+                     run that clause directly with ALTER TABLE, or change the ALTER to name columns instead",
+                    if found.len() == 1 { "an index or key" } else { "indexes or keys" },
+                    names.table,
+                    found.join(", ")
+                )));
+            }
+        }
         let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
         tx.batch_execute("SET LOCAL lock_timeout = '2s'").await.map_err(|e| errors::db(ctx, e))?;
         tx.batch_execute(&format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&trial), Qualified(&names.table)))
@@ -334,6 +381,79 @@ impl Dialect for Postgres {
         self.ddl("altering the table in place", &[format!("ALTER TABLE {} {spec}", Qualified(&names.table))], lock_timeout).await
     }
 
+    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
+        let c = self.client().await?;
+        c.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (id int PRIMARY KEY, seq bigint NOT NULL)",
+            Qualified(&names.heartbeat)
+        ))
+        .await
+        .map_err(|e| errors::db("creating the heartbeat table", e))
+    }
+
+    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            &format!("INSERT INTO {} (id, seq) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq", Qualified(&names.heartbeat)),
+            &[&(seq as i64)],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| errors::db("writing the heartbeat", e))
+    }
+
+    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
+        let c = self.client().await?;
+        match c.query_opt(&format!("SELECT seq FROM {} WHERE id = 1", Qualified(&names.heartbeat)), &[]).await {
+            Ok(row) => Ok(row.map(|r| r.get::<_, i64>(0) as u64)),
+            // Not replayed on the standby yet.
+            Err(e) if errors::state(&e) == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+            Err(e) => Err(errors::db("reading the heartbeat", e)),
+        }
+    }
+
+    async fn status_value(&self, name: &str) -> Result<f64> {
+        let q = match name.to_ascii_lowercase().as_str() {
+            "active_backends" => "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()",
+            "total_backends" => "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            _ => {
+                return Err(Error::refused(format!(
+                    "{name} is not a PostgreSQL load figure shadowswap knows; use active_backends or total_backends, or --throttle-query"
+                )))
+            }
+        };
+        let c = self.client().await?;
+        let n: i64 = c.query_one(q, &[]).await.map_err(|e| errors::db("reading the load", e))?.get(0);
+        Ok(n as f64)
+    }
+
+    async fn query_value(&self, sql: &str) -> Result<f64> {
+        let c = self.client().await?;
+        let msgs = c.simple_query(sql).await.map_err(|e| errors::db("running the throttle query", e))?;
+        let first = msgs.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+            _ => None,
+        });
+        Ok(match first.flatten().as_deref() {
+            None => 0.0,
+            Some("f") | Some("false") => 0.0,
+            Some("t") | Some("true") => 1.0,
+            Some(v) => v.trim().parse().unwrap_or(1.0),
+        })
+    }
+
+    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT DISTINCT format('pid %s (%s) in a transaction for %s s holding %s: %s', a.pid, a.usename,                         extract(epoch FROM now() - a.xact_start)::int, l.mode, left(coalesce(a.query, ''), 80))                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid                  WHERE l.relation = $1::text::regclass AND l.granted AND a.pid <> pg_backend_pid()                    AND a.xact_start < now() - make_interval(secs => $2)",
+                &[&Qualified(&names.table).to_string(), &older_than.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| errors::db("looking for transactions that would block the cut-over", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn render_sql(&self, plan: &Plan) -> PlanSql {
         let n = &plan.names;
         let (where_, _) = (sql::range_where(&sql::key_names(plan).0, &plan.key.columns, true), ());
@@ -342,8 +462,10 @@ impl Dialect for Postgres {
                 format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&n.shadow), Qualified(&n.table)),
                 format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
             ],
-            capture: sql::capture(plan).into_iter().flat_map(|(f, t)| [f, t]).collect(),
-            copy: sql::copy_chunk(plan, &where_),
+            // The dry run has no shadow to read identity kinds from: GENERATED ALWAYS identity
+            // columns still show in the SET lists here; the run leaves them out.
+            capture: sql::capture(plan, &[]).into_iter().flat_map(|(f, t)| [f, t]).collect(),
+            copy: sql::copy_chunk(plan, &where_, &[]),
             cut_over: cutover::summary(plan),
         }
     }
@@ -390,7 +512,10 @@ impl Dialect for Postgres {
 
     async fn install_capture(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
         let mut stmts: Vec<String> = plan.names.triggers().iter().flat_map(|t| sql::drop_capture(&plan.names.table, t)).collect();
-        stmts.extend(sql::capture(plan).into_iter().flat_map(|(f, t)| [f, t]));
+        let always = Self::always_identity(&**self.client().await?, &plan.names.shadow)
+            .await
+            .map_err(|e| errors::db("installing the capture triggers", e))?;
+        stmts.extend(sql::capture(plan, &always).into_iter().flat_map(|(f, t)| [f, t]));
         self.ddl("installing the capture triggers", &stmts, lock_timeout).await
     }
 
@@ -444,7 +569,8 @@ impl Dialect for Postgres {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
         tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_wait))).await.map_err(|e| errors::db(ctx, e))?;
-        let rows = match tx.execute(&sql::copy_chunk(plan, &where_), &params(&p)).await {
+        let always = Self::always_identity(&*tx, &plan.names.shadow).await.map_err(|e| errors::db(ctx, e))?;
+        let rows = match tx.execute(&sql::copy_chunk(plan, &where_, &always), &params(&p)).await {
             Ok(n) => n,
             Err(e) if errors::state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
                 let db = e.as_db_error();

@@ -36,6 +36,38 @@ pub fn column_list<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -
     names.into_iter().map(|n| format!("{prefix}{}", Ident(n))).collect::<Vec<_>>().join(", ")
 }
 
+/// The names an ALTER spec refers to an existing index or constraint by: what follows
+/// `CONSTRAINT` (after an optional `IF EXISTS`; for `ADD CONSTRAINT` that is the new name),
+/// `USING INDEX` and `CLUSTER ON`, as PostgreSQL reads them (unquoted names fold to lower case).
+/// The shadow table's indexes cannot carry the original's names (index names are unique per
+/// schema), so such references would not find their object there.
+pub fn referenced_index_or_constraint_names(spec: &str) -> Vec<String> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, spec).tokenize() else { return Vec::new() };
+    let tokens: Vec<Token> = tokens.into_iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let kw = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.keyword),
+        _ => None,
+    };
+    let mut names = Vec::new();
+    for i in 0..tokens.len() {
+        let mut at = match (kw(i), kw(i + 1)) {
+            (Some(Keyword::CONSTRAINT), _) => i + 1,
+            (Some(Keyword::USING), Some(Keyword::INDEX)) | (Some(Keyword::CLUSTER), Some(Keyword::ON)) => i + 2,
+            _ => continue,
+        };
+        if kw(at) == Some(Keyword::IF) && kw(at + 1) == Some(Keyword::EXISTS) {
+            at += 2;
+        }
+        if let Some(Token::Word(w)) = tokens.get(at) {
+            names.push(if w.quote_style.is_some() { w.value.clone() } else { w.value.to_lowercase() });
+        }
+    }
+    names
+}
+
 /// Whether a column type can be part of a chunk key: it needs a default btree ordering (used by
 /// both `ORDER BY` and row comparisons) and an exact text round trip (key values travel as text).
 pub fn key_column_ok(c: &Column) -> bool {
@@ -140,12 +172,19 @@ pub fn chunk_end(plan: &Plan, where_: &str, rows: u64) -> String {
 /// `ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` — an upsert whose conflict target is the
 /// chunk key only, so a row that collides on any *other* unique key (one the ALTER adds) raises
 /// `unique_violation` instead of being skipped.
-fn upsert_on_key(plan: &Plan) -> String {
+///
+/// `always_identity` are the shadow's `GENERATED ALWAYS AS IDENTITY` columns: PostgreSQL refuses
+/// any UPDATE of them to a value other than DEFAULT, ON CONFLICT's included, so they are left out
+/// of the SET list. The conflicting row already holds the same value (the copy reads the row's
+/// latest version, which its capture wrote), and the update trigger re-inserts a row whose value
+/// changed instead of upserting it (see [`capture`]).
+fn upsert_on_key(plan: &Plan, always_identity: &[String]) -> String {
     let key = column_list("", plan.key.shadow_columns.iter().map(String::as_str));
     let set: Vec<String> = plan
         .mapping
         .iter()
         .filter(|m| !plan.key.shadow_columns.iter().any(|k| k == &m.target))
+        .filter(|m| !always_identity.contains(&m.target))
         .map(|m| format!("{0} = EXCLUDED.{0}", Ident(&m.target)))
         .collect();
     if set.is_empty() {
@@ -164,15 +203,16 @@ fn upsert_on_key(plan: &Plan) -> String {
 /// commits; a change after that runs its capture trigger after the chunk and overwrites it.
 /// Rows inserted meanwhile are not seen and reach the shadow through the capture. So a deleted
 /// row never reappears and an old version never overwrites a newer one. The upsert on the key
-/// makes the copy agree with rows the capture wrote ahead of it.
-pub fn copy_chunk(plan: &Plan, where_: &str) -> String {
+/// makes the copy agree with rows the capture wrote ahead of it. `always_identity`: see
+/// [`upsert_on_key`].
+pub fn copy_chunk(plan: &Plan, where_: &str, always_identity: &[String]) -> String {
     format!(
         "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} WHERE {where_} FOR SHARE {}",
         Qualified(&plan.names.shadow),
         column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
         column_list("", plan.mapping.iter().map(|m| m.source.as_str())),
         Qualified(&plan.names.table),
-        upsert_on_key(plan)
+        upsert_on_key(plan, always_identity)
     )
 }
 
@@ -209,22 +249,42 @@ pub fn function_name(table: &TableRef, name: &str) -> String {
 /// The functions are `SECURITY DEFINER` (the application's role need not have any privilege on
 /// the shadow table) with a fixed `search_path`, as PostgreSQL's documentation advises for such
 /// functions ("Writing SECURITY DEFINER Functions Safely"). An insert or update upserts the new
-/// row on the chunk key; an update that changes the key first deletes the old key's row; a
-/// delete deletes by key. They run in the writer's transaction, after its row change.
-pub fn capture(plan: &Plan) -> [(String, String); 3] {
+/// row on the chunk key; an update that changes the key (or a column of `always_identity`, the
+/// shadow's `GENERATED ALWAYS AS IDENTITY` columns, which an upsert cannot set) first deletes the
+/// old key's row; a delete deletes by key. They run in the writer's transaction, after its row
+/// change.
+///
+/// Deleting by the old key under REPEATABLE READ or SERIALIZABLE: there the trigger's statements
+/// run with the writer's transaction snapshot, in which a row that a chunk copied after that
+/// snapshot was taken does not exist, so the DELETE would miss it and leave a deleted (or
+/// moved-away) row in the shadow. When the DELETE finds nothing at those levels, an insert of
+/// the old row with `ON CONFLICT (key) DO NOTHING` tells "not copied yet" from "copied, but
+/// invisible to this snapshot": PostgreSQL raises `serialization_failure` for a conflicting row
+/// the snapshot cannot see (the writer's transaction rolls back, as it would for any concurrent
+/// update at those levels); otherwise the probe row is inserted and deleted again. A copied row
+/// holds exactly the old row's values (a change to the row after the chunk would have failed the
+/// same way first), so a constraint error from the probe means there was no such row.
+pub fn capture(plan: &Plan, always_identity: &[String]) -> [(String, String); 3] {
     let n = &plan.names;
     let s = Qualified(&n.shadow);
     let upsert = format!(
         "INSERT INTO {s} ({}) OVERRIDING SYSTEM VALUE VALUES ({}) {}",
         column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
         column_list("NEW.", plan.mapping.iter().map(|m| m.source.as_str())),
-        upsert_on_key(plan)
+        upsert_on_key(plan, always_identity)
     );
+    let identity_sources = plan
+        .mapping
+        .iter()
+        .filter(|m| always_identity.contains(&m.target) && !plan.key.shadow_columns.contains(&m.target))
+        .map(|m| m.source.as_str());
     let key_changed = plan
         .key
         .columns
         .iter()
-        .map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", Ident(&c.name)))
+        .map(|c| c.name.as_str())
+        .chain(identity_sources)
+        .map(|c| format!("NEW.{0} IS DISTINCT FROM OLD.{0}", Ident(c)))
         .collect::<Vec<_>>()
         .join(" OR ");
     let function = |name: &str, body: String| {
@@ -241,22 +301,29 @@ pub fn capture(plan: &Plan) -> [(String, String); 3] {
             function_name(&n.table, name)
         )
     };
+    let old_key = key_match(plan, "OLD");
+    let delete_old = |indent: &str| {
+        format!(
+            "{indent}DELETE FROM {s} WHERE {old_key};\n\
+             {indent}IF NOT FOUND AND current_setting('transaction_isolation') IN ('repeatable read', 'serializable') THEN\n\
+             {indent}  BEGIN\n\
+             {indent}    INSERT INTO {s} ({}) OVERRIDING SYSTEM VALUE VALUES ({}) ON CONFLICT ({}) DO NOTHING;\n\
+             {indent}    DELETE FROM {s} WHERE {old_key};\n\
+             {indent}  EXCEPTION WHEN integrity_constraint_violation OR data_exception THEN NULL;\n\
+             {indent}  END;\n\
+             {indent}END IF;\n",
+            column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
+            column_list("OLD.", plan.mapping.iter().map(|m| m.source.as_str())),
+            column_list("", plan.key.shadow_columns.iter().map(String::as_str)),
+        )
+    };
     [
         (function(&n.trigger_insert, format!("  {upsert};\n")), trigger(&n.trigger_insert, "INSERT")),
         (
-            function(
-                &n.trigger_update,
-                format!(
-                    "  IF {key_changed} THEN\n    DELETE FROM {s} WHERE {};\n  END IF;\n  {upsert};\n",
-                    key_match(plan, "OLD")
-                ),
-            ),
+            function(&n.trigger_update, format!("  IF {key_changed} THEN\n{}  END IF;\n  {upsert};\n", delete_old("    "))),
             trigger(&n.trigger_update, "UPDATE"),
         ),
-        (
-            function(&n.trigger_delete, format!("  DELETE FROM {s} WHERE {};\n", key_match(plan, "OLD"))),
-            trigger(&n.trigger_delete, "DELETE"),
-        ),
+        (function(&n.trigger_delete, delete_old("  ")), trigger(&n.trigger_delete, "DELETE")),
     ]
 }
 
@@ -321,6 +388,48 @@ mod tests {
                   "ADD PRIMARY KEY ( id )", "ADD COLUMN p int REFERENCES x ( id )", "SET TABLESPACE t", "VALIDATE CONSTRAINT ck"] {
             assert!(!metadata_only_clause(c), "{c}");
         }
+    }
+
+    #[test]
+    fn generated_always_identity_columns_are_never_upserted() {
+        use shadowswap_engine::names::{byte_len, Names};
+        use shadowswap_engine::plan::Rules;
+        let shape = shadowswap_engine::model::TableShape {
+            columns: vec![col("id", "integer"), col("code", "integer"), col("v", "text")],
+            indexes: vec![shadowswap_engine::model::Index {
+                name: "t_pkey".into(),
+                columns: vec!["id".into()],
+                unique: true,
+                primary: true,
+                partial: false,
+            }],
+            estimated_rows: 0,
+        };
+        let rules = Rules { eq: |a, b| a == b, key_column_ok, type_change_refusal };
+        let names = Names::new(&TableRef::new("public", "t"), 63, byte_len);
+        let analysis = shadowswap_engine::alter::analyze("ADD COLUMN x int", &sqlparser::dialect::PostgreSqlDialect {}).unwrap();
+        let plan = Plan::build(names, "ADD COLUMN x int", analysis, shape.clone(), shape, rules, false).unwrap();
+        let always = ["code".to_string()];
+        let copy = copy_chunk(&plan, "TRUE", &always);
+        assert!(copy.ends_with("ON CONFLICT (\"id\") DO UPDATE SET \"v\" = EXCLUDED.\"v\""), "{copy}");
+        let [_, (upd, _), _] = capture(&plan, &always);
+        assert!(upd.contains("IF NEW.\"id\" IS DISTINCT FROM OLD.\"id\" OR NEW.\"code\" IS DISTINCT FROM OLD.\"code\" THEN"), "{upd}");
+        assert!(!upd.contains("\"code\" = EXCLUDED"), "{upd}");
+        assert!(copy_chunk(&plan, "TRUE", &[]).contains("\"code\" = EXCLUDED.\"code\""));
+    }
+
+    #[test]
+    fn index_and_constraint_references() {
+        assert_eq!(
+            referenced_index_or_constraint_names(
+                "DROP CONSTRAINT T_pkey, drop constraint if exists \"Mixed\", ADD CONSTRAINT u UNIQUE (a), \
+                 REPLICA IDENTITY USING INDEX t_a_key, CLUSTER ON t_b_idx, ADD COLUMN constraint_x int"
+            ),
+            ["t_pkey", "Mixed", "u", "t_a_key", "t_b_idx"]
+        );
+        assert!(referenced_index_or_constraint_names("ADD COLUMN c int NOT NULL DEFAULT 0").is_empty());
+        // Column constraints name what they create; a CHECK named like an existing one is fine too.
+        assert_eq!(referenced_index_or_constraint_names("ADD COLUMN c int CONSTRAINT c_pos CHECK (c > 0)"), ["c_pos"]);
     }
 
     #[test]

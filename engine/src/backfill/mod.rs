@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::retry::{with_retry, RetryPolicy};
+use crate::throttle::Throttle;
 use chunker::{ChunkSizer, ChunkWalk};
 
 /// What the backfill did.
@@ -46,6 +47,7 @@ pub async fn run<D: Dialect>(
     cfg: &CopyConfig,
     cancel: &CancellationToken,
     progress: &watch::Sender<Progress>,
+    throttle: &mut Throttle,
 ) -> Result<BackfillStats> {
     let started = Instant::now();
     let mut walk = ChunkWalk::new(dialect, plan, sizer(cfg, cfg.chunk_time)).await?;
@@ -56,6 +58,7 @@ pub async fn run<D: Dialect>(
         if cancel.is_cancelled() {
             return Err(Error::Cancelled("stopped during backfill".into()));
         }
+        throttle.wait_clear(cancel).await?;
         let t0 = Instant::now();
         let rows = with_retry("copying a chunk", policy, cancel, || {
             dialect.copy_chunk(plan, after.as_ref(), &upto, cfg.lock_wait_timeout)

@@ -1,0 +1,325 @@
+//! The throttler: pauses the backfill and the checksum (never the capture, which runs in the
+//! application's own transactions) while any signal is over its limit, and aborts the run when a
+//! critical limit is crossed.
+//!
+//! Signals: replica lag from shadowswap's own heartbeat ([`heartbeat`]), server load (a status
+//! variable such as `Threads_running`, or PostgreSQL's active backends), an operator query, and a
+//! flag file. The runner owns a task that reads them every [`ThrottleConfig::check_interval`] and
+//! publishes a [`ThrottleState`]; chunk loops wait on it with [`Throttle::wait_clear`]. Each
+//! start, change of reason and end of throttling is logged once, with the measured value.
+
+pub mod heartbeat;
+pub mod window;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::names::Names;
+use crate::progress::Progress;
+use heartbeat::HeartbeatLog;
+
+/// `NAME=LIMIT`, e.g. `Threads_running=25`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// Variable name (MySQL global status variable; PostgreSQL `active_backends`).
+    pub name: String,
+    /// Limit: the signal is over when the value is greater than this.
+    pub limit: f64,
+}
+
+impl FromStr for Threshold {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (name, limit) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=NUMBER, e.g. Threads_running=25"))?;
+        let limit: f64 = limit.trim().parse().map_err(|_| format!("{s:?}: {limit:?} is not a number"))?;
+        if name.trim().is_empty() || !name.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{s:?}: {name:?} is not a variable name"));
+        }
+        Ok(Threshold { name: name.trim().to_string(), limit })
+    }
+}
+
+/// Throttle settings. Defaults: max lag 1 s, checks every 250 ms, heartbeat every 100 ms.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Replicas are "lagging" above this.
+    pub max_lag: Duration,
+    /// Throttle while any of these status values is above its limit.
+    pub max_load: Vec<Threshold>,
+    /// Abort the run (cleanly) when any of these is above its limit.
+    pub critical_load: Vec<Threshold>,
+    /// Throttle while this query's first column is non-zero.
+    pub throttle_query: Option<String>,
+    /// Throttle while this file exists.
+    pub flag_file: Option<PathBuf>,
+    /// How often the signals are read.
+    pub check_interval: Duration,
+    /// How often the heartbeat is written (the lag figure's resolution).
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_lag: Duration::from_secs(1),
+            max_load: Vec::new(),
+            critical_load: Vec::new(),
+            throttle_query: None,
+            flag_file: None,
+            check_interval: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One signal, read once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// What was measured and its value, e.g. `replica mysql://…:33307 lag 3.2 s (max 1 s)`.
+    pub text: String,
+    /// Over its throttle limit.
+    pub over: bool,
+    /// Over a critical limit: abort.
+    pub critical: bool,
+}
+
+/// What the throttler concluded from its last readings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThrottleState {
+    /// Why copying is paused now (`None`: go).
+    pub reason: Option<String>,
+    /// Why the run must stop (critical load).
+    pub abort: Option<String>,
+}
+
+/// The verdict for a set of readings: abort on any critical one, else throttle on the first over
+/// its limit (all of them are named), else go.
+pub fn judge(readings: &[Reading]) -> ThrottleState {
+    if let Some(c) = readings.iter().find(|r| r.critical) {
+        return ThrottleState { reason: Some(c.text.clone()), abort: Some(c.text.clone()) };
+    }
+    let over: Vec<&str> = readings.iter().filter(|r| r.over).map(|r| r.text.as_str()).collect();
+    ThrottleState { reason: (!over.is_empty()).then(|| over.join("; ")), abort: None }
+}
+
+/// The chunk loops' view of the throttler.
+#[derive(Clone)]
+pub struct Throttle {
+    rx: watch::Receiver<ThrottleState>,
+}
+
+impl Throttle {
+    /// A throttle that never pauses (no signals configured).
+    pub fn never() -> Self {
+        let (_tx, rx) = watch::channel(ThrottleState::default());
+        Self { rx }
+    }
+
+    /// Fed by a throttler task.
+    pub fn new(rx: watch::Receiver<ThrottleState>) -> Self {
+        Self { rx }
+    }
+
+    /// The current reason to pause, if any.
+    pub fn reason(&self) -> Option<String> {
+        self.rx.borrow().reason.clone()
+    }
+
+    /// Return once nothing is over its limit. Errors: [`Error::Refused`] with the reading when a
+    /// critical limit is crossed; [`Error::Cancelled`].
+    pub async fn wait_clear(&mut self, cancel: &CancellationToken) -> Result<()> {
+        loop {
+            let state = self.rx.borrow_and_update().clone();
+            if let Some(why) = state.abort {
+                return Err(Error::refused(format!("critical load: {why}; the run was stopped and what it created removed")));
+            }
+            if state.reason.is_none() {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = self.rx.changed() => if changed.is_err() { return Ok(()) },
+                _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while throttled".into())),
+            }
+        }
+    }
+}
+
+/// Write the heartbeat on the primary every `interval` until `stop`.
+pub async fn write_heartbeat<D: Dialect>(
+    primary: Arc<D>,
+    names: Names,
+    interval: Duration,
+    log: Arc<Mutex<HeartbeatLog>>,
+    stop: CancellationToken,
+) {
+    let mut failing = false;
+    loop {
+        let seq = log.lock().expect("heartbeat log").next_seq();
+        match primary.heartbeat_write(&names, seq).await {
+            Ok(()) => {
+                log.lock().expect("heartbeat log").written(seq, Instant::now());
+                if failing {
+                    tracing::info!("heartbeat writes work again");
+                    failing = false;
+                }
+            }
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "heartbeat write failed; replica lag cannot be measured until it works again");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Read every signal once.
+pub async fn read_signals<D: Dialect>(
+    primary: &D,
+    replicas: &[Arc<D>],
+    names: &Names,
+    cfg: &ThrottleConfig,
+    log: &Mutex<HeartbeatLog>,
+) -> Vec<Reading> {
+    let mut out = Vec::new();
+    for r in replicas {
+        let target = r.target();
+        match r.heartbeat_read(names).await {
+            Ok(applied) => {
+                let lag = log.lock().expect("heartbeat log").lag(applied, Instant::now());
+                if let Some(lag) = lag {
+                    out.push(Reading {
+                        text: format!("replica {target} lag {} (max {})", fmt_secs(lag), fmt_secs(cfg.max_lag)),
+                        over: lag > cfg.max_lag,
+                        critical: false,
+                    });
+                }
+            }
+            Err(e) => out.push(Reading { text: format!("replica {target} unreachable: {e}"), over: true, critical: false }),
+        }
+    }
+    for (list, critical) in [(&cfg.max_load, false), (&cfg.critical_load, true)] {
+        for t in list {
+            match primary.status_value(&t.name).await {
+                Ok(v) => out.push(Reading {
+                    text: format!("{} = {v} (limit {})", t.name, t.limit),
+                    over: v > t.limit,
+                    critical: critical && v > t.limit,
+                }),
+                Err(e) => out.push(Reading { text: format!("{} unreadable: {e}", t.name), over: true, critical: false }),
+            }
+        }
+    }
+    if let Some(q) = &cfg.throttle_query {
+        match primary.query_value(q).await {
+            Ok(v) => out.push(Reading { text: format!("throttle query returned {v}"), over: v != 0.0, critical: false }),
+            Err(e) => out.push(Reading { text: format!("throttle query failed: {e}"), over: true, critical: false }),
+        }
+    }
+    if let Some(f) = &cfg.flag_file {
+        if f.exists() {
+            out.push(Reading { text: format!("throttle flag file {} exists", f.display()), over: true, critical: false });
+        }
+    }
+    out
+}
+
+/// The throttler task: read the signals every `check_interval`, publish the verdict, log each
+/// change once, show the reason in the progress, until `stop`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_throttler<D: Dialect>(
+    primary: Arc<D>,
+    replicas: Vec<Arc<D>>,
+    names: Names,
+    cfg: ThrottleConfig,
+    log: Arc<Mutex<HeartbeatLog>>,
+    tx: watch::Sender<ThrottleState>,
+    progress: watch::Sender<Progress>,
+    stop: CancellationToken,
+) {
+    let mut since = Instant::now();
+    // What has been logged, which is not the channel's initial "first check" placeholder.
+    let mut announced: Option<String> = None;
+    loop {
+        let readings = read_signals(&*primary, &replicas, &names, &cfg, &log).await;
+        let state = judge(&readings);
+        if state.reason != announced {
+            match (&announced, &state.reason) {
+                (None, Some(r)) => {
+                    since = Instant::now();
+                    tracing::warn!(reason = %r, "throttling: copying paused (capture keeps running)")
+                }
+                (Some(_), Some(r)) => tracing::warn!(reason = %r, "throttling: reason changed"),
+                (Some(_), None) => {
+                    tracing::info!(throttled_s = since.elapsed().as_secs_f64(), "throttling ended: copying resumes")
+                }
+                (None, None) => {}
+            }
+            progress.send_modify(|p| p.throttle_reason = state.reason.clone());
+            announced = state.reason.clone();
+        }
+        let _ = tx.send(state);
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.check_interval) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str, over: bool, critical: bool) -> Reading {
+        Reading { text: text.into(), over, critical }
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(judge(&[r("a", false, false)]), ThrottleState::default());
+        let s = judge(&[r("lag", true, false), r("load", true, false), r("ok", false, false)]);
+        assert_eq!(s.reason.as_deref(), Some("lag; load"));
+        assert!(s.abort.is_none());
+        let s = judge(&[r("lag", true, false), r("crit", true, true)]);
+        assert_eq!(s.abort.as_deref(), Some("crit"));
+    }
+
+    #[test]
+    fn thresholds_parse() {
+        assert_eq!("Threads_running=25".parse::<Threshold>().unwrap(), Threshold { name: "Threads_running".into(), limit: 25.0 });
+        assert!("Threads_running".parse::<Threshold>().is_err());
+        assert!("x=abc".parse::<Threshold>().is_err());
+        assert!("a;b=1".parse::<Threshold>().is_err());
+    }
+
+    #[tokio::test]
+    async fn wait_clear_follows_the_state() {
+        let (tx, rx) = watch::channel(ThrottleState { reason: Some("lag".into()), abort: None });
+        let mut t = Throttle::new(rx);
+        let cancel = CancellationToken::new();
+        let waiter = tokio::spawn(async move { t.wait_clear(&cancel).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "paused while throttled");
+        tx.send(ThrottleState::default()).unwrap();
+        assert!(waiter.await.unwrap().is_ok());
+
+        let (tx, rx) = watch::channel(ThrottleState::default());
+        tx.send(ThrottleState { reason: Some("x".into()), abort: Some("Threads_running = 90 (limit 50)".into()) }).unwrap();
+        let err = Throttle::new(rx).wait_clear(&CancellationToken::new()).await.unwrap_err();
+        assert!(err.to_string().contains("critical load: Threads_running = 90"), "{err}");
+    }
+}

@@ -31,6 +31,7 @@ use crate::throttle::{self, Throttle, ThrottleState};
 
 /// How a run ended successfully.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per run; boxing buys nothing
 pub enum Outcome {
     /// Dry run: every preflight check passed; this is what would run.
     DryRun(Box<Plan>),

@@ -90,7 +90,7 @@ pub fn metadata_only_clause(clause: &str) -> bool {
         Some("ADD") if words.get(1).map(String::as_str) == Some("CONSTRAINT") => not_valid && !has("UNIQUE") && !has("PRIMARY"),
         Some("ADD") => !["CHECK", "UNIQUE", "PRIMARY", "REFERENCES", "CONSTRAINT"].iter().any(|w| has(w)),
         Some("DROP") | Some("RENAME") => true,
-        Some("ALTER") => !(has("SET") && has("NOT") && has("NULL")) && !has("ADD"),
+        Some("ALTER") => !(has("ADD") || has("SET") && has("NOT") && has("NULL")),
         _ => false,
     }
 }

@@ -83,11 +83,24 @@ impl Dsn {
     /// default root CA file is looked for under `$HOME`. CA files are read now.
     pub fn parse(dsn: &str, env_password: Option<String>) -> Result<Dsn> {
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
-        Dsn::parse_with_home(dsn, env_password, home)
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Dsn::parse_with_env(dsn, env_password, home, env("PGSSLMODE"), env("PGSSLROOTCERT"))
     }
 
     /// [`Dsn::parse`], with libpq's default `~/.postgresql/root.crt` looked for under `home`.
     pub fn parse_with_home(dsn: &str, env_password: Option<String>, home: Option<PathBuf>) -> Result<Dsn> {
+        Dsn::parse_with_env(dsn, env_password, home, None, None)
+    }
+
+    /// [`Dsn::parse_with_home`] with libpq's environment defaults for the TLS parameters
+    /// (`PGSSLMODE`, `PGSSLROOTCERT`): used when the DSN does not give them.
+    pub fn parse_with_env(
+        dsn: &str,
+        env_password: Option<String>,
+        home: Option<PathBuf>,
+        env_sslmode: Option<String>,
+        env_sslrootcert: Option<String>,
+    ) -> Result<Dsn> {
         let (rest, params) = split_tls_params(dsn)?;
         let mut config = Config::from_str(&rest).map_err(|e| {
             Error::refused(format!(
@@ -103,6 +116,7 @@ impl Dsn {
                 config.password(p);
             }
         }
+        let params = TlsParams { sslmode: params.sslmode.or(env_sslmode), sslrootcert: params.sslrootcert.or(env_sslrootcert), ..params };
         let mode = match params.sslmode.as_deref() {
             None => None,
             Some(m) => Some(SslMode::parse(m).ok_or_else(|| {
@@ -301,5 +315,14 @@ mod tests {
             assert!(e.contains(expect), "{dsn}: {e}");
             assert!(!e.contains("Sentinel-pw"), "{e}");
         }
+    }
+
+    #[test]
+    fn tls_parameters_fall_back_to_the_environment_like_libpq() {
+        let d = Dsn::parse_with_env("postgres://app:pw@h/db", None, None, Some("disable".into()), None).unwrap();
+        assert_eq!(d.tls.mode().as_str(), "disable");
+        let d = Dsn::parse_with_env("postgres://app:pw@h/db?sslmode=require", None, None, Some("disable".into()), None).unwrap();
+        assert_eq!(d.tls.mode().as_str(), "require", "the DSN wins over PGSSLMODE");
+        assert!(Dsn::parse_with_env("postgres://app:pw@h/db", None, None, Some("bogus".into()), None).is_err());
     }
 }

@@ -47,6 +47,20 @@ pub struct Column {
     pub has_default: bool,
 }
 
+impl Column {
+    /// A plain NOT NULL column of `column_type`: no collation, not generated, no default.
+    pub fn new(name: impl Into<String>, column_type: impl Into<String>) -> Self {
+        Column {
+            name: name.into(),
+            column_type: column_type.into(),
+            collation: None,
+            nullable: false,
+            generated: false,
+            has_default: false,
+        }
+    }
+}
+
 /// One index (or unique/primary-key constraint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {

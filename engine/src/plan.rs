@@ -342,7 +342,7 @@ mod tests {
     use crate::names::{char_len, Names};
 
     fn col(name: &str, ty: &str, nullable: bool) -> Column {
-        Column { name: name.into(), column_type: ty.into(), collation: None, nullable, generated: false, has_default: false }
+        Column { nullable, ..Column::new(name, ty) }
     }
     fn idx(name: &str, cols: &[&str], unique: bool) -> Index {
         Index {

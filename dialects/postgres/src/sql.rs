@@ -340,14 +340,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: &str) -> Column {
-        Column {
-            name: name.into(),
-            column_type: ty.into(),
-            collation: None,
-            nullable: false,
-            generated: false,
-            has_default: false,
-        }
+        Column::new(name, ty)
     }
 
     #[test]

@@ -92,10 +92,13 @@ fn default_bin() -> Result<PathBuf> {
     Ok(exe.with_file_name(format!("shadowswap{}", std::env::consts::EXE_SUFFIX)))
 }
 
-/// "… 1000000 rows copied in …" from the CLI's summary line.
-fn rows_copied(line: &str) -> Option<u64> {
-    let before = &line[..line.find(" rows copied")?];
-    before.rsplit(' ').next()?.parse().ok()
+/// Rows copied and backfill seconds from the CLI's summary line
+/// ("… 1000000 rows copied in 12.9 s …").
+fn rows_copied(line: &str) -> Option<(u64, f64)> {
+    let at = line.find(" rows copied in ")?;
+    let rows = line[..at].rsplit(' ').next()?.parse().ok()?;
+    let secs = line[at + " rows copied in ".len()..].split(' ').next()?.parse().ok()?;
+    Some((rows, secs))
 }
 
 #[tokio::main]
@@ -217,19 +220,25 @@ async fn run(args: Args) -> Result<bool> {
         .await?;
 
     let secs = migration.as_secs_f64().max(1e-3);
-    let copied_rows = copied.unwrap_or(args.rows);
+    let copied_rows = copied.map(|(rows, _)| rows).unwrap_or(args.rows);
     let during = report.ops_during("migration");
     let errors: Vec<String> = report.counts.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     let errors_during: u64 = report.counts.errors_by_phase.iter().filter(|(p, _)| p == "migration").map(|(_, n)| n).sum();
     println!();
     println!("shadowswap demo — report");
-    println!("  rows in the table:      {}", thousands(verification.table_rows));
+    println!("  rows in the table:      {} before, {} after", thousands(args.rows), thousands(verification.table_rows));
     println!("  migration:              {secs:.1} s (shadowswap alter --execute, start to exit)");
     println!(
-        "  rows copied:            {}{} -> {} rows/s",
+        "  rows copied:            {} -> {} rows/s over the whole migration{}",
         thousands(copied_rows),
-        if copied.is_some() { "" } else { " (estimated: the summary line was not found)" },
-        thousands((copied_rows as f64 / secs).round() as u64)
+        thousands((copied_rows as f64 / secs).round() as u64),
+        match copied {
+            Some((rows, backfill_secs)) => format!(
+                " ({} rows/s during the backfill's {backfill_secs:.1} s; the rest is the checksum and cut-over)",
+                thousands((rows as f64 / backfill_secs.max(1e-3)).round() as u64)
+            ),
+            None => " (rows estimated: the summary line was not found)".to_string(),
+        }
     );
     println!(
         "  writer ops:             {} during the migration ({:.0}/s over {} writers), {} in all",
@@ -239,7 +248,7 @@ async fn run(args: Args) -> Result<bool> {
         thousands(report.ops())
     );
     println!(
-        "  writer errors:          {} statements rolled back by the server, not applied ({} during the migration){}",
+        "  writer rollbacks:       {} (statements the server rolled back, not applied; {} during the migration){}",
         report.errors(),
         errors_during,
         if errors.is_empty() { String::new() } else { format!(": {}", errors.join(", ")) }
@@ -272,7 +281,7 @@ mod tests {
         assert_eq!(redacted("mysql://u:p@h:1/db"), "mysql://u:***@h:1/db");
         assert_eq!(
             rows_copied("swapped `d`.`t` in 3.0 s: 1000000 rows copied in 2.5 s (400000 rows/s), checksum ok"),
-            Some(1_000_000)
+            Some((1_000_000, 2.5))
         );
     }
 }

@@ -165,6 +165,14 @@ pub trait Dialect: Send + Sync + 'static {
         upto: Option<&Self::Key>,
     ) -> Result<(ChunkChecksum, ChunkChecksum)>;
 
+    /// Work that must precede the swap but not hold its locks (PostgreSQL: ANALYZE the shadow so
+    /// the planner has statistics the moment it becomes the table). Runs once, before the first
+    /// cut-over attempt, outside the measured swap. Default: nothing.
+    async fn prepare_cut_over(&self, plan: &Plan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
     /// On failure the original keeps serving under its name.
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;

@@ -353,6 +353,7 @@ impl<D: Dialect> Runner<D> {
         throttle.wait_clear(&self.cancel).await?;
 
         self.set_phase(Phase::CutOver);
+        d.prepare_cut_over(plan).await?;
         let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
         tracing::info!(
             attempts = cut_over.attempts,

@@ -5,11 +5,14 @@
 //!   and checks that nothing was left behind.
 //! - [`workload`] — concurrent writers that keep an exact model of what they wrote.
 //! - [`pg`]       — the same harness for PostgreSQL ([`pg::PgTestDb`]).
+//! - [`pg_workload`] — concurrent PostgreSQL writers (autocommit and multi-statement
+//!   transactions in all three isolation levels) that keep an exact model of what they wrote.
 //!
 //! The server is the one `scripts/mariadb.sh start` runs; its DSN (without database) comes from
 //! `SHADOWSWAP_MYSQL_DSN`, default `mysql://shadowswap:shadowswap@127.0.0.1:33306`.
 
 pub mod pg;
+pub mod pg_workload;
 pub mod workload;
 
 use std::path::PathBuf;

@@ -176,6 +176,8 @@ struct Deps {
     rls: (bool, bool),
     replica_identity: String,
     grants: Vec<String>,
+    /// (column, privilege, `grantee [WITH GRANT OPTION]`).
+    column_grants: Vec<(String, String, String)>,
     policies: Vec<String>,
     views: Vec<String>,
     foreign_keys: Vec<(String, String, String)>,
@@ -206,16 +208,25 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         "SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $1::text, \
                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
                 CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
-         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner \
-         UNION ALL \
-         SELECT format('GRANT %s (%s) ON TABLE %s TO %s%s', a.privilege_type, quote_ident(att.attname), $1::text, \
-                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
-                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
-         FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1::text::regclass AND att.attacl IS NOT NULL \
-           AND att.attnum > 0 AND NOT att.attisdropped",
+         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner",
         &[&t],
     )
     .await?;
+    // Column privileges: the column may be renamed or dropped by the ALTER (see `swap`).
+    let column_grants = tx
+        .query(
+            "SELECT att.attname::text, a.privilege_type::text, \
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END || \
+                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
+             FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1::text::regclass AND att.attacl IS NOT NULL \
+               AND att.attnum > 0 AND NOT att.attisdropped",
+            &[&t],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     let policies = strings(
         tx,
         ctx,
@@ -290,6 +301,7 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         rls: (row.get(2), row.get(3)),
         replica_identity: row.get(4),
         grants,
+        column_grants,
         policies,
         views,
         foreign_keys: fk_rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
@@ -316,7 +328,6 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
     let n = &plan.names;
     let ctx = "swapping the tables";
     let e = |e| errors::db(ctx, e);
-    c.batch_execute(&format!("ANALYZE {}", Qualified(&n.shadow))).await.map_err(e)?;
     let tx = c.transaction().await.map_err(e)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = '{}ms'; LOCK TABLE {}, {} IN ACCESS EXCLUSIVE MODE; SET LOCAL search_path = pg_catalog, pg_temp",
@@ -352,9 +363,12 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
     if d.owner != "CURRENT_USER" {
         stmts.push(format!("ALTER TABLE {t} OWNER TO {}", d.owner));
     }
+    // Sequences owned by a column, and column privileges, follow the column to its name in the
+    // new table (the ALTER may rename it); a dropped column's go with the old table.
+    let target_of = |col: &str| plan.mapping.iter().find(|m| m.source == col).map(|m| m.target.as_str());
     for (seq, col) in &d.serial_sequences {
-        if plan.mapping.iter().any(|m| m.source == *col && m.target == *col) {
-            stmts.push(format!("ALTER SEQUENCE {seq} OWNED BY {t}.{}", Ident(col)));
+        if let Some(target) = target_of(col) {
+            stmts.push(format!("ALTER SEQUENCE {seq} OWNED BY {t}.{}", Ident(target)));
         }
     }
     for (old_seq, new_seq) in &d.identity {
@@ -393,6 +407,11 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
         stmts.push(format!("COMMENT ON TABLE {t} IS {}", literal(comment)));
     }
     stmts.extend(d.grants.iter().cloned());
+    for (col, privilege, grantee) in &d.column_grants {
+        if let Some(target) = target_of(col) {
+            stmts.push(format!("GRANT {privilege} ({}) ON TABLE {t} TO {grantee}", Ident(target)));
+        }
+    }
     for s in &stmts {
         tracing::debug!(sql = %s, "cut-over");
         tx.batch_execute(s).await.map_err(|err| {

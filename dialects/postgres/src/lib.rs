@@ -626,6 +626,13 @@ impl Dialect for Postgres {
         Ok((sum(&a), sum(&b)))
     }
 
+    async fn prepare_cut_over(&self, plan: &Plan) -> Result<()> {
+        let c = self.client().await?;
+        c.batch_execute(&format!("ANALYZE {}", Qualified(&plan.names.shadow)))
+            .await
+            .map_err(|e| errors::db("analyzing the shadow table", e))
+    }
+
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
         let mut c = self.client().await?;
         cutover::swap(&mut c, plan, lock_timeout).await

@@ -124,6 +124,58 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an ALTER that renames or drops a column which views, policies, foreign keys
+/// (from other tables or of the table's own) or triggers of the user's own use, or changes the
+/// type of a column a view uses. The swap re-creates those objects from their definitions,
+/// which name the columns as they were: it would fail after the whole copy. Runs before anything
+/// is created.
+pub async fn refuse_lost_column_dependents(c: &impl GenericClient, plan: &Plan) -> Result<()> {
+    let renamed_or_dropped: Vec<String> = plan
+        .mapping
+        .iter()
+        .filter(|m| m.source != m.target)
+        .map(|m| m.source.clone())
+        .chain(plan.dropped_columns.iter().cloned())
+        .collect();
+    let retyped: Vec<String> =
+        plan.mapping.iter().filter(|m| plan.not_checksummed.contains(&m.target)).map(|m| m.source.clone()).collect();
+    if renamed_or_dropped.is_empty() && retyped.is_empty() {
+        return Ok(());
+    }
+    let found = strings(
+        c,
+        "checking what uses the columns the ALTER changes",
+        "SELECT DISTINCT format('%s (uses %I)', obj, a.attname) FROM ( \
+             SELECT d.refobjsubid, CASE d.classid \
+                 WHEN 'pg_rewrite'::regclass THEN 'view ' || r.ev_class::regclass::text \
+                 WHEN 'pg_policy'::regclass THEN 'policy ' || quote_ident(p.polname) \
+                 WHEN 'pg_constraint'::regclass THEN 'foreign key ' || quote_ident(co.conname) || ' of ' || co.conrelid::regclass::text \
+                 WHEN 'pg_trigger'::regclass THEN 'trigger ' || quote_ident(tg.tgname) END AS obj, \
+                 d.classid = 'pg_rewrite'::regclass AS is_view \
+             FROM pg_depend d \
+             LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid \
+             LEFT JOIN pg_policy p ON d.classid = 'pg_policy'::regclass AND p.oid = d.objid \
+             LEFT JOIN pg_constraint co ON d.classid = 'pg_constraint'::regclass AND co.oid = d.objid AND co.contype = 'f' \
+             LEFT JOIN pg_trigger tg ON d.classid = 'pg_trigger'::regclass AND tg.oid = d.objid AND NOT tg.tgisinternal \
+             WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::text::regclass AND d.refobjsubid > 0 \
+               AND (r.ev_class <> d.refobjid OR p.oid IS NOT NULL OR co.oid IS NOT NULL OR tg.oid IS NOT NULL) \
+         ) x JOIN pg_attribute a ON a.attrelid = $1::text::regclass AND a.attnum = x.refobjsubid \
+         WHERE a.attname::text = ANY($2) OR (x.is_view AND a.attname::text = ANY($3)) ORDER BY 1",
+        &[&Qualified(&plan.names.table).to_string(), &renamed_or_dropped, &retyped],
+    )
+    .await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "the ALTER renames, drops or changes the type of columns of {} that other objects use: {}; the swap re-creates \
+         them from their definitions, which would no longer fit. Drop them for the migration and re-create them \
+         afterwards, or change the ALTER",
+        plan.names.table,
+        found.join(", ")
+    )))
+}
+
 /// Add the original table's foreign keys (to other tables) to the shadow, with their names.
 pub async fn copy_outgoing_foreign_keys(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
     let ctx = "copying foreign keys to the shadow table";
@@ -350,8 +402,13 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
     // Index (and so constraint) names: the old table's move aside, the new table's take them.
     let mut renames_new = Vec::new();
     let mut used = vec![false; d.new_indexes.len()];
+    // A renamed column shows under its new name in the new table's index definitions.
+    let renamed: Vec<(&str, &str)> =
+        plan.mapping.iter().filter(|m| m.source != m.target).map(|m| (m.target.as_str(), m.source.as_str())).collect();
+    let new_defs: Vec<String> = d.new_indexes.iter().map(|(_, nd)| sql::index_def_key(nd, &renamed)).collect();
     for (old, def) in &d.old_indexes {
-        if let Some(i) = d.new_indexes.iter().enumerate().position(|(i, (_, nd))| !used[i] && nd == def) {
+        let def = sql::index_def_key(def, &[]);
+        if let Some(i) = new_defs.iter().enumerate().position(|(i, nd)| !used[i] && *nd == def) {
             used[i] = true;
             stmts.push(format!("ALTER INDEX {schema}.{} RENAME TO {}", Ident(old), Ident(&old_name(old))));
             renames_new.push(format!("ALTER INDEX {schema}.{} RENAME TO {}", Ident(&d.new_indexes[i].0), Ident(old)));

@@ -165,7 +165,10 @@ impl Postgres {
     }
 
     /// The `GENERATED ALWAYS AS IDENTITY` columns of `table` (see [`sql::capture`]).
-    async fn always_identity(c: &impl GenericClient, table: &TableRef) -> std::result::Result<Vec<String>, tokio_postgres::Error> {
+    async fn always_identity(
+        c: &impl GenericClient,
+        table: &TableRef,
+    ) -> std::result::Result<Vec<String>, tokio_postgres::Error> {
         let rows = c
             .query(
                 "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0 \
@@ -488,6 +491,7 @@ impl Dialect for Postgres {
         let n = &plan.names;
         let ctx = format!("creating {}", n.shadow);
         let mut c = self.client().await?;
+        cutover::refuse_lost_column_dependents(&**c, plan).await?;
         let tx = c.transaction().await.map_err(|e| errors::db(&ctx, e))?;
         tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout)))
             .await

@@ -68,6 +68,26 @@ pub fn referenced_index_or_constraint_names(spec: &str) -> Vec<String> {
     names
 }
 
+/// An index definition (`pg_get_indexdef` after `USING`) as a comparison key, with the column
+/// names `renamed` (new name, old name) read as their old names. Only ever compared, never run.
+pub fn index_def_key(def: &str, renamed: &[(&str, &str)]) -> String {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, def).tokenize() else { return def.to_string() };
+    tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .map(|t| match t {
+            Token::Word(w) => match renamed.iter().find(|(new, _)| *new == w.value) {
+                Some((_, old)) => Ident(old).to_string(),
+                None => Ident(&w.value).to_string(),
+            },
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether a column type can be part of a chunk key: it needs a default btree ordering (used by
 /// both `ORDER BY` and row comparisons) and an exact text round trip (key values travel as text).
 pub fn key_column_ok(c: &Column) -> bool {
@@ -406,7 +426,10 @@ mod tests {
         let copy = copy_chunk(&plan, "TRUE", &always);
         assert!(copy.ends_with("ON CONFLICT (\"id\") DO UPDATE SET \"v\" = EXCLUDED.\"v\""), "{copy}");
         let [_, (upd, _), _] = capture(&plan, &always);
-        assert!(upd.contains("IF NEW.\"id\" IS DISTINCT FROM OLD.\"id\" OR NEW.\"code\" IS DISTINCT FROM OLD.\"code\" THEN"), "{upd}");
+        assert!(
+            upd.contains("IF NEW.\"id\" IS DISTINCT FROM OLD.\"id\" OR NEW.\"code\" IS DISTINCT FROM OLD.\"code\" THEN"),
+            "{upd}"
+        );
         assert!(!upd.contains("\"code\" = EXCLUDED"), "{upd}");
         assert!(copy_chunk(&plan, "TRUE", &[]).contains("\"code\" = EXCLUDED.\"code\""));
     }
@@ -423,6 +446,18 @@ mod tests {
         assert!(referenced_index_or_constraint_names("ADD COLUMN c int NOT NULL DEFAULT 0").is_empty());
         // Column constraints name what they create; a CHECK named like an existing one is fine too.
         assert_eq!(referenced_index_or_constraint_names("ADD COLUMN c int CONSTRAINT c_pos CHECK (c > 0)"), ["c_pos"]);
+    }
+
+    #[test]
+    fn index_definitions_compare_across_column_renames() {
+        let renamed = [("tid", "id"), ("New Name", "n")];
+        assert_eq!(index_def_key("btree (tid)", &renamed), index_def_key("btree (id)", &[]));
+        assert_eq!(
+            index_def_key("u btree (lower(\"New Name\")) INCLUDE (x) WHERE (tid > 0)", &renamed),
+            index_def_key("u btree (lower(n)) INCLUDE (x) WHERE (id > 0)", &[])
+        );
+        assert_ne!(index_def_key("btree (tid)", &[]), index_def_key("btree (id)", &[]));
+        assert_ne!(index_def_key("u btree (id)", &[]), index_def_key("btree (id)", &[]));
     }
 
     #[test]

@@ -110,7 +110,7 @@ fn ident(tok: Option<&Token>) -> Option<String> {
 fn analyze_clause(c: &[Token], out: &mut AlterAnalysis) -> Result<()> {
     let rename_table = || {
         Error::refused(
-            "the ALTER renames the table; shadowswap swaps tables by name, so rename it with RENAME TABLE \
+            "the ALTER renames the table; shadowswap swaps tables by name, so rename it in a separate statement \
              before or after the migration",
         )
     };

@@ -163,7 +163,7 @@ async fn alter_that_renames_the_table() {
     for spec in
         ["RENAME TO x", "RENAME x", "RENAME AS x", "ADD COLUMN c INT, RENAME TO x", "ADD COLUMN c INT /*!40000 , RENAME TO x */"]
     {
-        refused(&db, "t", spec, &[], &["t"], &["the ALTER renames the table", "rename it with RENAME TABLE before or after"])
+        refused(&db, "t", spec, &[], &["t"], &["the ALTER renames the table", "rename it in a separate statement before or after"])
             .await;
     }
 }

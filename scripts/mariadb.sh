@@ -2,28 +2,39 @@
 #
 # Private MariaDB server(s) for shadowswap's tests and demo.
 #
-# Usage: scripts/mariadb.sh COMMAND
+# Usage: scripts/mariadb.sh COMMAND [INSTANCE]
+#
+#   INSTANCE is `primary` (the default) or `replica`.
 #
 #   install  Install MariaDB (server, client, tzdata) with apt-get if missing.
 #   start    Install if needed, initialise the data directory on first start,
 #            start the server in the background and wait until it answers.
-#            Idempotent: prints "already running" if it is up.
+#            Idempotent: prints "already running" if it is up. The replica
+#            needs the primary running; on its first start it is seeded
+#            with a dump of the primary and replicates from the dump's GTID
+#            position on (see configure_replication).
 #   stop     Stop the server (SIGTERM, SIGKILL after 60 s). Idempotent.
 #   status   Print running/stopped. Exit 0 if running, 3 if not (LSB style),
 #            4 if the process is alive but does not answer on its port.
+#            For the replica, a second line shows the replication threads.
 #   dsn      Print the DSN the tests and the demo connect with.
-#   reset    Stop, delete the data directory, start fresh.
+#   reset    Stop, delete the data directory, start fresh (for the replica:
+#            seed and attach it anew, e.g. after the primary was reset).
 #   client   Open a `mariadb` client as the shadowswap user (extra args are
-#            passed on, e.g. `scripts/mariadb.sh client -e 'select 1'`).
+#            passed on, e.g. `scripts/mariadb.sh client -e 'select 1'` or
+#            `scripts/mariadb.sh client replica -e 'show slave status\G'`).
 #
 # Environment:
-#   SHADOWSWAP_MYSQL_PORT  TCP port of the primary instance (default 33306).
+#   SHADOWSWAP_MYSQL_PORT          TCP port of the primary (default 33306).
+#   SHADOWSWAP_MYSQL_REPLICA_PORT  TCP port of the replica (default 33307).
 #
-# Everything lives under <repo>/.local/mariadb/ (git-ignored):
-#   primary/        data directory (binary logs included, see --log-bin)
-#   primary.sock    unix socket        primary.pid   pid file
-#   primary.err     server error log   primary.tz.log  warnings of the tz load
-#   primary.lock    flock serialising start/stop/reset of this instance
+# Everything lives under <repo>/.local/mariadb/ (git-ignored), per instance
+# (primary, replica):
+#   <instance>/       data directory (the primary's binary logs included, see
+#                     --log-bin; the replica's relay logs)
+#   <instance>.sock   unix socket        <instance>.pid   pid file
+#   <instance>.err    server error log   <instance>.tz.log  tz load warnings
+#   <instance>.lock   flock serialising start/stop/reset of this instance
 #
 # The server listens on 127.0.0.1 only and never on 3306, so it cannot clash
 # with a system MariaDB/MySQL. It runs as the invoking user (root on CI).
@@ -56,9 +67,9 @@ ZONEINFO_DIR=/usr/share/zoneinfo
 # --------------------------------------------------------------------------
 #
 # All per-instance settings are globals filled by select_instance; the
-# start/stop/status code only ever reads INSTANCE_*. To add the replica later,
-# add a `replica)` branch (own port variable, server-id 2) and pass the
-# instance name through from the command line; nothing else needs copying.
+# start/stop/status code only ever reads INSTANCE_*. What differs between the
+# primary and the replica beyond that is in launch_server (binary log vs.
+# read-only) and after provisioning (configure_replication).
 
 INSTANCE_NAME=""
 INSTANCE_PORT=""
@@ -71,6 +82,7 @@ INSTANCE_TZLOG=""
 INSTANCE_LOCKFILE=""
 INSTANCE_INIT_MARKER=""
 INSTANCE_PROVISIONED_MARKER=""
+INSTANCE_REPLICATING_MARKER=""
 
 select_instance() {
     local name="$1"
@@ -79,12 +91,12 @@ select_instance() {
             INSTANCE_PORT="${SHADOWSWAP_MYSQL_PORT:-33306}"
             INSTANCE_SERVER_ID=1
             ;;
-        # replica)
-        #     INSTANCE_PORT="${SHADOWSWAP_MYSQL_REPLICA_PORT:-33307}"
-        #     INSTANCE_SERVER_ID=2
-        #     ;;
+        replica)
+            INSTANCE_PORT="${SHADOWSWAP_MYSQL_REPLICA_PORT:-33307}"
+            INSTANCE_SERVER_ID=2
+            ;;
         *)
-            die "unknown MariaDB instance '$name' (known: primary)"
+            die "unknown MariaDB instance '$name' (known: primary, replica)"
             ;;
     esac
     valid_port "$INSTANCE_PORT" || die "invalid port '$INSTANCE_PORT' for instance $name"
@@ -100,6 +112,9 @@ select_instance() {
     # deleting it (reset) starts everything over.
     INSTANCE_INIT_MARKER="$INSTANCE_DATADIR/.shadowswap-initialized"
     INSTANCE_PROVISIONED_MARKER="$INSTANCE_DATADIR/.shadowswap-provisioned"
+    # Replica only: written once it has been attached to the primary; holds
+    # the GTID position it started from.
+    INSTANCE_REPLICATING_MARKER="$INSTANCE_DATADIR/.shadowswap-replicating"
 
     # A unix socket path must fit in sockaddr_un.sun_path (108 bytes on
     # Linux). A deeply nested checkout would overflow it, so fall back to a
@@ -324,7 +339,7 @@ init_datadir() {
         return 0
     fi
     if [[ -d "$INSTANCE_DATADIR" ]] && [[ -n "$(ls -A -- "$INSTANCE_DATADIR")" ]]; then
-        die "$INSTANCE_DATADIR exists but was never fully initialised (interrupted first start?); run '$0 reset'"
+        die "$INSTANCE_DATADIR exists but was never fully initialised (interrupted first start?); run '$0 reset $INSTANCE_NAME'"
     fi
     mkdir -p -- "$INSTANCE_DATADIR"
     log "initialising data directory $INSTANCE_DATADIR"
@@ -358,9 +373,10 @@ init_datadir() {
 #                   unless told explicitly (as non-root it runs as us).
 #   --bind-address  loopback only; --port never 3306 (system service's port).
 #   --server-id     unique per instance; required for binary logging and for
-#                   the future replica to tell its source apart.
-#   --log-bin       binary log inside the data directory, so `reset` removes
-#                   it with the data and a fresh start never sees old logs.
+#                   the replica to tell its source apart.
+#   --log-bin       (primary) binary log inside the data directory, so `reset`
+#                   removes it with the data and a fresh start never sees old
+#                   logs. The replica has none: nothing replicates from it.
 #   --binlog-format=ROW
 #                   an online schema change that tails the binlog needs row
 #                   events (the before/after image of every changed row),
@@ -381,6 +397,17 @@ init_datadir() {
 #   --skip-name-resolve
 #                   no reverse DNS on connect (slow/unavailable offline);
 #                   accounts are matched by IP, hence the @127.0.0.1 grants.
+#
+# Replica only:
+#   --read-only     no writes except by the replication thread. The
+#                   shadowswap account loses READ_ONLY ADMIN on the replica
+#                   (configure_replication), so read-only binds it too: a
+#                   tool that wrote to the replica would fail loudly.
+#   --relay-log     relay logs named after the instance, not the host name,
+#                   inside the data directory.
+#   --slave-net-timeout=10
+#                   notice a restarted primary within seconds (the replica
+#                   reconnects every MASTER_CONNECT_RETRY = 1 s).
 launch_server() {
     local -a args=(
         --no-defaults
@@ -391,7 +418,6 @@ launch_server() {
         --pid-file="$INSTANCE_PIDFILE"
         --log-error="$INSTANCE_ERRLOG"
         --server-id="$INSTANCE_SERVER_ID"
-        --log-bin="$INSTANCE_DATADIR/binlog"
         --binlog-format=ROW
         --character-set-server=utf8mb4
         --collation-server=utf8mb4_unicode_ci
@@ -401,6 +427,18 @@ launch_server() {
         --sync-binlog=0
         --skip-name-resolve
     )
+    case "$INSTANCE_NAME" in
+        primary)
+            args+=(--log-bin="$INSTANCE_DATADIR/binlog")
+            ;;
+        replica)
+            args+=(
+                --read-only
+                --relay-log="$INSTANCE_DATADIR/relay-bin"
+                --slave-net-timeout=10
+            )
+            ;;
+    esac
     if [[ "$EUID" -eq 0 ]]; then
         args+=(--user=root)
     fi
@@ -444,7 +482,7 @@ wait_for_start() {
         fi
         if ((SECONDS >= deadline)); then
             error_log_tail
-            die "mariadbd did not answer on $BIND_HOST:$INSTANCE_PORT within ${START_TIMEOUT}s (pid $LAUNCHED_PID left running; '$0 stop' to stop it)"
+            die "mariadbd did not answer on $BIND_HOST:$INSTANCE_PORT within ${START_TIMEOUT}s (pid $LAUNCHED_PID left running; '$0 stop $INSTANCE_NAME' to stop it)"
         fi
         sleep 0.5
     done
@@ -510,6 +548,198 @@ $anon"
     touch -- "$INSTANCE_PROVISIONED_MARKER"
 }
 
+# Every start (also of an instance provisioned before this existed): the
+# metadata_lock_info plugin, shipped with the server but not loaded by
+# default. It adds information_schema.METADATA_LOCK_INFO, from which
+# shadowswap's cut-over tells exactly which sessions hold the table's metadata
+# lock and waits for them instead of queueing behind them (without it, it has
+# to wait for every long InnoDB transaction on the server). INSTALL SONAME
+# records it in mysql.plugin, so it stays loaded across restarts; out of the
+# binary log like the rest of the setup.
+ensure_plugins() {
+    local active
+    active="$(root_sql -N -B -e "SELECT COUNT(*) FROM information_schema.PLUGINS
+        WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' AND PLUGIN_STATUS = 'ACTIVE'")" ||
+        die "could not list plugins over $INSTANCE_SOCKET"
+    if [[ "$active" == "0" ]]; then
+        log "loading the metadata_lock_info plugin (information_schema.METADATA_LOCK_INFO)"
+        root_sql -e "SET SESSION sql_log_bin = 0; INSTALL SONAME 'metadata_lock_info'" ||
+            die "INSTALL SONAME 'metadata_lock_info' failed"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# Replication (replica instance only)
+# --------------------------------------------------------------------------
+
+# The primary the replica replicates from, and the account it uses there.
+PRIMARY_PORT="${SHADOWSWAP_MYSQL_PORT:-33306}"
+REPL_USER=shadowswap_repl
+REPL_PASSWORD=shadowswap_repl
+REPLICATION_TIMEOUT=30 # seconds for the replication threads to come up
+
+# SQL on the primary as root over TCP (root@127.0.0.1, empty password), from
+# the replica's invocation (INSTANCE_* describe the replica then).
+primary_sql() {
+    "$MARIADB" --no-defaults --protocol=tcp -h"$BIND_HOST" -P"$PRIMARY_PORT" -uroot \
+        --connect-timeout=5 "$@"
+}
+
+# slave_field NAME: one field of SHOW SLAVE STATUS on this instance (empty if
+# replication is not configured).
+slave_field() {
+    root_sql -e 'SHOW SLAVE STATUS\G' 2>/dev/null | sed -n "s/^ *$1: //p" | head -n 1
+}
+
+replication_running() {
+    [[ "$(slave_field Slave_IO_Running)" == "Yes" && "$(slave_field Slave_SQL_Running)" == "Yes" ]]
+}
+
+# One line describing the replication threads.
+replication_summary() {
+    local io sql behind gtid io_err sql_err
+    io="$(slave_field Slave_IO_Running)"
+    if [[ -z "$io" ]]; then
+        echo "replication: not configured"
+        return 0
+    fi
+    sql="$(slave_field Slave_SQL_Running)"
+    behind="$(slave_field Seconds_Behind_Master)"
+    gtid="$(root_sql -N -B -e 'SELECT @@GLOBAL.gtid_slave_pos' 2>/dev/null || true)"
+    io_err="$(slave_field Last_IO_Error)"
+    sql_err="$(slave_field Last_SQL_Error)"
+    printf 'replication from %s:%s: IO thread %s, SQL thread %s, Seconds_Behind_Master %s, gtid_slave_pos %s%s%s\n' \
+        "$BIND_HOST" "$PRIMARY_PORT" "$io" "$sql" "${behind:-NULL}" "${gtid:-none}" \
+        "${io_err:+, last IO error: $io_err}" "${sql_err:+, last SQL error: $sql_err}"
+}
+
+# First start of the replica: attach it to the primary.
+#
+# Seeding: the replica gets its accounts and time zone tables from its own
+# provisioning, like every instance (the primary's are kept out of its binary
+# log, so they are never replayed onto it), and every other database from a
+# dump of the primary (seed_from_primary), which ends by setting the GTID
+# position the dump corresponds to. Replication then continues from exactly
+# there. Why a dump and not simply "start empty at the primary's current
+# position": the primary is shared (the demo's database, other developers'
+# and earlier test runs' databases), and a single later write to a table the
+# replica does not have stops its SQL thread for good (a row event on a
+# missing table, error 1146, cannot be skipped: the server ignores
+# --slave-skip-errors there). With the dump the replica is a real replica of
+# the whole server. Only the first start (and `reset replica`) pays for it.
+#
+# MASTER_USE_GTID=slave_pos: the position lives in the replica's
+# mysql.gtid_slave_pos, so restarts of either server resume exactly (the
+# replica's threads start by themselves on its next start). If the primary is
+# reset (new binary log history), the replica's position no longer exists
+# there (IO error 1236): `reset replica` attaches a fresh one.
+configure_replication() {
+    [[ "$INSTANCE_NAME" == "replica" ]] || return 0
+    [[ -f "$INSTANCE_REPLICATING_MARKER" ]] && return 0
+    primary_sql -e 'SELECT 1' >/dev/null 2>&1 ||
+        die "the primary does not answer on $BIND_HOST:$PRIMARY_PORT; start it first ('$0 start'), then '$0 start replica'"
+
+    log "creating the replication account '$REPL_USER'@'$BIND_HOST' on the primary"
+    primary_sql -e "SET SESSION sql_log_bin = 0;
+CREATE USER IF NOT EXISTS '$REPL_USER'@'$BIND_HOST' IDENTIFIED BY '$REPL_PASSWORD';
+ALTER USER '$REPL_USER'@'$BIND_HOST' IDENTIFIED BY '$REPL_PASSWORD';
+GRANT REPLICATION SLAVE ON *.* TO '$REPL_USER'@'$BIND_HOST';" ||
+        die "creating the replication account on the primary failed"
+
+    # --read-only does not bind accounts with READ_ONLY ADMIN (part of ALL
+    # PRIVILEGES): take it from the application account here, so that any
+    # write shadowswap or a test sent to the replica would fail.
+    local host sql="SET SESSION sql_log_bin = 0;"
+    for host in 127.0.0.1 localhost %; do
+        sql+="
+REVOKE READ_ONLY ADMIN ON *.* FROM '$APP_USER'@'$host';"
+    done
+    printf '%s\n' "$sql" | root_sql || die "revoking READ_ONLY ADMIN from $APP_USER failed"
+
+    root_sql -e "STOP SLAVE;
+RESET SLAVE ALL;
+CHANGE MASTER TO MASTER_HOST = '$BIND_HOST', MASTER_PORT = $PRIMARY_PORT,
+    MASTER_USER = '$REPL_USER', MASTER_PASSWORD = '$REPL_PASSWORD',
+    MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;" ||
+        die "configuring replication failed"
+    seed_from_primary
+    local pos
+    pos="$(root_sql -N -B -e 'SELECT @@GLOBAL.gtid_slave_pos')" || die "could not read gtid_slave_pos"
+    log "starting replication from the primary $BIND_HOST:$PRIMARY_PORT at GTID position '${pos:-empty}'"
+    root_sql -e "START SLAVE" || die "START SLAVE failed"
+
+    if ! wait_until "$REPLICATION_TIMEOUT" replication_running; then
+        replication_summary >&2
+        die "the replication threads did not start within ${REPLICATION_TIMEOUT}s (see $INSTANCE_ERRLOG)"
+    fi
+    printf '%s\n' "$pos" >"$INSTANCE_REPLICATING_MARKER"
+    log "replicating: the replica has the primary's databases and follows it"
+}
+
+# Copy every database of the primary except the system ones into the replica,
+# from one consistent snapshot, and set gtid_slave_pos to the snapshot's
+# position. mariadb-dump options:
+#   --single-transaction  a consistent InnoDB snapshot, no table locks; with
+#                   --master-data MariaDB reads the matching binlog position
+#                   from the same snapshot (Binlog_snapshot_file/position,
+#                   BINLOG_GTID_POS()), so no FLUSH TABLES WITH READ LOCK
+#                   stalls the tests using the primary meanwhile.
+#   --master-data=1 --gtid  the dump ends with SET GLOBAL gtid_slave_pos
+#                   ='<snapshot position>' (and runs CHANGE MASTER TO
+#                   MASTER_USE_GTID=slave_pos first), applied by the load.
+#   --ignore-database=mysql/sys  accounts, time zones, the replica's own
+#                   gtid_slave_pos table stay the replica's own.
+#   --routines --events  triggers are included by default.
+# A DDL statement on the primary during the dump (a test dropping its
+# database) can make it fail; it is retried from scratch (the dump drops and
+# recreates what it loads).
+seed_from_primary() {
+    local dump attempt
+    dump="$(find_bin mariadb-dump)" || die "mariadb-dump not found"
+    for attempt in 1 2 3; do
+        log "seeding the replica from a dump of the primary (attempt $attempt)"
+        local started=$SECONDS
+        if "$dump" --no-defaults --protocol=tcp -h"$BIND_HOST" -P"$PRIMARY_PORT" -uroot \
+            --single-transaction --master-data=1 --gtid --all-databases \
+            --ignore-database=mysql --ignore-database=sys --routines --events --hex-blob \
+            2>"$BASE_DIR/$INSTANCE_NAME.seed.log" | root_sql 2>>"$BASE_DIR/$INSTANCE_NAME.seed.log"; then
+            log "seeded in $((SECONDS - started))s"
+            return 0
+        fi
+        warn "seeding failed: $(tail -n 3 -- "$BASE_DIR/$INSTANCE_NAME.seed.log" | tr '\n' ' ')"
+        sleep 1
+    done
+    die "could not seed the replica from the primary (see $BASE_DIR/$INSTANCE_NAME.seed.log)"
+}
+
+# Every start of an attached replica: say if replication is not running.
+# (A stopped SQL thread may be deliberate, e.g. a test pausing apply, so this
+# warns instead of failing.)
+check_replication() {
+    [[ "$INSTANCE_NAME" == "replica" ]] || return 0
+    if wait_until 10 replication_running; then
+        return 0
+    fi
+    warn "$(replication_summary)"
+    local io_errno
+    io_errno="$(slave_field Last_IO_Errno)"
+    # 1236: the primary's binary log no longer has the replica's position; 1045: the replication
+    # account is gone. Both mean the primary was reset (or its data directory replaced).
+    if [[ "$io_errno" == "1236" || "$io_errno" == "1045" ]]; then
+        warn "the primary looks reset since the replica was attached; '$0 reset replica' attaches a fresh replica"
+    else
+        warn "'$0 client replica -e \"START SLAVE\"' restarts stopped threads; '$0 reset replica' starts over"
+    fi
+}
+
+# Everything after the server answers, on every start.
+after_start() {
+    provision
+    ensure_plugins
+    configure_replication
+    check_replication
+}
+
 do_start() {
     local pid
     mkdir -p -- "$BASE_DIR"
@@ -518,21 +748,30 @@ do_start() {
         local port
         port="$(running_port "$pid")"
         if [[ -n "$port" && "$port" != "$INSTANCE_PORT" ]]; then
-            die "mariadb ($INSTANCE_NAME) is already running on port $port (pid $pid), not $INSTANCE_PORT; run '$0 stop' first"
+            die "mariadb ($INSTANCE_NAME) is already running on port $port (pid $pid), not $INSTANCE_PORT; run '$0 stop $INSTANCE_NAME' first"
         fi
         # Our process is alive; it may still be starting (a concurrent or
         # interrupted `start`), so give it the normal startup time.
         if wait_until "$START_TIMEOUT" server_answers; then
-            provision
-            log "mariadb already running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+            after_start
+            log "mariadb ($INSTANCE_NAME) already running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
             return 0
         fi
         error_log_tail
-        die "mariadbd (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop' then '$0 start'"
+        die "mariadbd (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop $INSTANCE_NAME' then '$0 start $INSTANCE_NAME'"
+    fi
+
+    # A replica not attached yet is attached at the end of this start: check the primary first
+    # rather than leave a replica running that replicates from nothing.
+    if [[ "$INSTANCE_NAME" == "replica" && ! -f "$INSTANCE_REPLICATING_MARKER" ]] &&
+        ! primary_sql -e 'SELECT 1' >/dev/null 2>&1; then
+        die "the primary does not answer on $BIND_HOST:$PRIMARY_PORT; start it first ('$0 start'), then '$0 start replica'"
     fi
 
     if tcp_port_open "$BIND_HOST" "$INSTANCE_PORT"; then
-        die "port $INSTANCE_PORT on $BIND_HOST is already in use by another process (not this checkout's $INSTANCE_NAME instance); set SHADOWSWAP_MYSQL_PORT to another port"
+        local var=SHADOWSWAP_MYSQL_PORT
+        [[ "$INSTANCE_NAME" == "replica" ]] && var=SHADOWSWAP_MYSQL_REPLICA_PORT
+        die "port $INSTANCE_PORT on $BIND_HOST is already in use by another process (not this checkout's $INSTANCE_NAME instance); set $var to another port"
     fi
 
     init_datadir
@@ -543,8 +782,8 @@ do_start() {
     wait_for_start
     pid="$(read_pid_file "$INSTANCE_PIDFILE")"
     log "mariadbd answered after $((SECONDS - started))s"
-    provision
-    log "mariadb running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+    after_start
+    log "mariadb ($INSTANCE_NAME) running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
 }
 
 do_stop() {
@@ -565,7 +804,7 @@ do_reset() {
     log "deleting $INSTANCE_DATADIR"
     rm -rf -- "$INSTANCE_DATADIR"
     rm -f -- "$INSTANCE_ERRLOG" "$INSTANCE_TZLOG" "$INSTANCE_SOCKET" \
-        "$BASE_DIR/$INSTANCE_NAME.install-db.log"
+        "$BASE_DIR/$INSTANCE_NAME.install-db.log" "$BASE_DIR/$INSTANCE_NAME.seed.log"
     do_start
 }
 
@@ -602,6 +841,9 @@ cmd_status() {
     resolve_bins
     if server_answers; then
         echo "mariadb ($INSTANCE_NAME) running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+        if [[ "$INSTANCE_NAME" == "replica" ]]; then
+            replication_summary
+        fi
         return 0
     fi
     echo "mariadb ($INSTANCE_NAME) process alive (pid $pid) but not answering on $BIND_HOST:$INSTANCE_PORT"
@@ -628,7 +870,25 @@ main() {
     if [[ $# -gt 0 ]]; then
         shift
     fi
-    select_instance primary
+    # An optional instance name follows the command. `client` passes every
+    # other argument on to the client, so there only a known name counts.
+    local instance=primary
+    if [[ $# -gt 0 ]]; then
+        case "$cmd" in
+            client)
+                if [[ "$1" == "primary" || "$1" == "replica" ]]; then
+                    instance="$1"
+                    shift
+                fi
+                ;;
+            install | start | stop | status | dsn | reset)
+                instance="$1"
+                shift
+                [[ $# -eq 0 ]] || die "unexpected arguments after '$cmd $instance': $*"
+                ;;
+        esac
+    fi
+    select_instance "$instance"
     case "$cmd" in
         install) cmd_install ;;
         start) cmd_start ;;

@@ -89,6 +89,10 @@ struct AlterArgs {
     /// How long each cut-over attempt (and each trigger DDL) waits for its locks. MariaDB counts whole seconds.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     cut_over_lock_timeout: Duration,
+    /// Before each cut-over attempt, wait at most this long for open transactions that would make
+    /// the lock request queue (and every query behind it) to end; 0s attempts at once.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    cut_over_blocker_wait: Duration,
     /// Cut-over attempts after the first, with exponential backoff and jitter between them.
     #[arg(long, default_value_t = 10)]
     cut_over_retries: u32,
@@ -140,6 +144,7 @@ impl AlterArgs {
                 keep_old_table: self.keep_old_table,
                 postpone_flag_file: self.postpone_cut_over_flag_file.clone(),
                 window: self.cut_over_window.clone(),
+                blocker_wait: self.cut_over_blocker_wait,
                 ..CutOverConfig::default()
             },
             ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },

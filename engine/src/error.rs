@@ -73,7 +73,7 @@ pub enum Error {
         detail: String,
     },
     /// Every cut-over attempt timed out waiting for its locks.
-    #[error("cut-over failed after {attempts} attempts (each waited at most {lock_timeout_ms} ms for its locks): {last}; a long transaction is probably holding the table, find it (SHOW PROCESSLIST) and retry, or raise --cut-over-retries")]
+    #[error("cut-over failed after {attempts} attempts (each waited at most {lock_timeout_ms} ms for its locks): {last}; a long transaction is probably holding the table, find it (SHOW PROCESSLIST on MariaDB/MySQL, pg_stat_activity on PostgreSQL) and retry, or raise --cut-over-retries")]
     CutOverExhausted {
         /// How many attempts were made.
         attempts: u32,

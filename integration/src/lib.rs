@@ -5,6 +5,8 @@
 //!   and checks that nothing was left behind.
 //! - [`workload`] — concurrent writers that keep an exact model of what they wrote.
 //! - [`pg`]       — the same harness for PostgreSQL ([`pg::PgTestDb`]).
+//! - [`replica`]   — the test server's replica (`scripts/mariadb.sh start replica`): lease, pause
+//!   and resume apply, catch up; a TCP proxy that makes a server unreachable mid-test.
 //! - [`pg_workload`] — concurrent PostgreSQL writers (autocommit and multi-statement
 //!   transactions in all three isolation levels) that keep an exact model of what they wrote.
 //!
@@ -13,6 +15,7 @@
 
 pub mod pg;
 pub mod pg_workload;
+pub mod replica;
 pub mod workload;
 
 use std::path::PathBuf;

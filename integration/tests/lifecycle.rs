@@ -526,7 +526,18 @@ async fn hold_table(db: &TestDb, stmt: &str) -> Conn {
 async fn postponed_run(db: &TestDb, flag: &std::path::Path, retries: &str) -> Spawned {
     let mut args = alter_args(db, ALTER);
     let flag_arg = flag.display().to_string();
-    args.extend(["--postpone-cut-over-flag-file", &flag_arg, "--cut-over-lock-timeout", "1s", "--cut-over-retries", retries]);
+    // No blocker wait: these tests are about attempts that time out on the lock (the controller's
+    // wait for blockers is tested in throttle_mariadb.rs).
+    args.extend([
+        "--postpone-cut-over-flag-file",
+        &flag_arg,
+        "--cut-over-lock-timeout",
+        "1s",
+        "--cut-over-retries",
+        retries,
+        "--cut-over-blocker-wait",
+        "0s",
+    ]);
     let mut cli = Spawned::new(&args);
     cli.wait_for_stderr("cut-over postponed", Duration::from_secs(60)).await;
     cli

@@ -46,7 +46,8 @@ impl FromStr for Threshold {
     }
 }
 
-/// Throttle settings. Defaults: max lag 1 s, checks every 250 ms, heartbeat every 100 ms.
+/// Throttle settings. Defaults: max lag 1 s, checks every 250 ms, heartbeat every 100 ms, a
+/// signal that does not answer within 2 s counts as over its limit.
 #[derive(Debug, Clone)]
 pub struct ThrottleConfig {
     /// Replicas are "lagging" above this.
@@ -63,6 +64,10 @@ pub struct ThrottleConfig {
     pub check_interval: Duration,
     /// How often the heartbeat is written (the lag figure's resolution).
     pub heartbeat_interval: Duration,
+    /// How long one reading (a replica's heartbeat, a load figure, the throttle query) may take.
+    /// One that takes longer counts as over its limit: a replica that stops answering must
+    /// throttle, not freeze the throttler with its last verdict ("go").
+    pub signal_timeout: Duration,
 }
 
 impl Default for ThrottleConfig {
@@ -75,6 +80,7 @@ impl Default for ThrottleConfig {
             flag_file: None,
             check_interval: Duration::from_millis(250),
             heartbeat_interval: Duration::from_millis(100),
+            signal_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -82,6 +88,10 @@ impl Default for ThrottleConfig {
 /// One signal, read once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
+    /// Which signal and condition this is, without the measured value (`replica … lag`,
+    /// `replica … unreachable`, `Threads_running`, …): throttling is logged again only when the
+    /// set of signals over their limits changes, not each time a value moves while over it.
+    pub signal: String,
     /// What was measured and its value, e.g. `replica mysql://…:33307 lag 3.2 s (max 1 s)`.
     pub text: String,
     /// Over its throttle limit.
@@ -162,7 +172,11 @@ pub async fn write_heartbeat<D: Dialect>(
     let mut failing = false;
     loop {
         let seq = log.lock().expect("heartbeat log").next_seq();
-        match primary.heartbeat_write(&names, seq).await {
+        let written = tokio::select! {
+            r = primary.heartbeat_write(&names, seq) => r,
+            _ = stop.cancelled() => return,
+        };
+        match written {
             Ok(()) => {
                 log.lock().expect("heartbeat log").written(seq, Instant::now());
                 if failing {
@@ -187,6 +201,15 @@ fn fmt_secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+/// `read`, or why it gave no value: its error, or no answer within `timeout`.
+async fn bounded<T>(timeout: Duration, read: impl std::future::Future<Output = Result<T>>) -> std::result::Result<T, String> {
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {}", fmt_secs(timeout))),
+    }
+}
+
 /// Read every signal once.
 pub async fn read_signals<D: Dialect>(
     primary: &D,
@@ -198,48 +221,81 @@ pub async fn read_signals<D: Dialect>(
     let mut out = Vec::new();
     for r in replicas {
         let target = r.target();
-        match r.heartbeat_read(names).await {
+        match bounded(cfg.signal_timeout, r.heartbeat_read(names)).await {
             Ok(applied) => {
                 let lag = log.lock().expect("heartbeat log").lag(applied, Instant::now());
                 if let Some(lag) = lag {
                     out.push(Reading {
+                        signal: format!("replica {target} lag"),
                         text: format!("replica {target} lag {} (max {})", fmt_secs(lag), fmt_secs(cfg.max_lag)),
                         over: lag > cfg.max_lag,
                         critical: false,
                     });
                 }
             }
-            Err(e) => out.push(Reading { text: format!("replica {target} unreachable: {e}"), over: true, critical: false }),
+            Err(e) => out.push(Reading {
+                signal: format!("replica {target} unreachable"),
+                text: format!("replica {target} unreachable: {e}"),
+                over: true,
+                critical: false,
+            }),
         }
     }
     for (list, critical) in [(&cfg.max_load, false), (&cfg.critical_load, true)] {
         for t in list {
-            match primary.status_value(&t.name).await {
+            match bounded(cfg.signal_timeout, primary.status_value(&t.name)).await {
                 Ok(v) => out.push(Reading {
+                    signal: t.name.clone(),
                     text: format!("{} = {v} (limit {})", t.name, t.limit),
                     over: v > t.limit,
                     critical: critical && v > t.limit,
                 }),
-                Err(e) => out.push(Reading { text: format!("{} unreadable: {e}", t.name), over: true, critical: false }),
+                Err(e) => out.push(Reading {
+                    signal: format!("{} unreadable", t.name),
+                    text: format!("{} unreadable: {e}", t.name),
+                    over: true,
+                    critical: false,
+                }),
             }
         }
     }
     if let Some(q) = &cfg.throttle_query {
-        match primary.query_value(q).await {
-            Ok(v) => out.push(Reading { text: format!("throttle query returned {v}"), over: v != 0.0, critical: false }),
-            Err(e) => out.push(Reading { text: format!("throttle query failed: {e}"), over: true, critical: false }),
+        match bounded(cfg.signal_timeout, primary.query_value(q)).await {
+            Ok(v) => out.push(Reading {
+                signal: "throttle query".into(),
+                text: format!("throttle query returned {v}"),
+                over: v != 0.0,
+                critical: false,
+            }),
+            Err(e) => out.push(Reading {
+                signal: "throttle query failed".into(),
+                text: format!("throttle query failed: {e}"),
+                over: true,
+                critical: false,
+            }),
         }
     }
     if let Some(f) = &cfg.flag_file {
         if f.exists() {
-            out.push(Reading { text: format!("throttle flag file {} exists", f.display()), over: true, critical: false });
+            out.push(Reading {
+                signal: "throttle flag file".into(),
+                text: format!("throttle flag file {} exists", f.display()),
+                over: true,
+                critical: false,
+            });
         }
     }
     out
 }
 
+/// The signals over their limits, by [`Reading::signal`]: what a logged change is.
+fn over_signals(readings: &[Reading]) -> Vec<String> {
+    readings.iter().filter(|r| r.over || r.critical).map(|r| r.signal.clone()).collect()
+}
+
 /// The throttler task: read the signals every `check_interval`, publish the verdict, log each
-/// change once, show the reason in the progress, until `stop`.
+/// change once (start, change of the signals over their limits, end; not a value moving while
+/// over), show the current reason with its values in the progress, until `stop`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_throttler<D: Dialect>(
     primary: Arc<D>,
@@ -252,25 +308,34 @@ pub async fn run_throttler<D: Dialect>(
     stop: CancellationToken,
 ) {
     let mut since = Instant::now();
-    // What has been logged, which is not the channel's initial "first check" placeholder.
-    let mut announced: Option<String> = None;
+    // The signals over their limits as last logged (not the channel's initial "first check"
+    // placeholder), and the reason last shown in the progress.
+    let mut announced: Vec<String> = Vec::new();
+    let mut shown: Option<String> = None;
     loop {
-        let readings = read_signals(&*primary, &replicas, &names, &cfg, &log).await;
+        let readings = tokio::select! {
+            r = read_signals(&*primary, &replicas, &names, &cfg, &log) => r,
+            _ = stop.cancelled() => return,
+        };
         let state = judge(&readings);
-        if state.reason != announced {
-            match (&announced, &state.reason) {
-                (None, Some(r)) => {
+        let over = over_signals(&readings);
+        if over != announced {
+            match (&state.reason, announced.is_empty()) {
+                (Some(r), true) => {
                     since = Instant::now();
                     tracing::warn!(reason = %r, "throttling: copying paused (capture keeps running)")
                 }
-                (Some(_), Some(r)) => tracing::warn!(reason = %r, "throttling: reason changed"),
-                (Some(_), None) => {
+                (Some(r), false) => tracing::warn!(reason = %r, "throttling: reason changed"),
+                (None, false) => {
                     tracing::info!(throttled_s = since.elapsed().as_secs_f64(), "throttling ended: copying resumes")
                 }
-                (None, None) => {}
+                (None, true) => {}
             }
+            announced = over;
+        }
+        if state.reason != shown {
             progress.send_modify(|p| p.throttle_reason = state.reason.clone());
-            announced = state.reason.clone();
+            shown = state.reason.clone();
         }
         let _ = tx.send(state);
         tokio::select! {
@@ -285,7 +350,7 @@ mod tests {
     use super::*;
 
     fn r(text: &str, over: bool, critical: bool) -> Reading {
-        Reading { text: text.into(), over, critical }
+        Reading { signal: text.into(), text: text.into(), over, critical }
     }
 
     #[test]
@@ -296,6 +361,26 @@ mod tests {
         assert!(s.abort.is_none());
         let s = judge(&[r("lag", true, false), r("crit", true, true)]);
         assert_eq!(s.abort.as_deref(), Some("crit"));
+    }
+
+    #[test]
+    fn a_value_moving_while_over_is_not_a_new_reason() {
+        let lag = |secs: &str| Reading {
+            signal: "replica r lag".into(),
+            text: format!("replica r lag {secs} s (max 1.0 s)"),
+            over: true,
+            critical: false,
+        };
+        assert_eq!(over_signals(&[lag("1.1")]), over_signals(&[lag("3.4")]));
+        assert_ne!(judge(&[lag("1.1")]).reason, judge(&[lag("3.4")]).reason, "the progress shows the value");
+        assert_ne!(over_signals(&[lag("1.1")]), over_signals(&[lag("1.1"), r("flag", true, false)]));
+    }
+
+    #[tokio::test]
+    async fn a_reading_without_answer_counts_as_failed() {
+        let hung = bounded(Duration::from_millis(100), std::future::pending::<Result<u64>>()).await;
+        assert_eq!(hung.unwrap_err(), "no answer within 0.1 s");
+        assert_eq!(bounded(Duration::from_millis(100), async { Ok(7u64) }).await, Ok(7));
     }
 
     #[test]

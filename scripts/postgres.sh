@@ -2,37 +2,67 @@
 #
 # Private PostgreSQL server(s) for shadowswap's tests and demo.
 #
-# Usage: scripts/postgres.sh COMMAND
+# Usage: scripts/postgres.sh COMMAND [INSTANCE]
+#
+# INSTANCE is `primary` (the default) or `replica`, a hot standby of the
+# primary (see "The replica" below). `install` ignores it.
 #
 #   install  Install PostgreSQL (postgresql, postgresql-contrib) with apt-get
 #            if missing. Debian's own cluster (port 5432) is never left
 #            running.
-#   start    Install if needed, initdb on first start, start the server in
-#            the background and wait until it answers. Idempotent: prints
-#            "already running" if it is up.
+#   start    Install if needed, initdb on first start (the replica: clone the
+#            primary), start the server in the background and wait until it
+#            answers. Idempotent: prints "already running" if it is up.
 #   stop     Stop the server (pg_ctl stop -m fast; immediate shutdown, then
 #            SIGKILL, as fallbacks). Idempotent.
-#   status   Print running/stopped. Exit 0 if running, 3 if not (LSB style),
-#            4 if the process is alive but does not answer on its port.
+#   status   Print running/stopped (the replica: also its replication state).
+#            Exit 0 if running, 3 if not (LSB style), 4 if the process is
+#            alive but does not answer on its port.
 #   dsn      Print the DSN the tests and the demo connect with.
 #   ca       Print the path of the CA certificate that signed the server's
 #            TLS certificate (for sslmode=verify-ca/verify-full, sslrootcert).
-#   reset    Stop, delete the data directory, start fresh.
+#   reset    Stop, delete the data directory, start fresh (the replica: a new
+#            clone of the primary).
 #   client   Open `psql` as the shadowswap user (extra args are passed on,
-#            e.g. `scripts/postgres.sh client -c 'select 1'`).
+#            e.g. `scripts/postgres.sh client -c 'select 1'` or
+#            `scripts/postgres.sh client replica -c 'select 1'`).
 #
 # Environment:
-#   SHADOWSWAP_PG_PORT  TCP port of the primary instance (default 54329).
+#   SHADOWSWAP_PG_PORT          TCP port of the primary (default 54329).
+#   SHADOWSWAP_PG_REPLICA_PORT  TCP port of the replica (default 54330).
 #
 # Everything lives under <repo>/.local/postgres/ (git-ignored):
-#   primary/            data directory (initdb; its shadowswap.conf holds
-#                       our settings and is rewritten on every start)
+#   primary/, replica/  data directories (initdb / pg_basebackup; their
+#                       shadowswap.conf holds our settings and is rewritten
+#                       on every start)
 #   .s.PGSQL.<port>     unix socket (+ .lock) of each instance
-#   primary.log         server log (pg_ctl -l)
-#   primary.initdb.log  output of initdb
-#   primary.lock        flock serialising start/stop/reset of this instance
-#   primary.ca.crt      copy of the instance's CA certificate (public), for
+#   <instance>.log      server log (pg_ctl -l)
+#   primary.initdb.log  output of initdb; replica.initdb.log: of pg_basebackup
+#   <instance>.lock     flock serialising start/stop/reset of the instance
+#   <instance>.ca.crt   copy of the instance's CA certificate (public), for
 #                       clients' sslrootcert; refreshed on every start
+#
+# The replica: a streaming hot standby of the primary (hot_standby = on, so
+# it answers read-only queries; `SELECT pg_wal_replay_pause()` /
+# `pg_wal_replay_resume()` on it stop and resume its replay, which is how the
+# tests make it lag). Its data directory is made by
+# `pg_basebackup -R -X stream -C -S shadowswap_replica` from the primary over
+# TCP as the `shadowswap` role (which has REPLICATION): -R writes
+# standby.signal and primary_conninfo/primary_slot_name to
+# postgresql.auto.conf, and -C -S creates the physical replication slot
+# `shadowswap_replica` on the primary, so the primary keeps the WAL the
+# standby has not received yet (while it is stopped or falls behind)
+# instead of the standby losing its way. max_slot_wal_keep_size caps what a
+# long-stopped standby can hold back (2GB); past that the slot is
+# invalidated. `start replica` starts the primary first if it must clone,
+# and clones anew by itself (logging why) when the copy cannot follow the
+# primary any more: the primary was reset (another system identifier), or
+# the slot is gone or invalidated. `reset replica` drops the slot and clones
+# anew. Clones are made in replica.partial/ and renamed when complete, so an
+# interrupted clone is never started. The replica shares the primary's TLS
+# files (copied with the data directory; its certificate names 127.0.0.1 and
+# localhost, so verify-full works on either port) and gets the same
+# pg_hba.conf. Stopping or resetting the primary does not touch the replica.
 #
 # TLS: the server accepts TLS and plain connections alike (ssl = on; the
 # pg_hba.conf `host` lines match both). On first start (or when a file is
@@ -98,12 +128,11 @@ unset _var
 # --------------------------------------------------------------------------
 #
 # All per-instance settings are globals filled by select_instance; the
-# start/stop/status code only ever reads INSTANCE_*. To add the replica later,
-# enable the `replica)` branch, create its data directory with
-# `pg_basebackup -R` from the primary where init_datadir has the
-# `standby` case, and pass the instance name through from the command line;
-# nothing else needs copying (its shadowswap.conf, with its own port, is
-# written on start like the primary's).
+# start/stop/status code only ever reads INSTANCE_*. The replica (kind
+# `standby`) differs only where INSTANCE_KIND is tested: its data directory
+# is a pg_basebackup copy of the primary (init_datadir), it is never
+# provisioned (it is read-only and has everything from the primary), and its
+# status says how replication goes.
 
 INSTANCE_NAME=""
 INSTANCE_KIND=""  # primary: initdb + provisioning; standby: pg_basebackup copy
@@ -119,6 +148,22 @@ INSTANCE_INIT_MARKER=""
 INSTANCE_PROVISIONED_MARKER=""
 INSTANCE_CA_COPY=""
 
+# The primary a standby follows, and the physical replication slot on the
+# primary that keeps WAL for it.
+PRIMARY_PORT="${SHADOWSWAP_PG_PORT:-54329}"
+REPLICA_SLOT=shadowswap_replica
+# Most WAL a slot may hold back on the primary (see the header).
+MAX_SLOT_WAL_KEEP=2GB
+
+# The variable that sets this instance's port, for messages.
+port_variable() {
+    if [[ "$INSTANCE_KIND" == standby ]]; then
+        printf 'SHADOWSWAP_PG_REPLICA_PORT\n'
+    else
+        printf 'SHADOWSWAP_PG_PORT\n'
+    fi
+}
+
 select_instance() {
     local name="$1"
     case "$name" in
@@ -126,12 +171,14 @@ select_instance() {
             INSTANCE_PORT="${SHADOWSWAP_PG_PORT:-54329}"
             INSTANCE_KIND=primary
             ;;
-        # replica)
-        #     INSTANCE_PORT="${SHADOWSWAP_PG_REPLICA_PORT:-54330}"
-        #     INSTANCE_KIND=standby
-        #     ;;
+        replica)
+            INSTANCE_PORT="${SHADOWSWAP_PG_REPLICA_PORT:-54330}"
+            INSTANCE_KIND=standby
+            [[ "$INSTANCE_PORT" != "$PRIMARY_PORT" ]] ||
+                die "the replica cannot use the primary's port $PRIMARY_PORT; set SHADOWSWAP_PG_REPLICA_PORT"
+            ;;
         *)
-            die "unknown PostgreSQL instance '$name' (known: primary)"
+            die "unknown PostgreSQL instance '$name' (known: primary, replica)"
             ;;
     esac
     valid_port "$INSTANCE_PORT" || die "invalid port '$INSTANCE_PORT' for instance $name"
@@ -149,8 +196,13 @@ select_instance() {
     # Written once initdb has finished / once roles and database exist. Both
     # live inside the data directory so that deleting it (reset) starts
     # everything over. pg_basebackup copies them to a standby, which is
-    # right: it is a copy of an initialised, provisioned primary.
+    # right: it is a copy of an initialised, provisioned primary. A
+    # standby's own marker says that its clone is complete (the primary's
+    # is copied early in the clone, so it proves nothing there).
     INSTANCE_INIT_MARKER="$INSTANCE_DATADIR/.shadowswap-initialized"
+    if [[ "$INSTANCE_KIND" == standby ]]; then
+        INSTANCE_INIT_MARKER="$INSTANCE_DATADIR/.shadowswap-cloned"
+    fi
     INSTANCE_PROVISIONED_MARKER="$INSTANCE_DATADIR/.shadowswap-provisioned"
     # Published copy of the CA certificate (the data directory is 0700).
     INSTANCE_CA_COPY="$BASE_DIR/$name.ca.crt"
@@ -249,7 +301,7 @@ resolve_bins() {
     done <<<"$candidates"
     if [[ -z "$PG_BINDIR" ]]; then
         if [[ -n "$want" && -n "$candidates" ]]; then
-            die "$INSTANCE_DATADIR was created by PostgreSQL $want, which is not installed (found: $(printf '%s' "$candidates" | tr '\n' ' ')); run '$0 reset' to recreate it"
+            die "$INSTANCE_DATADIR was created by PostgreSQL $want, which is not installed (found: $(printf '%s' "$candidates" | tr '\n' ' ')); run '$0 reset $INSTANCE_NAME' to recreate it"
         fi
         die "PostgreSQL server binaries not found; run '$0 install'"
     fi
@@ -537,14 +589,15 @@ init_datadir() {
         return 0
     fi
     if [[ -d "$INSTANCE_DATADIR" ]] && [[ -n "$(ls -A -- "$INSTANCE_DATADIR")" ]]; then
-        die "$INSTANCE_DATADIR exists but was never fully initialised (interrupted first start?); run '$0 reset'"
+        die "$INSTANCE_DATADIR exists but was never fully initialised (interrupted first start?); run '$0 reset $INSTANCE_NAME'"
     fi
     case "$INSTANCE_KIND" in
         primary) ;;
-        *) die "creating a $INSTANCE_KIND data directory is not implemented yet" ;;
-        # standby: as_pg pg_basebackup -D "$INSTANCE_DATADIR" -R
-        #   -d "host=$BIND_HOST port=<primary's port> user=$APP_USER ..."
-        #   then touch the marker like below.
+        standby)
+            clone_standby
+            return 0
+            ;;
+        *) die "unknown instance kind $INSTANCE_KIND" ;;
     esac
     mkdir -p -- "$INSTANCE_DATADIR"
     chmod 0700 "$INSTANCE_DATADIR"
@@ -564,6 +617,129 @@ init_datadir() {
     fi
     as_pg touch -- "$INSTANCE_INIT_MARKER"
     log "data directory initialised in $((SECONDS - started))s"
+}
+
+# --------------------------------------------------------------------------
+# The replica (a streaming standby of the primary; see the header)
+# --------------------------------------------------------------------------
+
+# SQL on the primary as the bootstrap superuser over the unix socket (the
+# instances share the socket directory).
+primary_sql() {
+    pg_env PGCONNECT_TIMEOUT=10 "$PSQL" -X -q -v ON_ERROR_STOP=1 \
+        -h "$INSTANCE_SOCKET_DIR" -p "$PRIMARY_PORT" -U "$SUPERUSER" -d postgres "$@"
+}
+
+primary_answers() {
+    pg_env "$PG_ISREADY" -q -h "$BIND_HOST" -p "$PRIMARY_PORT" -U "$SUPERUSER" -d postgres -t 2
+}
+
+# Start the primary (a clone needs it) through this script, in a process of
+# its own that takes the primary's lock; fd 9 (our own instance's lock) is
+# closed for it.
+ensure_primary_running() {
+    if primary_answers; then
+        return 0
+    fi
+    log "the primary (port $PRIMARY_PORT) is not running; starting it to clone it"
+    bash "$SCRIPT_DIR/postgres.sh" start primary 9>&- || die "could not start the primary"
+}
+
+# The state of our slot on the primary: nothing if it does not exist, else
+# its wal_status (reserved, extended, unreserved, lost) and whether a
+# standby streams from it, e.g. "reserved f".
+replica_slot_state() {
+    primary_sql -At -F ' ' \
+        -c "SELECT coalesce(wal_status, '?'), active FROM pg_replication_slots WHERE slot_name = '$REPLICA_SLOT'"
+}
+
+slot_inactive() {
+    [[ "$(replica_slot_state)" != *" t" ]]
+}
+
+# Drop our slot on the primary if it exists (a stopped standby's walsender
+# may take a moment to go away, so wait for it to be inactive first).
+drop_replica_slot() {
+    [[ -n "$(replica_slot_state)" ]] || return 0
+    wait_until 15 slot_inactive ||
+        die "replication slot $REPLICA_SLOT on the primary is in use by a running standby (not this checkout's replica?); stop it first"
+    log "dropping replication slot $REPLICA_SLOT on the primary"
+    primary_sql -c "SELECT pg_drop_replication_slot('$REPLICA_SLOT') FROM pg_replication_slots WHERE slot_name = '$REPLICA_SLOT'" >/dev/null ||
+        die "could not drop replication slot $REPLICA_SLOT on the primary"
+}
+
+# standby_stale_reason: succeeds, printing why, when the replica's copy can
+# no longer follow the primary and must be cloned anew. Says nothing (and
+# fails) when the primary is not running: then it cannot be told, and a
+# standby simply waits for its primary.
+standby_stale_reason() {
+    primary_answers || return 1
+    local primary_id replica_id slot
+    primary_id="$(primary_sql -At -c 'SELECT system_identifier FROM pg_control_system()')" || return 1
+    replica_id="$(as_pg "$PG_BINDIR/pg_controldata" "$INSTANCE_DATADIR" 2>/dev/null |
+        awk -F: '/^Database system identifier/ { gsub(/[[:space:]]/, "", $2); print $2 }')" || true
+    if [[ -n "$replica_id" && "$replica_id" != "$primary_id" ]]; then
+        printf 'it is a copy of another primary (system identifier %s, the primary has %s; was the primary reset?)\n' \
+            "$replica_id" "$primary_id"
+        return 0
+    fi
+    slot="$(replica_slot_state)" || return 1
+    case "$slot" in
+        "")
+            printf 'its replication slot %s does not exist on the primary\n' "$REPLICA_SLOT"
+            return 0
+            ;;
+        lost\ *)
+            printf 'its replication slot %s was invalidated (it fell more than max_slot_wal_keep_size = %s behind)\n' \
+                "$REPLICA_SLOT" "$MAX_SLOT_WAL_KEEP"
+            return 0
+            ;;
+    esac
+    return 1
+}
+
+# clone_standby: make the replica's data directory, a copy of the running
+# primary (see the header). The copy is made in <instance>.partial/ and
+# renamed once complete, so an interrupted clone is never started.
+#   -R            standby.signal + primary_conninfo (host, port, user and
+#                 password of this connection) in postgresql.auto.conf
+#   -X stream     the WAL written during the copy is streamed alongside it,
+#                 so the copy is consistent by itself
+#   -C -S SLOT    create the physical replication slot SLOT on the primary
+#                 (primary_slot_name is written by -R)
+#   --checkpoint=fast
+#                 start at once instead of waiting for a spread checkpoint
+clone_standby() {
+    local partial="$BASE_DIR/$INSTANCE_NAME.partial" started=$SECONDS
+    [[ -x "$PG_BINDIR/pg_basebackup" ]] || die "$PG_BINDIR/pg_basebackup not found"
+    ensure_primary_running
+    if [[ -e "$partial" ]]; then
+        log "removing the interrupted clone $partial"
+        rm -rf -- "$partial"
+    fi
+    drop_replica_slot
+    log "cloning the primary ($BIND_HOST:$PRIMARY_PORT) into $INSTANCE_DATADIR with pg_basebackup (replication slot $REPLICA_SLOT)"
+    if ! as_pg env PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=10 "$PG_BINDIR/pg_basebackup" \
+        -D "$partial" -R -X stream -C -S "$REPLICA_SLOT" --checkpoint=fast --no-password \
+        -d "host=$BIND_HOST port=$PRIMARY_PORT user=$APP_USER" >"$INSTANCE_INITDB_LOG" 2>&1; then
+        log "pg_basebackup failed; output:"
+        sed 's/^/    /' "$INSTANCE_INITDB_LOG" >&2
+        rm -rf -- "$partial"
+        drop_replica_slot
+        die "could not clone the primary into $INSTANCE_DATADIR"
+    fi
+    as_pg touch -- "$partial/${INSTANCE_INIT_MARKER##*/}"
+    rm -rf -- "$INSTANCE_DATADIR"
+    mv -- "$partial" "$INSTANCE_DATADIR"
+    log "replica cloned in $((SECONDS - started))s"
+}
+
+# One line about the standby's replication, for status.
+standby_state() {
+    super_sql -At -c "SELECT format('%s, %s, wal receiver %s', \
+        CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'promoted (no longer a standby)' END, \
+        CASE WHEN pg_is_in_recovery() AND pg_is_wal_replay_paused() THEN 'replay paused' ELSE 'replay running' END, \
+        coalesce((SELECT status || ' from ' || sender_host || ':' || sender_port FROM pg_stat_wal_receiver), 'not running'))" 2>/dev/null
 }
 
 # sql_literal VALUE: VALUE as a single-quoted configuration/SQL literal.
@@ -645,13 +821,17 @@ ensure_tls_files() {
 # every start, so that a changed SHADOWSWAP_PG_PORT takes effect and a
 # standby copied from the primary gets its own port. ALTER SYSTEM settings
 # (postgresql.auto.conf, e.g. primary_conninfo from pg_basebackup -R) still
-# override these.
+# override these, except the port: launch_server also gives it on the
+# command line, so not even an ALTER SYSTEM SET port copied from the primary
+# can make the replica take the primary's port.
 #   listen_addresses   loopback only; port never 5432 (Debian's cluster).
 #   wal_level=logical  publications/logical decoding can be tested, and
 #                      implies what streaming standbys need.
 #   max_wal_senders / max_replication_slots / hot_standby
 #                      room for pg_basebackup and a streaming standby that
 #                      accepts read-only queries.
+#   max_slot_wal_keep_size
+#                      a stopped replica's slot cannot fill the disk.
 #   max_connections=300
 #                      parallel test binaries each open pools of connections.
 #   shared_buffers=256MB  enough for the tests' copy workloads.
@@ -676,6 +856,7 @@ write_instance_conf() {
             'max_wal_senders = 10' \
             'max_replication_slots = 10' \
             'hot_standby = on' \
+            "max_slot_wal_keep_size = $MAX_SLOT_WAL_KEEP" \
             'max_connections = 300' \
             'shared_buffers = 256MB' \
             'synchronous_commit = off' \
@@ -727,7 +908,7 @@ launch_server() {
             fi
         done
         as_pg "$PG_CTL" start -D "$INSTANCE_DATADIR" -l "$INSTANCE_LOG" \
-            -w -t "$START_TIMEOUT" >/dev/null
+            -o "-p $INSTANCE_PORT" -w -t "$START_TIMEOUT" >/dev/null
     )
 }
 
@@ -772,11 +953,20 @@ do_start() {
     prepare_dirs
     clear_stale_state
     resolve_bins
+    if [[ "$INSTANCE_KIND" == standby && -f "$INSTANCE_INIT_MARKER" ]]; then
+        local why
+        if why="$(standby_stale_reason)"; then
+            log "the replica cannot follow the primary any more: $why; cloning it anew"
+            do_stop
+            rm -rf -- "$INSTANCE_DATADIR"
+            resolve_bins
+        fi
+    fi
     if pid="$(running_pid)"; then
         local port
         port="$(running_port)"
         if [[ -n "$port" && "$port" != "$INSTANCE_PORT" ]]; then
-            die "postgres ($INSTANCE_NAME) is already running on port $port (pid $pid), not $INSTANCE_PORT; run '$0 stop' first"
+            die "postgres ($INSTANCE_NAME) is already running on port $port (pid $pid), not $INSTANCE_PORT; run '$0 stop $INSTANCE_NAME' first"
         fi
         # Our postmaster is alive; it may still be starting or in crash
         # recovery, so give it the normal startup time.
@@ -786,11 +976,11 @@ do_start() {
             return 0
         fi
         log_tail
-        die "postgres (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop' then '$0 start'"
+        die "postgres (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop $INSTANCE_NAME' then '$0 start $INSTANCE_NAME'"
     fi
 
     if tcp_port_open "$BIND_HOST" "$INSTANCE_PORT"; then
-        die "port $INSTANCE_PORT on $BIND_HOST is already in use by another process (not this checkout's $INSTANCE_NAME instance); set SHADOWSWAP_PG_PORT to another port"
+        die "port $INSTANCE_PORT on $BIND_HOST is already in use by another process (not this checkout's $INSTANCE_NAME instance); set $(port_variable) to another port"
     fi
 
     init_datadir
@@ -800,7 +990,7 @@ do_start() {
     if ! launch_server; then
         log_tail
         if pid="$(running_pid)"; then
-            die "postgres did not accept connections on $BIND_HOST:$INSTANCE_PORT within ${START_TIMEOUT}s (pid $pid left running; '$0 stop' to stop it)"
+            die "postgres did not accept connections on $BIND_HOST:$INSTANCE_PORT within ${START_TIMEOUT}s (pid $pid left running; '$0 stop $INSTANCE_NAME' to stop it)"
         fi
         die "postgres ($INSTANCE_NAME) failed to start"
     fi
@@ -877,7 +1067,11 @@ cmd_status() {
     fi
     resolve_bins
     if server_answers; then
-        echo "postgres ($INSTANCE_NAME) running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+        if [[ "$INSTANCE_KIND" == standby ]]; then
+            echo "postgres ($INSTANCE_NAME) running on $BIND_HOST:$INSTANCE_PORT (pid $pid); $(standby_state || echo 'replication state unknown'); primary $BIND_HOST:$PRIMARY_PORT, slot $REPLICA_SLOT"
+        else
+            echo "postgres ($INSTANCE_NAME) running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
+        fi
         return 0
     fi
     echo "postgres ($INSTANCE_NAME) process alive (pid $pid) but not answering on $BIND_HOST:$INSTANCE_PORT"
@@ -904,11 +1098,21 @@ usage() {
 }
 
 main() {
-    local cmd="${1:-}"
+    local cmd="${1:-}" instance=primary
     if [[ $# -gt 0 ]]; then
         shift
     fi
-    select_instance primary
+    case "${1:-}" in
+        primary | replica)
+            instance="$1"
+            shift
+            ;;
+    esac
+    if [[ $# -gt 0 && "$cmd" != client ]]; then
+        usage
+        exit 2
+    fi
+    select_instance "$instance"
     case "$cmd" in
         install) cmd_install ;;
         start) cmd_start ;;

@@ -11,10 +11,12 @@ cd "$SCRIPT_DIR/.."
 bash scripts/mariadb.sh start
 bash scripts/mariadb.sh start replica # after the primary: it is seeded from it
 bash scripts/postgres.sh start
+bash scripts/postgres.sh start replica # after the primary: cloned from it (pg_basebackup)
 SHADOWSWAP_MYSQL_DSN="$(bash scripts/mariadb.sh dsn)"
 SHADOWSWAP_MYSQL_REPLICA_DSN="$(bash scripts/mariadb.sh dsn replica)"
 SHADOWSWAP_PG_DSN="$(bash scripts/postgres.sh dsn)"
-export SHADOWSWAP_MYSQL_DSN SHADOWSWAP_MYSQL_REPLICA_DSN SHADOWSWAP_PG_DSN
+SHADOWSWAP_PG_REPLICA_DSN="$(bash scripts/postgres.sh dsn replica)"
+export SHADOWSWAP_MYSQL_DSN SHADOWSWAP_MYSQL_REPLICA_DSN SHADOWSWAP_PG_DSN SHADOWSWAP_PG_REPLICA_DSN
 
 cargo build --workspace --all-targets --locked
 if cargo nextest --version >/dev/null 2>&1; then

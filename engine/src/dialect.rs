@@ -173,6 +173,13 @@ pub trait Dialect: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Work that follows a successful swap but must not count as blocking (PostgreSQL: validate
+    /// the foreign keys re-added `NOT VALID`). Failures are the dialect's to log. Default: nothing.
+    async fn after_cut_over(&self, plan: &Plan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
     /// On failure the original keeps serving under its name.
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;

@@ -260,6 +260,9 @@ impl<D: Dialect> Runner<D> {
         let swapped = self.copy_verify_swap(plan, &mut throttle).await;
         tasks.shutdown().await;
         let (backfill, rows_checksummed, cut_over) = swapped?;
+        if let Err(e) = d.after_cut_over(plan).await {
+            tracing::warn!(error = %e, "after the swap");
+        }
 
         // The swap happened: from here on nothing is undone, problems become warnings.
         self.set_phase(Phase::Cleanup);
@@ -337,20 +340,26 @@ impl<D: Dialect> Runner<D> {
             self.progress.send_modify(|p| p.waiting_for = Some(format!("postpone flag file {flag}")));
             cutover::wait_while_postponed(&cfg.cut_over, &self.cancel).await?;
         }
-        if let Some(window) = &cfg.cut_over.window {
-            if !window.contains(jiff::Timestamp::now()) {
-                if self.progress.borrow().phase != Phase::Postponed {
-                    self.set_phase(Phase::Postponed);
+        loop {
+            if let Some(window) = &cfg.cut_over.window {
+                if !window.contains(jiff::Timestamp::now()) {
+                    if self.progress.borrow().phase != Phase::Postponed {
+                        self.set_phase(Phase::Postponed);
+                    }
+                    self.progress.send_modify(|p| p.waiting_for = Some(format!("cut-over window {window}")));
+                    cutover::wait_for_window(window, &cfg.cut_over, &self.cancel).await?;
                 }
-                self.progress.send_modify(|p| p.waiting_for = Some(format!("cut-over window {window}")));
-                cutover::wait_for_window(window, &cfg.cut_over, &self.cancel).await?;
+            }
+            // Replicas within the max lag (and no other signal over its limit) before swapping.
+            if throttle.reason().is_some() {
+                tracing::info!(reason = ?throttle.reason(), "cut-over waits for the throttle to clear");
+            }
+            throttle.wait_clear(&self.cancel).await?;
+            // Waiting for the throttle may have outlasted the window: then wait for the next one.
+            if cfg.cut_over.window.as_ref().is_none_or(|w| w.contains(jiff::Timestamp::now())) {
+                break;
             }
         }
-        // Replicas within the max lag (and no other signal over its limit) before swapping.
-        if throttle.reason().is_some() {
-            tracing::info!(reason = ?throttle.reason(), "cut-over waits for the throttle to clear");
-        }
-        throttle.wait_clear(&self.cancel).await?;
 
         self.set_phase(Phase::CutOver);
         d.prepare_cut_over(plan).await?;

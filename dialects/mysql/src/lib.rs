@@ -237,6 +237,17 @@ impl MySql {
     }
 }
 
+/// The blocker check reads INNODB_TRX and PROCESSLIST, which need the PROCESS privilege
+/// (error 1227 without it). Without it shadowswap cannot see blockers: say so and let each
+/// attempt rely on its lock timeout alone, rather than failing the run after the whole copy.
+fn blockers_unknown(e: mysql_async::Error) -> Result<Vec<String>> {
+    if errors::code(&e) == Some(1227) {
+        tracing::warn!("cannot look for transactions that would block the cut-over (grant PROCESS to see them); attempting anyway, each attempt bounded by the lock timeout");
+        return Ok(Vec::new());
+    }
+    Err(errors::db("looking for transactions that would block the cut-over", e))
+}
+
 struct MyRunLock {
     conn: Conn,
     name: String,
@@ -535,8 +546,8 @@ impl Dialect for MySql {
                     (secs,),
                 )
                 .await
-                .map_err(|e| errors::db("looking for transactions that would block the cut-over", e)),
-            Err(e) => Err(errors::db("looking for transactions that would block the cut-over", e)),
+                .or_else(blockers_unknown),
+            Err(e) => blockers_unknown(e),
         }
     }
 

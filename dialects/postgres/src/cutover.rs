@@ -41,6 +41,21 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
         .await
         .map_err(|e| errors::db(ctx, e))?;
     let Some(row) = row else { return Err(Error::NoSuchTable(t.clone())) };
+    let may_own: bool = c
+        .query_one(
+            "SELECT pg_has_role(current_user, c.relowner, 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            &[&t.schema, &t.name],
+        )
+        .await
+        .map_err(|e| errors::db(ctx, e))?
+        .get(0);
+    if !may_own {
+        return Err(Error::refused(format!(
+            "the DSN's user does not own {t} (nor is a member of its owner role or a superuser); the swap renames it and \
+             re-creates what depends on it, which only the owner may do: connect as the owner"
+        )));
+    }
     let oid: u32 = row.get(0);
     let kind: String = row.get(1);
     let persistence: String = row.get(2);
@@ -484,8 +499,24 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
         })?;
     }
     tx.commit().await.map_err(e)?;
-    for (name, child, _) in &d.foreign_keys {
-        if let Err(err) = c.batch_execute(&format!("ALTER TABLE {child} VALIDATE CONSTRAINT {}", Ident(name))).await {
+    Ok(())
+}
+
+/// After the swap: validate the foreign keys from other tables that the swap re-added
+/// `NOT VALID` (a scan under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes). Outside
+/// the swap's measured time. A failure is a warning: the constraint still holds for new rows.
+pub async fn validate_foreign_keys(c: &impl GenericClient, plan: &Plan) -> Result<()> {
+    let rows = c
+        .query(
+            "SELECT conrelid::regclass::text, conname::text FROM pg_constraint \
+             WHERE confrelid = $1::text::regclass AND contype = 'f' AND NOT convalidated",
+            &[&Qualified(&plan.names.table).to_string()],
+        )
+        .await
+        .map_err(|e| errors::db("listing foreign keys to validate", e))?;
+    for r in rows {
+        let (child, name): (String, String) = (r.get(0), r.get(1));
+        if let Err(err) = c.batch_execute(&format!("ALTER TABLE {child} VALIDATE CONSTRAINT {}", Ident(&name))).await {
             tracing::warn!(constraint = %name, table = %child, error = %errors::message(&err), "foreign key re-added NOT VALID; validate it later");
         }
     }

@@ -16,11 +16,13 @@ use tokio_postgres::Config;
 
 use crate::tls::{SslMode, Tls};
 
-/// Session settings shadowswap's connections start with (passed as libpq `options`): UTC time
+/// Session settings shadowswap's connections start with (passed as libpq `options`):
+/// `row_security=off`, so a query that row-level security would filter fails instead of
+/// silently seeing fewer rows (a copy or checksum must see every row); UTC time
 /// zone and ISO dates so key values and timestamps travel as exact text; enough float digits
 /// for an exact text round trip; hex bytea.
 pub const SESSION_OPTIONS: &str =
-    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex -c client_min_messages=warning";
+    "-c row_security=off -c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex -c client_min_messages=warning";
 
 /// A parsed DSN.
 #[derive(Clone)]

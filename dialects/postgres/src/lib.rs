@@ -303,6 +303,16 @@ impl Dialect for Postgres {
     }
 
     async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape> {
+        // The copy converts a column's values with the type's assignment cast, which is what
+        // `ALTER COLUMN … TYPE` does without USING; an expression given with USING would be
+        // silently ignored, so it is refused.
+        let analysis = shadowswap_engine::alter::analyze(spec, &self.parser)?;
+        if let Some(c) = analysis.clauses.iter().find(|c| sql::type_change_with_using(c)) {
+            return Err(Error::refused(format!(
+                "the clause \"{c}\" converts with a USING expression, which shadowswap's copy cannot apply (it uses the \
+                 type's assignment cast); add a new column and fill it yourself, or run that clause directly"
+            )));
+        }
         // DDL is transactional in PostgreSQL: try the ALTER on a real copy of the definition
         // inside a transaction that is always rolled back.
         let trial = names.table.sibling(names.trial.clone());
@@ -635,6 +645,11 @@ impl Dialect for Postgres {
         c.batch_execute(&format!("ANALYZE {}", Qualified(&plan.names.shadow)))
             .await
             .map_err(|e| errors::db("analyzing the shadow table", e))
+    }
+
+    async fn after_cut_over(&self, plan: &Plan) -> Result<()> {
+        let c = self.client().await?;
+        cutover::validate_foreign_keys(&**c, plan).await
     }
 
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {

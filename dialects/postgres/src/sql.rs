@@ -115,6 +115,13 @@ pub fn metadata_only_clause(clause: &str) -> bool {
     }
 }
 
+/// Whether an ALTER clause changes a column's type with a `USING` conversion expression
+/// (`ALTER [COLUMN] c [SET DATA] TYPE t USING expr`).
+pub fn type_change_with_using(clause: &str) -> bool {
+    let words: Vec<String> = clause.split_whitespace().map(str::to_ascii_uppercase).collect();
+    words.first().map(String::as_str) == Some("ALTER") && words.iter().any(|w| w == "TYPE") && words.iter().any(|w| w == "USING")
+}
+
 /// Refuses type changes whose result depends on the session `TimeZone`: to or from
 /// `timestamp with time zone` / `time with time zone`. shadowswap's sessions use UTC, the
 /// application's sessions that fire the capture triggers use theirs.
@@ -389,6 +396,13 @@ mod tests {
 
     fn chunk_end_sql_for_test() -> String {
         format!("SELECT {} FROM t WHERE TRUE ORDER BY {} LIMIT 1", as_text(&["id"]), column_list("", ["id"]))
+    }
+
+    #[test]
+    fn type_changes_with_using_are_found() {
+        assert!(type_change_with_using("ALTER COLUMN amount TYPE bigint USING ( amount * 100 ) :: bigint"));
+        assert!(!type_change_with_using("ALTER COLUMN amount TYPE bigint"));
+        assert!(!type_change_with_using("ADD COLUMN note text DEFAULT 'USING TYPE'"));
     }
 
     #[test]

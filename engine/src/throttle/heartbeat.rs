@@ -40,6 +40,12 @@ impl HeartbeatLog {
         self.next = seq + 1;
     }
 
+    /// How long ago the newest write was made (`None`: no write yet). While heartbeat writes
+    /// fail this grows, and a replica's lag cannot be known beyond it.
+    pub fn newest_age(&self, now: Instant) -> Option<Duration> {
+        self.writes.back().map(|(_, at)| now.saturating_duration_since(*at))
+    }
+
     /// The lag of a replica that shows sequence number `applied` (`None`: no heartbeat row yet),
     /// at `now`. `None` when nothing has been written yet (no basis for a figure).
     pub fn lag(&self, applied: Option<u64>, now: Instant) -> Option<Duration> {

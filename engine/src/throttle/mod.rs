@@ -223,7 +223,31 @@ pub async fn read_signals<D: Dialect>(
         let target = r.target();
         match bounded(cfg.signal_timeout, r.heartbeat_read(names)).await {
             Ok(applied) => {
-                let lag = log.lock().expect("heartbeat log").lag(applied, Instant::now());
+                let (lag, newest) = {
+                    let log = log.lock().expect("heartbeat log");
+                    (log.lag(applied, Instant::now()), log.newest_age(Instant::now()))
+                };
+                // Without recent heartbeat writes the lag cannot be known: that throttles too
+                // (a replica must never be assumed caught up because the primary stopped saying).
+                let stale_after = cfg.max_lag.max(cfg.heartbeat_interval * 10);
+                match newest {
+                    None => out.push(Reading {
+                        signal: format!("replica {target} lag unknown"),
+                        text: format!("replica {target} lag unknown: no heartbeat written on the primary yet"),
+                        over: true,
+                        critical: false,
+                    }),
+                    Some(age) if age > stale_after => out.push(Reading {
+                        signal: format!("replica {target} lag unknown"),
+                        text: format!(
+                            "replica {target} lag unknown: the last heartbeat write on the primary was {} ago (writes are failing)",
+                            fmt_secs(age)
+                        ),
+                        over: true,
+                        critical: false,
+                    }),
+                    Some(_) => {}
+                }
                 if let Some(lag) = lag {
                     out.push(Reading {
                         signal: format!("replica {target} lag"),

@@ -963,6 +963,7 @@ async fn a_lock_holding_transaction_delays_the_cut_over_which_succeeds_once_it_e
     assert!(max <= LOCK_TIMEOUT + MARGIN, "the application was blocked {max:?} (lock timeout {LOCK_TIMEOUT:?}): {report}");
 
     let mut expected = with_increments(&s.before, &p.increments);
+    drop(p);
     expected.push(vec![Some((CUT_OVER_ROWS + 1).to_string()), Some("1".into()), Some("written by the blocker".into())]);
     assert_eq!(snapshot(&s.db).await, altered(&expected));
     s.db.assert_clean(&["t"]).await;

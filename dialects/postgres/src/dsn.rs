@@ -118,7 +118,7 @@ impl Dsn {
                 config.password(p);
             }
         }
-        let params = TlsParams { sslmode: params.sslmode.or(env_sslmode), sslrootcert: params.sslrootcert.or(env_sslrootcert), ..params };
+        let params = TlsParams { sslmode: params.sslmode.or(env_sslmode), sslrootcert: params.sslrootcert.or(env_sslrootcert) };
         let mode = match params.sslmode.as_deref() {
             None => None,
             Some(m) => Some(SslMode::parse(m).ok_or_else(|| {

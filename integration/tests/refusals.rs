@@ -8,10 +8,9 @@
 //!
 //! Also: the dry run prints the plan and changes nothing.
 
-use std::process::Output;
-
 use mysql_async::prelude::Queryable;
 use shadowswap_engine::names::{char_len, Names};
+use shadowswap_integration::cli::{assert_refused, refused_unchanged};
 use shadowswap_integration::{last_error_line, run_cli, stderr, stdout, TestDb};
 
 /// Definition and rows of some tables, to compare before and after a run.
@@ -36,33 +35,11 @@ async fn assert_clean(db: &TestDb, tables: &[&str]) {
     db.assert_clean(&sorted).await;
 }
 
-/// Checks 1 and 2 on a finished run: exit status 1 and one error line containing every
-/// fragment of `expect`. Returns that line.
-fn check_refusal(out: &Output, expect: &[&str]) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "exit status; stdout:\n{}\nstderr:\n{err}", stdout(out));
-    assert!(!err.contains("panicked"), "a panic is not a refusal:\n{err}");
-    let line = last_error_line(out);
-    assert!(line.starts_with("shadowswap: error: "), "last stderr line is not the error line: {line:?}\nstderr:\n{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("shadowswap: error:")).count(), 1, "one error line:\n{err}");
-    for e in expect {
-        assert!(line.contains(e), "the error line lacks {e:?}:\n{line}");
-    }
-    line
-}
-
 /// Run `shadowswap alter --execute --table <table> --alter <alter> <extra…>` against `db` and check
-/// all four points; `tables` are the tables the test created (they must stay exactly as they were,
-/// and be the only ones). Returns the error line.
+/// all four points ([`refused_unchanged`]); `tables` are the tables the test created (they must stay
+/// exactly as they were, and be the only ones). Returns the error line.
 async fn refused(db: &TestDb, table: &str, alter: &str, extra: &[&str], tables: &[&str], expect: &[&str]) -> String {
-    let before = snapshot(db, tables).await;
-    let mut args = vec!["alter", "--dsn", &db.dsn, "--table", table, "--alter", alter, "--execute"];
-    args.extend_from_slice(extra);
-    let out = run_cli(&args, &[]).await;
-    let line = check_refusal(&out, expect);
-    assert_clean(db, tables).await;
-    assert_eq!(snapshot(db, tables).await, before, "the run changed the tables ({alter:?})");
-    line
+    refused_unchanged(&db.dsn, table, alter, extra, expect, || snapshot(db, tables), || assert_clean(db, tables)).await
 }
 
 /// A small table `t` with a primary key, an email column with one duplicate value, and NULLs.
@@ -97,7 +74,7 @@ async fn missing_database_in_dsn() {
     let db = table_t("ref_missing_db").await;
     let dsn = db.dsn.replace("ssw_ref_missing_db", "ssw_ref_missing_db_nosuch");
     let out = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
-    check_refusal(&out, &["database ssw_ref_missing_db_nosuch does not exist", "check the DSN"]);
+    assert_refused(&out, &["database ssw_ref_missing_db_nosuch does not exist", "check the DSN"]);
     let dbs: Vec<String> =
         db.pool.get_conn().await.unwrap().query("SHOW DATABASES LIKE 'ssw_ref_missing_db_nosuch'").await.unwrap();
     assert!(dbs.is_empty(), "the database was created");
@@ -287,7 +264,7 @@ async fn table_with_a_trigger_of_its_own() {
     let tables = ["audit", "t"];
     let before = snapshot(&db, &tables).await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
-    check_refusal(&out, &["has triggers of its own (t_audit)", "Drop them for the migration and recreate them afterwards"]);
+    assert_refused(&out, &["has triggers of its own (t_audit)", "Drop them for the migration and recreate them afterwards"]);
     assert_eq!(db.tables().await, ["audit", "t"]);
     assert_eq!(db.triggers().await, ["t_audit"], "exactly the user's trigger, nothing of ours");
     assert_eq!(snapshot(&db, &tables).await, before);
@@ -301,7 +278,7 @@ async fn leftover_capture_triggers_of_an_earlier_run() {
     let db = table_t("ref_leftover_trigger").await;
     db.exec("CREATE TRIGGER _t_ssw_upd AFTER UPDATE ON t FOR EACH ROW SET @x = 1").await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
-    check_refusal(&out, &["still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
+    assert_refused(&out, &["still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
     assert_eq!(db.tables().await, ["t"]);
     assert_eq!(db.triggers().await, ["_t_ssw_upd"]);
 }
@@ -362,7 +339,7 @@ async fn views_are_not_tables() {
     let db = table_t("ref_view").await;
     db.exec("CREATE VIEW v AS SELECT id, email FROM t").await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "v", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
-    check_refusal(&out, &["ssw_ref_view.v is a VIEW, not a table"]);
+    assert_refused(&out, &["ssw_ref_view.v is a VIEW, not a table"]);
     assert_eq!(db.tables().await, ["t", "v"]);
 }
 
@@ -380,7 +357,13 @@ async fn leftover_shadow_or_old_table() {
             &["t", leftover],
             &[
                 &format!("ssw_ref_leftovers.{leftover} already exists"),
-                "run `shadowswap cleanup` for this table, or drop or rename it",
+                // cleanup removes a leftover shadow, never an old table (it may be the only
+                // copy of the data as it was before an earlier swap).
+                if leftover == "_t_new" {
+                    "run `shadowswap cleanup` for this table, or drop or rename it"
+                } else {
+                    "the old table an earlier run kept?); drop or rename it first"
+                },
             ],
         )
         .await;
@@ -419,7 +402,7 @@ async fn new_unique_key_over_duplicate_data() {
     refused(&db, "t", "ADD UNIQUE KEY uk_email (email)", &[], &["t"], &expect).await;
     // The dry run finds them too.
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD UNIQUE KEY uk_email (email)"], &[]).await;
-    check_refusal(&out, &expect);
+    assert_refused(&out, &expect);
     // Two columns; NULLs never collide.
     db.exec("INSERT INTO t VALUES (5, 'cy@example.org', 7), (6, 'cy@example.org', 7), (7, NULL, 8), (8, NULL, 8)").await;
     refused(
@@ -487,9 +470,9 @@ async fn another_run_holds_the_table() {
     .await;
     // The dry run and cleanup respect it too.
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT"], &[]).await;
-    check_refusal(&out, &["another shadowswap run is working on"]);
+    assert_refused(&out, &["another shadowswap run is working on"]);
     let out = run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await;
-    check_refusal(&out, &["another shadowswap run is working on"]);
+    assert_refused(&out, &["another shadowswap run is working on"]);
     // Once it is released, the same run passes preflight: the lock was the only reason.
     let _: Option<i64> = holder.exec_first("SELECT RELEASE_LOCK(?)", (&lock,)).await.unwrap();
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT"], &[]).await;

@@ -555,7 +555,11 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
     );
     assert!(stopped_after < Duration::from_secs(3), "the backfill went on for {stopped_after:?} after replay paused");
     assert!((1.0..2.5).contains(&reported), "reported lag {reported} s when throttling began (max lag 1 s)");
-    assert!((reported - real).abs() < 0.5, "reported lag {reported} s, but replay was paused {real:.2} s before");
+    // The lag is at least the time since replay paused (within the heartbeat and check
+    // intervals); it can be more by whatever the standby already lagged before the pause, which
+    // under a loaded machine (the whole suite in parallel) is up to about a second.
+    assert!(reported >= real - 0.4, "reported lag {reported} s, but replay was paused {real:.2} s before");
+    assert!(reported <= real + 1.5, "reported lag {reported} s, but replay was paused only {real:.2} s before");
 
     // Stays paused while replay is paused (3 s more), and logs the pause once, not every check.
     tokio::time::sleep(Duration::from_secs(3)).await;

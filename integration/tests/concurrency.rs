@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use shadowswap_engine::runner::Outcome;
 use shadowswap_engine::{Phase, Runner};
-use shadowswap_integration::workload::{self, Model, OpKind, PhaseSource, TableSpec, Workload, WorkloadConfig};
+use shadowswap_integration::model::{assert_writes_during_backfill, migrate_under_writers, UnderWriters};
+use shadowswap_integration::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
 use shadowswap_integration::{fast_config, TestDb};
 
 struct Scenario {
@@ -48,46 +48,15 @@ async fn run(s: Scenario) -> Seen {
     // Writers are warmed up (connected, statements prepared) before the migration starts.
     writers.wait_for_ops(200).await.unwrap();
 
-    let started = Instant::now();
-    let result = runner.run(&db.table(&s.spec.name), s.alter).await;
-    let migration_secs = started.elapsed().as_secs_f64();
-    // Keep writing a moment on the new table, then stop.
-    let ops_at_swap = writers.ops();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let ops_after_swap = writers.ops() - ops_at_swap;
-    let stopped = writers.stop().await;
-    let summary = match (result, &stopped) {
-        (Ok(Outcome::Swapped(summary)), _) => summary,
-        (Ok(other), _) => panic!("[{}] expected a swap, got {other:?}", s.db),
-        (Err(e), Ok((_, report))) => panic!("[{}] migration failed: {e}\n{report}", s.db),
-        (Err(e), Err(w)) => panic!("[{}] migration failed: {e}\nand {w:#}", s.db),
-    };
-    let (model, report) = stopped.unwrap_or_else(|e| panic!("[{}] {e:#}", s.db));
-    eprintln!(
-        "[{}] migration {:.1} s: backfill {} rows in {} chunks ({:.1} s), checksum {:?} rows, cut-over {} attempt(s) {} ms; \
-         {} ops after run() returned",
-        s.db,
-        migration_secs,
-        summary.backfill.rows,
-        summary.backfill.chunks,
-        summary.backfill.elapsed.as_secs_f64(),
-        summary.rows_checksummed,
-        summary.cut_over.attempts,
-        summary.cut_over.swap_time.as_millis(),
-        ops_after_swap,
-    );
-    eprintln!("[{}] {report}", s.db);
+    let UnderWriters { model, report, ops_after_swap, .. } =
+        migrate_under_writers(s.db, &runner, &db.table(&s.spec.name), s.alter, writers).await;
 
     let verification = workload::verify(&db.pool, &model).await.unwrap();
     assert!(verification.ok(), "[{}] {verification}\nwriters: {report}", s.db);
     eprintln!("[{}] verification: {verification}", s.db);
 
     // The writers overlapped the copy (and the rest of the migration); otherwise this test proves nothing.
-    let in_backfill = report.ops_during(&Phase::Backfill.to_string());
-    assert!(in_backfill > 0, "[{}] no writer statement completed during the backfill: {report}", s.db);
-    for kind in [OpKind::Insert, OpKind::Update, OpKind::MoveDown, OpKind::MoveUp, OpKind::Delete] {
-        assert!(report.ops_of(kind) > 0, "[{}] no {kind:?} at all: {report}", s.db);
-    }
+    assert_writes_during_backfill(s.db, &report);
     assert!(ops_after_swap > 0, "[{}] no writes after the swap", s.db);
 
     // The ALTER is visible on every row, and nothing of shadowswap's is left.

@@ -4,10 +4,9 @@
 //! exit status 1 (2 for usage errors), and no password ever appears in the output, in text or
 //! JSON logs.
 
-use std::process::Output;
-
 use mysql_async::prelude::Queryable;
-use shadowswap_integration::{last_error_line, run_cli, server_dsn, stderr, stdout, TestDb};
+use shadowswap_integration::cli::{assert_fails, assert_never_shown};
+use shadowswap_integration::{run_cli, server_dsn, stderr, TestDb};
 
 /// Extra environment of one run.
 type Env<'a> = &'a [(&'a str, &'a str)];
@@ -17,26 +16,6 @@ fn host_port() -> String {
     let dsn = server_dsn();
     let rest = dsn.split_once("://").map_or(dsn.as_str(), |(_, r)| r);
     rest.rsplit_once('@').map_or(rest, |(_, hp)| hp).trim_end_matches('/').to_string()
-}
-
-/// Panics if `secret` appears anywhere in the run's stdout or stderr.
-fn assert_never_shown(out: &Output, secret: &str) {
-    for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
-        assert!(!text.contains(secret), "the password {secret:?} appears in {name}:\n{text}");
-    }
-}
-
-/// Exit status `code` and one error line, the last on stderr, containing every `expect`.
-fn assert_fails(out: &Output, code: i32, expect: &[&str]) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "exit status; stderr:\n{err}");
-    let line = last_error_line(out);
-    assert!(line.starts_with("shadowswap: error: "), "{line:?}\nstderr:\n{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("shadowswap: error:")).count(), 1, "{err}");
-    for e in expect {
-        assert!(line.contains(e), "the error line lacks {e:?}:\n{line}");
-    }
-    line
 }
 
 /// An account of the test's own, `user`@'%' with `password` and ALL on the test's database plus
@@ -181,7 +160,11 @@ async fn postgres_credentials_and_unknown_schemes() {
         &[("PGPASSWORD", "Pg-Pa55-sentinel")],
     )
     .await;
-    assert_fails(&out, 1, &["cannot connect to postgres://shadowswap@127.0.0.1:1/shadowswap", "check that the server is running"]);
+    assert_fails(
+        &out,
+        1,
+        &["cannot connect to postgres://shadowswap@127.0.0.1:1/shadowswap", "check that the server is running"],
+    );
     assert_never_shown(&out, "Pg-Pa55-sentinel");
     let out = run_cli(&["alter", "--dsn", "oracle://a:b@c/d", "--table", "t", "--alter", "FORCE"], &[]).await;
     assert_fails(&out, 2, &["--dsn must start with mysql:// or postgres://"]);

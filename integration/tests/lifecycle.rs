@@ -3,179 +3,38 @@
 //! columns, a new unique key meeting duplicates during the run, exit status and summary,
 //! progress lines, and a cut-over held up by a long transaction.
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
 use shadowswap_engine::{Error, Outcome, Runner};
-use shadowswap_integration::{fast_config, run_cli, shadowswap_bin, stderr, stdout, TestDb};
+use shadowswap_integration::cli::Spawned;
+use shadowswap_integration::{fast_config, postpone_flag, run_cli, stderr, stdout, TestDb};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A rebuild (a plain ADD COLUMN is instant on MariaDB 10.11).
 const ALTER: &str = "ADD COLUMN extra INT NULL, FORCE";
 
-/// The test table, with `rows` rows: `id` = `u` = 1..=rows.
-async fn seed(db: &TestDb, rows: u32) {
-    db.exec(&format!(
-        "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a VARCHAR(20) NOT NULL, u INT NOT NULL, pad VARCHAR(64) NOT NULL) \
-         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4; \
-         INSERT INTO t SELECT seq, CONCAT('a', seq), seq, REPEAT('x', 40) FROM seq_1_to_{rows}"
-    ))
-    .await;
-}
-
-/// The seeded columns of `table`, ordered by id (whatever columns the ALTER added are left out).
-async fn data(db: &TestDb, table: &str) -> Vec<(i64, String, i64, String)> {
-    let mut c = db.pool.get_conn().await.unwrap();
-    c.query(format!("SELECT id, a, u, pad FROM `{table}` ORDER BY id")).await.unwrap()
-}
-
-async fn count(db: &TestDb, table: &str) -> Option<u64> {
-    let mut c = db.pool.get_conn().await.unwrap();
-    c.query_first(format!("SELECT COUNT(*) FROM `{table}`")).await.ok().flatten()
-}
-
 fn alter_args<'a>(db: &'a TestDb, alter: &'a str) -> Vec<&'a str> {
     vec!["alter", "--dsn", &db.dsn, "--table", "t", "--alter", alter, "--execute"]
-}
-
-fn flag_file(name: &str) -> PathBuf {
-    let f = std::env::temp_dir().join(format!("shadowswap-{name}-{}.flag", std::process::id()));
-    std::fs::write(&f, b"postpone").unwrap();
-    f
 }
 
 fn capture_triggers() -> Vec<String> {
     ["_t_ssw_del", "_t_ssw_ins", "_t_ssw_upd"].map(String::from).to_vec()
 }
 
-/// The `shadowswap` binary running in the background, its stderr collected line by line.
-struct Spawned {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
-    stdout_reader: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Spawned {
-    fn new(args: &[&str]) -> Spawned {
-        let mut child = Command::new(shadowswap_bin())
-            .args(args)
-            .env_remove("MYSQL_PWD")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start shadowswap");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().unwrap();
-        let stderr_reader = std::thread::spawn({
-            let lines = lines.clone();
-            move || {
-                for line in BufReader::new(err).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
-        let mut out = child.stdout.take().unwrap();
-        let stdout_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        Spawned { child, stderr: lines, stderr_reader: Some(stderr_reader), stdout_reader: Some(stdout_reader) }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Wait until a stderr line contains `needle`; panics (with stderr) on timeout or exit.
-    async fn wait_for_stderr(&mut self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            if !self.running() {
-                // Let the reader drain what the process wrote last.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                    return;
-                }
-                panic!("shadowswap exited before logging {needle:?}:\n{}", self.stderr_text());
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} within {within:?}:\n{}", self.stderr_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Send `signal` (e.g. "TERM", "KILL").
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{signal} failed");
-    }
-
-    /// Wait for the exit; returns the status, stdout and stderr.
-    async fn finish(mut self, within: Duration) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "shadowswap still running after {within:?}:\n{}", self.stderr_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        self.stderr_reader.take().unwrap().join().unwrap();
-        let out = self.stdout_reader.take().unwrap().join().unwrap();
-        (status, out, self.stderr_text())
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        // A failing test must not leave a migration running.
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Wait until the shadow table holds at least `rows` rows: the backfill is under way.
-async fn wait_for_shadow_rows(db: &TestDb, cli: &mut Spawned, rows: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if count(db, "_t_new").await.is_some_and(|n| n >= rows) {
-            return;
-        }
-        assert!(cli.running(), "shadowswap exited early:\n{}", cli.stderr_text());
-        assert!(Instant::now() < deadline, "the backfill did not start:\n{}", cli.stderr_text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     let db = TestDb::new("lc_killed").await;
-    seed(&db, 3000).await;
-    let before = data(&db, "t").await;
+    db.seed_t(3000).await;
+    let before = db.seeded("t").await;
 
     let mut args = alter_args(&db, ALTER);
     args.extend(["--chunk-size", "1"]);
     let mut cli = Spawned::new(&args);
-    wait_for_shadow_rows(&db, &mut cli, 50).await;
+    db.wait_for_shadow_rows(&mut cli, 50).await;
     cli.signal("KILL");
     let (status, _, err) = cli.finish(Duration::from_secs(10)).await;
     assert_eq!(status.signal(), Some(9), "killed: {status:?}\n{err}");
@@ -183,8 +42,8 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     // What a killed run leaves (tables listed in the server's collation order): the triggers and a partial shadow; the original is untouched.
     assert_eq!(db.tables().await, ["t", "_t_new"]);
     assert_eq!(db.triggers().await, capture_triggers());
-    assert_eq!(data(&db, "t").await, before, "the original is unchanged");
-    let copied = count(&db, "_t_new").await.unwrap();
+    assert_eq!(db.seeded("t").await, before, "the original is unchanged");
+    let copied = db.count("_t_new").await.unwrap();
     assert!((50..3000).contains(&copied), "killed mid-backfill: {copied} rows copied");
 
     // The application keeps writing; the orphaned triggers still replay into the shadow.
@@ -195,13 +54,13 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
          DELETE FROM t WHERE id = 20",
     )
     .await;
-    let shadow = data(&db, "_t_new").await;
+    let shadow = db.seeded("_t_new").await;
     let find = |id: i64| shadow.iter().find(|r| r.0 == id).map(|r| r.1.clone());
     assert_eq!(find(5000).as_deref(), Some("new"));
     assert_eq!(find(10).as_deref(), Some("copied-upd"));
     assert_eq!(find(2990).as_deref(), Some("uncopied-upd"));
     assert_eq!(find(20), None);
-    let expected = data(&db, "t").await;
+    let expected = db.seeded("t").await;
     assert_eq!(expected.len(), 3000);
 
     let cleanup_args = ["cleanup", "--dsn", &db.dsn, "--table", "t"];
@@ -212,7 +71,7 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
         assert!(said.contains(name), "cleanup names {name}: {said}");
     }
     db.assert_clean(&["t"]).await;
-    assert_eq!(data(&db, "t").await, expected, "cleanup leaves the original's rows alone");
+    assert_eq!(db.seeded("t").await, expected, "cleanup leaves the original's rows alone");
 
     let out = run_cli(&cleanup_args, &[]).await;
     assert_eq!(out.status.code(), Some(0), "second cleanup: {}", stderr(&out));
@@ -222,20 +81,20 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     assert_eq!(out.status.code(), Some(0), "a new run after cleanup: {}", stderr(&out));
     db.assert_clean(&["t"]).await;
     assert!(db.create_table("t").await.contains("`extra`"));
-    assert_eq!(data(&db, "t").await, expected);
+    assert_eq!(db.seeded("t").await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_backfill_removes_what_the_run_created_and_exits_130() {
     let db = TestDb::new("lc_sigterm").await;
-    seed(&db, 3000).await;
-    let before = data(&db, "t").await;
+    db.seed_t(3000).await;
+    let before = db.seeded("t").await;
     let ddl = db.create_table("t").await;
 
     let mut args = alter_args(&db, ALTER);
     args.extend(["--chunk-size", "1"]);
     let mut cli = Spawned::new(&args);
-    wait_for_shadow_rows(&db, &mut cli, 50).await;
+    db.wait_for_shadow_rows(&mut cli, 50).await;
     cli.signal("TERM");
     let (status, _, err) = cli.finish(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(130), "{err}");
@@ -243,15 +102,15 @@ async fn sigterm_mid_backfill_removes_what_the_run_created_and_exits_130() {
 
     db.assert_clean(&["t"]).await;
     assert_eq!(db.create_table("t").await, ddl);
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postpone_flag_file_holds_the_cut_over_in_sync_until_removed() {
     let db = TestDb::new("lc_postpone").await;
-    seed(&db, 200).await;
+    db.seed_t(200).await;
     let ddl = db.create_table("t").await;
-    let flag = flag_file(&db.name);
+    let flag = postpone_flag(&db.name);
 
     let mut args = alter_args(&db, ALTER);
     let flag_arg = flag.display().to_string();
@@ -275,8 +134,8 @@ async fn postpone_flag_file_holds_the_cut_over_in_sync_until_removed() {
         ))
         .await;
     }
-    let expected = data(&db, "t").await;
-    assert_eq!(data(&db, "_t_new").await, expected, "the shadow is in sync");
+    let expected = db.seeded("t").await;
+    assert_eq!(db.seeded("_t_new").await, expected, "the shadow is in sync");
 
     std::fs::remove_file(&flag).unwrap();
     let removed = Instant::now();
@@ -286,15 +145,15 @@ async fn postpone_flag_file_holds_the_cut_over_in_sync_until_removed() {
     assert!(out.contains("swapped"), "{out}");
     db.assert_clean(&["t"]).await;
     assert!(db.create_table("t").await.contains("`extra` int(11) DEFAULT NULL"));
-    assert_eq!(data(&db, "t").await, expected);
+    assert_eq!(db.seeded("t").await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_old_table_keeps_the_original_definition_and_rows() {
     let db = TestDb::new("lc_keep_old").await;
-    seed(&db, 100).await;
+    db.seed_t(100).await;
     let ddl = db.create_table("t").await;
-    let before = data(&db, "t").await;
+    let before = db.seeded("t").await;
 
     let mut args = alter_args(&db, ALTER);
     args.push("--keep-old-table");
@@ -304,30 +163,30 @@ async fn keep_old_table_keeps_the_original_definition_and_rows() {
 
     db.assert_clean(&["t", "_t_old"]).await;
     assert_eq!(db.create_table("_t_old").await, ddl.replacen("CREATE TABLE `t`", "CREATE TABLE `_t_old`", 1));
-    assert_eq!(data(&db, "_t_old").await, before);
+    assert_eq!(db.seeded("_t_old").await, before);
     assert!(db.create_table("t").await.contains("`extra`"));
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_table_is_dropped_by_default() {
     let db = TestDb::new("lc_drop_old").await;
-    seed(&db, 100).await;
-    let before = data(&db, "t").await;
+    db.seed_t(100).await;
+    let before = db.seeded("t").await;
 
     let out = run_cli(&alter_args(&db, ALTER), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("old table dropped"), "{}", stdout(&out));
     db.assert_clean(&["t"]).await;
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renamed_column_carries_its_data_with_approval() {
     let db = TestDb::new("lc_rename").await;
-    seed(&db, 100).await;
+    db.seed_t(100).await;
     db.exec("UPDATE t SET a = 'é🦀 ' WHERE id = 7").await;
-    let before: Vec<(i64, String)> = data(&db, "t").await.into_iter().map(|r| (r.0, r.1)).collect();
+    let before: Vec<(i64, String)> = db.seeded("t").await.into_iter().map(|r| (r.0, r.1)).collect();
 
     let mut args = alter_args(&db, "CHANGE a b VARCHAR(20)");
     args.push("--approve-renamed-columns");
@@ -342,34 +201,32 @@ async fn renamed_column_carries_its_data_with_approval() {
     assert_eq!(after, before);
 }
 
-/// An in-process run over the 3,000-row table copying one row per chunk, so the test can write
-/// while the backfill is still far from the end.
-fn slow_runner(db_dialect: Arc<shadowswap_mysql::MySql>) -> Arc<Runner<shadowswap_mysql::MySql>> {
+/// A fresh 3,000-row table `t` (`name`: the database) and an in-process run adding unique key
+/// `uk_u (u)` one row per chunk, returned once it copied 20 rows and is still far from row 2000:
+/// the test can write while the backfill goes on.
+async fn unique_key_run_under_way(name: &str) -> (TestDb, JoinHandle<shadowswap_engine::Result<Outcome>>) {
+    let db = TestDb::new(name).await;
+    db.seed_t(3000).await;
     let mut cfg = fast_config();
     cfg.copy.fixed_chunk_rows = Some(1);
-    Arc::new(Runner::new(db_dialect, cfg))
-}
-
-async fn wait_rows_copied(runner: &Runner<shadowswap_mysql::MySql>, rows: u64) {
+    let runner = Arc::new(Runner::new(db.dialect().await, cfg));
     let mut progress = runner.progress();
-    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|p| p.rows_copied > rows))
-        .await
-        .expect("the backfill makes progress")
-        .expect("progress channel open");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_unique_key_fails_on_a_duplicate_that_appears_during_the_backfill() {
-    let db = TestDb::new("lc_uk_backstop").await;
-    seed(&db, 3000).await;
-    let runner = slow_runner(db.dialect().await);
     let run = tokio::spawn({
         let (runner, table) = (runner.clone(), db.table("t"));
         async move { runner.run(&table, "ADD UNIQUE KEY uk_u (u)").await }
     });
-    wait_rows_copied(&runner, 20).await;
+    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|p| p.rows_copied > 20))
+        .await
+        .expect("the backfill makes progress")
+        .expect("progress channel open");
     let copied_upto: i64 = db.scalar("SELECT MAX(id) FROM _t_new").await;
-    assert!(copied_upto < 2000, "row 2900 must not be copied yet (copied up to {copied_upto})");
+    assert!(copied_upto < 2000, "rows from 2000 on must not be copied yet (copied up to {copied_upto})");
+    (db, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_unique_key_fails_on_a_duplicate_that_appears_during_the_backfill() {
+    let (db, run) = unique_key_run_under_way("lc_uk_backstop").await;
 
     // Row 5 is copied: the trigger rewrites it in the shadow with u = 2900, which no shadow row
     // has yet. The original now holds u = 2900 twice; preflight could not have seen it.
@@ -388,7 +245,7 @@ async fn new_unique_key_fails_on_a_duplicate_that_appears_during_the_backfill() 
     assert!(msg.contains("uk_u") && msg.contains("2900"), "{msg}");
 
     db.assert_clean(&["t"]).await;
-    let rows = data(&db, "t").await;
+    let rows = db.seeded("t").await;
     assert_eq!(rows.len(), 3000, "no row lost");
     for (id, a, u, pad) in rows {
         let expected_u = if id == 5 { 2900 } else { id };
@@ -398,17 +255,8 @@ async fn new_unique_key_fails_on_a_duplicate_that_appears_during_the_backfill() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_violating_the_new_unique_key_is_rejected_not_lost() {
-    let db = TestDb::new("lc_uk_reject").await;
-    seed(&db, 3000).await;
-    let runner = slow_runner(db.dialect().await);
-    let run = tokio::spawn({
-        let (runner, table) = (runner.clone(), db.table("t"));
-        async move { runner.run(&table, "ADD UNIQUE KEY uk_u (u)").await }
-    });
-    wait_rows_copied(&runner, 20).await;
-    let copied_upto: i64 = db.scalar("SELECT MAX(id) FROM _t_new").await;
-    assert!(copied_upto < 2000, "copied up to {copied_upto}");
-    let before = data(&db, "t").await;
+    let (db, run) = unique_key_run_under_way("lc_uk_reject").await;
+    let before = db.seeded("t").await;
 
     // Each statement gives a row the `u` of an already copied row: the capture trigger's insert
     // into the shadow hits uk_u, so the application's statement fails as a whole.
@@ -426,25 +274,25 @@ async fn a_write_violating_the_new_unique_key_is_rejected_not_lost() {
             other => panic!("{stmt}: expected error 1062, got {other:?}"),
         }
     }
-    assert_eq!(data(&db, "t").await, before, "the rejected statements changed nothing");
+    assert_eq!(db.seeded("t").await, before, "the rejected statements changed nothing");
 
     // Writes that keep u unique go through.
     app.query_drop("UPDATE t SET u = 100000, a = 'moved' WHERE id = 7").await.unwrap();
     app.query_drop("INSERT INTO t VALUES (5001, 'new', 5001, 'p')").await.unwrap();
     drop(app);
-    let expected = data(&db, "t").await;
+    let expected = db.seeded("t").await;
 
     let outcome = tokio::time::timeout(Duration::from_secs(120), run).await.expect("run ends").unwrap();
     assert!(matches!(outcome, Ok(Outcome::Swapped(_))), "{outcome:?}");
     db.assert_clean(&["t"]).await;
     assert!(db.create_table("t").await.contains("UNIQUE KEY `uk_u` (`u`)"));
-    assert_eq!(data(&db, "t").await, expected);
+    assert_eq!(db.seeded("t").await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_status_and_summary_in_text_and_json() {
     let db = TestDb::new("lc_summary").await;
-    seed(&db, 100).await;
+    db.seed_t(100).await;
 
     let out = run_cli(&alter_args(&db, ALTER), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -477,7 +325,7 @@ async fn exit_status_and_summary_in_text_and_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_logged_when_stderr_is_not_a_terminal() {
     let db = TestDb::new("lc_progress").await;
-    seed(&db, 3000).await;
+    db.seed_t(3000).await;
     let mut args = alter_args(&db, ALTER);
     args.extend(["--chunk-size", "1"]);
     let started = Instant::now();
@@ -490,35 +338,15 @@ async fn progress_is_logged_when_stderr_is_not_a_terminal() {
     assert!(line.contains("rows/s") && line.contains(" rows=") && line.contains("rows_per_s="), "{line}");
 }
 
-/// Another session running `sql` (a statement on `t`) every 100 ms until stopped; returns the
-/// longest wait and how many ran.
-fn probe_latency(db: &TestDb, sql: &'static str, stop: CancellationToken) -> tokio::task::JoinHandle<(Duration, u32)> {
-    let pool = db.pool.clone();
-    tokio::spawn(async move {
-        let mut c = pool.get_conn().await.unwrap();
-        let (mut longest, mut n) = (Duration::ZERO, 0u32);
-        while !stop.is_cancelled() {
-            let t0 = Instant::now();
-            c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            longest = longest.max(t0.elapsed());
-            n += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        (longest, n)
-    })
-}
-
 /// The application's plain read, and a write to a row no blocker holds (a no-op, so the data
-/// stays as it was).
+/// stays as it was), each run every [`PROBE_EVERY`] by another session.
 const PROBE_READ: &str = "SELECT COUNT(*) FROM t";
 const PROBE_WRITE: &str = "UPDATE t SET u = u WHERE id = 2";
+const PROBE_EVERY: Duration = Duration::from_millis(100);
 
-/// A session with an open transaction on `t`, holding `t`'s metadata lock until it ends.
-async fn hold_table(db: &TestDb, stmt: &str) -> Conn {
-    let mut c = db.pool.get_conn().await.unwrap();
-    c.query_drop("START TRANSACTION").await.unwrap();
-    c.query_drop(stmt).await.unwrap();
-    c
+/// The longest of a probe's waits, and how many ran.
+fn longest(latencies: Vec<Duration>) -> (Duration, usize) {
+    (latencies.iter().max().copied().unwrap_or_default(), latencies.len())
 }
 
 /// Start a run that waits postponed, so the test can take its lock after the triggers exist
@@ -553,18 +381,18 @@ const QUEUED: Duration = Duration::from_millis(300);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_over_blocked_by_a_long_transaction_fails_cleanly_after_its_retries() {
     let db = TestDb::new("lc_cutover_fail").await;
-    seed(&db, 200).await;
-    let before = data(&db, "t").await;
+    db.seed_t(200).await;
+    let before = db.seeded("t").await;
     let ddl = db.create_table("t").await;
-    let flag = flag_file(&db.name);
+    let flag = postpone_flag(&db.name);
     let mut cli = postponed_run(&db, &flag, "2").await;
 
     // A locking read left open: it holds the metadata lock on `t` that RENAME TABLE needs, so
     // every cut-over attempt waits on `t`, and statements on `t` queue behind the attempt.
-    let mut blocker = hold_table(&db, "SELECT id FROM t WHERE id = 1 FOR UPDATE").await;
+    let (mut blocker, _) = db.open_transaction("SELECT id FROM t WHERE id = 1 FOR UPDATE").await;
     let stop = CancellationToken::new();
-    let reads = probe_latency(&db, PROBE_READ, stop.clone());
-    let writes = probe_latency(&db, PROBE_WRITE, stop.clone());
+    let reads = db.probe(PROBE_READ, PROBE_EVERY, stop.clone());
+    let writes = db.probe(PROBE_WRITE, PROBE_EVERY, stop.clone());
     std::fs::remove_file(&flag).unwrap();
     cli.wait_for_stderr("attempt=3", Duration::from_secs(60)).await;
     // The run gives up; its undo (dropping the triggers) needs the same lock, so the
@@ -581,7 +409,7 @@ async fn cut_over_blocked_by_a_long_transaction_fails_cleanly_after_its_retries(
     assert!(last.contains("long transaction") && last.contains("SHOW PROCESSLIST"), "says what to do: {last}");
 
     for (what, probe) in [("SELECT", reads), ("UPDATE", writes)] {
-        let (longest, n) = probe.await.unwrap();
+        let (longest, n) = longest(probe.await.unwrap());
         assert!(n >= 5, "{n} probes");
         assert!(longest >= QUEUED, "a {what} ran during an attempt and queued behind it ({longest:?})");
         assert!(longest <= LOCK_TIMEOUT + MARGIN, "a plain {what} waited {longest:?} behind a cut-over attempt");
@@ -589,25 +417,25 @@ async fn cut_over_blocked_by_a_long_transaction_fails_cleanly_after_its_retries(
 
     db.assert_clean(&["t"]).await;
     assert_eq!(db.create_table("t").await, ddl);
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
     db.exec("INSERT INTO t VALUES (9999, 'after', 9999, 'p'); UPDATE t SET a = 'after' WHERE id = 2").await;
-    assert_eq!(count(&db, "t").await, Some(201), "the original still serves");
+    assert_eq!(db.count("t").await, Some(201), "the original still serves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_over_retries_until_the_long_transaction_commits() {
     let db = TestDb::new("lc_cutover_retry").await;
-    seed(&db, 200).await;
-    let flag = flag_file(&db.name);
+    db.seed_t(200).await;
+    let flag = postpone_flag(&db.name);
     let mut cli = postponed_run(&db, &flag, "10").await;
 
     // An uncommitted write: through the capture trigger it also holds the shadow's metadata
     // lock, which RENAME TABLE requests first, so attempts wait on the shadow; writes to `t`
     // (whose triggers open the shadow) queue behind them, plain reads of `t` do not.
-    let mut blocker = hold_table(&db, "UPDATE t SET a = 'blocker' WHERE id = 1").await;
+    let (mut blocker, _) = db.open_transaction("UPDATE t SET a = 'blocker' WHERE id = 1").await;
     let stop = CancellationToken::new();
-    let reads = probe_latency(&db, PROBE_READ, stop.clone());
-    let writes = probe_latency(&db, PROBE_WRITE, stop.clone());
+    let reads = db.probe(PROBE_READ, PROBE_EVERY, stop.clone());
+    let writes = db.probe(PROBE_WRITE, PROBE_EVERY, stop.clone());
     std::fs::remove_file(&flag).unwrap();
     cli.wait_for_stderr("attempt=1", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -625,7 +453,7 @@ async fn cut_over_retries_until_the_long_transaction_commits() {
         .unwrap_or_else(|| panic!("attempts in the summary: {out}"));
     assert!(attempts >= 2, "the first attempt timed out: {out}");
     for (what, probe) in [("SELECT", reads), ("UPDATE", writes)] {
-        let (longest, _) = probe.await.unwrap();
+        let (longest, _) = longest(probe.await.unwrap());
         assert!(longest <= LOCK_TIMEOUT + MARGIN, "a plain {what} waited {longest:?} behind a cut-over attempt");
         if what == "UPDATE" {
             assert!(longest >= QUEUED, "an UPDATE ran during an attempt and queued behind it ({longest:?})");
@@ -634,7 +462,7 @@ async fn cut_over_retries_until_the_long_transaction_commits() {
 
     db.assert_clean(&["t"]).await;
     assert!(db.create_table("t").await.contains("`extra`"));
-    let rows = data(&db, "t").await;
+    let rows = db.seeded("t").await;
     assert_eq!(rows.len(), 200);
     assert_eq!(rows[0].1, "blocker", "the blocking transaction's committed write is in the new table");
 }

@@ -12,14 +12,11 @@
 //! once per write then, and after the swap, on the new table. Afterwards every dependent object
 //! is checked against the new table, by behaviour and in the catalog.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use shadowswap_integration::cli::Spawned;
 use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::shadowswap_bin;
+use shadowswap_integration::postpone_flag;
 
 /// The ALTER: a column with a default and a new CHECK constraint; every existing object stays.
 const ALTER: &str = "ADD COLUMN note text NOT NULL DEFAULT 'none', ADD CONSTRAINT t_note_len CHECK (length(note) < 100)";
@@ -167,115 +164,11 @@ async fn triggers_on(db: &PgTestDb, table: &str) -> Vec<String> {
     .collect()
 }
 
-fn flag_file(name: &str) -> PathBuf {
-    let f = std::env::temp_dir().join(format!("shadowswap-{name}-{}.flag", std::process::id()));
-    std::fs::write(&f, b"postpone").unwrap();
-    f
-}
-
-/// The `shadowswap` binary running in the background, its stderr collected line by line.
-struct Spawned {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-    stdout: Arc<Mutex<String>>,
-}
-
-impl Spawned {
-    fn new(args: &[&str]) -> Spawned {
-        let mut child = Command::new(shadowswap_bin())
-            .args(args)
-            .env_remove("PGPASSWORD")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start shadowswap");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let readers = vec![
-            std::thread::spawn({
-                let lines = lines.clone();
-                move || {
-                    for line in BufReader::new(err).lines() {
-                        let Ok(line) = line else { break };
-                        lines.lock().unwrap().push(line);
-                    }
-                }
-            }),
-            std::thread::spawn({
-                let stdout = stdout.clone();
-                move || {
-                    let mut s = String::new();
-                    let _ = out.read_to_string(&mut s);
-                    *stdout.lock().unwrap() = s;
-                }
-            }),
-        ];
-        Spawned { child, stderr: lines, readers, stdout }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    /// Wait until a stderr line contains `needle`; panics (with stderr) on timeout or exit.
-    async fn wait_for_stderr(&mut self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            if self.child.try_wait().unwrap().is_some() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                assert!(
-                    self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)),
-                    "shadowswap exited before logging {needle:?}:\n{}",
-                    self.stderr_text()
-                );
-                return;
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} within {within:?}:\n{}", self.stderr_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Wait for the exit: status, stdout, stderr.
-    async fn finish(mut self, within: Duration) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "shadowswap still running after {within:?}:\n{}", self.stderr_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        for r in self.readers.drain(..) {
-            r.join().unwrap();
-        }
-        let out = self.stdout.lock().unwrap().clone();
-        (status, out, self.stderr_text())
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        // A failing test must not leave a migration running.
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Run the migration through the CLI, postponed; while it waits, write to the table (each write
 /// fires the user's trigger once) and check the capture kept the shadow in sync and did not fire
 /// the user's trigger a second time. Returns after the swap; `extra` are more CLI arguments.
 async fn migrate_with_writes_while_postponed(db: &PgTestDb, extra: &[&str]) -> String {
-    let flag = flag_file(&db.name);
+    let flag = postpone_flag(&db.name);
     let flag_arg = flag.display().to_string();
     let mut args = vec!["alter", "--dsn", &db.dsn, "--table", "t", "--alter", ALTER, "--execute"];
     args.extend(["--postpone-cut-over-flag-file", &flag_arg, "--chunk-size", "7"]);

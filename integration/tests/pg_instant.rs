@@ -2,8 +2,9 @@
 //! the table, and `--attempt-instant-ddl` applies a metadata-only ALTER in place (the table keeps
 //! its OID and storage) while anything else is still copied (new OID) with the same guarantees.
 
+use shadowswap_integration::cli::run_alter;
 use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::{run_cli, stderr, stdout};
+use shadowswap_integration::{stderr, stdout};
 
 async fn storage(db: &PgTestDb) -> (String, String) {
     let r = db.text_rows("SELECT oid::text, relfilenode::text FROM pg_class WHERE oid = 'public.t'::regclass").await;
@@ -30,7 +31,7 @@ async fn dry_run_tells_metadata_only_from_rewrites_and_scans() {
     ];
     let before = storage(&db).await;
     for (spec, expected) in cases {
-        let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", spec], &[]).await;
+        let out = run_alter(&db.dsn, "t", spec, &[]).await;
         assert_eq!(out.status.code(), Some(0), "{spec}: {}", stderr(&out));
         assert!(stdout(&out).contains(expected), "{spec}: expected {expected:?} in\n{}", stdout(&out));
     }
@@ -45,21 +46,7 @@ async fn attempt_instant_ddl_alters_in_place_or_copies() {
     let data = db.text_rows(rows).await;
 
     let before = storage(&db).await;
-    let out = run_cli(
-        &[
-            "alter",
-            "--dsn",
-            &db.dsn,
-            "--table",
-            "t",
-            "--alter",
-            "ADD COLUMN c int DEFAULT 7",
-            "--execute",
-            "--attempt-instant-ddl",
-        ],
-        &[],
-    )
-    .await;
+    let out = run_alter(&db.dsn, "t", "ADD COLUMN c int DEFAULT 7", &["--execute", "--attempt-instant-ddl"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("in place (metadata only)"), "{}", stdout(&out));
     assert_eq!(storage(&db).await, before, "in place: same table, same storage");
@@ -67,21 +54,7 @@ async fn attempt_instant_ddl_alters_in_place_or_copies() {
     assert_eq!(db.text_rows("SELECT count(*) FROM t WHERE c = 7").await[0][0].as_deref(), Some("2000"));
 
     // A rewriting ALTER is copied even with the flag: a new table (OID) with the same rows.
-    let out = run_cli(
-        &[
-            "alter",
-            "--dsn",
-            &db.dsn,
-            "--table",
-            "t",
-            "--alter",
-            "ALTER COLUMN n TYPE bigint",
-            "--execute",
-            "--attempt-instant-ddl",
-        ],
-        &[],
-    )
-    .await;
+    let out = run_alter(&db.dsn, "t", "ALTER COLUMN n TYPE bigint", &["--execute", "--attempt-instant-ddl"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("swapped"), "{}", stdout(&out));
     assert_ne!(storage(&db).await.0, before.0, "copied: the table is the new one");

@@ -14,15 +14,14 @@
 //! copy can find undo what the run created, and a run killed mid-backfill leaves exactly what
 //! `shadowswap cleanup` removes.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use shadowswap_engine::names::{byte_len, Names};
+use shadowswap_integration::cli::{assert_refused, run_alter, Spawned, Unchanged};
 use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::{last_error_line, run_cli, shadowswap_bin, stderr, stdout};
+use shadowswap_integration::{run_cli, stderr, stdout};
 
 /// Definition and rows of some tables, to compare before and after a run.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,33 +69,18 @@ async fn assert_clean(db: &PgTestDb, tables: &[&str]) {
     assert!(db.capture_leftovers().await.is_empty(), "capture objects left: {:?}", db.capture_leftovers().await);
 }
 
-/// Checks 1 and 2 on a finished run: exit status 1 and one error line containing every fragment
-/// of `expect`. Returns that line.
-fn check_refusal(out: &Output, expect: &[&str]) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "exit status; stdout:\n{}\nstderr:\n{err}", stdout(out));
-    assert!(!err.contains("panicked"), "a panic is not a refusal:\n{err}");
-    let line = last_error_line(out);
-    assert!(line.starts_with("shadowswap: error: "), "last stderr line is not the error line: {line:?}\nstderr:\n{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("shadowswap: error:")).count(), 1, "one error line:\n{err}");
-    for e in expect {
-        assert!(line.contains(e), "the error line lacks {e:?}:\n{line}");
-    }
-    line
+/// Run `shadowswap alter --execute --table <table> --alter <alter> <extra…>` against `db` and
+/// check all four points ([`Unchanged::refused`]); `tables` are the tables the test created (they
+/// must stay exactly as they were, and be the only ones). Returns the error line.
+async fn refused(db: &PgTestDb, table: &str, alter: &str, extra: &[&str], tables: &[&str], expect: &[&str]) -> String {
+    let checks = Unchanged { snapshot: || snapshot(db, tables), assert_clean: || assert_clean(db, tables) };
+    checks.refused(&db.dsn, table, alter, extra, expect).await
 }
 
-/// Run `shadowswap alter --execute --table <table> --alter <alter> <extra…>` against `db` and
-/// check all four points; `tables` are the tables the test created (they must stay exactly as
-/// they were, and be the only ones). Returns the error line.
-async fn refused(db: &PgTestDb, table: &str, alter: &str, extra: &[&str], tables: &[&str], expect: &[&str]) -> String {
-    let before = snapshot(db, tables).await;
-    let mut args = vec!["alter", "--dsn", &db.dsn, "--table", table, "--alter", alter, "--execute"];
-    args.extend_from_slice(extra);
-    let out = run_cli(&args, &[]).await;
-    let line = check_refusal(&out, expect);
-    assert_clean(db, tables).await;
-    assert_eq!(snapshot(db, tables).await, before, "the run changed the tables ({alter:?})");
-    line
+/// A dry run of `alter` on `t` ([`Unchanged::dry_run`]): it must pass and change nothing.
+async fn dry_run(db: &PgTestDb, alter: &str, extra: &[&str]) -> Output {
+    let checks = Unchanged { snapshot: || snapshot(db, &["t"]), assert_clean: || assert_clean(db, &["t"]) };
+    checks.dry_run(&db.dsn, "t", alter, extra).await
 }
 
 /// A small table `t` with a primary key, an email column with one duplicate value, NULLs, a
@@ -127,7 +111,7 @@ async fn missing_table_schema_or_database() {
 
     let dsn = db.dsn.replace("ssw_pgref_missing", "ssw_pgref_missing_nosuch");
     let out = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", "ADD COLUMN c int", "--execute"], &[]).await;
-    check_refusal(&out, &["database ssw_pgref_missing_nosuch does not exist", "check the DSN"]);
+    assert_refused(&out, &["database ssw_pgref_missing_nosuch does not exist", "check the DSN"]);
     assert!(
         db.text_rows("SELECT 1 FROM pg_database WHERE datname = 'ssw_pgref_missing_nosuch'").await.is_empty(),
         "the database was created"
@@ -355,7 +339,7 @@ async fn new_unique_key_over_duplicate_data() {
     // The dry run finds them too.
     let out =
         run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD CONSTRAINT uk_email UNIQUE (email)"], &[]).await;
-    check_refusal(&out, &expect);
+    assert_refused(&out, &expect);
     // Two columns; NULLs never collide.
     db.exec("INSERT INTO t (id, email, n) VALUES (5, 'cy@example.org', 7), (6, 'cy@example.org', 7), (7, NULL, 8), (8, NULL, 8)")
         .await;
@@ -414,9 +398,9 @@ async fn another_run_holds_the_table() {
     refused(&db, "t", "ADD COLUMN c int", &[], &["t"], &expect).await;
     // The dry run and cleanup respect it too.
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c int"], &[]).await;
-    check_refusal(&out, &expect);
+    assert_refused(&out, &expect);
     let out = run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await;
-    check_refusal(&out, &expect);
+    assert_refused(&out, &expect);
     // Another table is not held up by it.
     db.exec("CREATE TABLE t2 (id int PRIMARY KEY)").await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t2", "--alter", "ADD COLUMN c int"], &[]).await;
@@ -498,7 +482,7 @@ async fn published_unlogged_and_temporary_tables() {
         &[],
     )
     .await;
-    check_refusal(&out, &[&format!("{schema}.tmp is a temporary table"), "migrate it with a plain ALTER TABLE"]);
+    assert_refused(&out, &[&format!("{schema}.tmp is a temporary table"), "migrate it with a plain ALTER TABLE"]);
     assert_eq!(
         db.text_rows("SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'").await,
         [[Some("1".to_string())]]
@@ -589,21 +573,9 @@ async fn columns_other_objects_use() {
         refused(&db, table, spec, extra, &tables, &[&expect, remedy]).await;
     }
     // Columns nobody else uses are free to change.
-    let out = run_cli(
-        &[
-            "alter",
-            "--dsn",
-            &db.dsn,
-            "--table",
-            "t",
-            "--alter",
-            "ALTER COLUMN k TYPE bigint, DROP COLUMN free",
-            "--approve-renamed-columns",
-            "--execute",
-        ],
-        &[],
-    )
-    .await;
+    let out =
+        run_alter(&db.dsn, "t", "ALTER COLUMN k TYPE bigint, DROP COLUMN free", &["--approve-renamed-columns", "--execute"])
+            .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(db.text_rows("SELECT id, n FROM v ORDER BY id").await.len(), 2);
 }
@@ -629,7 +601,7 @@ async fn leftovers_of_an_earlier_run() {
     db.exec("CREATE FUNCTION _t_ssw_upd() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$").await;
     let before = snapshot(&db, &["t"]).await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c int", "--execute"], &[]).await;
-    check_refusal(&out, &["public.t still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
+    assert_refused(&out, &["public.t still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
     assert_eq!(db.capture_leftovers().await, ["_t_ssw_upd"], "exactly the old function, nothing new");
     assert_eq!(snapshot(&db, &["t"]).await, before);
     let out = run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await;
@@ -642,10 +614,8 @@ async fn leftovers_of_an_earlier_run() {
 async fn dry_run_changes_nothing() {
     let db = table_t("pgref_dry_run").await;
     db.exec("ANALYZE t").await;
-    let before = snapshot(&db, &["t"]).await;
     let spec = "ADD COLUMN note varchar(20), DROP COLUMN n, ADD CONSTRAINT t_note_uq UNIQUE (note)";
-    let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", spec], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = dry_run(&db, spec, &[]).await;
     let plan = stdout(&out);
     for expect in [
         "table:          public.t\n",
@@ -669,64 +639,10 @@ async fn dry_run_changes_nothing() {
         assert!(plan.contains(expect), "the plan lacks {expect:?}:\n{plan}");
     }
     assert!(!stderr(&out).contains("ERROR"), "{}", stderr(&out));
-    assert_clean(&db, &["t"]).await;
-    assert_eq!(snapshot(&db, &["t"]).await, before);
 
     // A rename, approved, shows up in the mapping; still nothing changes.
-    let out = run_cli(
-        &["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "RENAME COLUMN n TO amount", "--approve-renamed-columns"],
-        &[],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = dry_run(&db, "RENAME COLUMN n TO amount", &["--approve-renamed-columns"]).await;
     assert!(stdout(&out).contains("  amount <- n (renamed)\n"), "{}", stdout(&out));
-    assert_clean(&db, &["t"]).await;
-    assert_eq!(snapshot(&db, &["t"]).await, before);
-}
-
-/// The `shadowswap` binary running in the background, its stderr collected line by line.
-struct Spawned {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Spawned {
-    fn new(args: &[&str]) -> Spawned {
-        let mut child = Command::new(shadowswap_bin())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start shadowswap");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn({
-            let lines = lines.clone();
-            move || {
-                for line in BufReader::new(err).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
-        Spawned { child, stderr: lines }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        // A failing test must not leave a migration running.
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// The killed-run test's rows, ordered by id.
@@ -751,15 +667,11 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     let before = data(&db).await;
 
     let args = ["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN extra int", "--execute", "--chunk-size", "1"];
-    let mut cli = Spawned::new(&args);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while shadow_rows(&db).await.unwrap_or(0) < 50 {
-        assert!(cli.child.try_wait().unwrap().is_none(), "shadowswap exited early:\n{}", cli.stderr_text());
-        assert!(Instant::now() < deadline, "the backfill did not start:\n{}", cli.stderr_text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cli.child.kill().unwrap(); // SIGKILL: no chance to clean up
-    let status = cli.child.wait().unwrap();
+    let mut cli = Spawned::new(args);
+    let copying = || async { shadow_rows(&db).await.unwrap_or(0) >= 50 };
+    cli.wait_until(Duration::from_secs(60), "the backfill did not start", copying).await;
+    cli.signal("KILL"); // SIGKILL: no chance to clean up
+    let (status, _, _) = cli.finish(Duration::from_secs(10)).await;
     assert_eq!(status.signal(), Some(9), "killed: {status:?}");
 
     // What a killed run leaves: the capture functions and triggers, and a partial shadow; the

@@ -12,12 +12,12 @@
 //! only log in over TLS. Failures are one clear line, without the password.
 
 use std::path::PathBuf;
-use std::process::Output;
 use std::time::Duration;
 
 use shadowswap_engine::dialect::Dialect;
+use shadowswap_integration::cli::{assert_fails, assert_never_shown};
 use shadowswap_integration::pg::{client, server_dsn, PgTestDb};
-use shadowswap_integration::{last_error_line, run_cli, stderr, stdout};
+use shadowswap_integration::{run_cli, stderr};
 use shadowswap_postgres::{Dsn, Postgres};
 
 /// TLS only (pg_hba.conf: `hostnossl ... reject`).
@@ -139,26 +139,6 @@ async fn ensure_roles() {
         }
     })
     .await;
-}
-
-/// Panics if `secret` appears in the run's stdout or stderr.
-fn assert_never_shown(out: &Output, secret: &str) {
-    for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
-        assert!(!text.contains(secret), "the password {secret:?} appears in {name}:\n{text}");
-    }
-}
-
-/// Exit status 1 and one error line, the last on stderr, containing every `expect`.
-fn assert_fails(out: &Output, expect: &[&str]) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "exit status; stderr:\n{err}");
-    let line = last_error_line(out);
-    assert!(line.starts_with("shadowswap: error: "), "{line:?}\nstderr:\n{err}");
-    assert_eq!(err.lines().filter(|l| l.contains("shadowswap: error:")).count(), 1, "{err}");
-    for e in expect {
-        assert!(line.contains(e), "the error line lacks {e:?}:\n{line}");
-    }
-    line
 }
 
 /// disable and allow stay plain on a server that accepts both; prefer (also when sslmode is
@@ -312,7 +292,7 @@ async fn verify_ca_and_verify_full_refuse_what_they_must() {
                 ["--log-format", format, "alter", "--dsn", &dsn, "--table", "t", "--alter", "ADD COLUMN c int", "--execute"];
             let out = run_cli(&args, &env).await;
             let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
-            assert_fails(&out, &expect);
+            assert_fails(&out, 1, &expect);
             assert_never_shown(&out, secret);
         }
     }

@@ -10,13 +10,11 @@
 //! bytea as hex, the stored length of `char(n)`. `json` keeps its exact text (whitespace, key
 //! order, duplicate keys).
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use shadowswap_engine::{Outcome, Phase, Runner};
-use shadowswap_integration::fast_config;
+use shadowswap_engine::{Outcome, Runner};
 use shadowswap_integration::pg::{client, PgTestDb};
+use shadowswap_integration::{assert_same_rows, fast_config, PostponedRun};
 use tokio_postgres::Client;
 
 /// The ALTER of every test here: a new column with a default (a real copy either way).
@@ -147,12 +145,17 @@ async fn insert_edge_rows(c: &Client, first_id: i64, tstz: [&str; 3]) {
     }
 }
 
+/// What a snapshot reads: every column (the added one aside), generated ones included, and the
+/// exact renderings.
+fn columns() -> Vec<&'static str> {
+    ["id"].iter().chain(WRITABLE).chain(&["gen", "ident"]).chain(DERIVED).copied().collect()
+}
+
 /// Every column of `table` (the added one aside), generated ones included, and the exact
 /// renderings, per row ordered by id, read in Europe/Berlin.
 async fn snapshot(db: &PgTestDb, table: &str) -> Vec<Vec<Option<String>>> {
-    let cols: Vec<&str> = ["id"].iter().chain(WRITABLE).chain(&["gen", "ident"]).chain(DERIVED).copied().collect();
     let c = session(db, "Europe/Berlin").await;
-    let rows = c.simple_query(&format!("SELECT {} FROM {table} ORDER BY id", cols.join(", "))).await.unwrap();
+    let rows = c.simple_query(&format!("SELECT {} FROM {table} ORDER BY id", columns().join(", "))).await.unwrap();
     rows.into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
@@ -161,21 +164,11 @@ async fn snapshot(db: &PgTestDb, table: &str) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-/// Compare two snapshots value by value; the message names the row and the column.
+/// Compare two snapshots value by value ([`assert_same_rows`], rows by their id); the message
+/// names the row and the column.
 fn assert_same(before: &[Vec<Option<String>>], after: &[Vec<Option<String>>]) {
-    let ids = |s: &[Vec<Option<String>>]| s.iter().map(|r| r[0].clone()).collect::<Vec<_>>();
-    assert_eq!(ids(before), ids(after), "row ids differ");
-    let names: Vec<&str> = ["id"].iter().chain(WRITABLE).chain(&["gen", "ident"]).chain(DERIVED).copied().collect();
-    let mut diffs = Vec::new();
-    for (b, a) in before.iter().zip(after) {
-        assert_eq!(b.len(), names.len());
-        for ((name, vb), va) in names.iter().zip(b).zip(a) {
-            if vb != va {
-                diffs.push(format!("row {:?}, {name}: before {vb:?}, after {va:?}", b[0]));
-            }
-        }
-    }
-    assert!(diffs.is_empty(), "{} values differ:\n{}", diffs.len(), diffs.join("\n"));
+    let by_id = |s: &[Vec<Option<String>>]| s.iter().map(|r| (r[0].clone(), r.clone())).collect::<Vec<_>>();
+    assert_same_rows(&columns(), &by_id(before), &by_id(after));
 }
 
 /// The column definitions of `table` (name, type, NOT NULL, default/generation expression,
@@ -252,10 +245,6 @@ async fn assert_known_values(db: &PgTestDb, ids: [i64; 6]) {
     );
 }
 
-fn flag_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("shadowswap-{name}-{}.flag", std::process::id()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_round_trips_every_type() {
     let db = PgTestDb::new("pgtypes_backfill").await;
@@ -292,22 +281,9 @@ async fn capture_triggers_round_trip_every_type_from_a_berlin_session() {
     insert_edge_rows(&session(&db, "UTC").await, 1, TSTZ_UTC).await;
     let def = definition(&db, "t").await;
 
-    let flag = flag_file(&db.name);
-    std::fs::write(&flag, b"postpone").unwrap();
     let mut cfg = fast_config();
     cfg.copy.fixed_chunk_rows = Some(2);
-    cfg.cut_over.postpone_flag_file = Some(flag.clone());
-    let runner = Arc::new(Runner::new(db.dialect().await, cfg));
-    let mut progress = runner.progress();
-    let run = tokio::spawn({
-        let runner = runner.clone();
-        let table = db.table("t");
-        async move { runner.run(&table, ALTER).await }
-    });
-    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|p| p.phase == Phase::Postponed))
-        .await
-        .expect("the run reaches the postponed cut-over")
-        .expect("progress channel open");
+    let run = PostponedRun::start(db.dialect().await, cfg, db.table("t"), ALTER, &db.name, Duration::from_secs(60)).await;
 
     // Application writes while the run waits, from a session in Europe/Berlin: every value
     // reaches the shadow through the capture triggers only (the backfill is done).
@@ -340,9 +316,7 @@ async fn capture_triggers_round_trip_every_type_from_a_berlin_session() {
     assert_same(&expected, &snapshot(&db, "_t_new").await);
 
     assert!(!run.is_finished(), "the run waits while the flag file exists");
-    std::fs::remove_file(&flag).unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("run ends").unwrap();
-    let Outcome::Swapped(_) = outcome.expect("migration succeeds") else { panic!("not swapped") };
+    run.swap().await;
 
     db.assert_clean(&["t"]).await;
     assert_eq!(definition(&db, "t").await, def, "column definitions kept");
@@ -400,23 +374,10 @@ async fn chunk_keys_of_several_types_bound_and_replay_exactly() {
     let before = keyed_snapshot(&db, "k").await;
     assert_eq!(before.len(), 128);
 
-    let flag = flag_file(&db.name);
-    std::fs::write(&flag, b"postpone").unwrap();
     let mut cfg = fast_config();
     cfg.copy.fixed_chunk_rows = Some(1); // every row is a chunk boundary
-    cfg.cut_over.postpone_flag_file = Some(flag.clone());
-    let runner = Arc::new(Runner::new(db.dialect().await, cfg));
-    let mut progress = runner.progress();
-    let run = tokio::spawn({
-        let runner = runner.clone();
-        let table = db.table("k");
-        async move { runner.run(&table, ALTER).await }
-    });
-    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.phase == Phase::Postponed))
-        .await
-        .expect("the run reaches the postponed cut-over")
-        .expect("progress channel open");
-    assert_eq!(progress.borrow().rows_copied, 128, "one-row chunks copied every row once");
+    let run = PostponedRun::start(db.dialect().await, cfg, db.table("k"), ALTER, &db.name, Duration::from_secs(120)).await;
+    assert_eq!(run.rows_copied(), 128, "one-row chunks copied every row once");
     assert_eq!(keyed_snapshot(&db, "_k_new").await, before, "the backfill copied every row exactly");
 
     // The capture triggers find shadow rows by key (`=` on each key column), here from a session
@@ -436,9 +397,7 @@ async fn chunk_keys_of_several_types_bound_and_replay_exactly() {
     assert_eq!(expected.len(), 128 - 32);
     assert_eq!(keyed_snapshot(&db, "_k_new").await, expected, "the triggers replayed every change by key");
 
-    std::fs::remove_file(&flag).unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("run ends").unwrap();
-    let Outcome::Swapped(summary) = outcome.expect("migration succeeds") else { panic!("not swapped") };
+    let summary = run.swap().await;
     assert_eq!(summary.backfill.chunks, 128);
     db.assert_clean(&["k"]).await;
     assert_eq!(keyed_snapshot(&db, "k").await, expected);

@@ -16,16 +16,15 @@
 //! Tests that use the replica hold its lease ([`Replica::lease`]): one at a time. Timings are
 //! printed (`--no-capture`, or nextest's `--success-output final`) so a run documents them.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use shadowswap_integration::cli::Spawned;
 use shadowswap_integration::replica::{Replica, TcpProxy};
-use shadowswap_integration::{shadowswap_bin, TestDb};
+use shadowswap_integration::{flag_path, Seeded, TestDb};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A rebuild (a plain ADD COLUMN is instant on MariaDB 10.11, and the point is the copy).
@@ -34,30 +33,6 @@ const ALTER: &str = "ADD COLUMN extra INT NULL, FORCE";
 /// The rows a backfill copies for a while: about 5 s with `--chunk-size` [`SLOW_CHUNK`] here.
 const ROWS: u32 = 30_000;
 const SLOW_CHUNK: &str = "40";
-
-/// The test table, with `rows` rows: `id` = `u` = 1..=rows.
-async fn seed(db: &TestDb, rows: u32) {
-    db.exec(&format!(
-        "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a VARCHAR(20) NOT NULL, u INT NOT NULL, pad VARCHAR(64) NOT NULL) \
-         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4; \
-         INSERT INTO t SELECT seq, CONCAT('a', seq), seq, REPEAT('x', 40) FROM seq_1_to_{rows}"
-    ))
-    .await;
-}
-
-type Data = Vec<(i64, String, i64, String)>;
-
-/// The seeded columns of `table`, ordered by id.
-async fn data(db: &TestDb, table: &str) -> Data {
-    let mut c = db.pool.get_conn().await.unwrap();
-    c.query(format!("SELECT id, a, u, pad FROM `{table}` ORDER BY id")).await.unwrap()
-}
-
-/// Rows in `table`; `None` when it does not exist.
-async fn count(db: &TestDb, table: &str) -> Option<u64> {
-    let mut c = db.pool.get_conn().await.unwrap();
-    c.query_first(format!("SELECT COUNT(*) FROM `{table}`")).await.ok().flatten()
-}
 
 /// Whether `t` has the column the ALTER adds: the swap happened.
 async fn swapped(db: &TestDb) -> bool {
@@ -73,7 +48,7 @@ async fn swapped(db: &TestDb) -> bool {
 /// A write the application makes during the run, and the same change applied to a snapshot.
 const CHANGE: &str = "UPDATE t SET a = 'changed' WHERE id = 7; DELETE FROM t WHERE id = 9; \
                       INSERT INTO t VALUES (1000000, 'inserted', 1000000, 'p')";
-fn with_change(mut rows: Data) -> Data {
+fn with_change(mut rows: Seeded) -> Seeded {
     rows.iter_mut().find(|r| r.0 == 7).unwrap().1 = "changed".into();
     rows.retain(|r| r.0 != 9);
     rows.push((1_000_000, "inserted".into(), 1_000_000, "p".into()));
@@ -87,143 +62,8 @@ fn alter_args(db: &TestDb, extra: &[&str]) -> Vec<String> {
     a
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("shadowswap-{name}-{}.flag", std::process::id()))
-}
-
 fn ms(d: Duration) -> u128 {
     d.as_millis()
-}
-
-/// The `shadowswap` binary running in the background, its stderr collected line by line.
-struct Spawned {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
-    stdout_reader: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Spawned {
-    fn new(args: &[String]) -> Spawned {
-        let mut child = Command::new(shadowswap_bin())
-            .args(args)
-            .env_remove("MYSQL_PWD")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start shadowswap");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().unwrap();
-        let stderr_reader = std::thread::spawn({
-            let lines = lines.clone();
-            move || {
-                for line in BufReader::new(err).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
-        let mut out = child.stdout.take().unwrap();
-        let stdout_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        Spawned { child, stderr: lines, stderr_reader: Some(stderr_reader), stdout_reader: Some(stdout_reader) }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    /// The first stderr line containing `needle`.
-    fn line(&self, needle: &str) -> Option<String> {
-        self.line_from(0, needle)
-    }
-
-    /// The first stderr line from the `from`th on containing `needle`.
-    fn line_from(&self, from: usize, needle: &str) -> Option<String> {
-        self.stderr.lock().unwrap().iter().skip(from).find(|l| l.contains(needle)).cloned()
-    }
-
-    /// How many stderr lines there are so far: a mark for [`Spawned::wait_for_stderr_from`].
-    fn mark(&self) -> usize {
-        self.stderr.lock().unwrap().len()
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Wait until a stderr line contains `needle` and return it; panics (with stderr) on timeout
-    /// or exit.
-    async fn wait_for_stderr(&mut self, needle: &str, within: Duration) -> String {
-        self.wait_for_stderr_from(0, needle, within).await
-    }
-
-    /// [`Spawned::wait_for_stderr`], looking only at lines logged after `mark`.
-    async fn wait_for_stderr_from(&mut self, mark: usize, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(l) = self.line_from(mark, needle) {
-                return l;
-            }
-            if !self.running() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Some(l) = self.line_from(mark, needle) {
-                    return l;
-                }
-                panic!("shadowswap exited before logging {needle:?}:\n{}", self.stderr_text());
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} within {within:?}:\n{}", self.stderr_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{signal} failed");
-    }
-
-    /// Wait for the exit; returns the status, stdout and stderr.
-    async fn finish(mut self, within: Duration) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "shadowswap still running after {within:?}:\n{}", self.stderr_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        self.stderr_reader.take().unwrap().join().unwrap();
-        let out = self.stdout_reader.take().unwrap().join().unwrap();
-        (status, out, self.stderr_text())
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        // A failing test must not leave a migration running.
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Wait until the shadow table holds at least `rows` rows: the backfill is under way.
-async fn wait_for_shadow_rows(db: &TestDb, cli: &mut Spawned, rows: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if count(db, "_t_new").await.is_some_and(|n| n >= rows) {
-            return;
-        }
-        assert!(cli.running(), "shadowswap exited early:\n{}", cli.stderr_text());
-        assert!(Instant::now() < deadline, "the backfill did not get to {rows} rows:\n{}", cli.stderr_text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// How long the shadow's row count must stay unchanged to count as stopped.
@@ -236,12 +76,12 @@ async fn assert_copy_stops(db: &TestDb, cli: &mut Spawned, since: Instant, withi
     let shadow_rows = |n: Option<u64>, cli: &Spawned| {
         n.unwrap_or_else(|| panic!("the shadow table is gone: the run swapped instead of pausing:\n{}", cli.stderr_text()))
     };
-    let mut last = shadow_rows(count(db, "_t_new").await, cli);
+    let mut last = shadow_rows(db.count("_t_new").await, cli);
     let mut last_change = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(cli.running(), "shadowswap exited while it should be paused:\n{}", cli.stderr_text());
-        let n = shadow_rows(count(db, "_t_new").await, cli);
+        let n = shadow_rows(db.count("_t_new").await, cli);
         if n != last {
             last = n;
             last_change = Instant::now();
@@ -261,7 +101,7 @@ async fn assert_copy_stops(db: &TestDb, cli: &mut Spawned, since: Instant, withi
 async fn assert_copy_stays(db: &TestDb, cli: &mut Spawned, rows: u64, how_long: Duration) {
     let until = Instant::now() + how_long;
     while Instant::now() < until {
-        assert_eq!(count(db, "_t_new").await, Some(rows), "the copy moved while paused:\n{}", cli.stderr_text());
+        assert_eq!(db.count("_t_new").await, Some(rows), "the copy moved while paused:\n{}", cli.stderr_text());
         assert!(cli.running(), "shadowswap exited while paused:\n{}", cli.stderr_text());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -277,11 +117,11 @@ fn writes_blocked_ms(out: &str) -> u64 {
 }
 
 /// Successful end of a run: exit 0, the ALTER applied, the data exactly `expected`, nothing left.
-async fn assert_migrated(db: &TestDb, status: ExitStatus, out: &str, err: &str, expected: &Data) {
+async fn assert_migrated(db: &TestDb, status: ExitStatus, out: &str, err: &str, expected: &Seeded) {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(out.starts_with("swapped "), "{out}");
     assert!(db.create_table("t").await.contains("`extra` int(11) DEFAULT NULL"), "{}", db.create_table("t").await);
-    assert_eq!(&data(db, "t").await, expected, "the migrated table differs from the original");
+    assert_eq!(&db.seeded("t").await, expected, "the migrated table differs from the original");
     db.assert_clean(&["t"]).await;
 }
 
@@ -294,15 +134,15 @@ async fn replica_apply_paused_stops_the_backfill_until_it_resumes() {
     let db = TestDb::new("thr_lag").await;
     let replica = Replica::connect().await;
     let _lease = replica.lease(&db).await;
-    seed(&db, ROWS).await;
+    db.seed_t(ROWS).await;
     let seeded = replica.catch_up(&db, Duration::from_secs(120)).await;
-    let before = data(&db, "t").await;
+    let before = db.seeded("t").await;
     let replica_dsn = replica.dsn_for(&db);
     // What the log shows of it: the DSN without password.
     let shown = replica_dsn.replace("shadowswap:shadowswap@", "shadowswap@");
 
-    let mut cli = Spawned::new(&alter_args(&db, &["--replica", &replica_dsn, "--max-lag", "1s", "--chunk-size", SLOW_CHUNK]));
-    wait_for_shadow_rows(&db, &mut cli, 3_000).await;
+    let mut cli = Spawned::new(alter_args(&db, &["--replica", &replica_dsn, "--max-lag", "1s", "--chunk-size", SLOW_CHUNK]));
+    db.wait_for_shadow_rows(&mut cli, 3_000).await;
     // The replica also applies what every other test writes to the shared primary, so it may
     // lag (and throttle this run) on its own now and then: look at what is logged from here on.
     let mark = cli.mark();
@@ -346,17 +186,17 @@ async fn replica_apply_paused_stops_the_backfill_until_it_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_unreachable_at_start_is_refused_before_anything_is_created() {
     let db = TestDb::new("thr_replica_refused").await;
-    seed(&db, 100).await;
+    db.seed_t(100).await;
     // A port nothing listens on: bind one, note it, close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dead = format!("mysql://shadowswap:shadowswap@127.0.0.1:{port}/{}", db.name);
-    let cli = Spawned::new(&alter_args(&db, &["--replica", &dead]));
+    let cli = Spawned::new(alter_args(&db, &["--replica", &dead]));
     let (status, _, err) = cli.finish(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(1), "{err}");
     let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     assert!(last.contains(&format!("127.0.0.1:{port}")), "names the replica: {last}");
     db.assert_clean(&["t"]).await;
-    assert_eq!(count(&db, "t").await, Some(100));
+    assert_eq!(db.count("t").await, Some(100));
 }
 
 /// A run through a proxy to the replica: copying until the proxy is cut (`freeze: false`) or
@@ -366,9 +206,9 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     let db = TestDb::new(name).await;
     let replica = Replica::connect().await;
     let _lease = replica.lease(&db).await;
-    seed(&db, ROWS).await;
+    db.seed_t(ROWS).await;
     replica.catch_up(&db, Duration::from_secs(120)).await;
-    let before = data(&db, "t").await;
+    let before = db.seeded("t").await;
     let upstream = replica.dsn.rsplit('@').next().unwrap().trim_end_matches('/').to_string();
     let mut proxy = TcpProxy::start(&upstream);
     let via_proxy = format!("mysql://shadowswap:shadowswap@127.0.0.1:{}/{}", proxy.port, db.name);
@@ -376,8 +216,8 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     // A silent replica counts as unreachable after the throttler's signal timeout (2 s), so
     // copy slower there, to be paused well before the end.
     let chunk = if freeze { "20" } else { SLOW_CHUNK };
-    let mut cli = Spawned::new(&alter_args(&db, &["--replica", &via_proxy, "--chunk-size", chunk]));
-    wait_for_shadow_rows(&db, &mut cli, 1_000).await;
+    let mut cli = Spawned::new(alter_args(&db, &["--replica", &via_proxy, "--chunk-size", chunk]));
+    db.wait_for_shadow_rows(&mut cli, 1_000).await;
     let mark = cli.mark();
     let lost_at = Instant::now();
     if freeze {
@@ -398,7 +238,7 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     let (status, _, err) = cli.finish(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(130), "{err}");
     db.assert_clean(&["t"]).await;
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
     drop(proxy);
     replica.catch_up(&db, Duration::from_secs(60)).await;
     assert_eq!(replica.tables(&db.name).await, ["t"], "tables on the replica");
@@ -426,13 +266,13 @@ async fn a_replica_that_stops_answering_pauses_the_copy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_throttle_flag_file_pauses_the_copy_while_it_exists() {
     let db = TestDb::new("thr_flag").await;
-    seed(&db, ROWS).await;
-    let before = data(&db, "t").await;
-    let flag = temp_path(&db.name);
+    db.seed_t(ROWS).await;
+    let before = db.seeded("t").await;
+    let flag = flag_path(&db.name);
     let _ = std::fs::remove_file(&flag);
     let flag_arg = flag.display().to_string();
-    let mut cli = Spawned::new(&alter_args(&db, &["--throttle-flag-file", &flag_arg, "--chunk-size", SLOW_CHUNK]));
-    wait_for_shadow_rows(&db, &mut cli, 3_000).await;
+    let mut cli = Spawned::new(alter_args(&db, &["--throttle-flag-file", &flag_arg, "--chunk-size", SLOW_CHUNK]));
+    db.wait_for_shadow_rows(&mut cli, 3_000).await;
 
     let created_at = Instant::now();
     std::fs::write(&flag, b"pause").unwrap();
@@ -473,11 +313,11 @@ fn busy_server(db: &TestDb, n: usize, secs: u32) -> Vec<tokio::task::JoinHandle<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_load_pauses_the_copy_while_the_server_is_busy() {
     let db = TestDb::new("thr_max_load").await;
-    seed(&db, ROWS).await;
-    let before = data(&db, "t").await;
+    db.seed_t(ROWS).await;
+    let before = db.seeded("t").await;
     // Far above what the tests running beside this one keep running, far below 60 sleepers.
-    let mut cli = Spawned::new(&alter_args(&db, &["--max-load", "Threads_running=30", "--chunk-size", SLOW_CHUNK]));
-    wait_for_shadow_rows(&db, &mut cli, 3_000).await;
+    let mut cli = Spawned::new(alter_args(&db, &["--max-load", "Threads_running=30", "--chunk-size", SLOW_CHUNK]));
+    db.wait_for_shadow_rows(&mut cli, 3_000).await;
 
     let busy_at = Instant::now();
     let sleepers = busy_server(&db, 60, 6);
@@ -503,10 +343,10 @@ async fn max_load_pauses_the_copy_while_the_server_is_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_max_load_that_is_always_exceeded_never_copies() {
     let db = TestDb::new("thr_max_load_zero").await;
-    seed(&db, 1_000).await;
-    let before = data(&db, "t").await;
+    db.seed_t(1_000).await;
+    let before = db.seeded("t").await;
     // Threads_running counts the session reading it: it is never 0.
-    let mut cli = Spawned::new(&alter_args(&db, &["--max-load", "Threads_running=0"]));
+    let mut cli = Spawned::new(alter_args(&db, &["--max-load", "Threads_running=0"]));
     let line = cli.wait_for_stderr("throttling: copying paused", Duration::from_secs(30)).await;
     assert!(line.contains("Threads_running = ") && line.contains("(limit 0)"), "{line}");
     assert_copy_stays(&db, &mut cli, 0, Duration::from_secs(3)).await;
@@ -514,18 +354,18 @@ async fn a_max_load_that_is_always_exceeded_never_copies() {
     let (status, _, err) = cli.finish(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(130), "{err}");
     db.assert_clean(&["t"]).await;
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_throttle_query_pauses_the_copy_while_it_returns_non_zero() {
     let db = TestDb::new("thr_query").await;
-    seed(&db, ROWS).await;
+    db.seed_t(ROWS).await;
     db.exec("CREATE TABLE ctl (id INT PRIMARY KEY, paused INT NOT NULL); INSERT INTO ctl VALUES (1, 0)").await;
-    let before = data(&db, "t").await;
+    let before = db.seeded("t").await;
     let query = format!("SELECT paused FROM `{}`.ctl WHERE id = 1", db.name);
-    let mut cli = Spawned::new(&alter_args(&db, &["--throttle-query", &query, "--chunk-size", SLOW_CHUNK]));
-    wait_for_shadow_rows(&db, &mut cli, 3_000).await;
+    let mut cli = Spawned::new(alter_args(&db, &["--throttle-query", &query, "--chunk-size", SLOW_CHUNK]));
+    db.wait_for_shadow_rows(&mut cli, 3_000).await;
 
     let set_at = Instant::now();
     db.exec("UPDATE ctl SET paused = 1").await;
@@ -540,7 +380,7 @@ async fn the_throttle_query_pauses_the_copy_while_it_returns_non_zero() {
     let resumed_after = cleared_at.elapsed();
     let (status, out, err) = cli.finish(Duration::from_secs(120)).await;
     assert_eq!(status.code(), Some(0), "{err}");
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
     db.assert_clean(&["ctl", "t"]).await;
     assert!(out.starts_with("swapped "), "{out}");
     println!(
@@ -553,10 +393,10 @@ async fn the_throttle_query_pauses_the_copy_while_it_returns_non_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn critical_load_aborts_the_run_and_removes_what_it_created() {
     let db = TestDb::new("thr_critical").await;
-    seed(&db, 1_000).await;
-    let before = data(&db, "t").await;
+    db.seed_t(1_000).await;
+    let before = db.seeded("t").await;
     let ddl = db.create_table("t").await;
-    let cli = Spawned::new(&alter_args(&db, &["--critical-load", "Threads_running=0"]));
+    let cli = Spawned::new(alter_args(&db, &["--critical-load", "Threads_running=0"]));
     let (status, _, err) = cli.finish(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(1), "{err}");
     let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
@@ -564,7 +404,7 @@ async fn critical_load_aborts_the_run_and_removes_what_it_created() {
     assert!(last.contains("removed"), "says nothing is left: {last}");
     db.assert_clean(&["t"]).await;
     assert_eq!(db.create_table("t").await, ddl);
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,32 +415,17 @@ async fn critical_load_aborts_the_run_and_removes_what_it_created() {
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 const MARGIN: Duration = Duration::from_millis(1000);
 
-/// Another session running `sql` on `t` every 50 ms until stopped; returns every latency.
-fn probe(db: &TestDb, sql: &'static str, stop: CancellationToken) -> tokio::task::JoinHandle<Vec<Duration>> {
-    let pool = db.pool.clone();
-    tokio::spawn(async move {
-        let mut c = pool.get_conn().await.unwrap();
-        let mut latencies = Vec::new();
-        while !stop.is_cancelled() {
-            let t0 = Instant::now();
-            c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            latencies.push(t0.elapsed());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        latencies
-    })
-}
-
 /// The application's plain read, and a write to a row no blocker holds (a no-op, so the data
 /// stays as it was; the capture trigger still runs).
 const PROBE_READ: &str = "SELECT COUNT(*) FROM t WHERE id BETWEEN 100 AND 200";
 const PROBE_WRITE: &str = "UPDATE t SET u = u WHERE id = 2";
+const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// Stop the probes; assert none waited longer than the lock timeout (plus margin); return
 /// (count, longest, 99th percentile) per probe for the report.
 async fn probe_report(
     stop: CancellationToken,
-    probes: Vec<(&str, tokio::task::JoinHandle<Vec<Duration>>)>,
+    probes: Vec<(&str, JoinHandle<Vec<Duration>>)>,
 ) -> Vec<(String, usize, Duration, Duration)> {
     stop.cancel();
     let mut out = Vec::new();
@@ -616,21 +441,12 @@ async fn probe_report(
     out
 }
 
-/// A session with an open transaction that has run `stmt` on `t`; returns it and its id.
-async fn open_transaction(db: &TestDb, stmt: &str) -> (Conn, u64) {
-    let mut c = Conn::new(mysql_async::Opts::from_url(&db.dsn).unwrap()).await.unwrap();
-    c.query_drop("START TRANSACTION").await.unwrap();
-    c.query_drop(stmt).await.unwrap();
-    let id: u64 = c.query_first("SELECT CONNECTION_ID()").await.unwrap().unwrap();
-    (c, id)
-}
-
 /// Start a run that waits postponed (the backfill and the checksum done), so the test can open
 /// its transaction after the triggers exist (installing them needs the same lock).
 async fn postponed_run(db: &TestDb, flag: &std::path::Path, retries: &str) -> Spawned {
     std::fs::write(flag, b"postpone").unwrap();
     let flag_arg = flag.display().to_string();
-    let mut cli = Spawned::new(&alter_args(
+    let mut cli = Spawned::new(alter_args(
         db,
         &["--postpone-cut-over-flag-file", &flag_arg, "--cut-over-lock-timeout", "1s", "--cut-over-retries", retries],
     ));
@@ -638,24 +454,44 @@ async fn postponed_run(db: &TestDb, flag: &std::path::Path, retries: &str) -> Sp
     cli
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cut_over_waits_for_a_long_transaction_instead_of_queueing_behind_it() {
-    let db = TestDb::new("thr_blocker_ends").await;
-    seed(&db, 2_000).await;
-    let before = data(&db, "t").await;
-    let flag = temp_path(&db.name);
-    let mut cli = postponed_run(&db, &flag, "3").await;
+/// A run waiting to cut over behind `blocker` (an open transaction that ran a statement on `t`),
+/// and the probes measuring other sessions meanwhile.
+struct BlockedCutOver {
+    cli: Spawned,
+    blocker: Conn,
+    stop: CancellationToken,
+    probes: Vec<(&'static str, JoinHandle<Vec<Duration>>)>,
+}
 
-    // A report reading the table in a long transaction: it holds t's metadata lock, which the
-    // swap needs; a RENAME queued behind it would block every query on t.
-    let (mut blocker, blocker_id) = open_transaction(&db, "SELECT COUNT(*) FROM t").await;
+/// Postpone a run of the seeded `db` with `retries` cut-over retries ([`postponed_run`]), open a
+/// transaction running `stmt` on `t`, start the probes, and let the run go once the transaction
+/// is older than the lock timeout: returns when the controller says it waits for the transaction,
+/// naming its session.
+async fn blocked_cut_over(db: &TestDb, retries: &str, stmt: &str) -> BlockedCutOver {
+    let flag = flag_path(&db.name);
+    let mut cli = postponed_run(db, &flag, retries).await;
+    let (blocker, blocker_id) = db.open_transaction(stmt).await;
     let stop = CancellationToken::new();
-    let probes = vec![("SELECT", probe(&db, PROBE_READ, stop.clone())), ("UPDATE", probe(&db, PROBE_WRITE, stop.clone()))];
+    let probes = vec![
+        ("SELECT", db.probe(PROBE_READ, PROBE_EVERY, stop.clone())),
+        ("UPDATE", db.probe(PROBE_WRITE, PROBE_EVERY, stop.clone())),
+    ];
     // Older than the lock timeout: a transaction the swap would otherwise queue behind.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     std::fs::remove_file(&flag).unwrap();
     let line = cli.wait_for_stderr("cut-over waits instead of queueing", Duration::from_secs(30)).await;
     assert!(line.contains(&format!("session {blocker_id} ")), "names the blocking session {blocker_id}: {line}");
+    BlockedCutOver { cli, blocker, stop, probes }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cut_over_waits_for_a_long_transaction_instead_of_queueing_behind_it() {
+    let db = TestDb::new("thr_blocker_ends").await;
+    db.seed_t(2_000).await;
+    let before = db.seeded("t").await;
+    // A report reading the table in a long transaction: it holds t's metadata lock, which the
+    // swap needs; a RENAME queued behind it would block every query on t.
+    let BlockedCutOver { mut cli, mut blocker, stop, probes } = blocked_cut_over(&db, "3", "SELECT COUNT(*) FROM t").await;
     // It waits: no attempt while the transaction is open.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(cli.line("cut-over attempt").is_none(), "attempted while the transaction was open:\n{}", cli.stderr_text());
@@ -683,20 +519,12 @@ async fn the_cut_over_waits_for_a_long_transaction_instead_of_queueing_behind_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cut_over_gives_up_cleanly_when_the_transaction_outlasts_its_retries() {
     let db = TestDb::new("thr_blocker_stays").await;
-    seed(&db, 2_000).await;
-    let before = data(&db, "t").await;
+    db.seed_t(2_000).await;
+    let before = db.seeded("t").await;
     let ddl = db.create_table("t").await;
-    let flag = temp_path(&db.name);
-    let mut cli = postponed_run(&db, &flag, "0").await;
-
     // A locking read left open (row 1 only; the probes use other rows).
-    let (mut blocker, blocker_id) = open_transaction(&db, "SELECT id FROM t WHERE id = 1 FOR UPDATE").await;
-    let stop = CancellationToken::new();
-    let probes = vec![("SELECT", probe(&db, PROBE_READ, stop.clone())), ("UPDATE", probe(&db, PROBE_WRITE, stop.clone()))];
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    std::fs::remove_file(&flag).unwrap();
-    let line = cli.wait_for_stderr("cut-over waits instead of queueing", Duration::from_secs(30)).await;
-    assert!(line.contains(&format!("session {blocker_id} ")), "names the blocking session {blocker_id}: {line}");
+    let BlockedCutOver { mut cli, mut blocker, stop, probes } =
+        blocked_cut_over(&db, "0", "SELECT id FROM t WHERE id = 1 FOR UPDATE").await;
     // The blocker wait (30 s by default) runs out; one attempt under the lock timeout; no retry.
     cli.wait_for_stderr("still open after the blocker wait; attempting", Duration::from_secs(45)).await;
     cli.wait_for_stderr("run failed before the swap", Duration::from_secs(30)).await;
@@ -713,9 +541,9 @@ async fn the_cut_over_gives_up_cleanly_when_the_transaction_outlasts_its_retries
     assert!(last.contains("cut-over failed after 1 attempts"), "{last}");
     db.assert_clean(&["t"]).await;
     assert_eq!(db.create_table("t").await, ddl);
-    assert_eq!(data(&db, "t").await, before);
+    assert_eq!(db.seeded("t").await, before);
     db.exec("INSERT INTO t VALUES (1000001, 'after', 1, 'p')").await;
-    assert_eq!(count(&db, "t").await, Some(2_001), "the original still serves");
+    assert_eq!(db.count("t").await, Some(2_001), "the original still serves");
     println!("blocker outlasts the retries: probes (n, longest, p99): {report:?}");
 }
 
@@ -735,8 +563,8 @@ fn hh_mm(unix_secs: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_its_cut_over_window_the_run_stays_in_sync_and_swaps_when_it_opens() {
     let db = TestDb::new("thr_window").await;
-    seed(&db, 2_000).await;
-    let before = data(&db, "t").await;
+    db.seed_t(2_000).await;
+    let before = db.seeded("t").await;
     // The next minute boundary (the one after, when it is too close to reach the wait first),
     // for two minutes, in UTC.
     let now = unix_now();
@@ -745,7 +573,7 @@ async fn outside_its_cut_over_window_the_run_stays_in_sync_and_swaps_when_it_ope
         start += 60;
     }
     let window = format!("{}-{}", hh_mm(start), hh_mm(start + 120));
-    let mut cli = Spawned::new(&alter_args(&db, &["--cut-over-window", &window]));
+    let mut cli = Spawned::new(alter_args(&db, &["--cut-over-window", &window]));
     let line = cli.wait_for_stderr("cut-over waits for its window", Duration::from_secs(60)).await;
     assert!(line.contains(&window), "{line}");
     assert!(unix_now() < start as f64, "the backfill took until the window opened; nothing was tested");
@@ -800,8 +628,8 @@ async fn blockers_are_found_with_and_without_the_metadata_lock_plugin() {
     let mut root = Conn::new(mysql_async::Opts::from_url(&root_dsn).unwrap()).await.unwrap();
 
     let replica_db = TestDb { name: db.name.clone(), dsn: replica.dsn_for(&db), pool: replica.pool.clone() };
-    let (on_t, on_t_id) = open_transaction(&replica_db, &format!("SELECT COUNT(*) FROM `{}`.t", db.name)).await;
-    let (elsewhere, elsewhere_id) = open_transaction(&replica_db, &format!("SELECT COUNT(*) FROM `{}`.other", db.name)).await;
+    let (on_t, on_t_id) = replica_db.open_transaction(&format!("SELECT COUNT(*) FROM `{}`.t", db.name)).await;
+    let (elsewhere, elsewhere_id) = replica_db.open_transaction(&format!("SELECT COUNT(*) FROM `{}`.other", db.name)).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 
     let precise = dialect.cut_over_blockers(&names, Duration::from_secs(1)).await.unwrap();

@@ -7,14 +7,12 @@
 //! `UNIX_TIMESTAMP(ts)` and `HEX()` of every binary, bit, string and JSON column, so neither a
 //! time zone conversion nor a character set conversion can hide behind equal-looking text.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
-use shadowswap_engine::{Outcome, Phase, Runner};
-use shadowswap_integration::{fast_config, TestDb};
+use shadowswap_engine::{Outcome, Runner};
+use shadowswap_integration::{assert_same_rows, fast_config, PostponedRun, TestDb};
 
 /// The ALTER of every test here: a real rebuild (a plain ADD COLUMN is instant on MariaDB 10.11).
 const ALTER: &str = "ADD COLUMN extra INT NULL, FORCE";
@@ -168,21 +166,11 @@ async fn snapshot(db: &TestDb, table: &str) -> Vec<(i64, Vec<Value>)> {
         .collect()
 }
 
-/// Compare two snapshots value by value; the message names the row and the column.
+/// Compare two snapshots value by value ([`assert_same_rows`]); the message names the row and
+/// the column.
 fn assert_same(before: &[(i64, Vec<Value>)], after: &[(i64, Vec<Value>)]) {
-    let ids = |s: &[(i64, Vec<Value>)]| s.iter().map(|(id, _)| *id).collect::<Vec<_>>();
-    assert_eq!(ids(before), ids(after), "row ids differ");
     let names: Vec<&str> = COLUMNS.iter().chain(DERIVED).copied().collect();
-    let mut diffs = Vec::new();
-    for ((id, b), (_, a)) in before.iter().zip(after) {
-        assert_eq!(b.len(), names.len());
-        for ((name, vb), va) in names.iter().zip(b).zip(a) {
-            if vb != va {
-                diffs.push(format!("row {id}, {name}: before {vb:?}, after {va:?}"));
-            }
-        }
-    }
-    assert!(diffs.is_empty(), "{} values differ:\n{}", diffs.len(), diffs.join("\n"));
+    assert_same_rows(&names, before, after);
 }
 
 /// The values of `expr` by id, read at `+00:00`.
@@ -221,10 +209,6 @@ async fn assert_new_definition(db: &TestDb) {
     assert!(ddl.contains("CHARACTER SET latin1"), "latin1 columns kept: {ddl}");
 }
 
-fn flag_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("shadowswap-{name}-{}.flag", std::process::id()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_round_trips_every_type() {
     let db = TestDb::new("types_backfill").await;
@@ -252,21 +236,8 @@ async fn capture_triggers_round_trip_every_type_through_a_dst_time_zone() {
     db.exec(CREATE).await;
     insert_edge_rows(&mut session(&db, "+00:00").await, 1, TS_UTC).await;
 
-    let flag = flag_file(&db.name);
-    std::fs::write(&flag, b"postpone").unwrap();
-    let mut cfg = fast_config();
-    cfg.cut_over.postpone_flag_file = Some(flag.clone());
-    let runner = Arc::new(Runner::new(db.dialect().await, cfg));
-    let mut progress = runner.progress();
-    let run = tokio::spawn({
-        let runner = runner.clone();
-        let table = db.table("t");
-        async move { runner.run(&table, ALTER).await }
-    });
-    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|p| p.phase == Phase::Postponed))
-        .await
-        .expect("the run reaches the postponed cut-over")
-        .expect("progress channel open");
+    let run =
+        PostponedRun::start(db.dialect().await, fast_config(), db.table("t"), ALTER, &db.name, Duration::from_secs(60)).await;
 
     // Application writes while the run waits, from a session in a time zone with DST: every
     // value reaches the shadow through the capture triggers only (the backfill is done).
@@ -302,9 +273,7 @@ async fn capture_triggers_round_trip_every_type_through_a_dst_time_zone() {
     assert_same(&expected, &snapshot(&db, "_t_new").await);
 
     assert!(!run.is_finished(), "the run waits while the flag file exists");
-    std::fs::remove_file(&flag).unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("run ends").unwrap();
-    let Outcome::Swapped(_) = outcome.expect("migration succeeds") else { panic!("not swapped") };
+    run.swap().await;
 
     db.assert_clean(&["t"]).await;
     assert_new_definition(&db).await;
@@ -357,23 +326,10 @@ async fn chunk_keys_of_every_orderable_type_bound_and_replay_exactly() {
     let before = keyed_snapshot(&db, "k").await;
     assert_eq!(before.len(), 192);
 
-    let flag = flag_file(&db.name);
-    std::fs::write(&flag, b"postpone").unwrap();
     let mut cfg = fast_config();
     cfg.copy.fixed_chunk_rows = Some(1); // every row is a chunk boundary
-    cfg.cut_over.postpone_flag_file = Some(flag.clone());
-    let runner = Arc::new(Runner::new(db.dialect().await, cfg));
-    let mut progress = runner.progress();
-    let run = tokio::spawn({
-        let runner = runner.clone();
-        let table = db.table("k");
-        async move { runner.run(&table, ALTER).await }
-    });
-    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.phase == Phase::Postponed))
-        .await
-        .expect("the run reaches the postponed cut-over")
-        .expect("progress channel open");
-    assert_eq!(progress.borrow().rows_copied, 192, "one-row chunks copied every row once");
+    let run = PostponedRun::start(db.dialect().await, cfg, db.table("k"), ALTER, &db.name, Duration::from_secs(120)).await;
+    assert_eq!(run.rows_copied(), 192, "one-row chunks copied every row once");
     assert_eq!(keyed_snapshot(&db, "_k_new").await, before, "the backfill copied every row exactly");
 
     // The capture triggers find shadow rows by key (`=` on each key column), here from a session
@@ -393,9 +349,7 @@ async fn chunk_keys_of_every_orderable_type_bound_and_replay_exactly() {
     assert_eq!(expected.len(), 192 - 32, "4 s × 2 d × 2 tm × 2 u rows deleted");
     assert_eq!(keyed_snapshot(&db, "_k_new").await, expected, "the triggers replayed every change by key");
 
-    std::fs::remove_file(&flag).unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("run ends").unwrap();
-    let Outcome::Swapped(summary) = outcome.expect("migration succeeds") else { panic!("not swapped") };
+    let summary = run.swap().await;
     assert_eq!(summary.backfill.chunks, 192);
     db.assert_clean(&["k"]).await;
     assert_eq!(keyed_snapshot(&db, "k").await, expected);

@@ -14,15 +14,15 @@
 //! `scripts/demo.sh` installs and starts MariaDB, builds, and runs this.
 
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
+use shadowswap_integration::demo::{self, copy_report, migrate, redacted, shadowswap_bin, thousands, Migration};
 use shadowswap_integration::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 const DATABASE: &str = "shadowswap_demo";
@@ -55,73 +55,18 @@ fn say(msg: impl AsRef<str>) {
     println!("[demo] {}", msg.as_ref());
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut groups: Vec<&str> = s.as_bytes().rchunks(3).map(|g| std::str::from_utf8(g).unwrap_or("?")).collect();
-    groups.reverse();
-    groups.join(",")
-}
-
-/// The server part of a DSN (scheme, user, password, host, port), without database or options.
+/// The server part of a MariaDB DSN ([`demo::server_part`]).
 fn server_part(dsn: &str) -> Result<&str> {
-    let Some((scheme, rest)) = dsn.split_once("://") else { bail!("--dsn {dsn:?} is not a mysql:// URL") };
-    if scheme != "mysql" && scheme != "mariadb" {
-        bail!("--dsn must start with mysql://");
-    }
-    let end = rest.find(['/', '?']).map(|i| scheme.len() + 3 + i).unwrap_or(dsn.len());
-    Ok(&dsn[..end])
-}
-
-/// The DSN with its password hidden, for display.
-fn redacted(dsn: &str) -> String {
-    match (dsn.find("://"), dsn.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &dsn[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &dsn[..s + 3], &dsn[at..]),
-                None => dsn.to_string(),
-            }
-        }
-        _ => dsn.to_string(),
-    }
-}
-
-fn default_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating this executable")?;
-    Ok(exe.with_file_name(format!("shadowswap{}", std::env::consts::EXE_SUFFIX)))
-}
-
-/// Rows copied and backfill seconds from the CLI's summary line
-/// ("… 1000000 rows copied in 12.9 s …").
-fn rows_copied(line: &str) -> Option<(u64, f64)> {
-    let at = line.find(" rows copied in ")?;
-    let rows = line[..at].rsplit(' ').next()?.parse().ok()?;
-    let secs = line[at + " rows copied in ".len()..].split(' ').next()?.parse().ok()?;
-    Some((rows, secs))
+    demo::server_part(dsn, &["mysql", "mariadb"])
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("[demo] error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    demo::exit_code("[demo]", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<bool> {
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => default_bin()?,
-    };
-    if !bin.exists() {
-        bail!("{} not found: build it with `cargo build --release -p shadowswap-cli`, or pass --bin", bin.display());
-    }
+    let bin = shadowswap_bin(args.bin.as_deref())?;
     let server = server_part(&args.dsn)?;
     let dsn = format!("{server}/{DATABASE}");
 
@@ -171,29 +116,8 @@ async fn run(args: Args) -> Result<bool> {
     // 3. The migration, by the real binary.
     say(format!("running: {} alter --dsn {} --table {TABLE} --alter \"{ALTER}\" --execute", bin.display(), redacted(&dsn)));
     migrating.send_replace(true);
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(&bin)
-        .args(["alter", "--dsn", &dsn, "--table", TABLE, "--alter", ALTER, "--execute"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    // stdout is passed through line by line; the summary line gives the rows copied.
-    let stdout = child.stdout.take().expect("piped");
-    let forward = tokio::spawn(async move {
-        let mut copied = None;
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            println!("{line}");
-            copied = copied.or_else(|| rows_copied(&line));
-        }
-        copied
-    });
-    let status = child.wait().await.context("waiting for shadowswap")?;
-    let migration = started.elapsed();
+    let Migration { status, elapsed: migration, copied } = migrate(&bin, &dsn, TABLE, ALTER).await?;
     migrating.send_replace(false);
-    let copied = forward.await.unwrap_or(None);
 
     // 4. Stop the writers a moment later, verify, report.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -220,7 +144,6 @@ async fn run(args: Args) -> Result<bool> {
         .await?;
 
     let secs = migration.as_secs_f64().max(1e-3);
-    let copied_rows = copied.map(|(rows, _)| rows).unwrap_or(args.rows);
     let during = report.ops_during("migration");
     let errors: Vec<String> = report.counts.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     let errors_during: u64 = report.counts.errors_by_phase.iter().filter(|(p, _)| p == "migration").map(|(_, n)| n).sum();
@@ -228,18 +151,7 @@ async fn run(args: Args) -> Result<bool> {
     println!("shadowswap demo — report");
     println!("  rows in the table:      {} before, {} after", thousands(args.rows), thousands(verification.table_rows));
     println!("  migration:              {secs:.1} s (shadowswap alter --execute, start to exit)");
-    println!(
-        "  rows copied:            {} -> {} rows/s over the whole migration{}",
-        thousands(copied_rows),
-        thousands((copied_rows as f64 / secs).round() as u64),
-        match copied {
-            Some((rows, backfill_secs)) => format!(
-                " ({} rows/s during the backfill's {backfill_secs:.1} s; the rest is the checksum and cut-over)",
-                thousands((rows as f64 / backfill_secs.max(1e-3)).round() as u64)
-            ),
-            None => " (rows estimated: the summary line was not found)".to_string(),
-        }
-    );
+    println!("{}", copy_report(copied, args.rows, secs));
     println!(
         "  writer ops:             {} during the migration ({:.0}/s over {} writers), {} in all",
         thousands(during),
@@ -280,7 +192,7 @@ mod tests {
         assert_eq!(server_part("mysql://u:p@h:1").unwrap(), "mysql://u:p@h:1");
         assert_eq!(redacted("mysql://u:p@h:1/db"), "mysql://u:***@h:1/db");
         assert_eq!(
-            rows_copied("swapped `d`.`t` in 3.0 s: 1000000 rows copied in 2.5 s (400000 rows/s), checksum ok"),
+            demo::rows_copied("swapped `d`.`t` in 3.0 s: 1000000 rows copied in 2.5 s (400000 rows/s), checksum ok"),
             Some((1_000_000, 2.5))
         );
     }

@@ -19,10 +19,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use shadowswap_integration::demo::{self, copy_report, migrate, redacted, shadowswap_bin, thousands, Migration};
+use shadowswap_integration::pgbench::{
+    find_pgbench, now_epoch, parse_progress, parse_summary, percentile, read_logs, Pgbench, ACCOUNTS_SQL, OFF_HISTORY_SQL,
+    ORPHANS_SQL, TOTALS_SQL,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::oneshot;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -68,22 +73,9 @@ fn say(msg: impl AsRef<str>) {
     println!("[demo-pg] {}", msg.as_ref());
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut groups: Vec<&str> = s.as_bytes().rchunks(3).map(|g| std::str::from_utf8(g).unwrap_or("?")).collect();
-    groups.reverse();
-    groups.join(",")
-}
-
-/// The server part of a DSN (scheme, user, password, host, port), without database or options.
+/// The server part of a PostgreSQL DSN ([`demo::server_part`]).
 fn server_part(dsn: &str) -> Result<&str> {
-    let Some((scheme, rest)) = dsn.split_once("://") else { bail!("--dsn {dsn:?} is not a postgres:// URL") };
-    if scheme != "postgres" && scheme != "postgresql" {
-        bail!("--dsn must start with postgres://");
-    }
-    let end = rest.find(['/', '?']).map(|i| scheme.len() + 3 + i).unwrap_or(dsn.len());
-    Ok(&dsn[..end])
+    demo::server_part(dsn, &["postgres", "postgresql"])
 }
 
 /// The database a DSN names, if any.
@@ -92,159 +84,6 @@ fn database_of(dsn: &str) -> Option<&str> {
     let path = &rest[rest.find('/')? + 1..];
     let db = path.split('?').next().unwrap_or("");
     (!db.is_empty()).then_some(db)
-}
-
-/// The DSN with its password hidden, for display.
-fn redacted(dsn: &str) -> String {
-    match (dsn.find("://"), dsn.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &dsn[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &dsn[..s + 3], &dsn[at..]),
-                None => dsn.to_string(),
-            }
-        }
-        _ => dsn.to_string(),
-    }
-}
-
-fn default_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating this executable")?;
-    Ok(exe.with_file_name(format!("shadowswap{}", std::env::consts::EXE_SUFFIX)))
-}
-
-/// The newest `/usr/lib/postgresql/<version>/bin/pgbench`, else `pgbench` on PATH (the lookup
-/// order of `scripts/postgres.sh`).
-fn find_pgbench() -> Option<PathBuf> {
-    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version =
-                e.file_name().to_string_lossy().split('.').map(|p| p.parse::<u32>().ok()).collect::<Option<Vec<_>>>()?;
-            let bin = e.path().join("bin/pgbench");
-            bin.exists().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    if let Some((_, bin)) = found.pop() {
-        return Some(bin);
-    }
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("pgbench")).find(|b| b.exists()))
-}
-
-/// Rows copied and backfill seconds from the CLI's summary line
-/// ("… 1000000 rows copied in 12.9 s …").
-fn rows_copied(line: &str) -> Option<(u64, f64)> {
-    let at = line.find(" rows copied in ")?;
-    let rows = line[..at].rsplit(' ').next()?.parse().ok()?;
-    let secs = line[at + " rows copied in ".len()..].split(' ').next()?.parse().ok()?;
-    Some((rows, secs))
-}
-
-fn now_epoch() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-/// How to run pgbench against the demo database: connection options from the DSN, the password
-/// in `PGPASSWORD` rather than on the command line.
-struct Pgbench {
-    bin: PathBuf,
-    conn: Vec<String>,
-    password: Option<String>,
-}
-
-impl Pgbench {
-    fn new(bin: PathBuf, dsn: &str) -> Result<Pgbench> {
-        let cfg: tokio_postgres::Config = dsn.parse().with_context(|| format!("parsing {}", redacted(dsn)))?;
-        let host = match cfg.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            #[cfg(unix)]
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".to_string(),
-        };
-        let port = cfg.get_ports().first().copied().unwrap_or(5432);
-        let mut conn = vec!["-h".into(), host, "-p".into(), port.to_string()];
-        if let Some(user) = cfg.get_user() {
-            conn.extend(["-U".to_string(), user.to_string()]);
-        }
-        conn.push(DATABASE.to_string());
-        let password = cfg.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
-        Ok(Pgbench { bin, conn, password })
-    }
-
-    /// `pgbench OPTIONS… CONNECTION…`, stdout and stderr piped.
-    fn command(&self, options: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(options).args(&self.conn).env_remove("PGSERVICE").kill_on_drop(true);
-        if let Some(pw) = &self.password {
-            cmd.env("PGPASSWORD", pw);
-        }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd
-    }
-}
-
-/// pgbench's end-of-run summary.
-#[derive(Debug, Default)]
-struct Summary {
-    processed: Option<u64>,
-    failed: Option<u64>,
-    tps: Option<f64>,
-    latency_avg_ms: Option<f64>,
-}
-
-fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| l.trim().strip_prefix(prefix)).and_then(|r| r.split_whitespace().next())
-}
-
-fn parse_summary(stdout: &str) -> Summary {
-    Summary {
-        processed: value_after(stdout, "number of transactions actually processed:")
-            .and_then(|v| v.split('/').next()?.parse().ok()),
-        failed: value_after(stdout, "number of failed transactions:").and_then(|v| v.parse().ok()),
-        tps: value_after(stdout, "tps =").and_then(|v| v.parse().ok()),
-        latency_avg_ms: value_after(stdout, "latency average =").and_then(|v| v.parse().ok()),
-    }
-}
-
-/// "progress: 1712345678.123 s, 1234.5 tps, lat 3.210 ms stddev 1.234, 0 failed" → (time, tps).
-fn parse_progress(line: &str) -> Option<(f64, f64)> {
-    let w: Vec<&str> = line.strip_prefix("progress: ")?.split_whitespace().collect();
-    Some((w.first()?.parse().ok()?, w.get(2)?.parse().ok()?))
-}
-
-/// One transaction of pgbench's `-l` log: end time (epoch seconds), latency µs (None: failed).
-/// Lines: "client_id transaction_no time script_no time_epoch time_us [...]", time "failed" for a
-/// failed transaction.
-fn parse_log_line(line: &str) -> Option<(f64, Option<u64>)> {
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let latency = match *w.get(2)? {
-        "failed" => None,
-        v => Some(v.parse().ok()?),
-    };
-    let secs: u64 = w.get(4)?.parse().ok()?;
-    let us: u64 = w.get(5)?.parse().ok()?;
-    Some((secs as f64 + us as f64 / 1e6, latency))
-}
-
-fn read_logs(dir: &Path) -> Vec<(f64, Option<u64>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if let Ok(text) = std::fs::read_to_string(e.path()) {
-            out.extend(text.lines().filter_map(parse_log_line));
-        }
-    }
-    out.sort_by(|a, b| a.0.total_cmp(&b.0));
-    out
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// A plain client for `dsn`; its connection task ends when the client is dropped.
@@ -330,11 +169,11 @@ impl Bench {
             let mut lines = BufReader::new(err).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 match parse_progress(&line) {
-                    Some((t, tps)) => {
+                    Some(p) => {
                         // Seconds into the run are easier to read than epoch timestamps.
                         let rest = line.split_once(" s, ").map(|(_, r)| r).unwrap_or(&line);
-                        println!("[pgbench] progress at {:.0} s: {rest}", t - started_at);
-                        progress.push((t, tps));
+                        println!("[pgbench] progress at {:.0} s: {rest}", p.at - started_at);
+                        progress.push((p.at, p.tps));
                         if let Some(tx) = first.take() {
                             let _ = tx.send(());
                         }
@@ -408,25 +247,11 @@ struct Ended {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("[demo-pg] error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    demo::exit_code("[demo-pg]", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<bool> {
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => default_bin()?,
-    };
-    if !bin.exists() {
-        bail!("{} not found: build it with `cargo build --release -p shadowswap-cli`, or pass --bin", bin.display());
-    }
+    let bin = shadowswap_bin(args.bin.as_deref())?;
     let pgbench_bin = match args.pgbench.clone().or_else(find_pgbench) {
         Some(b) => b,
         None => bail!(
@@ -498,29 +323,8 @@ async fn run(args: Args) -> Result<bool> {
     // 4. The migration, by the real binary.
     say(format!("running: {} alter --dsn {} --table {TABLE} --alter \"{ALTER}\" --execute", bin.display(), redacted(&dsn)));
     let started_epoch = now_epoch();
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(&bin)
-        .args(["alter", "--dsn", &dsn, "--table", TABLE, "--alter", ALTER, "--execute"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    // stdout is passed through line by line; the summary line gives the rows copied.
-    let stdout = child.stdout.take().expect("piped");
-    let forward = tokio::spawn(async move {
-        let mut copied = None;
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            println!("{line}");
-            copied = copied.or_else(|| rows_copied(&line));
-        }
-        copied
-    });
-    let status = child.wait().await.context("waiting for shadowswap")?;
-    let migration = started.elapsed();
+    let Migration { status, elapsed: migration, copied } = migrate(&bin, &dsn, TABLE, ALTER).await?;
     let ended_epoch = now_epoch();
-    let copied = forward.await.unwrap_or(None);
     let bench_ran_through = bench.running();
 
     // 5. Let pgbench run a few seconds more, end it, verify, report.
@@ -530,7 +334,7 @@ async fn run(args: Args) -> Result<bool> {
     }
     let Ended { status: bench_status, stdout: bench_stdout, stderr: bench_stderr, progress, secs: bench_secs } =
         bench.stop().await?;
-    let transactions = read_logs(&log_dir);
+    let transactions = read_logs(&log_dir).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&log_dir);
     // Its summary, but "duration: 3600 s": the demo ended the run early.
     for line in bench_stdout.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("duration:")) {
@@ -556,7 +360,7 @@ async fn run(args: Args) -> Result<bool> {
     }
 
     // The table: every account once, the ALTER applied.
-    let a = row(&client, &format!("SELECT count(*), count(DISTINCT aid), min(aid), max(aid) FROM {TABLE}")).await?;
+    let a = row(&client, ACCOUNTS_SQL).await?;
     let after = num(&a[0]);
     let expected = vec![Some(accounts.to_string()), Some(accounts.to_string()), Some("1".into()), Some(accounts.to_string())];
     if a != expected {
@@ -587,13 +391,7 @@ async fn run(args: Args) -> Result<bool> {
 
     // The tables against the history pgbench wrote.
     let t0 = Instant::now();
-    let s = row(
-        &client,
-        "SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(delta) FROM pgbench_history), \
-                (SELECT sum(tbalance) FROM pgbench_tellers), (SELECT sum(bbalance) FROM pgbench_branches), \
-                (SELECT count(*) FROM pgbench_history)",
-    )
-    .await?;
+    let s = row(&client, TOTALS_SQL).await?;
     let history_rows = num(&s[4]);
     let totals_agree = s[0] == s[1] && s[1] == s[2] && s[2] == s[3];
     if !totals_agree {
@@ -608,15 +406,8 @@ async fn run(args: Args) -> Result<bool> {
     if history_rows == 0 {
         problems.push("pgbench wrote no history".to_string());
     }
-    let m = row(
-        &client,
-        "SELECT (SELECT count(*) FROM pgbench_accounts a \
-                 LEFT JOIN (SELECT aid, sum(delta) AS s FROM pgbench_history GROUP BY aid) h ON h.aid = a.aid \
-                 WHERE a.abalance <> coalesce(h.s, 0)), \
-                (SELECT count(*) FROM pgbench_history h WHERE NOT EXISTS (SELECT FROM pgbench_accounts a WHERE a.aid = h.aid))",
-    )
-    .await?;
-    let (mismatches, orphans) = (num(&m[0]), num(&m[1]));
+    let mismatches = num(&row(&client, OFF_HISTORY_SQL).await?[0]);
+    let orphans = num(&row(&client, ORPHANS_SQL).await?[0]);
     if mismatches != 0 {
         problems.push(format!("{} accounts whose balance is not the sum of their history", thousands(mismatches)));
     }
@@ -653,23 +444,11 @@ async fn run(args: Args) -> Result<bool> {
     let done_during = lat_during.len() as u64;
     let tps_before: Vec<f64> = progress.iter().filter(|(t, _)| *t <= started_epoch).map(|(_, tps)| *tps).collect();
 
-    let copied_rows = copied.map(|(rows, _)| rows).unwrap_or(before);
     println!();
     println!("shadowswap PostgreSQL demo — report");
     println!("  rows in the table:      {} before, {} after ({TABLE})", thousands(before), thousands(after));
     println!("  migration:              {secs:.1} s (shadowswap alter --execute, start to exit)");
-    println!(
-        "  rows copied:            {} -> {} rows/s over the whole migration{}",
-        thousands(copied_rows),
-        thousands((copied_rows as f64 / secs).round() as u64),
-        match copied {
-            Some((rows, backfill_secs)) => format!(
-                " ({} rows/s during the backfill's {backfill_secs:.1} s; the rest is the checksum and cut-over)",
-                thousands((rows as f64 / backfill_secs.max(1e-3)).round() as u64)
-            ),
-            None => " (rows estimated: the summary line was not found)".to_string(),
-        }
-    );
+    println!("{}", copy_report(copied, before, secs));
     println!(
         "  pgbench transactions:   {} during the migration ({:.0} tps over {} clients{}), {} failed",
         thousands(done_during),
@@ -754,7 +533,7 @@ mod tests {
         assert_eq!(database_of("postgres://u:p@h:1/"), None);
         assert_eq!(redacted("postgres://u:p@h:1/db"), "postgres://u:***@h:1/db");
         assert_eq!(
-            rows_copied("swapped public.t in 3.0 s: 1000000 rows copied in 2.5 s (400000 rows/s), checksum ok"),
+            demo::rows_copied("swapped public.t in 3.0 s: 1000000 rows copied in 2.5 s (400000 rows/s), checksum ok"),
             Some((1_000_000, 2.5))
         );
         let s = parse_summary(
@@ -763,10 +542,13 @@ mod tests {
         );
         assert_eq!((s.processed, s.failed, s.tps, s.latency_avg_ms), (Some(3426), Some(0), Some(1176.376061), Some(3.382)));
         assert_eq!(
-            parse_progress("progress: 1712345678.123 s, 1234.5 tps, lat 3.210 ms stddev 1.234, 0 failed"),
+            parse_progress("progress: 1712345678.123 s, 1234.5 tps, lat 3.210 ms stddev 1.234, 0 failed").map(|p| (p.at, p.tps)),
             Some((1712345678.123, 1234.5))
         );
-        assert_eq!(parse_log_line("0 12 3401 0 1712345678 500000"), Some((1712345678.5, Some(3401))));
-        assert_eq!(parse_log_line("1 13 failed 0 1712345678 0"), Some((1712345678.0, None)));
+        assert_eq!(
+            shadowswap_integration::pgbench::parse_log_line("0 12 3401 0 1712345678 500000"),
+            Some((1712345678.5, Some(3401)))
+        );
+        assert_eq!(shadowswap_integration::pgbench::parse_log_line("1 13 failed 0 1712345678 0"), Some((1712345678.0, None)));
     }
 }

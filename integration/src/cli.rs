@@ -1,0 +1,283 @@
+//! The real `shadowswap` binary in tests: run to completion ([`run_cli`]) or in the background
+//! ([`Spawned`]), and what a failed run must look like: exit status, the one error line, no
+//! password shown ([`assert_fails`], [`assert_never_shown`]), and for a refused ALTER or a dry
+//! run also nothing left behind and the tables unchanged ([`Unchanged`]).
+
+use std::ffi::OsStr;
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Path of the `shadowswap` binary built beside the test binary (`cargo build` builds it;
+/// `scripts/test.sh` does so before running tests).
+pub fn shadowswap_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target/<profile>");
+    let bin = dir.join("shadowswap");
+    assert!(bin.exists(), "{} not found: run `cargo build -p shadowswap-cli` first (scripts/test.sh does)", bin.display());
+    bin
+}
+
+/// The `shadowswap` binary with `args`, logging at `info`, and with no password from the
+/// environment the tests run in (`MYSQL_PWD`, `PGPASSWORD`): a run gets one only where a test
+/// gives it.
+fn command<I>(args: I) -> Command
+where
+    I: IntoIterator,
+    I::Item: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(shadowswap_bin());
+    cmd.args(args).env_remove("MYSQL_PWD").env_remove("PGPASSWORD").env("RUST_LOG", "info");
+    cmd
+}
+
+/// Run the `shadowswap` binary with `args` and extra environment, to completion.
+pub async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::from(command(args));
+    cmd.envs(env.iter().copied());
+    cmd.output().await.expect("run shadowswap")
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The last non-empty line of stderr: the one-line reason of a failed run.
+pub fn last_error_line(o: &Output) -> String {
+    stderr(o).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string()
+}
+
+/// A failed run: exit status `code` (1, or 2 for a usage error; not a panic's 101, and no panic
+/// message), and one error line, `shadowswap: error: …`, the last on stderr, containing every
+/// fragment of `expect`. Returns that line.
+pub fn assert_fails(out: &Output, code: i32, expect: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit status; stdout:\n{}\nstderr:\n{err}", stdout(out));
+    assert!(!err.contains("panicked"), "a panic is not a refusal:\n{err}");
+    let line = last_error_line(out);
+    assert!(line.starts_with("shadowswap: error: "), "last stderr line is not the error line: {line:?}\nstderr:\n{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("shadowswap: error:")).count(), 1, "one error line:\n{err}");
+    for e in expect {
+        assert!(line.contains(e), "the error line lacks {e:?}:\n{line}");
+    }
+    line
+}
+
+/// A refused run: [`assert_fails`] with exit status 1.
+pub fn assert_refused(out: &Output, expect: &[&str]) -> String {
+    assert_fails(out, 1, expect)
+}
+
+/// Panics if `secret` appears anywhere in the run's stdout or stderr.
+pub fn assert_never_shown(out: &Output, secret: &str) {
+    for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
+        assert!(!text.contains(secret), "the password {secret:?} appears in {name}:\n{text}");
+    }
+}
+
+/// `shadowswap alter --dsn <dsn> --table <table> --alter <alter> <extra…>`, run to completion.
+pub async fn run_alter(dsn: &str, table: &str, alter: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["alter", "--dsn", dsn, "--table", table, "--alter", alter];
+    args.extend_from_slice(extra);
+    run_cli(&args, &[]).await
+}
+
+/// A dialect's checks that a run changed nothing: `snapshot` the tables (equal before and after
+/// the run), and `assert_clean` (nothing of shadowswap's left behind).
+pub struct Unchanged<Snapshot, Clean> {
+    /// Definition and rows of the tables a test created.
+    pub snapshot: Snapshot,
+    /// Panics if the run left anything behind.
+    pub assert_clean: Clean,
+}
+
+impl<S, F, C, Snapshot, Clean> Unchanged<Snapshot, Clean>
+where
+    S: PartialEq + Debug,
+    F: Future<Output = S>,
+    C: Future<Output = ()>,
+    Snapshot: Fn() -> F,
+    Clean: Fn() -> C,
+{
+    /// The refusal harness. Run `shadowswap alter --dsn <dsn> --table <table> --alter <alter>
+    /// --execute <extra…>` and check that
+    /// 1. it exits with status 1 (not 0, not a panic's 101),
+    /// 2. the last line of stderr is the one error line, containing every fragment of `expect`,
+    /// 3. nothing was left behind,
+    /// 4. the tables are unchanged.
+    ///
+    /// Returns the error line.
+    pub async fn refused(&self, dsn: &str, table: &str, alter: &str, extra: &[&str], expect: &[&str]) -> String {
+        let mut args = vec!["--execute"];
+        args.extend_from_slice(extra);
+        self.run((dsn, table, alter, &args), |out| assert_refused(out, expect)).await.1
+    }
+
+    /// A dry run: `shadowswap alter --dsn <dsn> --table <table> --alter <alter> <extra…>` (no
+    /// `--execute`) must exit with status 0, leave nothing behind and change no table. Returns its
+    /// output (the plan on stdout).
+    pub async fn dry_run(&self, dsn: &str, table: &str, alter: &str, extra: &[&str]) -> Output {
+        self.run((dsn, table, alter, extra), |out| assert_eq!(out.status.code(), Some(0), "{}", stderr(out))).await.0
+    }
+
+    /// Run `shadowswap alter --dsn <dsn> --table <table> --alter <alter> <extra…>`, `check` its
+    /// output, then check that it left nothing behind and changed no table.
+    async fn run<R>(
+        &self,
+        (dsn, table, alter, extra): (&str, &str, &str, &[&str]),
+        check: impl FnOnce(&Output) -> R,
+    ) -> (Output, R) {
+        let before = (self.snapshot)().await;
+        let out = run_alter(dsn, table, alter, extra).await;
+        let checked = check(&out);
+        (self.assert_clean)().await;
+        assert_eq!((self.snapshot)().await, before, "the run changed the tables ({alter:?})");
+        (out, checked)
+    }
+}
+
+/// The `shadowswap` binary running in the background (environment as for [`run_cli`]), its
+/// stderr collected line by line and its stdout read to the end.
+pub struct Spawned {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stderr_reader: Option<JoinHandle<()>>,
+    stdout_reader: Option<JoinHandle<String>>,
+}
+
+impl Spawned {
+    /// Start `shadowswap <args…>`.
+    pub fn new<I>(args: I) -> Spawned
+    where
+        I: IntoIterator,
+        I::Item: AsRef<OsStr>,
+    {
+        let mut child =
+            command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start shadowswap");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().unwrap();
+        let stderr_reader = std::thread::spawn({
+            let lines = lines.clone();
+            move || {
+                for line in BufReader::new(err).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        Spawned { child, stderr: lines, stderr_reader: Some(stderr_reader), stdout_reader: Some(stdout_reader) }
+    }
+
+    /// stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// The first stderr line containing `needle`.
+    pub fn line(&self, needle: &str) -> Option<String> {
+        self.line_from(0, needle)
+    }
+
+    /// The first stderr line from the `from`th on containing `needle`.
+    pub fn line_from(&self, from: usize, needle: &str) -> Option<String> {
+        self.stderr.lock().unwrap().iter().skip(from).find(|l| l.contains(needle)).cloned()
+    }
+
+    /// How many stderr lines there are so far: a mark for [`Spawned::wait_for_stderr_from`].
+    pub fn mark(&self) -> usize {
+        self.stderr.lock().unwrap().len()
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Wait until a stderr line contains `needle` and return it; panics (with stderr) on timeout
+    /// or exit.
+    pub async fn wait_for_stderr(&mut self, needle: &str, within: Duration) -> String {
+        self.wait_for_stderr_from(0, needle, within).await
+    }
+
+    /// [`Spawned::wait_for_stderr`], looking only at lines logged after `mark`.
+    pub async fn wait_for_stderr_from(&mut self, mark: usize, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.line_from(mark, needle) {
+                return l;
+            }
+            if !self.running() {
+                // Let the reader drain what the process wrote last.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some(l) = self.line_from(mark, needle) {
+                    return l;
+                }
+                panic!("shadowswap exited before logging {needle:?}:\n{}", self.stderr_text());
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} within {within:?}:\n{}", self.stderr_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Poll `done` every 20 ms until it holds, while the process runs; panics (with stderr) if it
+    /// exits first or `within` passes, the latter with the message `what`.
+    pub async fn wait_until<F: Future<Output = bool>>(&mut self, within: Duration, what: &str, mut done: impl FnMut() -> F) {
+        let deadline = Instant::now() + within;
+        loop {
+            if done().await {
+                return;
+            }
+            assert!(self.running(), "shadowswap exited early:\n{}", self.stderr_text());
+            assert!(Instant::now() < deadline, "{what}:\n{}", self.stderr_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Send `signal` (e.g. "TERM", "KILL").
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{signal} failed");
+    }
+
+    /// Wait for the exit; returns the status, stdout and stderr.
+    pub async fn finish(mut self, within: Duration) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "shadowswap still running after {within:?}:\n{}", self.stderr_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.stderr_reader.take().unwrap().join().unwrap();
+        let out = self.stdout_reader.take().unwrap().join().unwrap();
+        (status, out, self.stderr_text())
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // A failing test must not leave a migration running.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

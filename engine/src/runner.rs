@@ -128,6 +128,11 @@ impl<D: Dialect> Runner<D> {
         if !self.replicas.is_empty() {
             undo.heartbeat = true;
             self.dialect.heartbeat_create(&plan.names).await?;
+            // The first heartbeat before the first verdict, so replica lag is known from the
+            // first check (otherwise it reads "lag unknown" and throttles for a moment).
+            let seq = log.lock().expect("heartbeat log").next_seq();
+            self.dialect.heartbeat_write(&plan.names, seq).await?;
+            log.lock().expect("heartbeat log").written(seq, Instant::now());
             handles.push(tokio::spawn(throttle::write_heartbeat(
                 self.dialect.clone(),
                 plan.names.clone(),

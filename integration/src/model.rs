@@ -5,7 +5,7 @@
 //! the model. The SQL and the drivers stay in the two workload modules.
 //!
 //! Every writer owns a disjoint key space (the first key column ≡ writer number mod N) and keeps
-//! its [`Share`] of the model: the rows of its keys, changed only after the server confirmed a
+//! its share of the model: the rows of its keys, changed only after the server confirmed a
 //! change. Keys are modelled as `(i64, i64)`; a single-column key uses the second part as 0.
 
 use std::collections::BTreeMap;

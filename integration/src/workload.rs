@@ -354,7 +354,8 @@ impl Writer {
         RowValues { k: rng.random_range(1..=1_000_000), c, pad }
     }
 
-    /// Count the outcome of a statement of `kind` on `key` that must affect `want` rows.
+    /// Count the outcome of a statement of `kind` on `key` that must affect `want` rows; true when
+    /// it was applied (the caller then changes the model).
     fn counted(&mut self, outcome: Outcome, kind: OpKind, key: Key, want: u64, label: &str) -> Result<bool> {
         match outcome {
             Outcome::Done(n) => {

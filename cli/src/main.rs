@@ -7,6 +7,7 @@
 //! interrupted (after removing what it created); 2 for usage errors.
 
 mod progress;
+mod secrets;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,10 +18,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig};
 use shadowswap_engine::runner::{cleanup, Outcome};
-use shadowswap_engine::{Error, MigrationConfig, Runner, TableRef};
 use shadowswap_engine::throttle::window::CutOverWindow;
-use shadowswap_engine::throttle::{ThrottleConfig, Threshold};
+use shadowswap_engine::throttle::{Threshold, ThrottleConfig};
 use shadowswap_engine::Dialect;
+use shadowswap_engine::{Error, MigrationConfig, Runner, TableRef};
 use shadowswap_mysql::MySql;
 use shadowswap_postgres::Postgres;
 
@@ -42,6 +43,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run an ALTER TABLE online. Without --execute: a dry run that checks and prints the plan.
@@ -173,7 +176,20 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Before anything is printed: every password given on the command line or in the environment
+    // is removed from whatever reaches stderr (see `secrets`).
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    secrets::register_from_args_and_env(&args);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout as usual.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // clap echoes a mistyped argument (a DSN given without --dsn, say): scrubbed.
+            eprint!("{}", secrets::scrub(&e.render().to_string()));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let terminal = std::io::stderr().is_terminal();
     let bar = progress::init_logging(cli.log_format == LogFormat::Json, terminal);
     let rt = match tokio::runtime::Runtime::new() {
@@ -187,11 +203,11 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli.command, bar, json)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
-            eprintln!("shadowswap: error: {m}");
+            eprintln!("shadowswap: error: {}", secrets::scrub(&m));
             ExitCode::from(2)
         }
         Err(Failure::Error(e)) => {
-            eprintln!("shadowswap: error: {e}");
+            eprintln!("shadowswap: error: {}", secrets::scrub(&e.to_string()));
             let code = match &e {
                 Error::Cancelled(_) => 130,
                 Error::CleanupIncomplete { .. } => 3,
@@ -213,6 +229,20 @@ fn table_ref(table: &str, default_schema: Option<&str>) -> Result<TableRef, Fail
     }
 }
 
+/// The usage error for a `--replica` DSN whose scheme is not `expected` (the --dsn's). It names
+/// the replica by its scheme only: the DSN itself may hold a password.
+fn replica_scheme_mismatch(replica: &str, expected: &str) -> Failure {
+    let given = match replica.split_once("://") {
+        Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+            format!("a {scheme}:// DSN")
+        }
+        _ => "not a URL".to_string(),
+    };
+    Failure::Usage(format!(
+        "a --replica DSN is {given}; it must be a {expected} DSN like --dsn (replicas run the same server type)"
+    ))
+}
+
 /// Connect to the server the DSN names and run `command` with its dialect.
 async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) -> Result<(), Failure> {
     let dsn = match &command {
@@ -231,7 +261,7 @@ async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) 
             let mut replicas = Vec::new();
             for r in &replica_dsns {
                 if !matches!(scheme(r).as_str(), "mysql" | "mariadb") {
-                    return Err(Failure::Usage(format!("--replica {r:?} must be a mysql:// DSN like --dsn")));
+                    return Err(replica_scheme_mismatch(r, "mysql://"));
                 }
                 replicas.push(Arc::new(MySql::connect(r, pw.clone()).await?));
             }
@@ -244,7 +274,7 @@ async fn run(command: Command, bar: Option<indicatif::ProgressBar>, json: bool) 
             let mut replicas = Vec::new();
             for r in &replica_dsns {
                 if !matches!(scheme(r).as_str(), "postgres" | "postgresql") {
-                    return Err(Failure::Usage(format!("--replica {r:?} must be a postgres:// DSN like --dsn")));
+                    return Err(replica_scheme_mismatch(r, "postgres://"));
                 }
                 replicas.push(Arc::new(Postgres::connect(r, pw.clone()).await?));
             }

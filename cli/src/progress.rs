@@ -24,9 +24,11 @@ struct StderrAboveBar(Option<ProgressBar>);
 
 impl Write for StderrAboveBar {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One call per log event: no password given to the command is ever logged.
+        let text = crate::secrets::scrub(&String::from_utf8_lossy(buf));
         match &self.0 {
-            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)).map(|_| buf.len()),
-            None => std::io::stderr().write(buf),
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(text.as_bytes())).map(|_| buf.len()),
+            None => std::io::stderr().write_all(text.as_bytes()).map(|_| buf.len()),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -9,7 +9,15 @@
 //! - it does not rename or move the table (`RENAME TO`, `SET SCHEMA`) or swap data in from another
 //!   table (`EXCHANGE PARTITION`);
 //! - which columns it renames (`CHANGE old new …`, `RENAME COLUMN old TO new`), so data can be
-//!   carried over from the old name once the operator approves.
+//!   carried over from the old name once the operator approves;
+//! - which columns it drops (`DROP [COLUMN] [IF EXISTS] c`) and adds (`ADD [COLUMN] [IF NOT EXISTS]
+//!   c …`, MariaDB's `ADD (c …, d …)`), so a column dropped (or renamed away) and added again
+//!   under the same name is filled like a new column, as a plain ALTER fills it, instead of
+//!   being copied from the old column of that name.
+//!
+//! Names are returned as the server resolves them: on PostgreSQL an unquoted identifier is
+//! folded to lower case (PostgreSQL docs, "Identifiers and Key Words"); MySQL/MariaDB column names
+//! are case-insensitive and are compared that way by the plan.
 //!
 //! sqlparser's full parser is not used for the clauses because it does not know several MySQL
 //! table options (`FORCE`, `ENGINE=…`, `CONVERT TO CHARACTER SET …`, `COMMENT=…`).
@@ -27,6 +35,11 @@ pub struct AlterAnalysis {
     pub clauses: Vec<String>,
     /// Columns renamed by the ALTER: `(old, new)`.
     pub renamed_columns: Vec<(String, String)>,
+    /// Columns the ALTER drops (`DROP [COLUMN] [IF EXISTS] c`), as written (folded on
+    /// PostgreSQL). A name may also be in `added_columns`: dropped and added again.
+    pub dropped_columns: Vec<String>,
+    /// Columns the ALTER adds (`ADD [COLUMN] [IF NOT EXISTS] c …`, `ADD (c …, d …)`).
+    pub added_columns: Vec<String>,
 }
 
 /// Analyse `spec` with the tokenizer of `dialect`.
@@ -86,9 +99,10 @@ pub fn analyze(spec: &str, dialect: &dyn SqlDialect) -> Result<AlterAnalysis> {
     }
 
     let mut out = AlterAnalysis::default();
+    let fold = Fold { lower_unquoted: dialect.is::<sqlparser::dialect::PostgreSqlDialect>() };
     for clause in &clauses {
         out.clauses.push(clause.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
-        analyze_clause(clause, &mut out)?;
+        analyze_clause(clause, fold, &mut out)?;
     }
     Ok(out)
 }
@@ -100,14 +114,64 @@ fn keyword(tok: Option<&Token>) -> Option<Keyword> {
     }
 }
 
-fn ident(tok: Option<&Token>) -> Option<String> {
+/// How the server resolves an identifier written in the spec.
+#[derive(Clone, Copy)]
+struct Fold {
+    /// PostgreSQL folds unquoted identifiers to lower case.
+    lower_unquoted: bool,
+}
+
+fn ident_folded(tok: Option<&Token>, fold: Fold) -> Option<String> {
     match tok {
+        Some(Token::Word(w)) if w.quote_style.is_none() && fold.lower_unquoted => Some(w.value.to_ascii_lowercase()),
         Some(Token::Word(w)) => Some(w.value.clone()),
         _ => None,
     }
 }
 
-fn analyze_clause(c: &[Token], out: &mut AlterAnalysis) -> Result<()> {
+/// Whether the clause's word at `i` is the unquoted keyword `k`.
+fn is_kw(c: &[Token], i: usize, k: Keyword) -> bool {
+    keyword(c.get(i)) == Some(k)
+}
+
+/// The index of the column name in `ADD …` / `DROP …` (after the clause's first word), or `None`
+/// when the clause is about something else (an index, a constraint, a partition, …).
+/// `if_words` is the length of the optional `IF [NOT] EXISTS`.
+fn column_name_at(c: &[Token], if_words: usize) -> Option<usize> {
+    let mut i = 1;
+    if is_kw(c, 1, Keyword::COLUMN) {
+        i = 2;
+    } else {
+        // What else MariaDB and PostgreSQL ADD or DROP at the top level of an ALTER TABLE.
+        let other = matches!(
+            keyword(c.get(1)),
+            Some(
+                Keyword::CONSTRAINT
+                    | Keyword::INDEX
+                    | Keyword::KEY
+                    | Keyword::PRIMARY
+                    | Keyword::FOREIGN
+                    | Keyword::UNIQUE
+                    | Keyword::FULLTEXT
+                    | Keyword::SPATIAL
+                    | Keyword::CHECK
+                    | Keyword::PARTITION
+                    | Keyword::EXCLUDE
+            )
+        ) || (is_kw(c, 1, Keyword::SYSTEM) && is_kw(c, 2, Keyword::VERSIONING))
+            || (is_kw(c, 1, Keyword::PERIOD) && is_kw(c, 2, Keyword::FOR));
+        if other {
+            return None;
+        }
+    }
+    if is_kw(c, i, Keyword::IF) {
+        i += if_words;
+    }
+    Some(i)
+}
+
+fn analyze_clause(c: &[Token], fold: Fold, out: &mut AlterAnalysis) -> Result<()> {
+    let ident = |tok: Option<&Token>| ident_folded(tok, fold);
     let rename_table = || {
         Error::refused(
             "the ALTER renames the table; shadowswap swaps tables by name, so rename it in a separate statement \
@@ -157,6 +221,44 @@ fn analyze_clause(c: &[Token], out: &mut AlterAnalysis) -> Result<()> {
             };
             if old != new {
                 out.renamed_columns.push((old, new));
+            }
+            Ok(())
+        }
+        Some(Keyword::DROP) => {
+            // `DROP [COLUMN] [IF EXISTS] c [CASCADE | RESTRICT]`
+            if let Some(name) = column_name_at(c, 2).and_then(|i| ident(c.get(i))) {
+                out.dropped_columns.push(name);
+            }
+            Ok(())
+        }
+        Some(Keyword::ADD) => {
+            // `ADD [COLUMN] [IF NOT EXISTS] c …` or MariaDB's `ADD [COLUMN] (c …, d …)`
+            let Some(i) = column_name_at(c, 3) else { return Ok(()) };
+            if c.get(i) == Some(&Token::LParen) {
+                let mut depth = 0;
+                let mut expect_name = true;
+                for tok in &c[i..] {
+                    match tok {
+                        Token::LParen => {
+                            depth += 1;
+                            if depth == 1 {
+                                continue;
+                            }
+                        }
+                        Token::RParen => depth -= 1,
+                        Token::Comma if depth == 1 => {
+                            expect_name = true;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if expect_name && depth == 1 {
+                        out.added_columns.extend(ident(Some(tok)));
+                        expect_name = false;
+                    }
+                }
+            } else if let Some(name) = ident(c.get(i)) {
+                out.added_columns.push(name);
             }
             Ok(())
         }
@@ -231,5 +333,39 @@ mod tests {
         // A ';' inside a string is data, not a statement separator.
         assert!(my("ADD COLUMN c VARCHAR(5) DEFAULT ';'").is_ok());
         assert!(my("ALTER COLUMN c SET DEFAULT 5").is_ok());
+    }
+
+    #[test]
+    fn drops_and_adds_are_found() {
+        let a = my("DROP COLUMN c, ADD COLUMN c INT DEFAULT 7, DROP d, ADD e INT, DROP COLUMN IF EXISTS f, \
+                    ADD COLUMN IF NOT EXISTS g INT, ADD (h INT, i DECIMAL(5, 2) DEFAULT 1), DROP `PRIMARY`")
+        .unwrap();
+        assert_eq!(a.dropped_columns, vec!["c", "d", "f", "PRIMARY"]);
+        assert_eq!(a.added_columns, vec!["c", "e", "g", "h", "i"]);
+        // Indexes, keys, constraints, partitions, versioning and periods are not columns.
+        let a = my("DROP PRIMARY KEY, DROP INDEX c, DROP KEY c, DROP FOREIGN KEY c, DROP CONSTRAINT c, DROP CHECK c, \
+                    DROP PARTITION p, DROP SYSTEM VERSIONING, DROP PERIOD FOR SYSTEM_TIME, ADD PRIMARY KEY (id), \
+                    ADD UNIQUE KEY u (c), ADD INDEX (c), ADD KEY k (c), ADD FULLTEXT (c), ADD CONSTRAINT x CHECK (c > 0), \
+                    ADD CHECK (c > 0), ADD FOREIGN KEY (c) REFERENCES p (id), ADD PARTITION (PARTITION p2 VALUES LESS THAN (5))")
+        .unwrap();
+        assert!(a.dropped_columns.is_empty(), "{:?}", a.dropped_columns);
+        assert!(a.added_columns.is_empty(), "{:?}", a.added_columns);
+        // A column whose name is a non-reserved word is still a column.
+        assert_eq!(my("DROP name, ADD COLUMN name INT").unwrap().dropped_columns, vec!["name"]);
+        // MODIFY and CHANGE keep data: neither drops.
+        let a = my("MODIFY c BIGINT, CHANGE d d BIGINT").unwrap();
+        assert!(a.dropped_columns.is_empty() && a.added_columns.is_empty() && a.renamed_columns.is_empty());
+    }
+
+    #[test]
+    fn postgres_folds_unquoted_names() {
+        let pg = |spec: &str| analyze(spec, &PostgreSqlDialect {}).unwrap();
+        let a = pg(r#"DROP COLUMN Cc CASCADE, ADD COLUMN cc int DEFAULT 1, DROP "Dd", ADD "Dd" int, DROP IF EXISTS e RESTRICT"#);
+        assert_eq!(a.dropped_columns, vec!["cc", "Dd", "e"]);
+        assert_eq!(a.added_columns, vec!["cc", "Dd"]);
+        assert!(pg("DROP CONSTRAINT c, ADD CONSTRAINT c CHECK (x > 0), ADD EXCLUDE USING gist (x WITH &&)")
+            .dropped_columns
+            .is_empty());
+        assert_eq!(pg("RENAME COLUMN Aa TO Bb").renamed_columns, vec![("aa".to_string(), "bb".to_string())]);
     }
 }

@@ -105,6 +105,9 @@ pub async fn cut_over<D: Dialect>(
         let n = attempts;
         async move {
             wait_for_blockers(dialect, plan, cfg, cancel).await?;
+            // Whatever happened while waiting (postponed, window, blockers, replicas): a TRUNCATE or
+            // DDL the capture did not see stops the run here, before any lock is taken.
+            dialect.verify_before_cut_over(plan).await?;
             tracing::info!(attempt = n, lock_timeout_ms = cfg.lock_timeout.as_millis() as u64, "cut-over attempt");
             let t0 = Instant::now();
             dialect.cut_over(plan, cfg.lock_timeout).await?;

@@ -180,6 +180,17 @@ pub trait Dialect: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Check that nothing changed the table behind the capture's back since the capture
+    /// triggers were installed: a TRUNCATE (which fires no trigger), a rebuild or any other DDL on
+    /// the table, the capture triggers dropped or replaced. Called after the backfill and before
+    /// every cut-over attempt (dialects should check again inside the swap itself, as close to the
+    /// rename as they can). Errors: [`crate::Error::Refused`] naming what changed; the run then
+    /// stops without swapping and removes what it created. Default: nothing to check.
+    async fn verify_before_cut_over(&self, plan: &Plan) -> Result<()> {
+        let _ = plan;
+        Ok(())
+    }
+
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
     /// On failure the original keeps serving under its name.
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;

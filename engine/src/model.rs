@@ -45,6 +45,12 @@ pub struct Column {
     /// True when an INSERT that omits the column still gets a value: an explicit DEFAULT,
     /// AUTO_INCREMENT / identity, or a generated column.
     pub has_default: bool,
+    /// The schema of the btree comparison operators (`<`, `=`, …) of the index this column is a
+    /// key of, when they are not built in: PostgreSQL extension types such as `ltree` or `citext`
+    /// keep theirs in the extension's schema, which shadowswap's pinned `search_path` does not
+    /// search, so key comparisons name it (`OPERATOR("public".<)`). `None` for built-in operators
+    /// (enums and domains included), for columns no index has as a key, and on MariaDB.
+    pub operator_schema: Option<String>,
 }
 
 impl Column {
@@ -57,6 +63,7 @@ impl Column {
             nullable: false,
             generated: false,
             has_default: false,
+            operator_schema: None,
         }
     }
 }

@@ -44,7 +44,8 @@ pub enum Outcome {
 pub struct Summary {
     /// The migrated table.
     pub table: TableRef,
-    /// The old table, when it was kept.
+    /// The old table, when it still exists: kept on request, or because dropping it failed
+    /// (then [`Summary::warnings`] says why and what to run).
     pub old_table_kept: Option<TableRef>,
     /// Backfill figures.
     pub backfill: BackfillStats,
@@ -208,7 +209,9 @@ impl<D: Dialect> Runner<D> {
             match plan.metadata_only {
                 Some(true) => return self.alter_in_place(&plan, started).await.map(Outcome::Swapped),
                 Some(false) => tracing::info!("--attempt-instant-ddl: the ALTER is not metadata-only here; copying"),
-                None => tracing::info!("--attempt-instant-ddl: this server cannot tell whether the ALTER is metadata-only; copying"),
+                None => {
+                    tracing::info!("--attempt-instant-ddl: this server cannot tell whether the ALTER is metadata-only; copying")
+                }
             }
         }
         let mut undo = Undo::default();
@@ -292,14 +295,21 @@ impl<D: Dialect> Runner<D> {
         let old_table_kept = if cfg.cut_over.keep_old_table {
             Some(plan.names.old.clone())
         } else {
-            if let Err(e) = with_retry("dropping the old table", ddl, &never_cancelled, || {
+            match with_retry("dropping the old table", ddl, &never_cancelled, || {
                 d.drop_table(&plan.names.old, cfg.ddl.lock_timeout)
             })
             .await
             {
-                warnings.push(format!("{} could not be dropped: {e}; drop it with DROP TABLE when convenient", plan.names.old));
+                Ok(()) => None,
+                // The summary must not say "dropped": the old table is still there.
+                Err(e) => {
+                    warnings.push(format!(
+                        "{} could not be dropped: {e}; drop it with DROP TABLE {} when convenient",
+                        plan.names.old, plan.names.old
+                    ));
+                    Some(plan.names.old.clone())
+                }
             }
-            None
         };
         for w in &warnings {
             tracing::warn!("{w}");
@@ -329,6 +339,8 @@ impl<D: Dialect> Runner<D> {
             seconds = backfill.elapsed.as_secs_f64(),
             "backfill complete"
         );
+        // A TRUNCATE or DDL during the backfill: stop now rather than checksum or wait for nothing.
+        d.verify_before_cut_over(plan).await?;
 
         let rows_checksummed = if cfg.checksum.enabled {
             self.set_phase(Phase::Checksum);
@@ -369,11 +381,7 @@ impl<D: Dialect> Runner<D> {
         self.set_phase(Phase::CutOver);
         d.prepare_cut_over(plan).await?;
         let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
-        tracing::info!(
-            attempts = cut_over.attempts,
-            writes_blocked_ms = cut_over.swap_time.as_millis() as u64,
-            "tables swapped"
-        );
+        tracing::info!(attempts = cut_over.attempts, writes_blocked_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
         Ok((backfill, rows_checksummed, cut_over))
     }
 
@@ -394,11 +402,9 @@ impl<D: Dialect> Runner<D> {
         if let Err(e) = r {
             self.set_phase(Phase::Failed);
             return Err(match e.class() {
-                crate::error::ErrorClass::LockTimeout | crate::error::ErrorClass::Deadlock => Error::CutOverExhausted {
-                    attempts,
-                    lock_timeout_ms: c.lock_timeout.as_millis() as u64,
-                    last: e.to_string(),
-                },
+                crate::error::ErrorClass::LockTimeout | crate::error::ErrorClass::Deadlock => {
+                    Error::CutOverExhausted { attempts, lock_timeout_ms: c.lock_timeout.as_millis() as u64, last: e.to_string() }
+                }
                 _ => e,
             });
         }
@@ -482,9 +488,11 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
         let triggers = d.capture_present(&names).await?;
         let shadow = d.table_exists(&names.shadow).await?;
         let heartbeat = d.table_exists(&names.heartbeat).await?;
-        undo_steps(d, &names, !triggers.is_empty(), shadow, heartbeat, ddl).await.map_err(|leftover| Error::CleanupIncomplete {
-            cause: Box::new(Error::refused(format!("cleanup of {} did not finish", names.table))),
-            leftover,
+        undo_steps(d, &names, !triggers.is_empty(), shadow, heartbeat, ddl).await.map_err(|leftover| {
+            Error::CleanupIncomplete {
+                cause: Box::new(Error::refused(format!("cleanup of {} did not finish", names.table))),
+                leftover,
+            }
         })?;
         Ok(CleanupReport {
             triggers_dropped: triggers,

@@ -59,6 +59,7 @@ fn shape() -> TableShape {
             nullable: false,
             generated: false,
             has_default: false,
+            operator_schema: None,
         }],
         indexes: vec![Index { name: "PRIMARY".into(), columns: vec!["id".into()], unique: true, primary: true, partial: false }],
         estimated_rows: 0,
@@ -75,7 +76,7 @@ impl Dialect for Fake {
         &sqlparser::dialect::GenericDialect {}
     }
     fn rules(&self) -> Rules {
-        Rules { eq: |a, b| a == b, key_column_ok: |_| true, type_change_refusal: |_, _| None }
+        Rules { eq: |a, b| a == b, key_column_ok: |_| true, type_change_refusal: |_, _| None, key_change_refusal: |_, _| None }
     }
     fn names(&self, table: &TableRef) -> Names {
         Names::new(table, 64, char_len)

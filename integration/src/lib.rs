@@ -14,6 +14,8 @@
 //! - [`replica`]   — the test server's replica (`scripts/mariadb.sh start replica`): lease, pause
 //!   and resume apply, catch up; a TCP proxy that makes a server unreachable mid-test.
 //! - [`demo`], [`pgbench`] — what the two demos share, and pgbench for the demo and the tests.
+//! - [`differential`] — differential testing: the same generated ALTER natively on a clone and
+//!   with shadowswap on the original, rows and definitions compared (`scripts/fuzz.sh`).
 //! - [`pg_workload`] — concurrent PostgreSQL writers (autocommit and multi-statement
 //!   transactions in all three isolation levels) that keep an exact model of what they wrote.
 //!
@@ -22,6 +24,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod differential;
 pub mod model;
 pub mod pg;
 pub mod pg_workload;
@@ -284,6 +287,13 @@ impl PostponedRun {
     /// Whether the run has ended.
     pub fn is_finished(&self) -> bool {
         self.run.is_finished()
+    }
+
+    /// Remove the flag file and wait (60 s at most) for the run to end: its outcome, whatever
+    /// it is (for runs that must fail after the wait).
+    pub async fn release(self) -> shadowswap_engine::Result<Outcome> {
+        std::fs::remove_file(&self.flag).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), self.run).await.expect("run ends").unwrap()
     }
 
     /// Remove the flag file and wait (60 s at most) for the run to end; panics unless it

@@ -10,7 +10,8 @@ use tokio_postgres::{Client, NoTls};
 
 /// DSN of the test server (its maintenance database).
 pub fn server_dsn() -> String {
-    std::env::var("SHADOWSWAP_PG_DSN").unwrap_or_else(|_| "postgres://shadowswap:shadowswap@127.0.0.1:54329/shadowswap".to_string())
+    std::env::var("SHADOWSWAP_PG_DSN")
+        .unwrap_or_else(|_| "postgres://shadowswap:shadowswap@127.0.0.1:54329/shadowswap".to_string())
 }
 
 /// A plain client for `dsn`; its connection task ends when the client is dropped.
@@ -90,7 +91,12 @@ impl PgTestDb {
     /// Panics unless `public` holds exactly `tables` and no capture function or trigger remains.
     pub async fn assert_clean(&self, tables: &[&str]) {
         assert_eq!(self.tables().await, tables, "tables left in {}", self.name);
-        assert!(self.capture_leftovers().await.is_empty(), "capture objects left in {}: {:?}", self.name, self.capture_leftovers().await);
+        assert!(
+            self.capture_leftovers().await.is_empty(),
+            "capture objects left in {}: {:?}",
+            self.name,
+            self.capture_leftovers().await
+        );
     }
 
     /// The dialect, connected to this database.

@@ -69,7 +69,8 @@ async fn setup(name: &str) -> PgTestDb {
     let db = PgTestDb::new(name).await;
     // Roles are cluster-wide: create the owner once, tolerating a concurrent test doing the same.
     db.exec(&format!(
-        "DO $$ BEGIN CREATE ROLE {OWNER} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        "DO $$ BEGIN CREATE ROLE {OWNER} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+         ALTER ROLE {OWNER} BYPASSRLS; GRANT USAGE, CREATE ON SCHEMA public TO {OWNER}"
     ))
     .await;
     db.exec(SETUP).await;

@@ -443,11 +443,12 @@ async fn partitioned_and_inherited_tables() {
         "ADD COLUMN c int",
         &[],
         &tables,
-        &["public.part_1 takes part in table inheritance (part)", "does not migrate inheritance trees"],
+        &["public.part_1 takes part in table inheritance (public.part)", "does not migrate inheritance trees"],
     )
     .await;
-    refused(&db, "parent", "ADD COLUMN c int", &[], &tables, &["public.parent takes part in table inheritance (kid)"]).await;
-    refused(&db, "kid", "ADD COLUMN c int", &[], &tables, &["public.kid takes part in table inheritance (parent)"]).await;
+    refused(&db, "parent", "ADD COLUMN c int", &[], &tables, &["public.parent takes part in table inheritance (public.kid)"])
+        .await;
+    refused(&db, "kid", "ADD COLUMN c int", &[], &tables, &["public.kid takes part in table inheritance (public.parent)"]).await;
 }
 
 #[tokio::test]
@@ -523,7 +524,7 @@ async fn objects_the_swap_cannot_carry_over() {
         "ADD COLUMN c int",
         &[],
         &tables,
-        &["materialized views depend on public.mv_src (mv)", "drop them for the migration and recreate them afterwards"],
+        &["materialized views depend on public.mv_src (public.mv)", "drop them for the migration and recreate them afterwards"],
     )
     .await;
     refused(&db, "ruled", "ADD COLUMN c int", &[], &tables, &["public.ruled has rules (ruled_no_delete)", "drop them"]).await;
@@ -561,10 +562,15 @@ async fn columns_other_objects_use() {
     let remedy = "Drop them for the migration and re-create them afterwards, or change the ALTER";
     let approve = ["--approve-renamed-columns"];
     for (table, spec, extra, users) in [
-        ("t", "RENAME COLUMN n TO n2", &approve[..], "view v (uses n)"),
-        ("t", "DROP COLUMN n", &[][..], "view v (uses n)"),
-        ("t", "ALTER COLUMN n TYPE bigint", &[][..], "view v (uses n)"),
-        ("t", "RENAME COLUMN id TO tid", &approve[..], "foreign key child_t_fk of child (uses id), view v (uses id)"),
+        ("t", "RENAME COLUMN n TO n2", &approve[..], "view public.v (uses n)"),
+        ("t", "DROP COLUMN n", &[][..], "view public.v (uses n)"),
+        ("t", "ALTER COLUMN n TYPE bigint", &[][..], "view public.v (uses n)"),
+        (
+            "t",
+            "RENAME COLUMN id TO tid",
+            &approve[..],
+            "foreign key child_t_fk of public.child (uses id), view public.v (uses id)",
+        ),
         ("p", "RENAME COLUMN k TO k2", &approve[..], "policy p_k (uses k)"),
         ("p", "DROP COLUMN note", &[][..], "trigger p_note (uses note)"),
     ] {
@@ -681,8 +687,8 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     assert_eq!(tables, ["_t_new", "t"]);
     assert_eq!(
         db.capture_leftovers().await,
-        ["_t_ssw_del", "_t_ssw_del", "_t_ssw_ins", "_t_ssw_ins", "_t_ssw_upd", "_t_ssw_upd"],
-        "three functions and their three triggers"
+        ["_t_ssw_del", "_t_ssw_del", "_t_ssw_ins", "_t_ssw_ins", "_t_ssw_trn", "_t_ssw_trn", "_t_ssw_upd", "_t_ssw_upd"],
+        "four functions and their four triggers (insert, update, delete, truncate)"
     );
     assert_eq!(data(&db).await, before, "the original is unchanged");
     let copied = shadow_rows(&db).await.unwrap();
@@ -718,7 +724,10 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
 
     // The killed run's sessions end with it; its advisory lock goes with them.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !db.text_rows("SELECT 1 FROM pg_locks WHERE locktype = 'advisory'").await.is_empty() {
+    // Only this test's database: other tests' runs hold advisory locks of their own meanwhile.
+    let ours = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    while !db.text_rows(ours).await.is_empty() {
         assert!(Instant::now() < deadline, "the killed run's advisory lock is still held");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -727,7 +736,7 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     let out = run_cli(&cleanup_args, &[]).await;
     assert_eq!(out.status.code(), Some(0), "cleanup: {}", stderr(&out));
     let said = stdout(&out);
-    assert!(said.contains("dropped capture triggers: _t_ssw_del, _t_ssw_ins, _t_ssw_upd"), "{said}");
+    assert!(said.contains("dropped capture triggers: _t_ssw_del, _t_ssw_ins, _t_ssw_trn, _t_ssw_upd"), "{said}");
     assert!(said.contains("dropped shadow table public._t_new"), "{said}");
     assert_clean(&db, &["t"]).await;
     assert_eq!(data(&db).await, expected, "cleanup leaves the original's rows and the application's writes alone");

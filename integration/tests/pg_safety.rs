@@ -30,7 +30,16 @@ async fn type_change_with_using_is_refused_not_ignored() {
     db.exec("CREATE TABLE t (id int PRIMARY KEY, amount numeric(10,2)); INSERT INTO t VALUES (1, 12.34), (2, 0.5)").await;
     let before = snapshot(&db).await;
     let out = run_cli(
-        &["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ALTER COLUMN amount TYPE bigint USING (amount * 100)::bigint", "--execute"],
+        &[
+            "alter",
+            "--dsn",
+            &db.dsn,
+            "--table",
+            "t",
+            "--alter",
+            "ALTER COLUMN amount TYPE bigint USING (amount * 100)::bigint",
+            "--execute",
+        ],
         &[],
     )
     .await;

@@ -199,9 +199,14 @@ async fn a_replica_unreachable_at_start_is_refused_before_anything_is_created() 
     assert_eq!(db.count("t").await, Some(100));
 }
 
-/// A run through a proxy to the replica: copying until the proxy is cut (`freeze: false`) or
-/// goes silent (`freeze: true`); then no more copying, the log says the replica is unreachable,
-/// and SIGTERM leaves nothing behind.
+/// A run through a proxy to the replica, mid-backfill, loses it: the proxy is cut
+/// (`freeze: false`) or goes silent (`freeze: true`); the log says the replica is unreachable,
+/// nothing is copied while it is, and SIGTERM leaves nothing behind.
+///
+/// Every step waits on an event, never on the copy being slow enough to still be running: the
+/// run starts held by a throttle flag file (the backfill has begun and copies nothing), the
+/// replica is lost, the log shows the throttler counting it among its reasons, and only then is
+/// the flag removed: copying must stay paused on the replica alone.
 async fn replica_lost_mid_run(name: &str, freeze: bool) {
     let db = TestDb::new(name).await;
     let replica = Replica::connect().await;
@@ -212,12 +217,16 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     let upstream = replica.dsn.rsplit('@').next().unwrap().trim_end_matches('/').to_string();
     let mut proxy = TcpProxy::start(&upstream);
     let via_proxy = format!("mysql://shadowswap:shadowswap@127.0.0.1:{}/{}", proxy.port, db.name);
+    let hold = flag_path(&format!("{}-hold", db.name));
+    std::fs::write(&hold, b"hold").unwrap();
+    let hold_arg = hold.display().to_string();
 
-    // A silent replica counts as unreachable after the throttler's signal timeout (2 s), so
-    // copy slower there, to be paused well before the end.
-    let chunk = if freeze { "20" } else { SLOW_CHUNK };
-    let mut cli = Spawned::new(alter_args(&db, &["--replica", &via_proxy, "--chunk-size", chunk]));
-    db.wait_for_shadow_rows(&mut cli, 1_000).await;
+    let mut cli =
+        Spawned::new(alter_args(&db, &["--replica", &via_proxy, "--chunk-size", SLOW_CHUNK, "--throttle-flag-file", &hold_arg]));
+    let held = cli.wait_for_stderr(&format!("throttle flag file {hold_arg} exists"), Duration::from_secs(30)).await;
+    assert!(held.contains("throttling: copying paused"), "{held}");
+    assert_eq!(db.count("_t_new").await, Some(0), "held by the flag file");
+
     let mark = cli.mark();
     let lost_at = Instant::now();
     if freeze {
@@ -225,13 +234,17 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     } else {
         proxy.close();
     }
-    let (stopped_after, rows) = assert_copy_stops(&db, &mut cli, lost_at, Duration::from_secs(8)).await;
-    assert!(rows < u64::from(ROWS), "stopped mid-backfill ({rows} rows)");
-    // "copying paused", or "reason changed" after a lag of its own (see the lag test).
     let shown = format!("replica mysql://shadowswap@127.0.0.1:{}/{} unreachable", proxy.port, db.name);
-    let line = cli.wait_for_stderr_from(mark, &shown, Duration::from_secs(5)).await;
-    assert!(line.contains("throttling"), "{line}");
-    assert_copy_stays(&db, &mut cli, rows, Duration::from_secs(2)).await;
+    let line = cli.wait_for_stderr_from(mark, &shown, Duration::from_secs(10)).await;
+    assert!(line.contains("throttling: reason changed"), "{line}");
+    let noticed = lost_at.elapsed();
+
+    let mark = cli.mark();
+    std::fs::remove_file(&hold).unwrap();
+    let line = cli.wait_for_stderr_from(mark, "throttling: reason changed", Duration::from_secs(10)).await;
+    assert!(line.contains(&shown) && !line.contains("throttle flag file"), "the replica alone keeps copying paused: {line}");
+    assert_copy_stays(&db, &mut cli, 0, Duration::from_secs(3)).await;
+    assert!(!cli.stderr_text().contains("throttling ended"), "copying resumed:\n{}", cli.stderr_text());
     assert!(!swapped(&db).await);
 
     cli.signal("TERM");
@@ -242,11 +255,7 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     drop(proxy);
     replica.catch_up(&db, Duration::from_secs(60)).await;
     assert_eq!(replica.tables(&db.name).await, ["t"], "tables on the replica");
-    println!(
-        "replica {} mid-run: copying stopped {} ms later (at {rows} of {ROWS} rows)",
-        if freeze { "silent" } else { "gone" },
-        ms(stopped_after)
-    );
+    println!("replica {} mid-run: a throttle reason {} ms later", if freeze { "silent" } else { "gone" }, ms(noticed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,51 +272,89 @@ async fn a_replica_that_stops_answering_pauses_the_copy() {
 // Flag file, load, throttle query, critical load
 // ---------------------------------------------------------------------------------------------
 
+/// A throttle flag file that exists when the run starts: nothing is copied (the throttler's first
+/// verdict comes before the first chunk) until it is removed; an application write meanwhile
+/// reaches the shadow through the capture. Waits on events only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_throttle_flag_file_pauses_the_copy_while_it_exists() {
     let db = TestDb::new("thr_flag").await;
     db.seed_t(ROWS).await;
     let before = db.seeded("t").await;
     let flag = flag_path(&db.name);
-    let _ = std::fs::remove_file(&flag);
+    std::fs::write(&flag, b"pause").unwrap();
     let flag_arg = flag.display().to_string();
     let mut cli = Spawned::new(alter_args(&db, &["--throttle-flag-file", &flag_arg, "--chunk-size", SLOW_CHUNK]));
-    db.wait_for_shadow_rows(&mut cli, 3_000).await;
-
-    let created_at = Instant::now();
-    std::fs::write(&flag, b"pause").unwrap();
-    let (stopped_after, rows) = assert_copy_stops(&db, &mut cli, created_at, Duration::from_secs(3)).await;
-    assert!(rows < u64::from(ROWS), "paused mid-backfill ({rows} rows)");
-    let line = cli.wait_for_stderr("throttling: copying paused", Duration::from_secs(5)).await;
+    let line = cli.wait_for_stderr("throttling: copying paused", Duration::from_secs(30)).await;
     assert!(line.contains(&format!("throttle flag file {flag_arg} exists")), "{line}");
+    assert_copy_stays(&db, &mut cli, 0, Duration::from_secs(1)).await;
     db.exec(CHANGE).await;
 
     let removed_at = Instant::now();
     std::fs::remove_file(&flag).unwrap();
-    cli.wait_for_stderr("throttling ended: copying resumes", Duration::from_secs(5)).await;
+    cli.wait_for_stderr("throttling ended: copying resumes", Duration::from_secs(10)).await;
     let resumed_after = removed_at.elapsed();
     let (status, out, err) = cli.finish(Duration::from_secs(120)).await;
     assert_migrated(&db, status, &out, &err, &with_change(before)).await;
-    println!(
-        "flag file: copy stopped {} ms after it was created (at {rows} of {ROWS} rows), resumed {} ms after it was removed",
-        ms(stopped_after),
-        ms(resumed_after)
-    );
+    println!("flag file: nothing copied while it existed, resumed {} ms after it was removed", ms(resumed_after));
 }
 
-/// `n` sessions each running `SELECT SLEEP(secs)` at once: `Threads_running` at least `n` for
-/// `secs` seconds.
-fn busy_server(db: &TestDb, n: usize, secs: u32) -> Vec<tokio::task::JoinHandle<()>> {
+/// `n` sessions each running `SELECT SLEEP(60)` at once: `Threads_running` at least `n` until
+/// [`idle_server`] ends them.
+fn busy_server(db: &TestDb, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
     (0..n)
         .map(|_| {
             let dsn = db.dsn.clone();
             tokio::spawn(async move {
                 let mut c = Conn::new(mysql_async::Opts::from_url(&dsn).unwrap()).await.unwrap();
-                c.query_drop(format!("SELECT SLEEP({secs})")).await.unwrap();
-                c.disconnect().await.unwrap();
+                // Ended by KILL QUERY: SLEEP then returns 1 (or the statement an error).
+                let _ = c.query_drop("SELECT SLEEP(60)").await;
+                let _ = c.disconnect().await;
             })
         })
         .collect()
+}
+
+/// End the sleeps of [`busy_server`] in this test's database and wait for their sessions.
+async fn idle_server(db: &TestDb, sleepers: Vec<tokio::task::JoinHandle<()>>) {
+    let ids: Vec<u64> = db
+        .pool
+        .get_conn()
+        .await
+        .unwrap()
+        .exec("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO = 'SELECT SLEEP(60)'", (&db.name,))
+        .await
+        .unwrap();
+    for id in ids {
+        db.exec(&format!("KILL QUERY {id}")).await;
+    }
+    for s in sleepers {
+        s.await.unwrap();
+    }
+}
+
+/// Start with a hold flag file of the test's own (nothing copied); engage a signal; once the
+/// log shows it among the reasons (`needle`), remove the hold: the signal alone keeps copying
+/// paused. Returns the run.
+async fn held_then_engaged<F: std::future::Future<Output = ()>>(db: &TestDb, args: &[&str], needle: &str, engage: F) -> Spawned {
+    let hold = flag_path(&format!("{}-hold", db.name));
+    std::fs::write(&hold, b"hold").unwrap();
+    let hold_arg = hold.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--throttle-flag-file", &hold_arg, "--chunk-size", SLOW_CHUNK]);
+    let mut cli = Spawned::new(alter_args(db, &all));
+    let held = cli.wait_for_stderr(&format!("throttle flag file {hold_arg} exists"), Duration::from_secs(30)).await;
+    assert!(held.contains("throttling: copying paused"), "{held}");
+    let mark = cli.mark();
+    engage.await;
+    let line = cli.wait_for_stderr_from(mark, needle, Duration::from_secs(15)).await;
+    assert!(line.contains("throttling: reason changed"), "{line}");
+    let mark = cli.mark();
+    std::fs::remove_file(&hold).unwrap();
+    let line = cli.wait_for_stderr_from(mark, "throttling: reason changed", Duration::from_secs(10)).await;
+    assert!(line.contains(needle) && !line.contains("throttle flag file"), "the signal alone keeps copying paused: {line}");
+    assert_copy_stays(db, &mut cli, 0, Duration::from_secs(1)).await;
+    assert!(!cli.stderr_text().contains("throttling ended"), "copying resumed:\n{}", cli.stderr_text());
+    cli
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,28 +363,19 @@ async fn max_load_pauses_the_copy_while_the_server_is_busy() {
     db.seed_t(ROWS).await;
     let before = db.seeded("t").await;
     // Far above what the tests running beside this one keep running, far below 60 sleepers.
-    let mut cli = Spawned::new(alter_args(&db, &["--max-load", "Threads_running=30", "--chunk-size", SLOW_CHUNK]));
-    db.wait_for_shadow_rows(&mut cli, 3_000).await;
-
-    let busy_at = Instant::now();
-    let sleepers = busy_server(&db, 60, 6);
-    let (stopped_after, rows) = assert_copy_stops(&db, &mut cli, busy_at, Duration::from_secs(3)).await;
-    assert!(rows < u64::from(ROWS), "paused mid-backfill ({rows} rows)");
-    let line = cli.wait_for_stderr("throttling: copying paused", Duration::from_secs(5)).await;
-    assert!(line.contains("Threads_running = ") && line.contains("(limit 30)"), "{line}");
-    for s in sleepers {
-        s.await.unwrap();
-    }
+    let mut sleepers = Vec::new();
+    let mut cli = held_then_engaged(&db, &["--max-load", "Threads_running=30"], "Threads_running = ", async {
+        sleepers = busy_server(&db, 60);
+    })
+    .await;
+    assert!(cli.stderr_text().contains("(limit 30)"), "{}", cli.stderr_text());
     let idle_at = Instant::now();
+    idle_server(&db, sleepers).await;
     cli.wait_for_stderr("throttling ended: copying resumes", Duration::from_secs(30)).await;
     let resumed_after = idle_at.elapsed();
     let (status, out, err) = cli.finish(Duration::from_secs(120)).await;
     assert_migrated(&db, status, &out, &err, &before).await;
-    println!(
-        "max load: copy stopped {} ms after 60 sessions got busy (at {rows} of {ROWS} rows), resumed {} ms after they ended",
-        ms(stopped_after),
-        ms(resumed_after)
-    );
+    println!("max load: nothing copied while 60 sessions were busy, resumed {} ms after they ended", ms(resumed_after));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,30 +402,21 @@ async fn the_throttle_query_pauses_the_copy_while_it_returns_non_zero() {
     db.exec("CREATE TABLE ctl (id INT PRIMARY KEY, paused INT NOT NULL); INSERT INTO ctl VALUES (1, 0)").await;
     let before = db.seeded("t").await;
     let query = format!("SELECT paused FROM `{}`.ctl WHERE id = 1", db.name);
-    let mut cli = Spawned::new(alter_args(&db, &["--throttle-query", &query, "--chunk-size", SLOW_CHUNK]));
-    db.wait_for_shadow_rows(&mut cli, 3_000).await;
-
-    let set_at = Instant::now();
-    db.exec("UPDATE ctl SET paused = 1").await;
-    let (stopped_after, rows) = assert_copy_stops(&db, &mut cli, set_at, Duration::from_secs(3)).await;
-    assert!(rows < u64::from(ROWS), "paused mid-backfill ({rows} rows)");
-    let line = cli.wait_for_stderr("throttling: copying paused", Duration::from_secs(5)).await;
-    assert!(line.contains("throttle query returned 1"), "{line}");
+    let mut cli = held_then_engaged(&db, &["--throttle-query", &query], "throttle query returned 1", async {
+        db.exec("UPDATE ctl SET paused = 1").await;
+    })
+    .await;
 
     let cleared_at = Instant::now();
     db.exec("UPDATE ctl SET paused = 0").await;
-    cli.wait_for_stderr("throttling ended: copying resumes", Duration::from_secs(5)).await;
+    cli.wait_for_stderr("throttling ended: copying resumes", Duration::from_secs(10)).await;
     let resumed_after = cleared_at.elapsed();
     let (status, out, err) = cli.finish(Duration::from_secs(120)).await;
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(db.seeded("t").await, before);
     db.assert_clean(&["ctl", "t"]).await;
     assert!(out.starts_with("swapped "), "{out}");
-    println!(
-        "throttle query: copy stopped {} ms after it returned 1 (at {rows} of {ROWS} rows), resumed {} ms after it returned 0",
-        ms(stopped_after),
-        ms(resumed_after)
-    );
+    println!("throttle query: nothing copied while it returned 1, resumed {} ms after it returned 0", ms(resumed_after));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -260,6 +260,23 @@ impl Run {
         }
     }
 
+    /// Wait for a line, after the first `from` lines, containing every one of `needles`.
+    async fn wait_line_from(&self, from: usize, needles: &[&str], timeout: Duration) -> Line {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.lines().into_iter().skip(from).find(|l| needles.iter().all(|n| l.text.contains(n))) {
+                return l;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "[{}] no line with {needles:?} after line {from} within {timeout:?}; log so far:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Send SIGTERM (to this process only, by its pid).
     fn terminate(&self) {
         let pid = self.child.id().expect("still running");
@@ -618,8 +635,13 @@ async fn a_replica_unreachable_at_start_refuses_the_run() {
 /// The replica becomes unreachable mid-backfill (`link`: connections refused, or the host
 /// stops answering): copying pauses and never resumes while it is, the log says so; SIGTERM
 /// then stops the run and removes everything it created.
+///
+/// Every step waits on an event, never on the table being big enough for the copy to still be
+/// running: the run starts held by a throttle flag file (the backfill has begun and copies
+/// nothing), the replica is lost, the log shows the throttler counting the replica among its
+/// reasons, and only then is the flag removed: copying must stay paused on the replica alone.
 async fn replica_lost_mid_run(name: &str, link: Link) {
-    const ROWS: i64 = 100_000;
+    const ROWS: i64 = 10_000;
     let _lease = StandbyLease::take(false).await;
     let db = PgTestDb::new(name).await;
     make_table(&db, ROWS).await;
@@ -628,23 +650,33 @@ async fn replica_lost_mid_run(name: &str, link: Link) {
     let rdsn = replica_dsn(&db);
     let proxy = Proxy::start(address(&rdsn)).await;
     let via_proxy = with_port(&rdsn, proxy.port);
+    let dir = std::env::temp_dir().join(format!("ssw-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hold = dir.join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let hold_s = hold.to_str().unwrap().to_string();
+    let replica = format!("127.0.0.1:{}", proxy.port);
 
-    let run = Run::start(name, &alter_args(&db, &["--replica", &via_proxy, "--max-lag", "1s", "--chunk-size", "200"]));
-    wait_copied(&db.client, 5_000, Duration::from_secs(30)).await;
+    let run = Run::start(
+        name,
+        &alter_args(&db, &["--replica", &via_proxy, "--max-lag", "1s", "--chunk-size", "200", "--throttle-flag-file", &hold_s]),
+    );
+    run.wait_line(&["throttling: copying paused", "throttle flag file"], Duration::from_secs(30)).await;
+    assert_eq!(copied(&db.client).await, 0, "held by the flag file");
+
     proxy.set(link);
     let t_lost = Instant::now();
-    let (stopped_after, rows_at_stop) =
-        wait_copy_stopped(&db.client, t_lost, Duration::from_millis(2500), Duration::from_secs(10), ROWS).await;
-    let line =
-        run.wait_line(&["throttling: copying paused", &format!("127.0.0.1:{}", proxy.port)], Duration::from_secs(10)).await;
-    eprintln!(
-        "[{name}] replica {link:?}: copy stopped {:.2} s later at {rows_at_stop} rows; {}",
-        stopped_after.as_secs_f64(),
-        line.text
-    );
-    assert!(stopped_after < Duration::from_secs(5), "copying went on {stopped_after:?} after the replica was lost");
+    let line = run.wait_line(&["throttling: reason changed", &replica], Duration::from_secs(10)).await;
+    eprintln!("[{name}] replica {link:?}: a throttle reason {:.2} s later; {}", t_lost.elapsed().as_secs_f64(), line.text);
+    let mark = run.lines().len();
+    std::fs::remove_file(&hold).unwrap();
+    let line = run.wait_line_from(mark, &["throttling: reason changed", &replica], Duration::from_secs(10)).await;
+    assert!(!line.text.contains("throttle flag file"), "the flag is gone, the replica keeps copying paused: {}", line.text);
+    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the replica was unreachable:\n{}", run.log());
+    // Nothing is copied while the replica stays unreachable.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(copied(&db.client).await, rows_at_stop, "copied while the replica was unreachable");
+    assert_eq!(copied(&db.client).await, 0, "copied while the replica was unreachable");
+    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the replica was unreachable:\n{}", run.log());
 
     run.terminate();
     let t_term = Instant::now();
@@ -654,6 +686,7 @@ async fn replica_lost_mid_run(name: &str, link: Link) {
     db.assert_clean(&["t"]).await;
     assert_eq!(snapshot(&db).await, before);
     drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -670,40 +703,71 @@ async fn a_replica_that_stops_answering_mid_run_throttles_until_stopped() {
 // Load, throttle query, flag file
 // ---------------------------------------------------------------------------------------------
 
-/// Start a run with `args`, wait until some rows are copied, `engage()`; the copy must stop
-/// within a few seconds with a throttling line containing `needle`; `release()`; the run must
-/// complete with exact data.
-async fn engage_and_release<E, R>(db: &PgTestDb, name: &str, args: &[&str], needle: &str, engage: E, release: R)
+/// A signal engaged during the backfill pauses copying until it is released, then the run
+/// completes with exact data. Every step waits on an event, never on the table being big enough
+/// for the copy to still be running (nothing is copied before the throttler's first verdict):
+/// - `hold`: the run starts held by a throttle flag file of the test's own; `engage()` runs while
+///   it is held, the log shows the signal (`needle`) joining the reasons, the hold is removed and
+///   the signal alone must keep copying paused;
+/// - no `hold` (the signal under test is the flag file itself): `engage()` runs before the run
+///   starts and copying must stay paused from the first verdict.
+///
+/// Then `release()`: "throttling ended", and the run completes.
+async fn engage_and_release<E, R>(db: &PgTestDb, name: &str, args: &[&str], needle: &str, engage: E, release: R, hold: bool)
 where
     E: std::future::Future<Output = ()>,
     R: std::future::Future<Output = ()>,
 {
-    const ROWS: i64 = 100_000;
+    const ROWS: i64 = 10_000;
     make_table(db, ROWS).await;
     let before = snapshot(db).await;
-    let mut all = vec!["--chunk-size", "200"];
-    all.extend_from_slice(args);
+    let mut all: Vec<String> = ["--chunk-size", "200"].iter().map(|s| s.to_string()).collect();
+    all.extend(args.iter().map(|s| s.to_string()));
+    let dir = std::env::temp_dir().join(format!("ssw-{}-hold-{}", db.name, std::process::id()));
+    let hold = hold.then(|| {
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("hold");
+        std::fs::write(&f, b"").unwrap();
+        all.extend(["--throttle-flag-file".to_string(), f.to_str().unwrap().to_string()]);
+        f
+    });
+    let mut engage = Some(engage);
+    if hold.is_none() {
+        engage.take().unwrap().await;
+    }
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let run = Run::start(name, &alter_args(db, &all));
-    wait_copied(&db.client, 5_000, Duration::from_secs(60)).await;
-    engage.await;
-    let t_engaged = Instant::now();
-    let (stopped_after, rows_at_stop) =
-        wait_copy_stopped(&db.client, t_engaged, Duration::from_millis(2000), Duration::from_secs(10), ROWS).await;
-    let line = run.wait_line(&["throttling: copying paused", needle], Duration::from_secs(5)).await;
-    eprintln!("[{name}] engaged: copy stopped {:.2} s later at {rows_at_stop} rows; {}", stopped_after.as_secs_f64(), line.text);
-    assert!(stopped_after < Duration::from_secs(2), "copying went on {stopped_after:?} after the signal went over its limit");
+    match &hold {
+        None => {
+            let line = run.wait_line(&["throttling: copying paused", needle], Duration::from_secs(30)).await;
+            eprintln!("[{name}] engaged before the start: {}", line.text);
+        }
+        Some(h) => {
+            run.wait_line(&["throttling: copying paused", "throttle flag file"], Duration::from_secs(30)).await;
+            engage.take().unwrap().await;
+            let t_engaged = Instant::now();
+            run.wait_line(&["throttling: reason changed", needle], Duration::from_secs(10)).await;
+            eprintln!("[{name}] engaged: a throttle reason {:.2} s later", t_engaged.elapsed().as_secs_f64());
+            let mark = run.lines().len();
+            std::fs::remove_file(h).unwrap();
+            let line = run.wait_line_from(mark, &["throttling: reason changed", needle], Duration::from_secs(10)).await;
+            assert!(!line.text.contains("throttle flag file"), "the signal alone keeps copying paused: {}", line.text);
+        }
+    }
+    assert_eq!(copied(&db.client).await, 0, "nothing is copied while the signal is over its limit");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(copied(&db.client).await, rows_at_stop);
+    assert_eq!(copied(&db.client).await, 0, "nothing is copied while the signal is over its limit");
+    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the signal was engaged:\n{}", run.log());
 
     release.await;
     let t_released = Instant::now();
-    wait_copied(&db.client, rows_at_stop + 1, Duration::from_secs(30)).await;
-    let ended = run.wait_line(&["throttling ended"], Duration::from_secs(5)).await;
+    let ended = run.wait_line(&["throttling ended"], Duration::from_secs(30)).await;
     eprintln!("[{name}] released: copying resumed {:.2} s later; {}", t_released.elapsed().as_secs_f64(), ended.text);
     let (status, log, _) = run.finish(Duration::from_secs(120)).await;
     assert!(status.success(), "exit {status}:\n{log}");
     assert_eq!(snapshot(db).await, altered(&before));
     db.assert_clean(&["t"]).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -721,6 +785,7 @@ async fn the_throttle_flag_file_engages_and_releases() {
         "throttle flag file",
         async { std::fs::write(&flag, b"").unwrap() },
         async { std::fs::remove_file(&flag).unwrap() },
+        false,
     )
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -741,6 +806,7 @@ async fn max_load_active_backends_engages_and_releases() {
         "active_backends = ",
         async { sleepers.lock().await.engage(&db).await },
         async { sleepers.lock().await.stop(&db).await },
+        true,
     )
     .await;
 }
@@ -757,6 +823,7 @@ async fn the_throttle_query_engages_and_releases() {
         "throttle query returned 1",
         async { db.exec("UPDATE ctl.throttle SET paused = 1").await },
         async { db.exec("UPDATE ctl.throttle SET paused = 0").await },
+        true,
     )
     .await;
 }
@@ -960,14 +1027,14 @@ async fn a_lock_holding_transaction_delays_the_cut_over_which_succeeds_once_it_e
     s.probe.1.await.unwrap();
     assert!(status.success(), "exit {status}:\n{log}");
     assert!(log.contains("the blocking transactions ended"), "{log}");
-    let p = s.probe.0.lock().unwrap();
-    assert!(p.errors.is_empty(), "the application saw errors: {:?}", p.errors);
-    let (max, report) = latency_report(&p, s.t_blocked);
-    eprintln!("probe during the blocked cut-over: {report}");
-    assert!(max <= LOCK_TIMEOUT + MARGIN, "the application was blocked {max:?} (lock timeout {LOCK_TIMEOUT:?}): {report}");
-
-    let mut expected = with_increments(&s.before, &p.increments);
-    drop(p);
+    let mut expected = {
+        let p = s.probe.0.lock().unwrap();
+        assert!(p.errors.is_empty(), "the application saw errors: {:?}", p.errors);
+        let (max, report) = latency_report(&p, s.t_blocked);
+        eprintln!("probe during the blocked cut-over: {report}");
+        assert!(max <= LOCK_TIMEOUT + MARGIN, "the application was blocked {max:?} (lock timeout {LOCK_TIMEOUT:?}): {report}");
+        with_increments(&s.before, &p.increments)
+    };
     expected.push(vec![Some((CUT_OVER_ROWS + 1).to_string()), Some("1".into()), Some("written by the blocker".into())]);
     assert_eq!(snapshot(&s.db).await, altered(&expected));
     s.db.assert_clean(&["t"]).await;
@@ -1005,13 +1072,16 @@ async fn a_lock_held_through_every_cut_over_attempt_fails_the_run_cleanly() {
     assert_eq!(attempts, 2, "one attempt and one retry:\n{log}");
     let last = log.lines().last().unwrap_or_default();
     assert!(last.contains("cut-over failed after 2 attempts") && last.contains("pg_stat_activity"), "says what to do: {last}");
-    let p = s.probe.0.lock().unwrap();
-    assert!(p.errors.is_empty(), "the application saw errors: {:?}", p.errors);
-    let (max, report) = latency_report(&p, s.t_blocked);
-    eprintln!("probe through the attempts and the undo: {report}");
-    assert!(max <= LOCK_TIMEOUT + MARGIN, "the application was blocked {max:?} (lock timeout {LOCK_TIMEOUT:?}): {report}");
+    let expected = {
+        let p = s.probe.0.lock().unwrap();
+        assert!(p.errors.is_empty(), "the application saw errors: {:?}", p.errors);
+        let (max, report) = latency_report(&p, s.t_blocked);
+        eprintln!("probe through the attempts and the undo: {report}");
+        assert!(max <= LOCK_TIMEOUT + MARGIN, "the application was blocked {max:?} (lock timeout {LOCK_TIMEOUT:?}): {report}");
+        with_increments(&s.before, &p.increments)
+    };
     s.db.assert_clean(&["t"]).await;
-    assert_eq!(snapshot(&s.db).await, with_increments(&s.before, &p.increments), "the original serves, with the probe's updates");
+    assert_eq!(snapshot(&s.db).await, expected, "the original serves, with the probe's updates");
     let _ = std::fs::remove_dir_all(&s.flag_dir);
 }
 

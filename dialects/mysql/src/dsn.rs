@@ -95,4 +95,20 @@ mod tests {
         assert!(Dsn::parse("mysql://b/c", None).unwrap_err().to_string().contains("no user"));
         assert!(Dsn::parse("nonsense", None).is_err());
     }
+
+    #[test]
+    fn errors_never_quote_the_password() {
+        let pw = "Sentin3l-pw";
+        for dsn in [
+            format!("mysql://:{pw}@h/db"),
+            format!("mysql://u:{pw}@/db"),
+            format!("mysql://u:{pw}@h:99999/db"),
+            format!("postgres://u:{pw}@h/db"),
+            format!("u:{pw}@h"),
+            format!("mysql://u:{pw}@h:x/db"),
+        ] {
+            let e = Dsn::parse(&dsn, None).unwrap_err().to_string();
+            assert!(!e.contains(pw), "{dsn}: {e}");
+        }
+    }
 }

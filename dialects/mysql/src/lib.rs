@@ -7,7 +7,9 @@
 //! - this file  — [`MySql`], the [`Dialect`] implementation that runs that SQL.
 //!
 //! Every session shadowswap opens is set up the same way (see [`SESSION_SETUP`]): UTC time zone,
-//! so TIMESTAMP values round-trip exactly (no DST-ambiguous local times); a strict `sql_mode` with
+//! so TIMESTAMP values round-trip exactly (no DST-ambiguous local times) — except the copy
+//! statement, which runs in the server's default time zone so the defaults it evaluates equal a
+//! plain ALTER's ([`sql::copy_time_zone`]); a strict `sql_mode` with
 //! `NO_AUTO_VALUE_ON_ZERO`, so nothing is silently truncated and an AUTO_INCREMENT value of 0 is
 //! copied as 0; REPEATABLE READ, for the next-key locks the chunk copy relies on. The capture
 //! triggers are created in such a session, and a trigger runs with the `sql_mode` it was created
@@ -15,6 +17,7 @@
 
 pub mod dsn;
 pub mod errors;
+pub mod identity;
 pub mod sql;
 
 use std::fmt;
@@ -62,6 +65,9 @@ pub struct MySql {
     opts: OptsBuilder,
     dsn: Dsn,
     parser: sqlparser::dialect::MySqlDialect,
+    /// The identity of each table whose capture this dialect installed, as read under the
+    /// trigger lock ([`identity`]), for the checks before the swap.
+    captured: std::sync::Mutex<std::collections::HashMap<TableRef, identity::Identity>>,
 }
 
 fn whole_seconds(d: Duration) -> u64 {
@@ -88,7 +94,7 @@ impl MySql {
             opts = opts.db_name(Some(db.clone()));
         }
         let pool = Pool::new(opts.clone());
-        let me = MySql { pool, opts, dsn, parser: sqlparser::dialect::MySqlDialect {} };
+        let me = MySql { pool, opts, dsn, parser: sqlparser::dialect::MySqlDialect {}, captured: Default::default() };
         match me.pool.get_conn().await {
             Ok(mut c) => {
                 let _: Option<u8> = c.query_first("SELECT 1").await.map_err(|e| errors::db("checking the connection", e))?;
@@ -152,11 +158,14 @@ impl MySql {
                 collation: text(r, "Collation"),
                 nullable: text(r, "Null").as_deref() == Some("YES"),
                 generated: text(r, "Extra").is_some_and(|e| e.to_ascii_uppercase().contains("GENERATED")),
-                has_default: text(r, "Default").is_some()
+                // Present, not NULL: read as bytes, since a binary column's default need not be
+                // UTF-8 (a `String` read of `DEFAULT 0xFF00FE` fails and would look like no default).
+                has_default: r.get_opt::<Option<Vec<u8>>, _>("Default").and_then(|v| v.ok()).flatten().is_some()
                     || text(r, "Extra").is_some_and(|e| {
                         let e = e.to_ascii_uppercase();
                         e.contains("AUTO_INCREMENT") || e.contains("GENERATED")
                     }),
+                operator_schema: None,
             })
             .collect();
         let rows: Vec<Row> = c.query(format!("SHOW INDEX FROM {t}")).await?;
@@ -185,11 +194,13 @@ impl MySql {
 
     /// The storage engine of `table`, from the table options line of `SHOW CREATE TABLE` (which,
     /// unlike information_schema, also shows the session's temporary tables).
+    ///
+    /// The statement is read as bytes: it holds column defaults verbatim, and a binary column's
+    /// default need not be UTF-8 (`VARBINARY(4) DEFAULT 0xFF00FE`), which a `String` read would
+    /// turn into a panic of the driver's row conversion.
     async fn engine_on(c: &mut Conn, table: &TableRef) -> std::result::Result<String, mysql_async::Error> {
-        let ddl: Option<(String, String)> = c.query_first(format!("SHOW CREATE TABLE {}", Qualified(table))).await?;
-        let ddl = ddl.map(|(_, ddl)| ddl).unwrap_or_default();
-        let engine = ddl.lines().find_map(|l| l.strip_prefix(") ENGINE=")).unwrap_or_default();
-        Ok(engine.split(' ').next().unwrap_or_default().to_string())
+        let ddl: Option<(Vec<u8>, Vec<u8>)> = c.query_first(sql::show_create_table(table)).await?;
+        Ok(ddl.map(|(_, ddl)| sql::engine_of_create_table(&ddl)).unwrap_or_default())
     }
 
     /// Run trigger DDL `stmts` on `table` inside `LOCK TABLES table WRITE … UNLOCK TABLES`, so
@@ -204,24 +215,54 @@ impl MySql {
     /// Under the lock, the table goes from no capture trigger to all three (and back) at once,
     /// which the server does handle. The lock is held for milliseconds, waits at most
     /// `lock_timeout`, and is released on every path (closing the session releases it too).
-    async fn trigger_ddl_locked(&self, context: &str, table: &TableRef, stmts: &[String], lock_timeout: Duration) -> Result<()> {
+    ///
+    /// With `identity_of`, also reads the table's [`identity::Identity`] under that lock, after
+    /// the statements: the table the capture triggers start following.
+    async fn trigger_ddl_locked(
+        &self,
+        context: &str,
+        table: &TableRef,
+        stmts: &[String],
+        lock_timeout: Duration,
+        identity_of: Option<&Names>,
+    ) -> Result<Option<identity::Identity>> {
         let secs = whole_seconds(lock_timeout);
         let mut c = self.conn().await?;
         c.query_drop(sql::with_lock_timeout(secs, &format!("LOCK TABLES {} WRITE", Qualified(table))))
             .await
             .map_err(|e| errors::db(context, e))?;
-        let mut result = Ok(());
+        let mut result = Ok(None);
         for stmt in stmts {
             if let Err(e) = c.query_drop(sql::with_lock_timeout(secs, stmt)).await {
                 result = Err(errors::db(context, e));
                 break;
             }
         }
+        if let (Ok(_), Some(names)) = (&result, identity_of) {
+            result = identity::Identity::read(&mut c, table, names).await.map(Some).map_err(|e| errors::db(context, e));
+        }
         if let Err(e) = c.query_drop("UNLOCK TABLES").await {
             let _ = c.disconnect().await;
             return result.and(Err(errors::db(context, e)));
         }
         result
+    }
+
+    /// Compare the table's identity now with the one recorded when the capture was installed
+    /// ([`identity`]); returns the identity read (`None` when no capture of this dialect's is
+    /// recorded for the table). Errors: [`Error::Refused`] saying what changed.
+    async fn verify_identity(&self, c: &mut Conn, plan: &Plan) -> Result<Option<identity::Identity>> {
+        let n = &plan.names;
+        let Some(recorded) = self.captured.lock().expect("identity map").get(&n.table).cloned() else { return Ok(None) };
+        let now =
+            identity::Identity::read(c, &n.table, n).await.map_err(|e| errors::db("checking the table before the swap", e))?;
+        match recorded.changed(&now) {
+            None => Ok(Some(now)),
+            Some(what) => Err(Error::refused(format!(
+                "{} {what}; nothing was swapped and {} is as that change left it; run the migration again",
+                n.table, n.table
+            ))),
+        }
     }
 
     async fn key_query(&self, context: &str, query: String, params: Vec<Value>) -> Result<Option<MyKey>> {
@@ -233,7 +274,7 @@ impl MySql {
     fn where_range(plan: &Plan, shadow: bool, after: Option<&MyKey>, upto: &MyKey) -> (String, Vec<Value>) {
         let (orig, shad) = sql::key_names(plan);
         let cols = if shadow { shad } else { orig };
-        sql::range_where(&cols, &plan.key.columns, after.map(|k| k.0.as_slice()), &upto.0)
+        sql::key_range_where(&cols, &plan.key.columns, after.map(|k| k.0.as_slice()), Some(&upto.0))
     }
 }
 
@@ -280,6 +321,7 @@ impl Dialect for MySql {
             eq: |a, b| a.eq_ignore_ascii_case(b),
             key_column_ok: sql::key_column_ok,
             type_change_refusal: sql::type_change_refusal,
+            key_change_refusal: sql::key_change_refusal,
         }
     }
 
@@ -483,7 +525,10 @@ impl Dialect for MySql {
     async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
         let mut c = self.conn().await?;
         c.exec_drop(
-            format!("INSERT INTO {} (id, seq) VALUES (1, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)", Qualified(&names.heartbeat)),
+            format!(
+                "INSERT INTO {} (id, seq) VALUES (1, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)",
+                Qualified(&names.heartbeat)
+            ),
             (seq,),
         )
         .await
@@ -506,7 +551,9 @@ impl Dialect for MySql {
             .exec_first("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = UPPER(?)", (name,))
             .await
             .map_err(|e| errors::db("reading a status variable", e))?;
-        let v = v.ok_or_else(|| Error::refused(format!("{name} is not a global status variable of this server (SHOW GLOBAL STATUS)")))?;
+        let v = v.ok_or_else(|| {
+            Error::refused(format!("{name} is not a global status variable of this server (SHOW GLOBAL STATUS)"))
+        })?;
         v.trim().parse().map_err(|_| Error::refused(format!("status variable {name} is not a number ({v})")))
     }
 
@@ -540,12 +587,15 @@ impl Dialect for MySql {
             Ok(rows) => Ok(rows),
             // ER_UNKNOWN_TABLE (1109): plugin not loaded. Then any InnoDB transaction open longer
             // than the lock timeout may hold the table's metadata lock: wait for those.
+            // The statement text (PROCESSLIST.INFO) holds the application's literals, which need
+            // not be UTF-8: read bytes, shown lossily (the text is only for the message).
             Err(e) if errors::code(&e) == Some(1109) => c
-                .exec(
+                .exec::<Vec<u8>, _, _>(
                     "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                             TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s: ', COALESCE(LEFT(p.INFO, 80), 'idle'))                      FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id                      WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND",
                     (secs,),
                 )
                 .await
+                .map(|rows| rows.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect())
                 .or_else(blockers_unknown),
             Err(e) => blockers_unknown(e),
         }
@@ -576,13 +626,33 @@ impl Dialect for MySql {
             Qualified(table)
         );
         let mut c = self.conn().await?;
-        c.query_first::<String, _>(q).await.map_err(|e| errors::db("looking for duplicates of a new unique key", e))
+        // Bytes, shown lossily: QUOTE() of a binary key value need not be UTF-8, and the text is
+        // only for the refusal message.
+        let found =
+            c.query_first::<Vec<u8>, _>(q).await.map_err(|e| errors::db("looking for duplicates of a new unique key", e))?;
+        Ok(found.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     async fn create_shadow(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
         let n = &plan.names;
         let secs = whole_seconds(lock_timeout);
         let mut c = self.conn().await?;
+        // The copy evaluates added defaults in the server's default zone, except when the chunk
+        // key has a TIMESTAMP (its boundaries bind exactly only at UTC): then a clock default
+        // would be filled in UTC, unlike a plain ALTER, unless the server's zone is UTC now.
+        if sql::key_has_timestamp(plan) && sql::adds_zone_dependent_default(plan) {
+            let offset: Option<Option<i64>> =
+                c.query_first(sql::DEFAULT_ZONE_OFFSET).await.map_err(|e| errors::db("reading the server's time zone", e))?;
+            if offset.flatten() != Some(0) {
+                return Err(Error::refused(format!(
+                    "the ALTER adds a column whose default reads the clock, and {}'s chunk key has a TIMESTAMP column: \
+                     shadowswap copies such a table at UTC (the only zone where TIMESTAMP keys bind exactly), so the copy \
+                     would fill that column in UTC while a plain ALTER uses the server's default time zone, which is not UTC; \
+                     add that column with a plain ALTER TABLE and migrate the rest separately",
+                    n.table
+                )));
+            }
+        }
         let ctx = format!("creating {}", n.shadow);
         c.query_drop(sql::with_lock_timeout(
             secs,
@@ -623,7 +693,13 @@ impl Dialect for MySql {
             .map_err(|e| errors::db("emptying the shadow table", e))?;
         drop(c);
         let stmts = sql::capture_triggers(plan);
-        self.trigger_ddl_locked("creating the capture triggers", &plan.names.table, &stmts, lock_timeout).await
+        let id = self
+            .trigger_ddl_locked("creating the capture triggers", &plan.names.table, &stmts, lock_timeout, Some(&plan.names))
+            .await?;
+        if let Some(id) = id {
+            self.captured.lock().expect("identity map").insert(plan.names.table.clone(), id);
+        }
+        Ok(())
     }
 
     async fn remove_capture(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
@@ -647,8 +723,14 @@ impl Dialect for MySql {
                 .filter(|(_, on)| on == t)
                 .map(|(name, _)| format!("DROP TRIGGER IF EXISTS {}", sql::trigger_name(&names.table, name)))
                 .collect();
-            self.trigger_ddl_locked("dropping the capture triggers", &names.table.sibling(t.to_string()), &stmts, lock_timeout)
-                .await?;
+            self.trigger_ddl_locked(
+                "dropping the capture triggers",
+                &names.table.sibling(t.to_string()),
+                &stmts,
+                lock_timeout,
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -724,7 +806,7 @@ impl Dialect for MySql {
         let cols = &plan.checksum_columns;
         let (orig_keys, shadow_keys) = sql::key_names(plan);
         let bounds = |keys: &[&str]| {
-            sql::open_range_where(keys, &plan.key.columns, after.map(|k| k.0.as_slice()), upto.map(|k| k.0.as_slice()))
+            sql::key_range_where(keys, &plan.key.columns, after.map(|k| k.0.as_slice()), upto.map(|k| k.0.as_slice()))
         };
         let (where_orig, p_orig) = bounds(&orig_keys);
         let (where_shadow, p_shadow) = bounds(&shadow_keys);
@@ -742,7 +824,38 @@ impl Dialect for MySql {
         Ok((sum(a), sum(b)))
     }
 
+    async fn verify_before_cut_over(&self, plan: &Plan) -> Result<()> {
+        let mut c = self.conn().await?;
+        self.verify_identity(&mut c, plan).await.map(|_| ())
+    }
+
+    /// The swap, checked on both sides in its own session. MariaDB refuses `RENAME TABLE` under
+    /// `LOCK TABLES` (error 1192), and `ALTER TABLE … RENAME` under the lock frees the name for a
+    /// moment (waiting sessions then fail with "doesn't exist"), so the check cannot share the
+    /// rename's lock: it runs immediately before the `RENAME TABLE`, and the old table the
+    /// rename took is checked again right after it. See docs/cut-over.md.
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-        self.exec_ddl("swapping the tables", &sql::rename_swap(plan), lock_timeout).await
+        let ctx = "swapping the tables";
+        let mut c = self.conn().await?;
+        let checked = self.verify_identity(&mut c, plan).await?;
+        c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), &sql::rename_swap(plan)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        let Some(checked) = checked else { return Ok(()) };
+        let n = &plan.names;
+        match identity::Identity::read(&mut c, &n.old, n).await {
+            Ok(old) => match checked.changed(&old) {
+                None => Ok(()),
+                Some(what) => Err(Error::refused(format!(
+                    "the tables were swapped, but {} {what} in the moment between the last check and the swap; \
+                     {} is kept as the rename found it: compare it with {} before using either",
+                    n.table, n.old, n.table
+                ))),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read the old table after the swap");
+                Ok(())
+            }
+        }
     }
 }

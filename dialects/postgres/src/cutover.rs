@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use shadowswap_engine::model::TableRef;
 use shadowswap_engine::names::{byte_len, generated_name, Names};
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::{Error, Result};
@@ -125,7 +126,7 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
         .await?,
         &|l| format!("{t} has a foreign key to itself ({l}); shadowswap cannot re-point it, drop it for the migration"),
     )?;
-    let ours: Vec<String> = names.triggers().iter().map(|s| s.to_string()).collect();
+    let ours: Vec<String> = sql::capture_triggers(names).into();
     refuse_if(
         strings(
             c,
@@ -136,7 +137,7 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
         .await?,
         &|_| format!("{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first"),
     )?;
-    Ok(())
+    crate::deps::refuse_unhandled(c, names).await
 }
 
 /// Refuses an ALTER that renames or drops a column which views, policies, foreign keys
@@ -145,13 +146,7 @@ pub async fn preflight(c: &impl GenericClient, names: &Names) -> Result<()> {
 /// which name the columns as they were: it would fail after the whole copy. Runs before anything
 /// is created.
 pub async fn refuse_lost_column_dependents(c: &impl GenericClient, plan: &Plan) -> Result<()> {
-    let renamed_or_dropped: Vec<String> = plan
-        .mapping
-        .iter()
-        .filter(|m| m.source != m.target)
-        .map(|m| m.source.clone())
-        .chain(plan.dropped_columns.iter().cloned())
-        .collect();
+    let renamed_or_dropped = plan.renamed_or_dropped_columns();
     let retyped: Vec<String> =
         plan.mapping.iter().filter(|m| plan.not_checksummed.contains(&m.target)).map(|m| m.source.clone()).collect();
     if renamed_or_dropped.is_empty() && retyped.is_empty() {
@@ -162,18 +157,21 @@ pub async fn refuse_lost_column_dependents(c: &impl GenericClient, plan: &Plan) 
         "checking what uses the columns the ALTER changes",
         "SELECT DISTINCT format('%s (uses %I)', obj, a.attname) FROM ( \
              SELECT d.refobjsubid, CASE d.classid \
-                 WHEN 'pg_rewrite'::regclass THEN 'view ' || r.ev_class::regclass::text \
+                 WHEN 'pg_rewrite'::regclass THEN CASE WHEN r.rulename = '_RETURN' THEN 'view ' || r.ev_class::regclass::text \
+                      ELSE 'rule ' || quote_ident(r.rulename) || ' on ' || r.ev_class::regclass::text END \
                  WHEN 'pg_policy'::regclass THEN 'policy ' || quote_ident(p.polname) \
                  WHEN 'pg_constraint'::regclass THEN 'foreign key ' || quote_ident(co.conname) || ' of ' || co.conrelid::regclass::text \
-                 WHEN 'pg_trigger'::regclass THEN 'trigger ' || quote_ident(tg.tgname) END AS obj, \
+                 WHEN 'pg_trigger'::regclass THEN 'trigger ' || quote_ident(tg.tgname) \
+                 WHEN 'pg_proc'::regclass THEN 'function ' || pr.oid::regprocedure::text END AS obj, \
                  d.classid = 'pg_rewrite'::regclass AS is_view \
              FROM pg_depend d \
              LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid \
              LEFT JOIN pg_policy p ON d.classid = 'pg_policy'::regclass AND p.oid = d.objid \
              LEFT JOIN pg_constraint co ON d.classid = 'pg_constraint'::regclass AND co.oid = d.objid AND co.contype = 'f' \
              LEFT JOIN pg_trigger tg ON d.classid = 'pg_trigger'::regclass AND tg.oid = d.objid AND NOT tg.tgisinternal \
+             LEFT JOIN pg_proc pr ON d.classid = 'pg_proc'::regclass AND pr.oid = d.objid AND pr.prosqlbody IS NOT NULL \
              WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::text::regclass AND d.refobjsubid > 0 \
-               AND (r.ev_class <> d.refobjid OR p.oid IS NOT NULL OR co.oid IS NOT NULL OR tg.oid IS NOT NULL) \
+               AND (r.ev_class <> d.refobjid OR p.oid IS NOT NULL OR co.oid IS NOT NULL OR tg.oid IS NOT NULL OR pr.oid IS NOT NULL) \
          ) x JOIN pg_attribute a ON a.attrelid = $1::text::regclass AND a.attnum = x.refobjsubid \
          WHERE a.attname::text = ANY($2) OR (x.is_view AND a.attname::text = ANY($3)) ORDER BY 1",
         &[&Qualified(&plan.names.table).to_string(), &renamed_or_dropped, &retyped],
@@ -192,13 +190,16 @@ pub async fn refuse_lost_column_dependents(c: &impl GenericClient, plan: &Plan) 
 }
 
 /// Add the original table's foreign keys (to other tables) to the shadow, with their names.
+/// `NOT VALID` ones are left to the swap ([`crate::deps`]): on the shadow they would check the
+/// old rows the copy inserts, which the original never checked.
 pub async fn copy_outgoing_foreign_keys(tx: &Transaction<'_>, plan: &Plan) -> Result<()> {
     let ctx = "copying foreign keys to the shadow table";
     tx.batch_execute("SET LOCAL search_path = pg_catalog, pg_temp").await.map_err(|e| errors::db(ctx, e))?;
     let q = Qualified(&plan.names.table).to_string();
     let rows = tx
         .query(
-            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'f'",
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'f' \
+             AND convalidated",
             &[&q],
         )
         .await
@@ -228,8 +229,10 @@ pub fn summary(plan: &Plan) -> String {
     format!(
         "BEGIN; SET LOCAL lock_timeout = …; LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE; DROP TRIGGER … (capture); \
          ALTER TABLE {t} RENAME TO {o}; ALTER TABLE {s} RENAME TO {tn}; \
-         -- then: index and constraint names, owned sequences and identity values, views, foreign keys from other tables, \
-         grants, row-level security and policies, comment, owner, triggers of the table's own; COMMIT",
+         -- then: index and constraint names, statistics objects, owned sequences and identity values (with their grants), \
+         views (with their options), functions with SQL-standard bodies, rules and policies of other tables, NOT VALID \
+         constraints, foreign keys from other tables, grants, row-level security and policies, replica identity, \
+         CLUSTER ON, comment, owner, triggers of the table's own; COMMIT",
         t = Qualified(&n.table),
         s = Qualified(&n.shadow),
         o = Ident(&n.old.name),
@@ -242,10 +245,8 @@ struct Deps {
     comment: Option<String>,
     rls: (bool, bool),
     replica_identity: String,
-    grants: Vec<String>,
-    /// (column, privilege, `grantee [WITH GRANT OPTION]`).
-    column_grants: Vec<(String, String, String)>,
     policies: Vec<String>,
+    /// `CREATE OR REPLACE VIEW …` and, when the view has options, `ALTER VIEW … SET (…)`.
     views: Vec<String>,
     foreign_keys: Vec<(String, String, String)>,
     triggers: Vec<(String, String, String)>,
@@ -260,7 +261,7 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let q = |e| errors::db(ctx, e);
     let t = Qualified(&plan.names.table).to_string();
     let s = Qualified(&plan.names.shadow).to_string();
-    let ours: Vec<String> = plan.names.triggers().iter().map(|x| x.to_string()).collect();
+    let ours: Vec<String> = sql::capture_triggers(&plan.names).into();
     let row = tx
         .query_one(
             "SELECT quote_ident(pg_get_userbyid(relowner)), obj_description(oid, 'pg_class'), relrowsecurity, relforcerowsecurity, \
@@ -269,31 +270,6 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         )
         .await
         .map_err(q)?;
-    let grants = strings(
-        tx,
-        ctx,
-        "SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $1::text, \
-                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
-                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
-         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner",
-        &[&t],
-    )
-    .await?;
-    // Column privileges: the column may be renamed or dropped by the ALTER (see `swap`).
-    let column_grants = tx
-        .query(
-            "SELECT att.attname::text, a.privilege_type::text, \
-                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END || \
-                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
-             FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = $1::text::regclass AND att.attacl IS NOT NULL \
-               AND att.attnum > 0 AND NOT att.attisdropped",
-            &[&t],
-        )
-        .await
-        .map_err(q)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
     let policies = strings(
         tx,
         ctx,
@@ -307,15 +283,23 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         &[&t],
     )
     .await?;
-    let views = strings(
-        tx,
-        ctx,
-        "SELECT DISTINCT format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass::text, pg_get_viewdef(v.oid)) \
-         FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
-         WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::text::regclass AND v.oid <> d.refobjid AND v.relkind = 'v'",
-        &[&t],
-    )
-    .await?;
+    // CREATE OR REPLACE VIEW keeps the view's OID, owner, grants and comments but resets its
+    // options (security_invoker, security_barrier, check_option): set them again.
+    let mut views = Vec::new();
+    for r in tx
+        .query(
+            "SELECT DISTINCT format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass::text, pg_get_viewdef(v.oid)), \
+                    v.oid::regclass::text, coalesce(v.reloptions, '{}')::text[] \
+             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::text::regclass AND v.oid <> d.refobjid AND v.relkind = 'v'",
+            &[&t],
+        )
+        .await
+        .map_err(q)?
+    {
+        views.push(r.get::<_, String>(0));
+        views.extend(crate::deps_sql::view_options(r.get(1), &r.get::<_, Vec<String>>(2)));
+    }
     let fk_rows = tx
         .query(
             "SELECT conname::text, conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint \
@@ -367,8 +351,6 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         comment: row.get(1),
         rls: (row.get(2), row.get(3)),
         replica_identity: row.get(4),
-        grants,
-        column_grants,
         policies,
         views,
         foreign_keys: fk_rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
@@ -383,9 +365,109 @@ async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     })
 }
 
+/// The final names of the constraints of `rel` (a qualified name) whose names PostgreSQL
+/// generated for the table named `generated_on` (the shadow or the trial copy): for each, in
+/// creation order, `(name, the name a plain ALTER on the table named target would give it)`
+/// ([`generated_names`]), checked against the relations and constraints of the schema and the
+/// names chosen before it. Constraints named in `skip` (those that were there before the ALTER
+/// ran) and those `only` does not name (when given) are left out.
+///
+/// [`generated_names`]: crate::generated_names
+pub async fn final_constraint_names(
+    c: &impl GenericClient,
+    rel: &str,
+    generated_on: &str,
+    target: &str,
+    skip: &[String],
+    only: Option<&str>,
+) -> std::result::Result<Vec<(String, String)>, tokio_postgres::Error> {
+    use crate::generated_names::{addition, choose_name, is_generated, make_object_name, Kind};
+    let mut found = Vec::new();
+    for r in c.query(sql::CONSTRAINTS_FOR_NAMING, &[&rel]).await? {
+        let (name, contype, columns): (String, String, Vec<Option<String>>) = (r.get(0), r.get(1), r.get(2));
+        let Some(kind) = Kind::from_contype(&contype) else { continue };
+        if skip.contains(&name) || only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let add = addition(kind, &columns);
+        if is_generated(&name, generated_on, add.as_deref(), kind) {
+            found.push((name, kind, add));
+        }
+    }
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Which of the names the choice may try are taken (the first 100 numbered labels each; a
+    // name taken beyond that makes the rename fail and the swap roll back).
+    let tries: Vec<String> = found
+        .iter()
+        .flat_map(|(_, kind, add)| {
+            (0..100u32).map(move |pass| {
+                let label = if pass == 0 { kind.label().to_string() } else { format!("{}{pass}", kind.label()) };
+                make_object_name(target, add.as_deref(), &label)
+            })
+        })
+        .collect();
+    let mut relations = std::collections::HashSet::new();
+    let mut constraints = std::collections::HashSet::new();
+    for r in c.query(sql::NAMES_TAKEN_IN_SCHEMA, &[&rel, &tries]).await? {
+        let (kind, name): (&str, String) = (r.get(0), r.get(1));
+        if kind == "r" {
+            relations.insert(name);
+        } else {
+            constraints.insert(name);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, kind, add) in found {
+        let chosen =
+            choose_name(target, add.as_deref(), kind, |n| constraints.contains(n) || (kind.has_index() && relations.contains(n)));
+        constraints.insert(chosen.clone());
+        if kind.has_index() {
+            relations.insert(chosen.clone());
+        }
+        out.push((name, chosen));
+    }
+    Ok(out)
+}
+
 /// `_<name>_old`, within the identifier limit.
 fn old_name(name: &str) -> String {
     generated_name(name, "old", MAX_IDENTIFIER_BYTES, byte_len)
+}
+
+/// The check before the swap: the table still has the columns and indexes the plan was made
+/// from, and all four capture triggers are present and fire in every session role
+/// (`tgenabled = 'A'`, see [`sql::capture_triggers`]). Run by the swap transaction under its
+/// `ACCESS EXCLUSIVE` lock, so nothing can change between the check and the renames, and earlier
+/// without the lock for an early error.
+///
+/// Errors: [`shadowswap_engine::Error::Refused`] naming what changed and what to do.
+pub async fn verify_unchanged(c: &impl GenericClient, plan: &Plan) -> Result<()> {
+    let n = &plan.names;
+    let ctx = "checking the table before the swap";
+    let now = crate::Postgres::shape_on(c, &Qualified(&n.table).to_string()).await.map_err(|e| errors::db(ctx, e))?;
+    if now.columns != plan.original.columns || now.indexes != plan.original.indexes {
+        return Err(shadowswap_engine::Error::refused(format!(
+            "{} was altered by another session during the run (its columns or indexes differ from when the run began); \
+             the shadow no longer mirrors it, so the run stops without swapping: run the migration again",
+            n.table
+        )));
+    }
+    let names: Vec<String> = sql::capture_triggers(n).to_vec();
+    let rows = c
+        .query(sql::CAPTURE_TRIGGERS_ENABLED, &[&Qualified(&n.table).to_string(), &names])
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
+    let ok: Vec<String> = rows.iter().filter(|r| r.get::<_, String>(1) == "A").map(|r| r.get(0)).collect();
+    if let Some(missing) = names.iter().find(|t| !ok.contains(t)) {
+        return Err(shadowswap_engine::Error::refused(format!(
+            "capture trigger {missing} on {} was dropped or disabled during the run, so writes may have missed the shadow; \
+             the run stops without swapping: run the migration again",
+            n.table
+        )));
+    }
+    Ok(())
 }
 
 /// The swap transaction. On any error it rolls back: the original keeps serving, unchanged.
@@ -404,32 +486,42 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
     ))
     .await
     .map_err(e)?;
+    // Dependents created since the preflight: refuse under the lock rather than leave one bound
+    // to the old table (the transaction rolls back; the original keeps serving).
+    crate::deps::refuse_unhandled(&*tx, n).await?;
+    // DDL on the table, or a capture trigger dropped or disabled, since the preflight: the shadow
+    // no longer mirrors the table; refuse under the lock (the transaction rolls back).
+    verify_unchanged(&*tx, plan).await?;
     let d = read_deps(&tx, plan).await?;
+    let renamed: Vec<(&str, &str)> =
+        plan.mapping.iter().filter(|m| m.source != m.target).map(|m| (m.target.as_str(), m.source.as_str())).collect();
+    let carried = crate::deps::read(&tx, plan, &renamed).await?;
     let t = Qualified(&n.table).to_string();
     let schema = Ident(&n.table.schema).to_string();
     let mut stmts: Vec<String> = Vec::new();
     for (_, child, _) in &d.foreign_keys {
         stmts.push(format!("LOCK TABLE {child} IN SHARE ROW EXCLUSIVE MODE"));
     }
-    stmts.extend(n.triggers().iter().flat_map(|name| sql::drop_capture(&n.table, name)));
+    stmts.extend(sql::capture_triggers(n).iter().flat_map(|name| sql::drop_capture(&n.table, name)));
     stmts.push(format!("ALTER TABLE {t} RENAME TO {}", Ident(&n.old.name)));
     stmts.push(format!("ALTER TABLE {} RENAME TO {}", Qualified(&n.shadow), Ident(&n.table.name)));
     // Index (and so constraint) names: the old table's move aside, the new table's take them.
     let mut renames_new = Vec::new();
     let mut used = vec![false; d.new_indexes.len()];
     // A renamed column shows under its new name in the new table's index definitions.
-    let renamed: Vec<(&str, &str)> =
-        plan.mapping.iter().filter(|m| m.source != m.target).map(|m| (m.target.as_str(), m.source.as_str())).collect();
     let new_defs: Vec<String> = d.new_indexes.iter().map(|(_, nd)| sql::index_def_key(nd, &renamed)).collect();
+    let mut new_index_names = Vec::new();
     for (old, def) in &d.old_indexes {
         let def = sql::index_def_key(def, &[]);
         if let Some(i) = new_defs.iter().enumerate().position(|(i, nd)| !used[i] && *nd == def) {
             used[i] = true;
+            new_index_names.push(old.clone());
             stmts.push(format!("ALTER INDEX {schema}.{} RENAME TO {}", Ident(old), Ident(&old_name(old))));
             renames_new.push(format!("ALTER INDEX {schema}.{} RENAME TO {}", Ident(&d.new_indexes[i].0), Ident(old)));
         }
     }
     stmts.extend(renames_new);
+    stmts.extend(carried.statistics.iter().cloned());
     // The owner first: `OWNED BY` needs the sequence and the table to have the same owner, and
     // the new table (created by shadowswap's user) takes its owned identity sequences along.
     if d.owner != "CURRENT_USER" {
@@ -448,8 +540,12 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
         let bare = old_seq.rsplit('.').next().unwrap_or(old_seq).trim_matches('"').to_string();
         stmts.push(format!("ALTER SEQUENCE {old_seq} RENAME TO {}", Ident(&old_name(&bare))));
         stmts.push(format!("ALTER SEQUENCE {new_seq} RENAME TO {}", Ident(&bare)));
+        stmts.extend(crate::deps::identity_sequence_extras(&tx, old_seq).await?);
     }
     stmts.extend(d.views.iter().cloned());
+    stmts.extend(carried.bodies.iter().cloned());
+    stmts.extend(carried.not_valid.iter().cloned());
+    stmts.extend(crate::deps::constraint_comment_statements(plan, &carried));
     for (name, child, def) in &d.foreign_keys {
         stmts.push(format!("ALTER TABLE {child} DROP CONSTRAINT {}", Ident(name)));
         stmts.push(format!("ALTER TABLE {child} ADD CONSTRAINT {} {def} NOT VALID", Ident(name)));
@@ -470,19 +566,16 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
         stmts.push(format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY"));
     }
     stmts.extend(d.policies.iter().cloned());
+    stmts.extend(carried.own_comments.iter().cloned());
     match d.replica_identity.as_str() {
         "f" => stmts.push(format!("ALTER TABLE {t} REPLICA IDENTITY FULL")),
         "n" => stmts.push(format!("ALTER TABLE {t} REPLICA IDENTITY NOTHING")),
         _ => {}
     }
+    // REPLICA IDENTITY USING INDEX and CLUSTER ON name an index: the new table's, by its old name.
+    stmts.extend(crate::deps::index_role_statements(plan, &carried, &new_index_names));
     if let Some(comment) = &d.comment {
         stmts.push(format!("COMMENT ON TABLE {t} IS {}", literal(comment)));
-    }
-    stmts.extend(d.grants.iter().cloned());
-    for (col, privilege, grantee) in &d.column_grants {
-        if let Some(target) = target_of(col) {
-            stmts.push(format!("GRANT {privilege} ({}) ON TABLE {t} TO {grantee}", Ident(target)));
-        }
     }
     for s in &stmts {
         tracing::debug!(sql = %s, "cut-over");
@@ -498,8 +591,100 @@ pub async fn swap(c: &mut deadpool_postgres::Object, plan: &Plan, lock_timeout: 
             }
         })?;
     }
+    // Constraints the ALTER created without a name carry names generated for the shadow
+    // (`_t_new_c2_key`): give each the name a plain ALTER on the table would have given it
+    // (`t_c2_key`), chosen now that the old table's names moved aside and the new table's took
+    // the original names, as PostgreSQL would (in creation order, checked against the schema).
+    let old_names = strings(
+        &*tx,
+        ctx,
+        "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::text::regclass",
+        &[&Qualified(&n.old).to_string()],
+    )
+    .await?;
+    for (generated, chosen) in
+        final_constraint_names(&*tx, &t, &n.shadow.name, &n.table.name, &old_names, None).await.map_err(e)?
+    {
+        let s = sql::rename_constraint(&n.table, &generated, &chosen);
+        tracing::debug!(sql = %s, "cut-over");
+        tx.batch_execute(&s).await.map_err(|err| errors::db(&format!("{ctx} (while running: {s})"), err))?;
+    }
+    // Privileges last, once the owner is set: the new table's and its columns' ACLs become
+    // exactly the original's.
+    for s in acl_statements(&tx, plan).await? {
+        tracing::debug!(sql = %s, "cut-over");
+        tx.batch_execute(&s).await.map_err(|err| errors::db(&format!("{ctx} (while running: {s})"), err))?;
+    }
     tx.commit().await.map_err(e)?;
     Ok(())
+}
+
+/// The ACL entries of a relation (`column` NULL) or of its columns, as
+/// `(column, sql::AclEntry)`; a NULL table ACL as its default (`acldefault`), a NULL column ACL
+/// as empty.
+async fn acl_entries(tx: &Transaction<'_>, table: &TableRef) -> Result<Vec<(Option<String>, sql::AclEntry)>> {
+    let rows = tx
+        .query(
+            "SELECT col, pg_get_userbyid(a.grantor)::text, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, \
+                    a.privilege_type, a.is_grantable \
+             FROM (SELECT NULL::text AS col, coalesce(c.relacl, acldefault('r', c.relowner)) AS acl FROM pg_class c \
+                   WHERE c.oid = $1::text::regclass \
+                   UNION ALL SELECT att.attname::text, att.attacl FROM pg_attribute att \
+                   WHERE att.attrelid = $1::text::regclass AND att.attnum > 0 AND NOT att.attisdropped AND att.attacl IS NOT NULL) x, \
+                  aclexplode(x.acl) a ORDER BY 1, 2, 3, 4",
+            &[&Qualified(table).to_string()],
+        )
+        .await
+        .map_err(|e| errors::db("reading the table's privileges", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), sql::AclEntry { grantor: r.get(1), grantee: r.get(2), privilege: r.get(3), grantable: r.get(4) }))
+        .collect())
+}
+
+/// After the renames: the statements that make the new table's ACL, and each column's, equal
+/// the original's (now `plan.names.old`) — grants the original has are added, with their
+/// grantors and grant options, and any other (those of the role that created the shadow, its
+/// default privileges) removed. A column follows the ALTER's renames; a column the ALTER adds
+/// has no column privileges, as with a plain ALTER.
+async fn acl_statements(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<String>> {
+    let n = &plan.names;
+    let owner: String = tx
+        .query_one(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = $1::text::regclass",
+            &[&Qualified(&n.table).to_string()],
+        )
+        .await
+        .map_err(|e| errors::db("reading the table's owner", e))?
+        .get(0);
+    // Roles the session may act as, to make a grant in its grantor's name.
+    let can_set_role: Vec<String> = tx
+        .query("SELECT rolname::text FROM pg_roles WHERE pg_has_role(current_user, oid, 'MEMBER') ORDER BY 1", &[])
+        .await
+        .map_err(|e| errors::db("reading the table's privileges", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let old = acl_entries(tx, &n.old).await?;
+    let new = acl_entries(tx, &n.table).await?;
+    let of = |list: &[(Option<String>, sql::AclEntry)], col: Option<&str>| -> Vec<sql::AclEntry> {
+        list.iter().filter(|(c, _)| c.as_deref() == col).map(|(_, e)| e.clone()).collect()
+    };
+    let mut stmts = sql::acl_statements(&n.table, None, &owner, &can_set_role, &of(&new, None), &of(&old, None));
+    let mut columns: Vec<&str> = plan.mapping.iter().map(|m| m.target.as_str()).collect();
+    for (c, _) in &new {
+        if let Some(c) = c.as_deref().filter(|c| !columns.contains(c)) {
+            columns.push(c);
+        }
+    }
+    for target in columns {
+        let want = match plan.mapping.iter().find(|m| m.target == target) {
+            Some(m) => of(&old, Some(&m.source)),
+            None => Vec::new(),
+        };
+        stmts.extend(sql::acl_statements(&n.table, Some(target), &owner, &can_set_role, &of(&new, Some(target)), &want));
+    }
+    Ok(stmts)
 }
 
 /// After the swap: validate the foreign keys from other tables that the swap re-added

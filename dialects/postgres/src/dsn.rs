@@ -16,13 +16,46 @@ use tokio_postgres::Config;
 
 use crate::tls::{SslMode, Tls};
 
-/// Session settings shadowswap's connections start with (passed as libpq `options`):
-/// `row_security=off`, so a query that row-level security would filter fails instead of
-/// silently seeing fewer rows (a copy or checksum must see every row); UTC time
-/// zone and ISO dates so key values and timestamps travel as exact text; enough float digits
-/// for an exact text round trip; hex bytea.
-pub const SESSION_OPTIONS: &str =
-    "-c row_security=off -c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex -c client_min_messages=warning";
+/// Session settings shadowswap's connections start with (passed as libpq `options`, which take
+/// precedence over anything `ALTER DATABASE … SET` / `ALTER ROLE … SET` configured — a database
+/// or role owner controls those, so shadowswap's SQL must not depend on them):
+/// - `row_security=off`, so a query that row-level security would filter fails instead of
+///   silently seeing fewer rows (a copy or checksum must see every row);
+/// - ISO dates, `IntervalStyle=postgres`, enough float digits and hex bytea, so key values and
+///   timestamps travel as exact text. `TimeZone` is deliberately not set: the session gets the
+///   one the server, database or role gives a new session, so defaults the copy evaluates
+///   (`now()` into a `timestamp without time zone` column) equal what a plain `ALTER TABLE`
+///   gives; `timestamptz` text carries its UTC offset in ISO style, so key values still
+///   round-trip exactly in any zone;
+/// - `standard_conforming_strings=on` (what catalog deparsing and quoting assume; literals are
+///   built to be correct either way, see [`crate::sql::literal`]), `backslash_quote`,
+///   `array_nulls`, `transform_null_equals` at their defaults, `check_function_bodies=on`, so a
+///   capture function's body is checked when it is created;
+/// - `role=none` (a database-level `SET role` would make the sessions act as another role),
+///   READ COMMITTED read-write transactions (the copy's `FOR SHARE` relies on READ COMMITTED),
+///   and no statement, lock or idle timeouts (shadowswap sets `lock_timeout` per transaction;
+///   an idle timeout would end the session that holds the run's advisory lock).
+///
+/// `search_path` is pinned per connection as well (see [`PINNED_SEARCH_PATH`]), so is
+/// `idle_session_timeout` where the server has it ([`IDLE_SESSION_OPTION`]), and
+/// `session_replication_role`, which only a superuser may set, is pinned or checked at connect.
+pub const SESSION_OPTIONS: &str = "-c row_security=off -c DateStyle=ISO,YMD -c IntervalStyle=postgres \
+     -c extra_float_digits=3 -c bytea_output=hex -c client_min_messages=warning -c standard_conforming_strings=on \
+     -c backslash_quote=safe_encoding -c array_nulls=on -c transform_null_equals=off -c check_function_bodies=on \
+     -c role=none -c default_transaction_isolation=read\\ committed -c default_transaction_read_only=off \
+     -c default_transaction_deferrable=off -c statement_timeout=0 -c lock_timeout=0 \
+     -c idle_in_transaction_session_timeout=0";
+
+/// `idle_session_timeout=0`, for servers that have the setting (PostgreSQL 14 and later; an
+/// unknown parameter at connect would fail the connection on older ones).
+pub const IDLE_SESSION_OPTION: &str = "-c idle_session_timeout=0";
+
+/// The `search_path` of every session shadowswap works in: built-in objects only (`pg_temp`
+/// last, so a temporary object never hides one). A database owner can put a schema of theirs
+/// first (`ALTER DATABASE … SET search_path = evil, pg_catalog`), where a function named like a
+/// built-in one would then run with shadowswap's privileges. The user's own search path is used
+/// only for the ALTER text itself, which runs as the table's owner.
+pub const PINNED_SEARCH_PATH: &str = "-c search_path=pg_catalog,pg_temp";
 
 /// A parsed DSN.
 #[derive(Clone)]
@@ -326,5 +359,27 @@ mod tests {
         let d = Dsn::parse_with_env("postgres://app:pw@h/db?sslmode=require", None, None, Some("disable".into()), None).unwrap();
         assert_eq!(d.tls.mode().as_str(), "require", "the DSN wins over PGSSLMODE");
         assert!(Dsn::parse_with_env("postgres://app:pw@h/db", None, None, Some("bogus".into()), None).is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_the_password() {
+        let pw = "Sentin3l-pw";
+        for dsn in [
+            format!("postgres://u:{pw}@h:notaport/db"),
+            format!("postgres://u:{pw}@h/db?bogus=1"),
+            format!("postgres://u:{pw}@h/db?sslcert=/x"),
+            format!("postgres://u:{pw}@h/db?sslmode=bogus"),
+            format!("postgres://u:{pw}@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+            format!("postgres://:{pw}@h/db"),
+            format!("host=h password={pw} port=x"),
+            format!("host=h password='{pw}"),
+            format!("host=h password={pw} bogus=1"),
+        ] {
+            let e = match parse(&dsn) {
+                Err(e) => e.to_string(),
+                Ok(d) => format!("{d} {d:?}"),
+            };
+            assert!(!e.contains(pw), "{dsn}: {e}");
+        }
     }
 }

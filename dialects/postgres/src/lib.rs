@@ -6,14 +6,20 @@
 //! - [`errors`]  — SQLSTATE classification (lock_not_available, deadlock, …).
 //! - [`sql`]     — pure SQL builders: quoting, row-comparison keysets, copy, capture, checksum.
 //! - [`cutover`] — the swap transaction and everything that binds to the table's OID.
+//! - [`deps`]    — every dependent in `pg_depend`: refused by name, or carried over at the swap;
+//!   [`deps_sql`] its statement builders.
 //! - this file   — [`Postgres`], the [`Dialect`] implementation.
 //!
 //! Chunk-key values travel as text and are cast back to the column's type in the query, so any
 //! btree-ordered type with an exact text form can be a key (see [`sql::key_column_ok`]).
 
 pub mod cutover;
+pub mod deps;
+pub mod deps_sql;
 pub mod dsn;
 pub mod errors;
+pub mod generated_names;
+pub mod owner;
 pub mod sql;
 pub mod tls;
 
@@ -53,8 +59,30 @@ impl fmt::Display for PgKey {
 pub struct Postgres {
     pool: Pool,
     dsn: Dsn,
+    /// `dsn.config` with the pinned session settings ([`Postgres::connect`]); every session uses it.
+    session: tokio_postgres::Config,
     default_schema: String,
+    /// The user's search path (see [`sql::search_path_value`]), for the ALTER text only.
+    user_search_path: String,
     parser: sqlparser::dialect::PostgreSqlDialect,
+}
+
+fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
+    let target = dsn.to_string();
+    if let Some(reason) = dsn.tls.explain(&e, &target) {
+        return Error::refused(reason);
+    }
+    match errors::state(&e) {
+        Some(s) if *s == SqlState::INVALID_PASSWORD || *s == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            Error::AccessDenied { target, reason: errors::message(&e) }
+        }
+        Some(s) if *s == SqlState::INVALID_CATALOG_NAME => Error::refused(format!(
+            "database {} does not exist on {target}; check the DSN",
+            dsn.config.get_dbname().unwrap_or("")
+        )),
+        Some(_) => errors::db(&format!("connecting to {target}"), e),
+        None => Error::Unreachable { target, reason: tls::full_message(&e) },
+    }
 }
 
 fn millis(d: Duration) -> u128 {
@@ -65,19 +93,62 @@ impl Postgres {
     /// Connect to `dsn` (password from the DSN or, failing that, `env_password`, i.e.
     /// `PGPASSWORD`). Verifies the connection at once.
     ///
+    /// Every session starts with [`dsn::SESSION_OPTIONS`] and [`dsn::PINNED_SEARCH_PATH`] (and
+    /// `session_replication_role = origin` for a superuser), which take precedence over what
+    /// `ALTER DATABASE/ROLE … SET` configured; a first session reads the default schema and the
+    /// user's search path (used for the ALTER text only) before the pin.
+    ///
     /// Errors: [`Error::Unreachable`], [`Error::AccessDenied`], [`Error::Refused`] (malformed
-    /// DSN, unknown database).
+    /// DSN, unknown database, a non-superuser whose sessions start with another
+    /// `session_replication_role`).
     pub async fn connect(dsn: &str, env_password: Option<String>) -> Result<Postgres> {
         let dsn = Dsn::parse(dsn, env_password)?;
+        // A first session with the database's and role's own search path: the default schema
+        // and the user's search path (for the ALTER text) come from it; every later session has
+        // its search path pinned. Everything here is schema-qualified, as the search path may
+        // put a schema of the database owner's before pg_catalog.
+        let (probe, conn) = dsn.tls.connect(&dsn.config).await.map_err(|e| connect_error(&dsn, e))?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let row = probe
+            .query_one(
+                "SELECT pg_catalog.current_schema(), pg_catalog.current_schemas(false), \
+                        pg_catalog.current_setting('session_replication_role'), pg_catalog.current_setting('is_superuser'), \
+                        pg_catalog.current_setting('server_version_num')",
+                &[],
+            )
+            .await
+            .map_err(|e| errors::db("checking the connection", e))?;
+        drop(probe);
+        let _ = driver.await;
+        let default_schema = row.get::<_, Option<String>>(0).unwrap_or_else(|| "public".into());
+        let user_search_path = sql::search_path_value(&row.get::<_, Vec<String>>(1));
+        let replication_role: String = row.get(2);
+        let superuser = row.get::<_, String>(3) == "on";
+        let mut options = format!("{} {}", dsn::SESSION_OPTIONS, dsn::PINNED_SEARCH_PATH);
+        if row.get::<_, String>(4).parse::<u32>().unwrap_or(0) >= 140000 {
+            options.push(' ');
+            options.push_str(dsn::IDLE_SESSION_OPTION);
+        }
+        if superuser {
+            // Only a superuser may set it, at connect too; for anyone else only a superuser can
+            // have configured another value, which is refused below.
+            options.push_str(" -c session_replication_role=origin");
+        } else if replication_role != "origin" {
+            return Err(Error::refused(format!(
+                "sessions of the DSN's user start with session_replication_role = {replication_role} (set on the role or \
+                 the database), where triggers and foreign keys do not fire; RESET it for that role or database"
+            )));
+        }
+        let mut session = dsn.config.clone();
+        session.options(&options);
         let mgr =
-            Manager::from_connect(dsn.config.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+            Manager::from_connect(session.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
-        let mut me = Postgres { pool, dsn, default_schema: String::new(), parser: sqlparser::dialect::PostgreSqlDialect {} };
-        let c = me.client().await?;
-        let row =
-            c.query_one("SELECT current_schema()::text", &[]).await.map_err(|e| errors::db("checking the connection", e))?;
-        me.default_schema = row.get::<_, Option<String>>(0).unwrap_or_else(|| "public".into());
-        drop(c);
+        let me =
+            Postgres { pool, dsn, session, default_schema, user_search_path, parser: sqlparser::dialect::PostgreSqlDialect {} };
+        drop(me.client().await?);
         Ok(me)
     }
 
@@ -87,21 +158,7 @@ impl Postgres {
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
-        let target = self.dsn.to_string();
-        if let Some(reason) = self.dsn.tls.explain(&e, &target) {
-            return Error::refused(reason);
-        }
-        match errors::state(&e) {
-            Some(s) if *s == SqlState::INVALID_PASSWORD || *s == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-                Error::AccessDenied { target, reason: errors::message(&e) }
-            }
-            Some(s) if *s == SqlState::INVALID_CATALOG_NAME => Error::refused(format!(
-                "database {} does not exist on {target}; check the DSN",
-                self.dsn.config.get_dbname().unwrap_or("")
-            )),
-            Some(_) => errors::db(&format!("connecting to {target}"), e),
-            None => Error::Unreachable { target, reason: tls::full_message(&e) },
-        }
+        connect_error(&self.dsn, e)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -124,13 +181,33 @@ impl Postgres {
     }
 
     /// Columns and indexes of the relation `qualified` (a quoted name or `pg_temp.x`).
-    async fn shape_on(c: &impl GenericClient, qualified: &str) -> std::result::Result<TableShape, tokio_postgres::Error> {
+    /// The name a unique key the copy found violated (`raw`, a constraint of the shadow) has for
+    /// the user: the name a plain ALTER on the table gives it when PostgreSQL generated it for
+    /// the shadow (`_t_new_c2_key` → `t_c2_key`), else `raw`. Best effort: `raw` when the
+    /// catalog cannot be read.
+    async fn final_key_name(&self, plan: &Plan, raw: &str) -> String {
+        let n = &plan.names;
+        let Ok(c) = self.client().await else { return raw.to_string() };
+        let shadow = Qualified(&n.shadow).to_string();
+        match cutover::final_constraint_names(&**c, &shadow, &n.shadow.name, &n.table.name, &[], Some(raw)).await {
+            Ok(found) => found.into_iter().next().map_or_else(|| raw.to_string(), |(_, chosen)| chosen),
+            Err(_) => raw.to_string(),
+        }
+    }
+
+    pub(crate) async fn shape_on(
+        c: &impl GenericClient,
+        qualified: &str,
+    ) -> std::result::Result<TableShape, tokio_postgres::Error> {
         let rows = c
             .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), co.collname::text, NOT a.attnotnull, a.attgenerated <> '', \
-                        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' \
+                &format!("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), co.collname::text, NOT a.attnotnull, a.attgenerated <> '', \
+                        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', \
+                        ({}) \
                  FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 0 \
                  WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                    sql::KEY_OPERATOR_SCHEMA
+                ),
                 &[&qualified],
             )
             .await?;
@@ -143,6 +220,7 @@ impl Postgres {
                 nullable: r.get(3),
                 generated: r.get(4),
                 has_default: r.get(5),
+                operator_schema: r.get(6),
             })
             .collect();
         let rows = c
@@ -177,6 +255,119 @@ impl Postgres {
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The schema-qualified equality operator of each shadow key column, in key order (see
+    /// [`sql::capture`]): the one the shadow's unique index on exactly the key columns uses.
+    ///
+    /// Errors: [`Error::Refused`] when no such index exists on the shadow or its operator's
+    /// name is not a plain operator name.
+    async fn key_equality(c: &impl GenericClient, plan: &Plan) -> Result<Vec<String>> {
+        let ctx = "reading the chunk key's equality operators";
+        let rows = c
+            .query(sql::UNIQUE_INDEX_EQUALITY, &[&Qualified(&plan.names.shadow).to_string()])
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        // (index oid, [(column, operator schema, operator name)]) in index column order.
+        type IndexOps = (i64, Vec<(String, String, String)>);
+        let mut by_index: Vec<IndexOps> = Vec::new();
+        for r in &rows {
+            let (oid, col, schema, op): (i64, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            match by_index.last_mut() {
+                Some((o, cols)) if *o == oid => cols.push((col, schema, op)),
+                _ => by_index.push((oid, vec![(col, schema, op)])),
+            }
+        }
+        let key = &plan.key.shadow_columns;
+        let found =
+            by_index.iter().find(|(_, cols)| cols.len() == key.len() && key.iter().all(|k| cols.iter().any(|(c, _, _)| c == k)));
+        let Some((_, cols)) = found else {
+            return Err(Error::refused(format!(
+                "{} has no unique index on exactly the chunk key ({}); the capture cannot replay changes by key",
+                plan.names.shadow,
+                key.join(", ")
+            )));
+        };
+        key.iter()
+            .map(|k| {
+                let (_, schema, op) = cols.iter().find(|(c, _, _)| c == k).expect("checked above");
+                sql::qualified_operator(schema, op).ok_or_else(|| {
+                    Error::refused(format!(
+                        "the equality operator {schema}.{op} of key column {k} is not a plain operator name; \
+                         choose another key"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Subscriptions (logical replication, this database) that replicate into `table`, with
+    /// the table's sync state and whether the current user may alter them (owner or superuser).
+    async fn subscriptions_of(
+        c: &impl GenericClient,
+        table: &TableRef,
+    ) -> std::result::Result<Vec<(String, String, bool)>, tokio_postgres::Error> {
+        let rows = c
+            .query(
+                "SELECT s.subname::text, r.srsubstate::text, \
+                        pg_has_role(current_user, s.subowner, 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                 FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid \
+                 WHERE r.srrelid = $1::text::regclass ORDER BY 1",
+                &[&Qualified(table).to_string()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    /// A subscription binds the tables it replicates into by OID (`pg_subscription_rel`): after
+    /// the swap its apply worker keeps writing into the table by name only until it restarts;
+    /// then it skips (and so loses) every change to a table it has no state for. The swap is
+    /// followed by `ALTER SUBSCRIPTION … REFRESH PUBLICATION WITH (copy_data = false)`
+    /// ([`Self::refresh_subscriptions`]), which needs the subscription's owner and a table whose
+    /// initial copy is done: refuse otherwise, before anything is created.
+    async fn subscriptions_preflight(&self, names: &Names) -> Result<()> {
+        let c = self.client().await?;
+        let subs = Self::subscriptions_of(&**c, &names.table)
+            .await
+            .map_err(|e| errors::db("looking for subscriptions of the table", e))?;
+        for (sub, state, may_alter) in subs {
+            if state != "r" {
+                return Err(Error::refused(format!(
+                    "{} is still being synchronized by subscription {sub} (state {state}); wait until its initial copy is done \
+                     (pg_subscription_rel.srsubstate = 'r')",
+                    names.table
+                )));
+            }
+            if !may_alter {
+                return Err(Error::refused(format!(
+                    "{} is replicated into by subscription {sub}, which shadowswap must refresh after the swap \
+                     (ALTER SUBSCRIPTION … REFRESH PUBLICATION); connect as the subscription's owner or a superuser",
+                    names.table
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the swap: re-register the new table with every subscription that replicated into
+    /// the old one (see [`Self::subscriptions_preflight`]). Errors name the statement to run.
+    async fn refresh_subscriptions(c: &impl GenericClient, plan: &Plan) -> Result<()> {
+        let subs = Self::subscriptions_of(c, &plan.names.old)
+            .await
+            .map_err(|e| errors::db("looking for subscriptions of the old table", e))?;
+        for (sub, _, _) in subs {
+            let stmt = sql::refresh_subscription(&sub);
+            c.batch_execute(&stmt).await.map_err(|e| {
+                Error::refused(format!(
+                    "subscription {sub} still names {} (now the old table): {}; run {stmt} now, or its changes to {} \
+                     are skipped once its apply worker restarts",
+                    plan.names.old,
+                    errors::message(&e),
+                    plan.names.table
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     async fn key_query(&self, context: &str, query: String, params: &[String]) -> Result<Option<PgKey>> {
@@ -230,7 +421,12 @@ impl Dialect for Postgres {
     }
 
     fn rules(&self) -> Rules {
-        Rules { eq: |a, b| a == b, key_column_ok: sql::key_column_ok, type_change_refusal: sql::type_change_refusal }
+        Rules {
+            eq: |a, b| a == b,
+            key_column_ok: sql::key_column_ok,
+            type_change_refusal: sql::type_change_refusal,
+            key_change_refusal: sql::key_change_refusal,
+        }
     }
 
     fn names(&self, table: &TableRef) -> Names {
@@ -239,7 +435,7 @@ impl Dialect for Postgres {
 
     async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>> {
         // A session of its own: a session-level advisory lock lives exactly as long as it.
-        let (client, conn) = self.dsn.tls.connect(&self.dsn.config).await.map_err(|e| self.connect_error(e))?;
+        let (client, conn) = self.dsn.tls.connect(&self.session).await.map_err(|e| self.connect_error(e))?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -291,7 +487,11 @@ impl Dialect for Postgres {
     }
 
     async fn preflight(&self, names: &Names, _original: &TableShape) -> Result<()> {
-        cutover::preflight(&**self.client().await?, names).await?;
+        let c = self.client().await?;
+        cutover::preflight(&**c, names).await?;
+        owner::preflight(&**c, &names.table).await?;
+        drop(c);
+        self.subscriptions_preflight(names).await?;
         for leftover in [&names.shadow, &names.old] {
             if self.table_exists(leftover).await? {
                 return Err(Error::refused(format!(
@@ -349,11 +549,51 @@ impl Dialect for Postgres {
         }
         let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
         tx.batch_execute("SET LOCAL lock_timeout = '2s'").await.map_err(|e| errors::db(ctx, e))?;
-        tx.batch_execute(&format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&trial), Qualified(&names.table)))
+        // As the owner (see the `owner` module): the ALTER may evaluate the owner's functions.
+        let owner = owner::enter(&tx, &names.table).await.map_err(|e| errors::db(ctx, e))?;
+        owner::exec(
+            &tx,
+            owner,
+            &format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&trial), Qualified(&names.table)),
+            &[],
+            None,
+        )
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
+        let trial_q = Qualified(&trial).to_string();
+        let before: Vec<String> = tx
+            .query("SELECT conname::text FROM pg_constraint WHERE conrelid = $1::text::regclass", &[&trial_q])
             .await
-            .map_err(|e| errors::db(ctx, e))?;
-        let shape = match tx.batch_execute(&format!("ALTER TABLE {} {spec}", Qualified(&trial))).await {
-            Ok(()) => Self::shape_on(&*tx, &Qualified(&trial).to_string()).await.map_err(|e| errors::db(ctx, e)),
+            .map_err(|e| errors::db(ctx, e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let altered =
+            owner::exec(&tx, owner, &format!("ALTER TABLE {} {spec}", Qualified(&trial)), &[], Some(&self.user_search_path))
+                .await;
+        let altered = match altered {
+            Ok(_) => owner::leave(&tx).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let shape = match altered {
+            Ok(()) => match Self::shape_on(&*tx, &trial_q).await {
+                // Keys the ALTER adds without a name show (in the plan and the duplicate-key
+                // refusal) under the name a plain ALTER on the table gives them, not the trial's.
+                Ok(mut shape) => {
+                    match cutover::final_constraint_names(&*tx, &trial_q, &trial.name, &names.table.name, &before, None).await {
+                        Ok(renames) => {
+                            for i in &mut shape.indexes {
+                                if let Some((_, chosen)) = renames.iter().find(|(g, _)| *g == i.name) {
+                                    i.name = chosen.clone();
+                                }
+                            }
+                            Ok(shape)
+                        }
+                        Err(e) => Err(errors::db(ctx, e)),
+                    }
+                }
+                Err(e) => Err(errors::db(ctx, e)),
+            },
             Err(e) if e.as_db_error().is_some() => Err(Error::AlterRejected(errors::message(&e))),
             Err(e) => Err(errors::db(ctx, e)),
         };
@@ -372,18 +612,18 @@ impl Dialect for Postgres {
         let ctx = "checking whether the ALTER is metadata-only";
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '2s'; CREATE TABLE {q} (LIKE {} INCLUDING ALL)",
-            Qualified(&names.table)
-        ))
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute("SET LOCAL lock_timeout = '2s'").await.map_err(|e| errors::db(ctx, e))?;
+        let owner = owner::enter(&tx, &names.table).await.map_err(|e| errors::db(ctx, e))?;
+        owner::exec(&tx, owner, &format!("CREATE TABLE {q} (LIKE {} INCLUDING ALL)", Qualified(&names.table)), &[], None)
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
         let files = "SELECT c.oid::bigint, c.relfilenode::bigint FROM pg_class c                      WHERE c.oid = $1::text::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1::text::regclass)                      ORDER BY 1";
-        let read = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<Vec<_>>();
+        let read =
+            |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<Vec<_>>();
         let before = read(tx.query(files, &[&q]).await.map_err(|e| errors::db(ctx, e))?);
-        let altered = tx.batch_execute(&format!("ALTER TABLE {q} {spec}")).await;
+        let altered = owner::exec(&tx, owner, &format!("ALTER TABLE {q} {spec}"), &[], Some(&self.user_search_path)).await;
         let after = match altered {
-            Ok(()) => Some(read(tx.query(files, &[&q]).await.map_err(|e| errors::db(ctx, e))?)),
+            Ok(_) => Some(read(tx.query(files, &[&q]).await.map_err(|e| errors::db(ctx, e))?)),
             Err(_) => None,
         };
         tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
@@ -391,7 +631,19 @@ impl Dialect for Postgres {
     }
 
     async fn alter_in_place(&self, names: &Names, spec: &str, lock_timeout: Duration) -> Result<()> {
-        self.ddl("altering the table in place", &[format!("ALTER TABLE {} {spec}", Qualified(&names.table))], lock_timeout).await
+        // As the owner: a rewrite evaluates the table's defaults, CHECKs and index expressions.
+        let ctx = "altering the table in place";
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout)))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        let owner = owner::enter(&tx, &names.table).await.map_err(|e| errors::db(ctx, e))?;
+        owner::exec(&tx, owner, &format!("ALTER TABLE {} {spec}", Qualified(&names.table)), &[], Some(&self.user_search_path))
+            .await
+            .map_err(|e| errors::db(ctx, e))?;
+        owner::leave(&tx).await.map_err(|e| errors::db(ctx, e))?;
+        tx.commit().await.map_err(|e| errors::db(ctx, e))
     }
 
     async fn heartbeat_create(&self, names: &Names) -> Result<()> {
@@ -407,7 +659,10 @@ impl Dialect for Postgres {
     async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
         let c = self.client().await?;
         c.execute(
-            &format!("INSERT INTO {} (id, seq) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq", Qualified(&names.heartbeat)),
+            &format!(
+                "INSERT INTO {} (id, seq) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq",
+                Qualified(&names.heartbeat)
+            ),
             &[&(seq as i64)],
         )
         .await
@@ -477,7 +732,9 @@ impl Dialect for Postgres {
             ],
             // The dry run has no shadow to read identity kinds from: GENERATED ALWAYS identity
             // columns still show in the SET lists here; the run leaves them out.
-            capture: sql::capture(plan, &[]).into_iter().flat_map(|(f, t)| [f, t]).collect(),
+            // Nor key operators: the run compares keys with their unique index's equality
+            // operator, schema-qualified (e.g. OPERATOR("public".=) for citext).
+            capture: sql::capture(plan, &[], &[], 0).into_iter().flat_map(|(f, t, a)| [f, t, a]).collect(),
             copy: sql::copy_chunk(plan, &where_, &[]),
             cut_over: cutover::summary(plan),
         }
@@ -502,59 +759,92 @@ impl Dialect for Postgres {
         let ctx = format!("creating {}", n.shadow);
         let mut c = self.client().await?;
         cutover::refuse_lost_column_dependents(&**c, plan).await?;
+        deps::refuse_not_valid_conflicts(&**c, plan).await?;
         let tx = c.transaction().await.map_err(|e| errors::db(&ctx, e))?;
         tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout)))
             .await
             .map_err(|e| errors::db(&ctx, e))?;
-        tx.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (LIKE {1} INCLUDING ALL)",
-            Qualified(&n.shadow),
-            Qualified(&n.table)
-        ))
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", Qualified(&n.shadow))).await.map_err(|e| errors::db(&ctx, e))?;
+        // The shadow is the owner's (so the owner's default privileges, not shadowswap's role's,
+        // apply, and its expressions run as the owner), and so is the ALTER on it.
+        let owner = owner::enter(&tx, &n.table).await.map_err(|e| errors::db(&ctx, e))?;
+        owner::exec(
+            &tx,
+            owner,
+            &format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&n.shadow), Qualified(&n.table)),
+            &[],
+            None,
+        )
         .await
         .map_err(|e| errors::db(&ctx, e))?;
-        tx.batch_execute(&format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter)).await.map_err(|e| {
+        deps::prepare_shadow(&tx, plan).await?;
+        owner::exec(
+            &tx,
+            owner,
+            &format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
+            &[],
+            Some(&self.user_search_path),
+        )
+        .await
+        .map_err(|e| {
             if e.as_db_error().is_some() && errors::state(&e) != Some(&SqlState::LOCK_NOT_AVAILABLE) {
                 Error::AlterRejected(errors::message(&e))
             } else {
                 errors::db(&ctx, e)
             }
         })?;
+        owner::leave(&tx).await.map_err(|e| errors::db(&ctx, e))?;
         cutover::copy_outgoing_foreign_keys(&tx, plan).await?;
         tx.commit().await.map_err(|e| errors::db(&ctx, e))
     }
 
     async fn install_capture(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-        let mut stmts: Vec<String> = plan.names.triggers().iter().flat_map(|t| sql::drop_capture(&plan.names.table, t)).collect();
-        let always = Self::always_identity(&**self.client().await?, &plan.names.shadow)
+        let ctx = "installing the capture triggers";
+        let triggers = sql::capture_triggers(&plan.names);
+        let mut stmts: Vec<String> = triggers.iter().flat_map(|t| sql::drop_capture(&plan.names.table, t)).collect();
+        let mut c = self.client().await?;
+        // Created by the owner: the SECURITY DEFINER capture functions then run as the owner (and
+        // the shadow's expressions they evaluate with them), never as shadowswap's role. Creating
+        // a function or a trigger evaluates none of the table's code.
+        let owner = owner::owner_of(&**c, &plan.names.table).await.map_err(|e| errors::db(ctx, e))?;
+        stmts.insert(0, sql::set_local_role(&owner));
+        let always = Self::always_identity(&**c, &plan.names.shadow).await.map_err(|e| errors::db(ctx, e))?;
+        let key_eq = Self::key_equality(&**c, plan).await?;
+        stmts.extend(sql::capture(plan, &always, &key_eq, sql::quote_seed()).into_iter().flat_map(|(f, t, a)| [f, t, a]));
+        // One transaction: the triggers exist (and fire in every session_replication_role) all
+        // together or not at all. Each statement goes through the extended protocol, which
+        // runs exactly one statement: nothing in a statement's text can start another.
+        let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_timeout)))
             .await
-            .map_err(|e| errors::db("installing the capture triggers", e))?;
-        stmts.extend(sql::capture(plan, &always).into_iter().flat_map(|(f, t)| [f, t]));
-        self.ddl("installing the capture triggers", &stmts, lock_timeout).await
+            .map_err(|e| errors::db(ctx, e))?;
+        for s in &stmts {
+            tx.execute(s.as_str(), &[]).await.map_err(|e| errors::db(ctx, e))?;
+        }
+        tx.commit().await.map_err(|e| errors::db(ctx, e))
     }
 
     async fn remove_capture(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
         // The triggers live on the table, or on the old table after a swap; functions by name.
+        let triggers = sql::capture_triggers(names);
         let mut stmts = Vec::new();
         for on in [&names.table, &names.old] {
             if self.table_exists(on).await? {
-                stmts.extend(names.triggers().iter().flat_map(|t| sql::drop_capture(on, t)));
+                stmts.extend(triggers.iter().flat_map(|t| sql::drop_capture(on, t)));
             }
         }
-        stmts.extend(
-            names.triggers().iter().map(|t| format!("DROP FUNCTION IF EXISTS {}()", sql::function_name(&names.table, t))),
-        );
+        stmts.extend(triggers.iter().map(|t| format!("DROP FUNCTION IF EXISTS {}()", sql::function_name(&names.table, t))));
         self.ddl("dropping the capture triggers", &stmts, lock_timeout).await
     }
 
     async fn capture_present(&self, names: &Names) -> Result<Vec<String>> {
         let c = self.client().await?;
-        let [a, b, d] = names.triggers();
+        let triggers: Vec<String> = sql::capture_triggers(names).into();
         let rows = c
             .query(
                 "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE n.nspname = $1 AND p.proname IN ($2, $3, $4) ORDER BY 1",
-                &[&names.table.schema, &a, &b, &d],
+                 WHERE n.nspname = $1 AND p.proname = ANY($2) ORDER BY 1",
+                &[&names.table.schema, &triggers],
             )
             .await
             .map_err(|e| errors::db("listing capture triggers", e))?;
@@ -582,14 +872,25 @@ impl Dialect for Postgres {
         let (where_, p) = Self::where_range(plan, false, after, upto);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", millis(lock_wait))).await.map_err(|e| errors::db(ctx, e))?;
+        // One round trip: the lock timeout, then the table's lock (see `sql::lock_for_copy`).
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}ms'; {}",
+            millis(lock_wait),
+            sql::lock_for_copy(&plan.names.table)
+        ))
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
         let always = Self::always_identity(&*tx, &plan.names.shadow).await.map_err(|e| errors::db(ctx, e))?;
-        let rows = match tx.execute(&sql::copy_chunk(plan, &where_, &always), &params(&p)).await {
+        // As the owner: the insert evaluates the shadow's CHECKs, defaults and index expressions.
+        let owner = owner::enter(&tx, &plan.names.table).await.map_err(|e| errors::db(ctx, e))?;
+        let rows = match owner::exec(&tx, owner, &sql::copy_chunk(plan, &where_, &always), &p, None).await {
             Ok(n) => n,
             Err(e) if errors::state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
                 let db = e.as_db_error();
+                let raw = db.and_then(|d| d.constraint()).unwrap_or("?").to_string();
+                drop(tx);
                 return Err(Error::DuplicateKey {
-                    key: db.and_then(|d| d.constraint()).unwrap_or("?").to_string(),
+                    key: self.final_key_name(plan, &raw).await,
                     table: plan.names.table.clone(),
                     value: db.and_then(|d| d.detail()).unwrap_or("").to_string(),
                 });
@@ -607,6 +908,7 @@ impl Dialect for Postgres {
             }
             Err(e) => return Err(errors::db(ctx, e)),
         };
+        // The commit ends acting as the owner (SET LOCAL).
         tx.commit().await.map_err(|e| errors::db(ctx, e))?;
         Ok(rows)
     }
@@ -649,7 +951,14 @@ impl Dialect for Postgres {
 
     async fn after_cut_over(&self, plan: &Plan) -> Result<()> {
         let c = self.client().await?;
-        cutover::validate_foreign_keys(&**c, plan).await
+        let refreshed = Self::refresh_subscriptions(&**c, plan).await;
+        cutover::validate_foreign_keys(&**c, plan).await?;
+        refreshed
+    }
+
+    async fn verify_before_cut_over(&self, plan: &Plan) -> Result<()> {
+        let c = self.client().await?;
+        cutover::verify_unchanged(&**c, plan).await
     }
 
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {

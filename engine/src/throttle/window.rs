@@ -57,7 +57,9 @@ impl FromStr for CutOverWindow {
     /// `HH:MM-HH:MM` optionally followed by a space and an IANA time zone (`Europe/Berlin`);
     /// UTC when none is given.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("invalid --cut-over-window {s:?}: {why}; expected HH:MM-HH:MM [TIME_ZONE], e.g. 02:00-04:30 Europe/Berlin");
+        let bad = |why: &str| {
+            format!("invalid --cut-over-window {s:?}: {why}; expected HH:MM-HH:MM [TIME_ZONE], e.g. 02:00-04:30 Europe/Berlin")
+        };
         let mut parts = s.split_whitespace();
         let range = parts.next().ok_or_else(|| bad("empty"))?;
         let tz = match parts.next() {

@@ -31,6 +31,9 @@ use crate::error::{Error, Result};
 /// What the ALTER spec does, as far as the engine needs to know before asking the server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlterAnalysis {
+    /// The ALTER spec as given (what follows `ALTER TABLE t`), run verbatim on the trial copy
+    /// and the shadow; the server is the judge of its meaning.
+    pub spec: String,
     /// The top-level, comma-separated clauses, whitespace-normalised, for the plan.
     pub clauses: Vec<String>,
     /// Columns renamed by the ALTER: `(old, new)`.
@@ -98,7 +101,7 @@ pub fn analyze(spec: &str, dialect: &dyn SqlDialect) -> Result<AlterAnalysis> {
         return Err(Error::refused("the ALTER spec has an empty clause (two commas in a row, or a trailing comma)"));
     }
 
-    let mut out = AlterAnalysis::default();
+    let mut out = AlterAnalysis { spec: spec.to_string(), ..AlterAnalysis::default() };
     let fold = Fold { lower_unquoted: dialect.is::<sqlparser::dialect::PostgreSqlDialect>() };
     for clause in &clauses {
         out.clauses.push(clause.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));

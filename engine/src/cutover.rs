@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CutOverConfig;
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Signals};
 use crate::error::{Error, ErrorClass, Result};
 use crate::plan::Plan;
 use crate::retry::{with_retry, RetryPolicy};
@@ -52,7 +52,7 @@ pub async fn wait_for_window(
 /// Before an attempt: wait (at most `cfg.blocker_wait`) while transactions that would make the
 /// lock request queue are open, logging them once. Attempting anyway after that is still
 /// bounded by the lock timeout.
-async fn wait_for_blockers<D: Dialect>(dialect: &D, plan: &Plan, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<()> {
+async fn wait_for_blockers<D: Signals>(dialect: &D, plan: &Plan, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<()> {
     if cfg.blocker_wait.is_zero() {
         return Ok(());
     }

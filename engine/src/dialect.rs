@@ -32,53 +32,14 @@ pub trait RunLock: Send {
     async fn release(self: Box<Self>) -> Result<()>;
 }
 
-/// A database server, as the engine needs it. See the module docs.
+/// The throttle's and cut-over controller's read-only signals from one server (a primary or a
+/// replica): the replica-lag heartbeat, load figures, the operator's throttle query, and the
+/// sessions a cut-over would queue behind. Each method's default refuses (or, for blockers, says
+/// "cannot tell"), so a dialect implements only what its server supports.
 #[async_trait]
-pub trait Dialect: Send + Sync + 'static {
-    /// A chunk boundary: the values of the chunk key's columns for one row. Opaque to the engine.
-    type Key: Clone + PartialEq + Send + Sync + fmt::Debug + fmt::Display + 'static;
-
+pub trait Signals: Send + Sync {
     /// The server this dialect talks to, for messages: the DSN without its password.
     fn target(&self) -> String;
-
-    /// The `sqlparser` dialect whose tokenizer reads ALTER specs for this server.
-    fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect;
-
-    /// Name comparison and chunk-key type rules.
-    fn rules(&self) -> Rules;
-
-    /// Generated names for `table` within this server's identifier limits.
-    fn names(&self, table: &TableRef) -> Names;
-
-    /// Take the advisory lock for `names.table`. Errors: [`crate::Error::AnotherRun`] when held.
-    async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>>;
-
-    /// Columns, indexes and row estimate of `table`. Errors: [`crate::Error::NoSuchTable`].
-    async fn inspect(&self, table: &TableRef) -> Result<TableShape>;
-
-    /// Whether `table` exists.
-    async fn table_exists(&self, table: &TableRef) -> Result<bool>;
-
-    /// Server-specific refusals: triggers of the user's own, foreign keys, leftovers of an
-    /// earlier run, table kinds the dialect cannot migrate. Creates nothing.
-    async fn preflight(&self, names: &Names, original: &TableShape) -> Result<()>;
-
-    /// Apply `spec` to a private, temporary copy of the table's definition and return the
-    /// resulting shape; leaves nothing behind. Errors: [`crate::Error::AlterRejected`].
-    async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape>;
-
-    /// Whether the server applies `spec` to the table as a metadata-only change: no rewrite and
-    /// no scan, only a brief exclusive lock. `None` when the dialect cannot tell (the default).
-    /// Creates nothing.
-    async fn metadata_only(&self, _names: &Names, _spec: &str, _analysis: &AlterAnalysis) -> Result<Option<bool>> {
-        Ok(None)
-    }
-
-    /// Apply `spec` to the table itself, waiting at most `lock_timeout` for its lock: the
-    /// `--attempt-instant-ddl` path for metadata-only ALTERs. Errors like `cut_over`'s.
-    async fn alter_in_place(&self, names: &Names, _spec: &str, _lock_timeout: Duration) -> Result<()> {
-        Err(Error::refused(format!("{} cannot be altered in place through shadowswap on this server", names.table)))
-    }
 
     /// Create the heartbeat table `names.heartbeat` on the primary (idempotent).
     async fn heartbeat_create(&self, names: &Names) -> Result<()> {
@@ -116,6 +77,54 @@ pub trait Dialect: Send + Sync + 'static {
     async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
         let _ = (names, older_than);
         Ok(Vec::new())
+    }
+}
+
+/// A database server, as the engine needs it for the phases of a run, in phase order:
+/// connect (target, run lock), inspect, preflight, shadow, capture, copy (backfill and
+/// checksum), cut-over, cleanup. See the module docs.
+#[async_trait]
+pub trait Dialect: Signals + 'static {
+    /// A chunk boundary: the values of the chunk key's columns for one row. Opaque to the engine.
+    type Key: Clone + PartialEq + Send + Sync + fmt::Debug + fmt::Display + 'static;
+
+    /// The `sqlparser` dialect whose tokenizer reads ALTER specs for this server.
+    fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect;
+
+    /// Name comparison and chunk-key type rules.
+    fn rules(&self) -> Rules;
+
+    /// Generated names for `table` within this server's identifier limits.
+    fn names(&self, table: &TableRef) -> Names;
+
+    /// Take the advisory lock for `names.table`. Errors: [`crate::Error::AnotherRun`] when held.
+    async fn acquire_run_lock(&self, names: &Names) -> Result<Box<dyn RunLock>>;
+
+    /// Columns, indexes and row estimate of `table`. Errors: [`crate::Error::NoSuchTable`].
+    async fn inspect(&self, table: &TableRef) -> Result<TableShape>;
+
+    /// Whether `table` exists.
+    async fn table_exists(&self, table: &TableRef) -> Result<bool>;
+
+    /// Server-specific refusals: triggers of the user's own, foreign keys, leftovers of an
+    /// earlier run, table kinds the dialect cannot migrate. Creates nothing.
+    async fn preflight(&self, names: &Names, original: &TableShape) -> Result<()>;
+
+    /// Apply `alter.spec` to a private, temporary copy of the table's definition and return the
+    /// resulting shape; leaves nothing behind. Errors: [`crate::Error::AlterRejected`].
+    async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape>;
+
+    /// Whether the server applies `alter.spec` to the table as a metadata-only change: no rewrite and
+    /// no scan, only a brief exclusive lock. `None` when the dialect cannot tell (the default).
+    /// Creates nothing.
+    async fn metadata_only(&self, _names: &Names, _alter: &AlterAnalysis) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
+    /// Apply `alter.spec` to the table itself, waiting at most `lock_timeout` for its lock: the
+    /// `--attempt-instant-ddl` path for metadata-only ALTERs. Errors like `cut_over`'s.
+    async fn alter_in_place(&self, names: &Names, _alter: &AlterAnalysis, _lock_timeout: Duration) -> Result<()> {
+        Err(Error::refused(format!("{} cannot be altered in place through shadowswap on this server", names.table)))
     }
 
     /// The SQL this plan will run, for the dry run.

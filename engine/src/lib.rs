@@ -38,7 +38,7 @@ pub mod runner;
 pub mod throttle;
 
 pub use config::MigrationConfig;
-pub use dialect::Dialect;
+pub use dialect::{Dialect, Signals};
 pub use error::{Error, Result};
 pub use model::{Column, Index, TableRef, TableShape};
 pub use phase::Phase;

@@ -88,9 +88,7 @@ pub struct PlanSql {
 pub struct Plan {
     /// Generated names.
     pub names: Names,
-    /// The ALTER spec as given.
-    pub alter: String,
-    /// What the spec does (renames, clauses).
+    /// The ALTER spec as given (`analysis.spec`) and what it does (renames, clauses).
     pub analysis: AlterAnalysis,
     /// The original table's shape.
     pub original: TableShape,
@@ -133,7 +131,6 @@ impl Plan {
     /// unknown columns, no usable key before or after the ALTER.
     pub fn build(
         names: Names,
-        alter: &str,
         analysis: AlterAnalysis,
         original: TableShape,
         altered: TableShape,
@@ -254,7 +251,6 @@ impl Plan {
 
         Ok(Plan {
             names,
-            alter: alter.to_string(),
             analysis,
             original,
             altered,
@@ -280,7 +276,7 @@ impl Plan {
         let mut s = String::new();
         let n = &self.names;
         s += &format!("table:          {}\n", n.table);
-        s += &format!("alter:          {}\n", self.alter);
+        s += &format!("alter:          {}\n", self.analysis.spec);
         s += &format!("shadow table:   {}\n", n.shadow);
         s += &format!("old table:      {} (after the swap)\n", n.old);
         s += &format!(
@@ -482,9 +478,9 @@ mod tests {
             vec![idx("PRIMARY", &["id"], true)],
         );
         let spec = "CHANGE a b BIGINT, DROP COLUMN d, ADD COLUMN n INT";
-        let err = Plan::build(names(), spec, an(spec), orig.clone(), alt.clone(), rules(), false).unwrap_err();
+        let err = Plan::build(names(), an(spec), orig.clone(), alt.clone(), rules(), false).unwrap_err();
         assert!(err.to_string().contains("--approve-renamed-columns"), "{err}");
-        let p = Plan::build(names(), spec, an(spec), orig, alt, rules(), true).unwrap();
+        let p = Plan::build(names(), an(spec), orig, alt, rules(), true).unwrap();
         assert_eq!(
             p.mapping,
             vec![ColumnMap { source: "id".into(), target: "id".into() }, ColumnMap { source: "a".into(), target: "b".into() }]
@@ -500,29 +496,28 @@ mod tests {
         let orig = shape(vec![col("id", "int", false), col("ts", "timestamp", true)], vec![idx("PRIMARY", &["id"], true)]);
         let mut alt = orig.clone();
         alt.columns.push(col("n", "int", false));
-        let err = Plan::build(names(), "ADD COLUMN n INT NOT NULL", an("FORCE"), orig.clone(), alt.clone(), rules(), false)
-            .unwrap_err();
+        let err = Plan::build(names(), an("FORCE"), orig.clone(), alt.clone(), rules(), false).unwrap_err();
         assert!(err.to_string().contains("without a DEFAULT"), "{err}");
         alt.columns[2].has_default = true;
-        assert!(Plan::build(names(), "x", an("FORCE"), orig.clone(), alt.clone(), rules(), false).is_ok());
+        assert!(Plan::build(names(), an("FORCE"), orig.clone(), alt.clone(), rules(), false).is_ok());
         alt.columns[1].column_type = "datetime".into();
-        let err = Plan::build(names(), "x", an("FORCE"), orig, alt, rules(), false).unwrap_err();
+        let err = Plan::build(names(), an("FORCE"), orig, alt, rules(), false).unwrap_err();
         assert!(err.to_string().contains("from timestamp to datetime: zone"), "{err}");
     }
 
     #[test]
     fn refuses_without_usable_key() {
         let orig = shape(vec![col("a", "int", true)], vec![idx("u", &["a"], true)]);
-        let err = Plan::build(names(), "FORCE", an("FORCE"), orig.clone(), orig, rules(), false).unwrap_err();
+        let err = Plan::build(names(), an("FORCE"), orig.clone(), orig, rules(), false).unwrap_err();
         assert!(err.to_string().contains("no primary key"), "{err}");
 
         let orig = shape(vec![col("id", "int", false)], vec![idx("PRIMARY", &["id"], true)]);
         let alt = shape(vec![col("id", "int", false)], vec![]);
-        let err = Plan::build(names(), "DROP PRIMARY KEY", an("DROP PRIMARY KEY"), orig, alt, rules(), false).unwrap_err();
+        let err = Plan::build(names(), an("DROP PRIMARY KEY"), orig, alt, rules(), false).unwrap_err();
         assert!(err.to_string().contains("keep one of them"), "{err}");
 
         let orig = shape(vec![col("f", "float", false)], vec![idx("PRIMARY", &["f"], true)]);
-        let err = Plan::build(names(), "FORCE", an("FORCE"), orig.clone(), orig, rules(), false).unwrap_err();
+        let err = Plan::build(names(), an("FORCE"), orig.clone(), orig, rules(), false).unwrap_err();
         assert!(err.to_string().contains("can drive chunking"), "{err}");
     }
 
@@ -532,7 +527,7 @@ mod tests {
         let orig = shape(cols.clone(), vec![idx("PRIMARY", &["id"], true), idx("email", &["email"], true)]);
         let alt = shape(cols, vec![idx("email", &["email"], true), idx("PRIMARY", &["x", "id"], true), idx("ux", &["x"], true)]);
         let spec = "DROP PRIMARY KEY, ADD PRIMARY KEY (x, id), ADD UNIQUE ux (x)";
-        let p = Plan::build(names(), spec, an(spec), orig, alt, rules(), false).unwrap();
+        let p = Plan::build(names(), an(spec), orig, alt, rules(), false).unwrap();
         assert_eq!(p.key.index, "email");
         let new: Vec<_> = p.new_unique_keys.iter().map(|k| k.name.as_str()).collect();
         assert_eq!(new, vec!["ux"], "PRIMARY (x, id) contains the old unique id, so it is already enforced");
@@ -555,9 +550,8 @@ mod tests {
             ("CHANGE c x INT, ADD c INT DEFAULT 7", vec!["c", "k"], vec!["x", "k", "c"], true),
             ("CHANGE COLUMN C x INT, ADD COLUMN (c INT DEFAULT 7)", vec!["c", "k"], vec!["x", "k", "c"], true),
         ] {
-            let p =
-                Plan::build(names(), spec, an(spec), shape(nullable(&orig), pk()), shape(nullable(&alt), pk()), rules(), approve)
-                    .unwrap_or_else(|e| panic!("{spec}: {e}"));
+            let p = Plan::build(names(), an(spec), shape(nullable(&orig), pk()), shape(nullable(&alt), pk()), rules(), approve)
+                .unwrap_or_else(|e| panic!("{spec}: {e}"));
             assert!(!p.mapping.iter().any(|m| m.target == "c"), "{spec}: c is not copied: {:?}", p.mapping);
             assert!(p.mapping.contains(&ColumnMap { source: "k".into(), target: "k".into() }), "{spec}");
             assert_eq!(p.added_columns, vec!["c"], "{spec}");
@@ -577,36 +571,26 @@ mod tests {
             if spec.contains("ADD") {
                 alt.push(col("n", "int", true));
             }
-            let p = Plan::build(names(), spec, an(spec), shape(nullable(&["c", "k"]), pk()), shape(alt, pk()), rules(), false)
-                .unwrap();
+            let p = Plan::build(names(), an(spec), shape(nullable(&["c", "k"]), pk()), shape(alt, pk()), rules(), false).unwrap();
             assert!(p.mapping.contains(&ColumnMap { source: "c".into(), target: "c".into() }), "{spec}");
         }
         // Renames that swap two names still copy each from the other.
         let spec = "CHANGE a b INT, CHANGE b a INT";
-        let p = Plan::build(
-            names(),
-            spec,
-            an(spec),
-            shape(nullable(&["a", "b"]), pk()),
-            shape(nullable(&["a", "b"]), pk()),
-            rules(),
-            true,
-        )
-        .unwrap();
+        let p =
+            Plan::build(names(), an(spec), shape(nullable(&["a", "b"]), pk()), shape(nullable(&["a", "b"]), pk()), rules(), true)
+                .unwrap();
         assert!(p.mapping.contains(&ColumnMap { source: "b".into(), target: "a".into() }));
         assert!(p.mapping.contains(&ColumnMap { source: "a".into(), target: "b".into() }));
         // A dropped name that comes back without an ADD the analysis can see: refused, not guessed.
         let spec = "DROP COLUMN c";
-        let err =
-            Plan::build(names(), spec, an(spec), shape(nullable(&["c"]), pk()), shape(nullable(&["c"]), pk()), rules(), false)
-                .unwrap_err();
+        let err = Plan::build(names(), an(spec), shape(nullable(&["c"]), pk()), shape(nullable(&["c"]), pk()), rules(), false)
+            .unwrap_err();
         assert!(err.to_string().contains("ADD COLUMN c"), "{err}");
         // Dropping and re-adding the chunk key leaves no shared key.
         let spec = "DROP COLUMN id, ADD COLUMN id INT NOT NULL DEFAULT 0 PRIMARY KEY";
         let mut alt = nullable(&["c"]);
         alt[0].has_default = true;
-        let err =
-            Plan::build(names(), spec, an(spec), shape(nullable(&["c"]), pk()), shape(alt, pk()), rules(), false).unwrap_err();
+        let err = Plan::build(names(), an(spec), shape(nullable(&["c"]), pk()), shape(alt, pk()), rules(), false).unwrap_err();
         assert!(err.to_string().contains("keep one of them"), "{err}");
     }
 
@@ -618,7 +602,7 @@ mod tests {
         let mut alt = orig.clone();
         alt.columns[0].collation = Some("utf8mb4_unicode_ci".into());
         let spec = "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci";
-        let err = Plan::build(names(), spec, an(spec), orig.clone(), alt.clone(), rules(), false).unwrap_err().to_string();
+        let err = Plan::build(names(), an(spec), orig.clone(), alt.clone(), rules(), false).unwrap_err().to_string();
         assert!(err.contains("column name of key PRIMARY"), "{err}");
         assert!(err.contains("latin1_swedish_ci to utf8mb4_unicode_ci"), "{err}");
         assert!(err.contains("plain ALTER TABLE"), "{err}");
@@ -628,13 +612,13 @@ mod tests {
         orig2.indexes.push(idx("un", &["n"], true));
         let mut alt2 = alt.clone();
         alt2.indexes.push(idx("un", &["n"], true));
-        let p = Plan::build(names(), spec, an(spec), orig2, alt2, rules(), false).unwrap();
+        let p = Plan::build(names(), an(spec), orig2, alt2, rules(), false).unwrap();
         assert_eq!(p.key.index, "un");
 
         // A type change.
         let orig = shape(vec![col("id", "int", false)], vec![idx("PRIMARY", &["id"], true)]);
         let alt = shape(vec![col("id", "varchar(10)", false)], vec![idx("PRIMARY", &["id"], true)]);
-        let err = Plan::build(names(), "x", an("FORCE"), orig, alt, rules(), false).unwrap_err().to_string();
+        let err = Plan::build(names(), an("FORCE"), orig, alt, rules(), false).unwrap_err().to_string();
         assert!(err.contains("type changes from int to varchar(10)"), "{err}");
     }
 
@@ -644,13 +628,13 @@ mod tests {
         let orig = shape(cols.clone(), vec![idx("PRIMARY", &["id"], true)]);
         let spec = "DROP PRIMARY KEY, ADD PRIMARY KEY (id, i)";
         let alt = shape(cols.clone(), vec![idx("PRIMARY", &["id", "i"], true)]);
-        let p = Plan::build(names(), spec, an(spec), orig.clone(), alt, rules(), false).unwrap();
+        let p = Plan::build(names(), an(spec), orig.clone(), alt, rules(), false).unwrap();
         assert_eq!(p.key.index, "PRIMARY");
         assert_eq!(p.key.shadow_columns, vec!["id"]);
         assert!(p.new_unique_keys.is_empty(), "(id, i) is enforced by the unique id");
         // Not a prefix: no index serves lookups by id in the shadow.
         let alt = shape(cols, vec![idx("PRIMARY", &["i", "id"], true)]);
-        let err = Plan::build(names(), spec, an(spec), orig, alt, rules(), false).unwrap_err();
+        let err = Plan::build(names(), an(spec), orig, alt, rules(), false).unwrap_err();
         assert!(err.to_string().contains("keep one of them"), "{err}");
     }
 }

@@ -236,11 +236,10 @@ impl<D: Dialect> Runner<D> {
         let analysis = alter::analyze(spec, d.sql_dialect())?;
         let original = d.inspect(&names.table).await?;
         d.preflight(names, &original).await?;
-        let altered = d.trial_alter(names, spec).await?;
-        let mut plan =
-            Plan::build(names.clone(), spec, analysis, original, altered, d.rules(), self.config.approve_renamed_columns)?;
+        let altered = d.trial_alter(names, &analysis).await?;
+        let mut plan = Plan::build(names.clone(), analysis, original, altered, d.rules(), self.config.approve_renamed_columns)?;
         plan.sql = d.render_sql(&plan);
-        plan.metadata_only = d.metadata_only(names, spec, &plan.analysis).await?;
+        plan.metadata_only = d.metadata_only(names, &plan.analysis).await?;
         for key in &plan.new_unique_keys {
             let Some(cols) = &key.source_columns else { continue };
             if let Some(value) = d.find_duplicate(&names.table, cols).await? {
@@ -396,7 +395,7 @@ impl<D: Dialect> Runner<D> {
         let t0 = Instant::now();
         let r = with_retry("in-place ALTER", policy, &self.cancel, || {
             attempts += 1;
-            d.alter_in_place(&plan.names, &plan.alter, c.lock_timeout)
+            d.alter_in_place(&plan.names, &plan.analysis, c.lock_timeout)
         })
         .await;
         if let Err(e) = r {

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::config::MigrationConfig;
-use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock, Signals};
 use shadowswap_engine::error::ErrorClass;
 use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
 use shadowswap_engine::names::{char_len, Names};
@@ -66,12 +67,17 @@ fn shape() -> TableShape {
     }
 }
 
+/// The fake has no throttle signals: every default refuses, and the runner's tests never throttle.
 #[async_trait]
-impl Dialect for Fake {
-    type Key = u64;
+impl Signals for Fake {
     fn target(&self) -> String {
         "fake".into()
     }
+}
+
+#[async_trait]
+impl Dialect for Fake {
+    type Key = u64;
     fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect {
         &sqlparser::dialect::GenericDialect {}
     }
@@ -94,7 +100,7 @@ impl Dialect for Fake {
     async fn preflight(&self, _: &Names, _: &TableShape) -> Result<()> {
         self.step("preflight")
     }
-    async fn trial_alter(&self, _: &Names, _: &str) -> Result<TableShape> {
+    async fn trial_alter(&self, _: &Names, _: &AlterAnalysis) -> Result<TableShape> {
         Ok(shape())
     }
     fn render_sql(&self, _: &Plan) -> PlanSql {

@@ -419,7 +419,7 @@ async fn an_owner_without_create_on_the_schema_is_refused_with_what_to_grant() {
 /// the database (and so in effect for any session that does not pin them).
 #[tokio::test]
 async fn sessions_pin_their_settings_over_the_databases() {
-    use shadowswap_engine::dialect::Dialect;
+    use shadowswap_engine::dialect::Signals;
     let db = PgTestDb::new("pgsec_pins").await;
     let pinned = [
         ("standard_conforming_strings", "off", "on"),

@@ -642,7 +642,7 @@ async fn outside_its_cut_over_window_the_run_stays_in_sync_and_swaps_when_it_ope
 /// where unloading the plugin for a moment disturbs no test running on the primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blockers_are_found_with_and_without_the_metadata_lock_plugin() {
-    use shadowswap_engine::Dialect;
+    use shadowswap_engine::{Dialect, Signals};
 
     let db = TestDb::new("thr_blocker_paths").await;
     let replica = Replica::connect().await;

@@ -26,7 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, Row, TxOpts, Value};
-use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::alter::AlterAnalysis;
+use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock, Signals};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
 use shadowswap_engine::names::{char_len, Names};
@@ -308,10 +309,6 @@ impl RunLock for MyRunLock {
 impl Dialect for MySql {
     type Key = MyKey;
 
-    fn target(&self) -> String {
-        self.dsn.to_string()
-    }
-
     fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect {
         &self.parser
     }
@@ -466,7 +463,8 @@ impl Dialect for MySql {
         Ok(())
     }
 
-    async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape> {
+    async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape> {
+        let spec = alter.spec.as_str();
         let trial = names.table.sibling(names.trial.clone());
         let mut c = self.conn().await?;
         let ctx = "trying the ALTER on a temporary copy";
@@ -512,95 +510,6 @@ impl Dialect for MySql {
         shape
     }
 
-    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
-        let mut c = self.conn().await?;
-        c.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, seq BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
-            Qualified(&names.heartbeat)
-        ))
-        .await
-        .map_err(|e| errors::db("creating the heartbeat table", e))
-    }
-
-    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
-        let mut c = self.conn().await?;
-        c.exec_drop(
-            format!(
-                "INSERT INTO {} (id, seq) VALUES (1, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)",
-                Qualified(&names.heartbeat)
-            ),
-            (seq,),
-        )
-        .await
-        .map_err(|e| errors::db("writing the heartbeat", e))
-    }
-
-    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
-        let mut c = self.conn().await?;
-        match c.query_first::<u64, _>(format!("SELECT seq FROM {} WHERE id = 1", Qualified(&names.heartbeat))).await {
-            Ok(v) => Ok(v),
-            // Not replicated yet.
-            Err(e) if errors::code(&e) == Some(errors::NO_SUCH_TABLE) => Ok(None),
-            Err(e) => Err(errors::db("reading the heartbeat", e)),
-        }
-    }
-
-    async fn status_value(&self, name: &str) -> Result<f64> {
-        let mut c = self.conn().await?;
-        let v: Option<String> = c
-            .exec_first("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = UPPER(?)", (name,))
-            .await
-            .map_err(|e| errors::db("reading a status variable", e))?;
-        let v = v.ok_or_else(|| {
-            Error::refused(format!("{name} is not a global status variable of this server (SHOW GLOBAL STATUS)"))
-        })?;
-        v.trim().parse().map_err(|_| Error::refused(format!("status variable {name} is not a number ({v})")))
-    }
-
-    async fn query_value(&self, sql: &str) -> Result<f64> {
-        let mut c = self.conn().await?;
-        let row: Option<Row> = c.query_first(sql).await.map_err(|e| errors::db("running the throttle query", e))?;
-        let Some(v) = row.and_then(|r| r.unwrap().into_iter().next()) else { return Ok(0.0) };
-        Ok(match v {
-            Value::NULL => 0.0,
-            Value::Int(i) => i as f64,
-            Value::UInt(u) => u as f64,
-            Value::Float(f) => f as f64,
-            Value::Double(d) => d,
-            Value::Bytes(b) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(1.0),
-            _ => 1.0,
-        })
-    }
-
-    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
-        let mut c = self.conn().await?;
-        let secs = whole_seconds(older_than);
-        // Precise when the metadata_lock_info plugin is loaded: sessions holding a metadata lock
-        // on the table in a transaction open longer than the lock timeout.
-        let precise = c
-            .exec::<String, _, _>(
-                "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                         TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s holding ', m.LOCK_MODE, ' on the table')                  FROM information_schema.METADATA_LOCK_INFO m                  JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID                  LEFT JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID                  WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> CONNECTION_ID()                    AND t.trx_started < NOW() - INTERVAL ? SECOND",
-                (&names.table.schema, &names.table.name, secs),
-            )
-            .await;
-        match precise {
-            Ok(rows) => Ok(rows),
-            // ER_UNKNOWN_TABLE (1109): plugin not loaded. Then any InnoDB transaction open longer
-            // than the lock timeout may hold the table's metadata lock: wait for those.
-            // The statement text (PROCESSLIST.INFO) holds the application's literals, which need
-            // not be UTF-8: read bytes, shown lossily (the text is only for the message).
-            Err(e) if errors::code(&e) == Some(1109) => c
-                .exec::<Vec<u8>, _, _>(
-                    "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                             TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s: ', COALESCE(LEFT(p.INFO, 80), 'idle'))                      FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id                      WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND",
-                    (secs,),
-                )
-                .await
-                .map(|rows| rows.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect())
-                .or_else(blockers_unknown),
-            Err(e) => blockers_unknown(e),
-        }
-    }
-
     fn render_sql(&self, plan: &Plan) -> PlanSql {
         let n = &plan.names;
         let placeholders = vec!["?"; plan.key.columns.len()];
@@ -608,7 +517,7 @@ impl Dialect for MySql {
         PlanSql {
             shadow: vec![
                 format!("CREATE TABLE {} LIKE {}", Qualified(&n.shadow), Qualified(&n.table)),
-                format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
+                format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.analysis.spec),
             ],
             capture: sql::capture_triggers(plan).to_vec(),
             copy: sql::copy_chunk(plan, &where_),
@@ -660,7 +569,7 @@ impl Dialect for MySql {
         ))
         .await
         .map_err(|e| errors::db(&ctx, e))?;
-        c.query_drop(format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter)).await.map_err(|e| match e {
+        c.query_drop(format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.analysis.spec)).await.map_err(|e| match e {
             mysql_async::Error::Server(s) => Error::AlterRejected(s.message),
             e => errors::db(&ctx, e),
         })?;
@@ -856,6 +765,103 @@ impl Dialect for MySql {
                 tracing::warn!(error = %e, "could not re-read the old table after the swap");
                 Ok(())
             }
+        }
+    }
+}
+
+/// The throttle's signals from this server (primary or replica).
+#[async_trait]
+impl Signals for MySql {
+    fn target(&self) -> String {
+        self.dsn.to_string()
+    }
+
+    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
+        let mut c = self.conn().await?;
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, seq BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
+            Qualified(&names.heartbeat)
+        ))
+        .await
+        .map_err(|e| errors::db("creating the heartbeat table", e))
+    }
+
+    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
+        let mut c = self.conn().await?;
+        c.exec_drop(
+            format!(
+                "INSERT INTO {} (id, seq) VALUES (1, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)",
+                Qualified(&names.heartbeat)
+            ),
+            (seq,),
+        )
+        .await
+        .map_err(|e| errors::db("writing the heartbeat", e))
+    }
+
+    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
+        let mut c = self.conn().await?;
+        match c.query_first::<u64, _>(format!("SELECT seq FROM {} WHERE id = 1", Qualified(&names.heartbeat))).await {
+            Ok(v) => Ok(v),
+            // Not replicated yet.
+            Err(e) if errors::code(&e) == Some(errors::NO_SUCH_TABLE) => Ok(None),
+            Err(e) => Err(errors::db("reading the heartbeat", e)),
+        }
+    }
+
+    async fn status_value(&self, name: &str) -> Result<f64> {
+        let mut c = self.conn().await?;
+        let v: Option<String> = c
+            .exec_first("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = UPPER(?)", (name,))
+            .await
+            .map_err(|e| errors::db("reading a status variable", e))?;
+        let v = v.ok_or_else(|| {
+            Error::refused(format!("{name} is not a global status variable of this server (SHOW GLOBAL STATUS)"))
+        })?;
+        v.trim().parse().map_err(|_| Error::refused(format!("status variable {name} is not a number ({v})")))
+    }
+
+    async fn query_value(&self, sql: &str) -> Result<f64> {
+        let mut c = self.conn().await?;
+        let row: Option<Row> = c.query_first(sql).await.map_err(|e| errors::db("running the throttle query", e))?;
+        let Some(v) = row.and_then(|r| r.unwrap().into_iter().next()) else { return Ok(0.0) };
+        Ok(match v {
+            Value::NULL => 0.0,
+            Value::Int(i) => i as f64,
+            Value::UInt(u) => u as f64,
+            Value::Float(f) => f as f64,
+            Value::Double(d) => d,
+            Value::Bytes(b) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(1.0),
+            _ => 1.0,
+        })
+    }
+
+    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        let secs = whole_seconds(older_than);
+        // Precise when the metadata_lock_info plugin is loaded: sessions holding a metadata lock
+        // on the table in a transaction open longer than the lock timeout.
+        let precise = c
+            .exec::<String, _, _>(
+                "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                         TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s holding ', m.LOCK_MODE, ' on the table')                  FROM information_schema.METADATA_LOCK_INFO m                  JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID                  LEFT JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID                  WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> CONNECTION_ID()                    AND t.trx_started < NOW() - INTERVAL ? SECOND",
+                (&names.table.schema, &names.table.name, secs),
+            )
+            .await;
+        match precise {
+            Ok(rows) => Ok(rows),
+            // ER_UNKNOWN_TABLE (1109): plugin not loaded. Then any InnoDB transaction open longer
+            // than the lock timeout may hold the table's metadata lock: wait for those.
+            // The statement text (PROCESSLIST.INFO) holds the application's literals, which need
+            // not be UTF-8: read bytes, shown lossily (the text is only for the message).
+            Err(e) if errors::code(&e) == Some(1109) => c
+                .exec::<Vec<u8>, _, _>(
+                    "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ',                             TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s: ', COALESCE(LEFT(p.INFO, 80), 'idle'))                      FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id                      WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND",
+                    (secs,),
+                )
+                .await
+                .map(|rows| rows.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect())
+                .or_else(blockers_unknown),
+            Err(e) => blockers_unknown(e),
         }
     }
 }

@@ -406,7 +406,7 @@ pub fn copy_time_zone(plan: &Plan) -> &'static str {
 pub fn adds_zone_dependent_default(plan: &Plan) -> bool {
     const CLOCKS: [&str; 8] =
         ["CURRENT_TIMESTAMP", "NOW(", "CURDATE", "CURTIME", "CURRENT_DATE", "CURRENT_TIME", "LOCALTIME", "SYSDATE"];
-    let spec = plan.alter.to_ascii_uppercase();
+    let spec = plan.analysis.spec.to_ascii_uppercase();
     CLOCKS.iter().any(|c| spec.contains(c))
         && plan.added_columns.iter().any(|name| {
             plan.altered
@@ -653,7 +653,7 @@ mod tests {
             key_change_refusal,
         };
         let names = Names::new(&TableRef::new("d", "t"), 64, char_len);
-        Plan::build(names, spec, analysis, shape, altered, rules, false).unwrap()
+        Plan::build(names, analysis, shape, altered, rules, false).unwrap()
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub async fn refuse_unhandled(c: &impl GenericClient, names: &Names) -> Result<(
 /// before anything is created. Errors: [`Error::Refused`], [`Error::Database`].
 pub async fn refuse_not_valid_conflicts(c: &impl GenericClient, plan: &Plan) -> Result<()> {
     let lost = plan.renamed_or_dropped_columns();
-    let named = sql::referenced_index_or_constraint_names(&plan.alter);
+    let named = sql::referenced_index_or_constraint_names(&plan.analysis.spec);
     let rows = c
         .query(
             "SELECT DISTINCT co.conname::text FROM pg_constraint co \

@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use shadowswap_engine::alter::AlterAnalysis;
-use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock, Signals};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
 use shadowswap_engine::names::{byte_len, Names};
@@ -412,10 +412,6 @@ impl RunLock for PgRunLock {
 impl Dialect for Postgres {
     type Key = PgKey;
 
-    fn target(&self) -> String {
-        self.dsn.to_string()
-    }
-
     fn sql_dialect(&self) -> &dyn sqlparser::dialect::Dialect {
         &self.parser
     }
@@ -502,7 +498,8 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    async fn trial_alter(&self, names: &Names, spec: &str) -> Result<TableShape> {
+    async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape> {
+        let spec = alter.spec.as_str();
         // The copy converts a column's values with the type's assignment cast, which is what
         // `ALTER COLUMN … TYPE` does without USING; an expression given with USING would be
         // silently ignored, so it is refused.
@@ -601,7 +598,8 @@ impl Dialect for Postgres {
         shape
     }
 
-    async fn metadata_only(&self, names: &Names, spec: &str, analysis: &AlterAnalysis) -> Result<Option<bool>> {
+    async fn metadata_only(&self, names: &Names, analysis: &AlterAnalysis) -> Result<Option<bool>> {
+        let spec = analysis.spec.as_str();
         if !analysis.clauses.iter().all(|c| sql::metadata_only_clause(c)) {
             return Ok(Some(false));
         }
@@ -630,7 +628,8 @@ impl Dialect for Postgres {
         Ok(Some(after.is_some_and(|after| after.iter().all(|f| before.contains(f)))))
     }
 
-    async fn alter_in_place(&self, names: &Names, spec: &str, lock_timeout: Duration) -> Result<()> {
+    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<()> {
+        let spec = alter.spec.as_str();
         // As the owner: a rewrite evaluates the table's defaults, CHECKs and index expressions.
         let ctx = "altering the table in place";
         let mut c = self.client().await?;
@@ -646,89 +645,13 @@ impl Dialect for Postgres {
         tx.commit().await.map_err(|e| errors::db(ctx, e))
     }
 
-    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
-        let c = self.client().await?;
-        c.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (id int PRIMARY KEY, seq bigint NOT NULL)",
-            Qualified(&names.heartbeat)
-        ))
-        .await
-        .map_err(|e| errors::db("creating the heartbeat table", e))
-    }
-
-    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
-            &format!(
-                "INSERT INTO {} (id, seq) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq",
-                Qualified(&names.heartbeat)
-            ),
-            &[&(seq as i64)],
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| errors::db("writing the heartbeat", e))
-    }
-
-    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
-        let c = self.client().await?;
-        match c.query_opt(&format!("SELECT seq FROM {} WHERE id = 1", Qualified(&names.heartbeat)), &[]).await {
-            Ok(row) => Ok(row.map(|r| r.get::<_, i64>(0) as u64)),
-            // Not replayed on the standby yet.
-            Err(e) if errors::state(&e) == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
-            Err(e) => Err(errors::db("reading the heartbeat", e)),
-        }
-    }
-
-    async fn status_value(&self, name: &str) -> Result<f64> {
-        let q = match name.to_ascii_lowercase().as_str() {
-            "active_backends" => "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()",
-            "total_backends" => "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
-            _ => {
-                return Err(Error::refused(format!(
-                    "{name} is not a PostgreSQL load figure shadowswap knows; use active_backends or total_backends, or --throttle-query"
-                )))
-            }
-        };
-        let c = self.client().await?;
-        let n: i64 = c.query_one(q, &[]).await.map_err(|e| errors::db("reading the load", e))?.get(0);
-        Ok(n as f64)
-    }
-
-    async fn query_value(&self, sql: &str) -> Result<f64> {
-        let c = self.client().await?;
-        let msgs = c.simple_query(sql).await.map_err(|e| errors::db("running the throttle query", e))?;
-        let first = msgs.iter().find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-            _ => None,
-        });
-        Ok(match first.flatten().as_deref() {
-            None => 0.0,
-            Some("f") | Some("false") => 0.0,
-            Some("t") | Some("true") => 1.0,
-            Some(v) => v.trim().parse().unwrap_or(1.0),
-        })
-    }
-
-    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT DISTINCT format('pid %s (%s) in a transaction for %s s holding %s: %s', a.pid, a.usename,                         extract(epoch FROM now() - a.xact_start)::int, l.mode, left(coalesce(a.query, ''), 80))                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid                  WHERE l.relation = $1::text::regclass AND l.granted AND a.pid <> pg_backend_pid()                    AND a.xact_start < now() - make_interval(secs => $2)",
-                &[&Qualified(&names.table).to_string(), &older_than.as_secs_f64()],
-            )
-            .await
-            .map_err(|e| errors::db("looking for transactions that would block the cut-over", e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
     fn render_sql(&self, plan: &Plan) -> PlanSql {
         let n = &plan.names;
         let (where_, _) = (sql::range_where(&sql::key_names(plan).0, &plan.key.columns, true), ());
         PlanSql {
             shadow: vec![
                 format!("CREATE TABLE {} (LIKE {} INCLUDING ALL)", Qualified(&n.shadow), Qualified(&n.table)),
-                format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
+                format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.analysis.spec),
             ],
             // The dry run has no shadow to read identity kinds from: GENERATED ALWAYS identity
             // columns still show in the SET lists here; the run leaves them out.
@@ -781,7 +704,7 @@ impl Dialect for Postgres {
         owner::exec(
             &tx,
             owner,
-            &format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.alter),
+            &format!("ALTER TABLE {} {}", Qualified(&n.shadow), plan.analysis.spec),
             &[],
             Some(&self.user_search_path),
         )
@@ -964,5 +887,89 @@ impl Dialect for Postgres {
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
         let mut c = self.client().await?;
         cutover::swap(&mut c, plan, lock_timeout).await
+    }
+}
+
+/// The throttle's signals from this server (primary or replica).
+#[async_trait]
+impl Signals for Postgres {
+    fn target(&self) -> String {
+        self.dsn.to_string()
+    }
+
+    async fn heartbeat_create(&self, names: &Names) -> Result<()> {
+        let c = self.client().await?;
+        c.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (id int PRIMARY KEY, seq bigint NOT NULL)",
+            Qualified(&names.heartbeat)
+        ))
+        .await
+        .map_err(|e| errors::db("creating the heartbeat table", e))
+    }
+
+    async fn heartbeat_write(&self, names: &Names, seq: u64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            &format!(
+                "INSERT INTO {} (id, seq) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq",
+                Qualified(&names.heartbeat)
+            ),
+            &[&(seq as i64)],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| errors::db("writing the heartbeat", e))
+    }
+
+    async fn heartbeat_read(&self, names: &Names) -> Result<Option<u64>> {
+        let c = self.client().await?;
+        match c.query_opt(&format!("SELECT seq FROM {} WHERE id = 1", Qualified(&names.heartbeat)), &[]).await {
+            Ok(row) => Ok(row.map(|r| r.get::<_, i64>(0) as u64)),
+            // Not replayed on the standby yet.
+            Err(e) if errors::state(&e) == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+            Err(e) => Err(errors::db("reading the heartbeat", e)),
+        }
+    }
+
+    async fn status_value(&self, name: &str) -> Result<f64> {
+        let q = match name.to_ascii_lowercase().as_str() {
+            "active_backends" => "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()",
+            "total_backends" => "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            _ => {
+                return Err(Error::refused(format!(
+                    "{name} is not a PostgreSQL load figure shadowswap knows; use active_backends or total_backends, or --throttle-query"
+                )))
+            }
+        };
+        let c = self.client().await?;
+        let n: i64 = c.query_one(q, &[]).await.map_err(|e| errors::db("reading the load", e))?.get(0);
+        Ok(n as f64)
+    }
+
+    async fn query_value(&self, sql: &str) -> Result<f64> {
+        let c = self.client().await?;
+        let msgs = c.simple_query(sql).await.map_err(|e| errors::db("running the throttle query", e))?;
+        let first = msgs.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+            _ => None,
+        });
+        Ok(match first.flatten().as_deref() {
+            None => 0.0,
+            Some("f") | Some("false") => 0.0,
+            Some("t") | Some("true") => 1.0,
+            Some(v) => v.trim().parse().unwrap_or(1.0),
+        })
+    }
+
+    async fn cut_over_blockers(&self, names: &Names, older_than: Duration) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT DISTINCT format('pid %s (%s) in a transaction for %s s holding %s: %s', a.pid, a.usename,                         extract(epoch FROM now() - a.xact_start)::int, l.mode, left(coalesce(a.query, ''), 80))                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid                  WHERE l.relation = $1::text::regclass AND l.granted AND a.pid <> pg_backend_pid()                    AND a.xact_start < now() - make_interval(secs => $2)",
+                &[&Qualified(&names.table).to_string(), &older_than.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| errors::db("looking for transactions that would block the cut-over", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -887,7 +887,7 @@ mod tests {
         let rules = Rules { eq: |a, b| a == b, key_column_ok, type_change_refusal, key_change_refusal };
         let names = Names::new(&TableRef::new("public", table), 63, byte_len);
         let analysis = shadowswap_engine::alter::analyze(alter, &sqlparser::dialect::PostgreSqlDialect {}).unwrap();
-        Plan::build(names, alter, analysis, shape.clone(), shape, rules, false).unwrap()
+        Plan::build(names, analysis, shape.clone(), shape, rules, false).unwrap()
     }
 
     #[test]

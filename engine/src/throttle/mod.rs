@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::dialect::Dialect;
+use crate::dialect::Signals;
 use crate::error::{Error, Result};
 use crate::names::Names;
 use crate::progress::Progress;
@@ -162,7 +162,7 @@ impl Throttle {
 }
 
 /// Write the heartbeat on the primary every `interval` until `stop`.
-pub async fn write_heartbeat<D: Dialect>(
+pub async fn write_heartbeat<D: Signals + 'static>(
     primary: Arc<D>,
     names: Names,
     interval: Duration,
@@ -211,7 +211,7 @@ async fn bounded<T>(timeout: Duration, read: impl std::future::Future<Output = R
 }
 
 /// Read every signal once.
-pub async fn read_signals<D: Dialect>(
+pub async fn read_signals<D: Signals + 'static>(
     primary: &D,
     replicas: &[Arc<D>],
     names: &Names,
@@ -321,7 +321,7 @@ fn over_signals(readings: &[Reading]) -> Vec<String> {
 /// change once (start, change of the signals over their limits, end; not a value moving while
 /// over), show the current reason with its values in the progress, until `stop`.
 #[allow(clippy::too_many_arguments)]
-pub async fn run_throttler<D: Dialect>(
+pub async fn run_throttler<D: Signals + 'static>(
     primary: Arc<D>,
     replicas: Vec<Arc<D>>,
     names: Names,

@@ -139,7 +139,11 @@ mod tests {
         assert_eq!(UNLOCK_TABLES, "UNLOCK TABLES");
         assert_eq!(empty_shadow(&p), "DELETE FROM `d`.`_t_new`");
         assert_eq!(drop_trigger(&TableRef::new("d`b", "x"), "_t_ssw_ins"), "DROP TRIGGER IF EXISTS `d``b`.`_t_ssw_ins`");
-        assert!(CAPTURE_TRIGGER_TABLES.ends_with("ORDER BY EVENT_OBJECT_TABLE, TRIGGER_NAME"));
+        assert_eq!(
+            CAPTURE_TRIGGER_TABLES,
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND \
+             TRIGGER_NAME IN (?, ?, ?) ORDER BY EVENT_OBJECT_TABLE, TRIGGER_NAME"
+        );
         assert_eq!(
             CAPTURE_TRIGGER_NAMES,
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME IN (?, ?, ?) \

@@ -85,14 +85,20 @@ mod tests {
 
     #[test]
     fn catalog_queries() {
-        assert!(TABLE_STATUS.starts_with("SELECT TABLE_TYPE, ENGINE, CREATE_OPTIONS FROM information_schema.TABLES"));
+        assert_eq!(
+            TABLE_STATUS,
+            "SELECT TABLE_TYPE, ENGINE, CREATE_OPTIONS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
+        );
         assert_eq!(
             TABLE_TRIGGERS,
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? \
              ORDER BY TRIGGER_NAME"
         );
-        assert_eq!(FOREIGN_KEYS.matches('?').count(), 4);
-        assert!(FOREIGN_KEYS.contains("REFERENCED_TABLE_NAME = ?"));
+        assert_eq!(
+            FOREIGN_KEYS,
+            "SELECT CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE \
+             (CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?) OR (UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?)"
+        );
     }
 
     #[test]

@@ -60,7 +60,13 @@ mod tests {
         );
         assert_eq!(set_auto_increment(&p.names.shadow, 42), "ALTER TABLE `d`.`_t_new` AUTO_INCREMENT = 42");
         assert_eq!(drop_table(&TableRef::new("d", "_t`old")), "DROP TABLE IF EXISTS `d`.`_t``old`");
-        assert!(NEXT_AUTO_INCREMENT.starts_with("SELECT AUTO_INCREMENT FROM information_schema.TABLES"));
-        assert!(DEFAULT_ZONE_OFFSET.contains("@@global.time_zone"));
+        assert_eq!(
+            NEXT_AUTO_INCREMENT,
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
+        );
+        assert_eq!(
+            DEFAULT_ZONE_OFFSET,
+            "SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', @@global.time_zone))"
+        );
     }
 }

@@ -77,8 +77,12 @@ mod tests {
              m.THREAD_ID LEFT JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID WHERE m.TABLE_SCHEMA = ? AND \
              m.TABLE_NAME = ? AND m.THREAD_ID <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND"
         );
-        assert!(BLOCKERS_BY_TRANSACTION_AGE.contains("COALESCE(LEFT(p.INFO, 80), 'idle')"));
-        assert!(BLOCKERS_BY_TRANSACTION_AGE
-            .ends_with("WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND"));
+        assert_eq!(
+            BLOCKERS_BY_TRANSACTION_AGE,
+            "SELECT CONCAT('session ', t.trx_mysql_thread_id, ' (', COALESCE(p.USER, '?'), ') in a transaction for ', \
+             TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s: ', COALESCE(LEFT(p.INFO, 80), 'idle')) FROM \
+             information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE \
+             t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_started < NOW() - INTERVAL ? SECOND"
+        );
     }
 }

@@ -26,7 +26,7 @@ use crate::{errors, sql};
 pub struct Identity {
     /// InnoDB table id; `None` when it cannot be read (no `PROCESS` privilege, unusual name).
     pub table_id: Option<u64>,
-    /// [`sql::normalized_definition`] of `SHOW CREATE TABLE`.
+    /// [`sql::identity::normalized_definition`] of `SHOW CREATE TABLE`.
     pub definition: String,
     /// Capture trigger names and bodies, by name.
     pub triggers: Vec<(String, String)>,
@@ -36,10 +36,10 @@ impl Identity {
     /// Read the identity of `table` (the table, or after the swap the old table) in session `c`.
     /// Works under `LOCK TABLES` when `table` is locked.
     pub async fn read(c: &mut Conn, table: &TableRef, names: &Names) -> Result<Identity, mysql_async::Error> {
-        let table_id = match sql::innodb_name(table) {
-            Some(name) => match c.exec_first::<u64, _, _>(sql::TABLE_ID, (name,)).await {
+        let table_id = match sql::identity::innodb_name(table) {
+            Some(name) => match c.exec_first::<u64, _, _>(sql::identity::TABLE_ID, (name,)).await {
                 Ok(id) => id,
-                Err(e) if errors::code(&e) == Some(1227) => {
+                Err(e) if errors::code(&e) == Some(errors::SPECIFIC_ACCESS_DENIED) => {
                     tracing::warn!(
                         "cannot read the InnoDB table id without the PROCESS privilege: a TRUNCATE of the table during \
                          the run is detected by the checksum only; grant PROCESS"
@@ -52,10 +52,10 @@ impl Identity {
         };
         // Bytes: a binary column's default need not be UTF-8 (compared as lossy text, the same
         // way each time).
-        let ddl: Option<(Vec<u8>, Vec<u8>)> = c.query_first(sql::show_create_table(table)).await?;
-        let definition = sql::normalized_definition(&String::from_utf8_lossy(&ddl.map(|(_, d)| d).unwrap_or_default()));
+        let ddl: Option<(Vec<u8>, Vec<u8>)> = c.query_first(sql::inspect::show_create_table(table)).await?;
+        let definition = sql::identity::normalized_definition(&String::from_utf8_lossy(&ddl.map(|(_, d)| d).unwrap_or_default()));
         let [a, b, t] = names.triggers();
-        let triggers = c.exec(sql::CAPTURE_TRIGGER_BODIES, (&names.table.schema, a, b, t)).await?;
+        let triggers = c.exec(sql::identity::CAPTURE_TRIGGER_BODIES, (&names.table.schema, a, b, t)).await?;
         Ok(Identity { table_id, definition, triggers })
     }
 

@@ -1,0 +1,96 @@
+//! The backfill and the checksum: the key range (low key and high watermark), a chunk's end,
+//! the copy of one chunk in one short transaction, and the checksum of one chunk of both tables
+//! from one snapshot. The statements are [`crate::sql::copy`]'s.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Row, TxOpts, Value};
+use shadowswap_engine::dialect::ChunkChecksum;
+use shadowswap_engine::error::Result;
+use shadowswap_engine::plan::Plan;
+
+use crate::connect::whole_seconds;
+use crate::{errors, sql, MyKey, MySql};
+
+/// Lowest and highest chunk-key value in the original table now (`None` when empty); the
+/// highest is the backfill's high watermark.
+pub(crate) async fn key_range(my: &MySql, plan: &Plan) -> Result<Option<(MyKey, MyKey)>> {
+    let low = key_query(my, "reading the lowest key", sql::copy::key_edge(plan, false), vec![]).await?;
+    let high = key_query(my, "reading the high watermark", sql::copy::key_edge(plan, true), vec![]).await?;
+    Ok(low.zip(high))
+}
+
+/// The key `rows` rows after `after`, or `high` when fewer remain at or below it.
+pub(crate) async fn chunk_end(my: &MySql, plan: &Plan, after: Option<&MyKey>, high: &MyKey, rows: u64) -> Result<MyKey> {
+    let (where_, params) = where_range(plan, false, after, high);
+    let end = key_query(my, "finding the chunk's end", sql::copy::chunk_end(plan, &where_, rows), params).await?;
+    Ok(end.unwrap_or_else(|| high.clone()))
+}
+
+/// Copy the rows with key in `(after, upto]` into the shadow in one transaction: lock the
+/// chunk's rows in the original (shared), clear the chunk's range in the shadow, copy. Row lock
+/// waits last at most `lock_wait`. Returns the rows copied. Errors: see [`errors::copy_failed`].
+pub(crate) async fn copy_chunk(my: &MySql, plan: &Plan, after: Option<&MyKey>, upto: &MyKey, lock_wait: Duration) -> Result<u64> {
+    let ctx = "copying a chunk";
+    let (where_orig, p_orig) = where_range(plan, false, after, upto);
+    let (where_shadow, p_shadow) = where_range(plan, true, after, upto);
+    let mut c = my.conn().await?;
+    c.query_drop(sql::copy::innodb_lock_wait_timeout(whole_seconds(lock_wait))).await.map_err(|e| errors::db(ctx, e))?;
+    let mut tx = c.start_transaction(TxOpts::default()).await.map_err(|e| errors::db(ctx, e))?;
+    let _: Option<u64> =
+        tx.exec_first(sql::copy::lock_chunk(plan, &where_orig), p_orig.clone()).await.map_err(|e| errors::db(ctx, e))?;
+    tx.exec_drop(sql::copy::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
+    tx.exec_drop(sql::copy::copy_chunk(plan, &where_orig), p_orig)
+        .await
+        .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
+    let rows = tx.affected_rows();
+    tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+    Ok(rows)
+}
+
+/// Checksum the rows with key in `(after, upto]` (either end open when `None`) of the original
+/// and of the shadow, in one read-only transaction with a consistent snapshot. Returns
+/// `(original, shadow)`.
+pub(crate) async fn checksum_chunk(
+    my: &MySql,
+    plan: &Plan,
+    after: Option<&MyKey>,
+    upto: Option<&MyKey>,
+) -> Result<(ChunkChecksum, ChunkChecksum)> {
+    let ctx = "checksumming a chunk";
+    let cols = &plan.checksum_columns;
+    let (orig_keys, shadow_keys) = sql::copy::key_names(plan);
+    let bounds = |keys: &[&str]| {
+        sql::copy::key_range_where(keys, &plan.key.columns, after.map(|k| k.0.as_slice()), upto.map(|k| k.0.as_slice()))
+    };
+    let (where_orig, p_orig) = bounds(&orig_keys);
+    let (where_shadow, p_shadow) = bounds(&shadow_keys);
+    let q_orig = sql::copy::checksum(&plan.names.table, &cols.iter().map(|m| m.source.as_str()).collect::<Vec<_>>(), &where_orig);
+    let q_shadow =
+        sql::copy::checksum(&plan.names.shadow, &cols.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), &where_shadow);
+    let mut c = my.conn().await?;
+    let mut opts = TxOpts::default();
+    opts.with_consistent_snapshot(true).with_readonly(true);
+    let mut tx = c.start_transaction(opts).await.map_err(|e| errors::db(ctx, e))?;
+    let a: Option<(u64, u64)> = tx.exec_first(q_orig, p_orig).await.map_err(|e| errors::db(ctx, e))?;
+    let b: Option<(u64, u64)> = tx.exec_first(q_shadow, p_shadow).await.map_err(|e| errors::db(ctx, e))?;
+    tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+    let sum = |v: Option<(u64, u64)>| v.map(|(rows, hash)| ChunkChecksum { rows, hash }).unwrap_or_default();
+    Ok((sum(a), sum(b)))
+}
+
+/// The chunk key of the first row `query` returns.
+async fn key_query(my: &MySql, context: &str, query: String, params: Vec<Value>) -> Result<Option<MyKey>> {
+    let mut c = my.conn().await?;
+    let row: Option<Row> = c.exec_first(query, params).await.map_err(|e| errors::db(context, e))?;
+    Ok(row.map(|r| MyKey(r.unwrap())))
+}
+
+/// The WHERE clause and parameters of the chunk `(after, upto]`, over the original's key columns
+/// or (`shadow`) the shadow's.
+fn where_range(plan: &Plan, shadow: bool, after: Option<&MyKey>, upto: &MyKey) -> (String, Vec<Value>) {
+    let (orig, shad) = sql::copy::key_names(plan);
+    let cols = if shadow { shad } else { orig };
+    sql::copy::key_range_where(&cols, &plan.key.columns, after.map(|k| k.0.as_slice()), Some(&upto.0))
+}

@@ -4,86 +4,35 @@
 //!
 //! Signals: replica lag from shadowswap's own heartbeat ([`heartbeat`]), server load (a status
 //! variable such as `Threads_running`, or PostgreSQL's active backends), an operator query, and a
-//! flag file. The runner owns a task that reads them every [`ThrottleConfig::check_interval`] and
-//! publishes a [`ThrottleState`]; chunk loops wait on it with [`Throttle::wait_clear`]. Each
-//! start, change of reason and end of throttling is logged once, with the measured value.
+//! flag file. [`start`] spawns, for the runner that owns them ([`Tasks`]), the heartbeat writer and
+//! a task that reads the signals every [`ThrottleConfig::check_interval`] and publishes a
+//! [`ThrottleState`]; chunk loops (and the cut-over) wait on it with [`Throttle::wait_clear`].
+//! Each start, change of reason and end of throttling is logged once, with the measured value.
+//!
+//! The settings ([`ThrottleConfig`], [`Threshold`]) live in [`crate::config`] and are re-exported
+//! here.
 
 pub mod heartbeat;
-pub mod window;
 
-use std::path::PathBuf;
-use std::str::FromStr;
+/// The cut-over window's old path: it is configuration and lives in [`crate::config`].
+pub mod window {
+    pub use crate::config::CutOverWindow;
+}
+
+pub use crate::config::{Threshold, ThrottleConfig};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::cleanup::Undo;
 use crate::dialect::Signals;
 use crate::error::{Error, Result};
 use crate::names::Names;
 use crate::progress::Progress;
 use heartbeat::HeartbeatLog;
-
-/// `NAME=LIMIT`, e.g. `Threads_running=25`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Threshold {
-    /// Variable name (MySQL global status variable; PostgreSQL `active_backends`).
-    pub name: String,
-    /// Limit: the signal is over when the value is greater than this.
-    pub limit: f64,
-}
-
-impl FromStr for Threshold {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (name, limit) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=NUMBER, e.g. Threads_running=25"))?;
-        let limit: f64 = limit.trim().parse().map_err(|_| format!("{s:?}: {limit:?} is not a number"))?;
-        if name.trim().is_empty() || !name.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{s:?}: {name:?} is not a variable name"));
-        }
-        Ok(Threshold { name: name.trim().to_string(), limit })
-    }
-}
-
-/// Throttle settings. Defaults: max lag 1 s, checks every 250 ms, heartbeat every 100 ms, a
-/// signal that does not answer within 2 s counts as over its limit.
-#[derive(Debug, Clone)]
-pub struct ThrottleConfig {
-    /// Replicas are "lagging" above this.
-    pub max_lag: Duration,
-    /// Throttle while any of these status values is above its limit.
-    pub max_load: Vec<Threshold>,
-    /// Abort the run (cleanly) when any of these is above its limit.
-    pub critical_load: Vec<Threshold>,
-    /// Throttle while this query's first column is non-zero.
-    pub throttle_query: Option<String>,
-    /// Throttle while this file exists.
-    pub flag_file: Option<PathBuf>,
-    /// How often the signals are read.
-    pub check_interval: Duration,
-    /// How often the heartbeat is written (the lag figure's resolution).
-    pub heartbeat_interval: Duration,
-    /// How long one reading (a replica's heartbeat, a load figure, the throttle query) may take.
-    /// One that takes longer counts as over its limit: a replica that stops answering must
-    /// throttle, not freeze the throttler with its last verdict ("go").
-    pub signal_timeout: Duration,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        Self {
-            max_lag: Duration::from_secs(1),
-            max_load: Vec::new(),
-            critical_load: Vec::new(),
-            throttle_query: None,
-            flag_file: None,
-            check_interval: Duration::from_millis(250),
-            heartbeat_interval: Duration::from_millis(100),
-            signal_timeout: Duration::from_secs(2),
-        }
-    }
-}
 
 /// One signal, read once.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +108,79 @@ impl Throttle {
             }
         }
     }
+}
+
+/// Heartbeat writes remembered for the lag figure (at the default 100 ms interval, almost three
+/// hours' worth): a replica further behind reads as at least as old as the oldest.
+const HEARTBEAT_WRITES_KEPT: usize = 100_000;
+
+/// Background tasks of one run (heartbeat writer, throttler): owned by the run, stopped and
+/// awaited on every path ([`Tasks::shutdown`]); none is detached.
+pub struct Tasks {
+    stop: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Stop every task and wait for each to end.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Start throttling for one run: with `replicas`, create the heartbeat table (recorded in `undo`
+/// first), write the first heartbeat and spawn its writer; with any signal (replicas or
+/// [`ThrottleConfig::primary_signals`]), spawn the throttler. Without signals: a
+/// [`Throttle::never`] and no tasks. The tasks stop when `stop` is cancelled or at
+/// [`Tasks::shutdown`]. Until the throttler's first verdict the returned throttle pauses.
+///
+/// Errors: creating the heartbeat table or writing the first heartbeat.
+pub async fn start<D: Signals + 'static>(
+    primary: &Arc<D>,
+    replicas: &[Arc<D>],
+    names: &Names,
+    cfg: &ThrottleConfig,
+    progress: &watch::Sender<Progress>,
+    stop: CancellationToken,
+    undo: &mut Undo,
+) -> Result<(Throttle, Tasks)> {
+    let mut handles = Vec::new();
+    if replicas.is_empty() && !cfg.primary_signals() {
+        return Ok((Throttle::never(), Tasks { stop, handles }));
+    }
+    let log = Arc::new(Mutex::new(HeartbeatLog::new(HEARTBEAT_WRITES_KEPT)));
+    if !replicas.is_empty() {
+        undo.heartbeat = true;
+        primary.heartbeat_create(names).await?;
+        // The first heartbeat before the first verdict, so replica lag is known from the
+        // first check (otherwise it reads "lag unknown" and throttles for a moment).
+        let seq = log.lock().expect("heartbeat log").next_seq();
+        primary.heartbeat_write(names, seq).await?;
+        log.lock().expect("heartbeat log").written(seq, Instant::now());
+        handles.push(tokio::spawn(write_heartbeat(
+            primary.clone(),
+            names.clone(),
+            cfg.heartbeat_interval,
+            log.clone(),
+            stop.clone(),
+        )));
+    }
+    // Nothing is copied before the first verdict.
+    let (tx, rx) = watch::channel(ThrottleState { reason: Some("first throttle check".into()), abort: None });
+    handles.push(tokio::spawn(run_throttler(
+        primary.clone(),
+        replicas.to_vec(),
+        names.clone(),
+        cfg.clone(),
+        log,
+        tx,
+        progress.clone(),
+        stop.clone(),
+    )));
+    Ok((Throttle::new(rx), Tasks { stop, handles }))
 }
 
 /// Write the heartbeat on the primary every `interval` until `stop`.
@@ -405,14 +427,6 @@ mod tests {
         let hung = bounded(Duration::from_millis(100), std::future::pending::<Result<u64>>()).await;
         assert_eq!(hung.unwrap_err(), "no answer within 0.1 s");
         assert_eq!(bounded(Duration::from_millis(100), async { Ok(7u64) }).await, Ok(7));
-    }
-
-    #[test]
-    fn thresholds_parse() {
-        assert_eq!("Threads_running=25".parse::<Threshold>().unwrap(), Threshold { name: "Threads_running".into(), limit: 25.0 });
-        assert!("Threads_running".parse::<Threshold>().is_err());
-        assert!("x=abc".parse::<Threshold>().is_err());
-        assert!("a;b=1".parse::<Threshold>().is_err());
     }
 
     #[tokio::test]

@@ -382,4 +382,26 @@ mod tests {
         assert!("x=abc".parse::<Threshold>().is_err());
         assert!("a;b=1".parse::<Threshold>().is_err());
     }
+
+    #[test]
+    fn retry_policies_and_poll_intervals_come_from_the_settings() {
+        let copy = CopyConfig::default().chunk_retry_policy();
+        assert_eq!((copy.retries, copy.min_delay, copy.max_delay), (20, Duration::from_millis(50), Duration::from_secs(5)));
+        let c = CutOverConfig::default();
+        let p = c.retry_policy();
+        assert_eq!((p.retries, p.min_delay, p.max_delay), (10, Duration::from_secs(1), Duration::from_secs(30)));
+        assert_eq!(c.blocker_poll_interval(), Duration::from_millis(500), "1 s poll, at most 500 ms between looks");
+        let fast = CutOverConfig { poll_interval: Duration::from_millis(50), ..c };
+        assert_eq!(fast.blocker_poll_interval(), Duration::from_millis(50));
+        let d = DdlConfig::default().retry_policy();
+        assert_eq!((d.retries, d.min_delay, d.max_delay), (10, Duration::from_millis(500), Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn primary_signals() {
+        assert!(!ThrottleConfig::default().primary_signals());
+        assert!(ThrottleConfig { flag_file: Some("f".into()), ..ThrottleConfig::default() }.primary_signals());
+        let load = vec!["Threads_running=25".parse().unwrap()];
+        assert!(ThrottleConfig { critical_load: load, ..ThrottleConfig::default() }.primary_signals());
+    }
 }

@@ -198,3 +198,82 @@ fn exhausted(e: Error, attempts: u32, cfg: &CutOverConfig) -> Error {
         _ => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::throttle::ThrottleState;
+
+    fn at_checksum() -> watch::Sender<Progress> {
+        watch::Sender::new(Progress { phase: Phase::Checksum, ..Progress::default() })
+    }
+
+    fn fast() -> CutOverConfig {
+        CutOverConfig { poll_interval: Duration::from_millis(5), ..CutOverConfig::default() }
+    }
+
+    #[tokio::test]
+    async fn nothing_to_wait_for_leaves_the_phase_alone() {
+        let progress = at_checksum();
+        wait_until_ready(&fast(), &mut Throttle::never(), &progress, &CancellationToken::new()).await.unwrap();
+        assert_eq!(progress.borrow().phase, Phase::Checksum);
+        assert_eq!(progress.borrow().waiting_for, None);
+    }
+
+    #[tokio::test]
+    async fn postponed_while_the_flag_file_exists() {
+        let flag = std::env::temp_dir().join(format!("ssw-cutover-test-{}", std::process::id()));
+        std::fs::write(&flag, b"").unwrap();
+        let cfg = CutOverConfig { postpone_flag_file: Some(flag.clone()), ..fast() };
+        let progress = at_checksum();
+        let mut rx = progress.subscribe();
+        let waiter = {
+            let progress = progress.clone();
+            tokio::spawn(
+                async move { wait_until_ready(&cfg, &mut Throttle::never(), &progress, &CancellationToken::new()).await },
+            )
+        };
+        rx.wait_for(|p| p.phase == Phase::Postponed).await.unwrap();
+        assert_eq!(progress.borrow().waiting_for, Some(format!("postpone flag file {}", flag.display())));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!waiter.is_finished(), "waits while the file exists");
+        std::fs::remove_file(&flag).unwrap();
+        waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_throttle_and_stops_when_cancelled() {
+        let (tx, rx) = watch::channel(ThrottleState { reason: Some("replica r lag 3.0 s (max 1.0 s)".into()), abort: None });
+        let progress = at_checksum();
+        let waiter = {
+            let progress = progress.clone();
+            tokio::spawn(
+                async move { wait_until_ready(&fast(), &mut Throttle::new(rx), &progress, &CancellationToken::new()).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!waiter.is_finished(), "the cut-over waits for the replicas");
+        tx.send(ThrottleState::default()).unwrap();
+        waiter.await.unwrap().unwrap();
+        assert_eq!(progress.borrow().phase, Phase::Checksum, "a throttle is not a postponement");
+
+        let (_tx, rx) = watch::channel(ThrottleState { reason: Some("lag".into()), abort: None });
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let err = wait_until_ready(&fast(), &mut Throttle::new(rx), &at_checksum(), &cancel).await.unwrap_err();
+        assert!(matches!(err, Error::Cancelled(_)), "{err}");
+    }
+
+    #[test]
+    fn lock_timeouts_on_the_last_attempt_say_what_to_do() {
+        let cfg = CutOverConfig { lock_timeout: Duration::from_millis(1500), ..CutOverConfig::default() };
+        let db = |class| Error::Database { context: "swapping the tables".into(), message: "Lock wait timeout".into(), class };
+        let e = exhausted(db(ErrorClass::LockTimeout), 11, &cfg);
+        assert!(
+            e.to_string().starts_with("cut-over failed after 11 attempts (each waited at most 1500 ms for its locks): swapping the tables: Lock wait timeout;"),
+            "{e}"
+        );
+        assert!(matches!(exhausted(db(ErrorClass::Deadlock), 2, &cfg), Error::CutOverExhausted { attempts: 2, .. }));
+        assert!(matches!(exhausted(db(ErrorClass::Fatal), 2, &cfg), Error::Database { .. }));
+    }
+}

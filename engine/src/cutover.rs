@@ -23,6 +23,7 @@ use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::{self, Progress};
 use crate::retry::with_retry;
+use crate::runner::LOG_TARGET;
 use crate::throttle::Throttle;
 
 /// Wait until the cut-over may happen: first while the postpone flag file exists, then, until
@@ -54,7 +55,7 @@ pub async fn wait_until_ready(
         }
         // Replicas within the max lag (and no other signal over its limit) before swapping.
         if throttle.reason().is_some() {
-            tracing::info!(reason = ?throttle.reason(), "cut-over waits for the throttle to clear");
+            tracing::info!(target: LOG_TARGET, reason = ?throttle.reason(), "cut-over waits for the throttle to clear");
         }
         throttle.wait_clear(cancel).await?;
         // Waiting for the throttle may have outlasted the window: then wait for the next one.
@@ -184,7 +185,7 @@ pub async fn alter_in_place<D: Dialect>(
     })
     .await
     .map_err(|e| exhausted(e, attempts, cfg))?;
-    tracing::info!(attempts, "ALTER applied in place (metadata only)");
+    tracing::info!(target: LOG_TARGET, attempts, "ALTER applied in place (metadata only)");
     Ok(CutOverStats { attempts, swap_time: t0.elapsed() })
 }
 

@@ -29,7 +29,7 @@ pub struct Progress {
 pub(crate) fn set_phase(progress: &watch::Sender<Progress>, next: Phase) {
     progress.send_modify(|p| {
         debug_assert!(p.phase.can_move_to(next), "phase {} -> {next} is not allowed", p.phase);
-        tracing::info!(from = %p.phase, to = %next, "phase");
+        tracing::info!(target: crate::runner::LOG_TARGET, from = %p.phase, to = %next, "phase");
         p.phase = next;
         p.waiting_for = None;
     });

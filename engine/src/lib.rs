@@ -25,14 +25,14 @@
 //! - [`checksum`]  — chunk-by-chunk comparison of original and shadow before the cut-over.
 //! - [`cutover`]   — the wait before the cut-over (postpone flag file, window, replicas caught
 //!   up), the bounded, backed-off attempts, and the in-place ALTER.
-//! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops after the swap.
+//! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
+//!   after the swap.
 //! - [`retry`]     — the engine's one retry policy (exponential backoff with jitter).
 //! - [`progress`]  — the progress snapshot published to the CLI.
 //! - [`error`]     — [`Error`]: every message says what to do next.
 
 pub mod config;
 pub mod dialect;
-pub mod error;
 pub mod model;
 pub mod names;
 pub mod phase;
@@ -47,6 +47,7 @@ pub mod cleanup;
 pub mod cutover;
 pub mod throttle;
 
+pub mod error;
 pub mod progress;
 pub mod retry;
 

@@ -82,19 +82,8 @@ pub fn passwords_in(s: &str) -> Vec<String> {
     let lower = s.to_ascii_lowercase();
     let mut from = 0;
     while let Some(i) = lower[from..].find("password") {
-        let mut j = from + i + "password".len();
-        from = j;
-        let b = s.as_bytes();
-        while j < s.len() && b[j] == b' ' {
-            j += 1;
-        }
-        if j >= s.len() || b[j] != b'=' {
-            continue;
-        }
-        j += 1;
-        while j < s.len() && b[j] == b' ' {
-            j += 1;
-        }
+        from += i + "password".len();
+        let Some(j) = value_start(s, from) else { continue };
         let value = &s[j..];
         if let Some(quoted) = value.strip_prefix('\'') {
             let end = quoted.find('\'').unwrap_or(quoted.len());
@@ -154,18 +143,8 @@ fn scrub_password_params(text: &str) -> String {
     let mut copied = 0;
     let mut from = 0;
     while let Some(i) = lower[from..].find("password") {
-        let mut j = from + i + "password".len();
-        from = j;
-        while j < b.len() && b[j] == b' ' {
-            j += 1;
-        }
-        if j >= b.len() || b[j] != b'=' {
-            continue;
-        }
-        j += 1;
-        while j < b.len() && b[j] == b' ' {
-            j += 1;
-        }
+        from += i + "password".len();
+        let Some(mut j) = value_start(text, from) else { continue };
         let end = if b.get(j) == Some(&b'\'') {
             j += 1;
             text[j..].find('\'').map_or(text.len(), |e| j + e)
@@ -181,6 +160,20 @@ fn scrub_password_params(text: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// Where the value of a `password` keyword that ends at byte `after` of `text` starts: past
+/// spaces, `=` and spaces. `None` when no `=` follows (the word is not a parameter name).
+fn value_start(text: &str, after: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let skip_spaces = |mut j: usize| {
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        j
+    };
+    let eq = skip_spaces(after);
+    (b.get(eq) == Some(&b'=')).then(|| skip_spaces(eq + 1))
 }
 
 /// Replace `PASSWORD` in every `scheme://user:PASSWORD@host` of `text` (the userinfo ending at

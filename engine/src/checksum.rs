@@ -8,7 +8,7 @@
 //! row count and an order-independent hash of the columns whose type and collation the ALTER
 //! leaves unchanged (the plan lists the others).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -18,9 +18,9 @@ use crate::backfill::chunker::ChunkWalk;
 use crate::config::{ChecksumConfig, CopyConfig};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::preflight::plan::Plan;
 use crate::progress::Progress;
-use crate::retry::{with_retry, RetryPolicy};
+use crate::retry::with_retry;
 use crate::throttle::Throttle;
 
 /// Compare every chunk; returns the number of rows compared.
@@ -35,7 +35,7 @@ pub async fn run<D: Dialect>(
 ) -> Result<u64> {
     let sizer = ChunkSizer::adaptive(cfg.chunk_time, copy.initial_chunk_rows * 10, copy.max_chunk_rows * 10, copy.max_growth);
     let mut walk = ChunkWalk::new(dialect, plan, sizer).await?;
-    let policy = RetryPolicy { retries: copy.retries, min_delay: Duration::from_millis(50), max_delay: Duration::from_secs(5) };
+    let policy = copy.chunk_retry_policy();
     let mut rows = 0;
     while let Some((after, upto)) = walk.next().await? {
         if cancel.is_cancelled() {

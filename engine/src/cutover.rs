@@ -1,16 +1,69 @@
-//! Cut-over: wait while postponed, then swap under a short lock timeout with bounded,
-//! backed-off retries. A failed attempt leaves the original serving; the capture keeps the
-//! shadow in sync between attempts.
+//! Cut-over: wait until the cut-over may happen, then swap under a short lock timeout with
+//! bounded, backed-off retries. A failed attempt leaves the original serving; the capture keeps
+//! the shadow in sync while waiting and between attempts.
+//!
+//! - [`wait_until_ready`] — the wait before the cut-over: while the postpone flag file exists,
+//!   until the cut-over window is open, and until the throttle is clear (replicas within the max
+//!   lag); the progress shows [`Phase::Postponed`] and what is waited for.
+//! - [`cut_over`] — the attempts: each waits for blocking transactions to end (at most
+//!   [`CutOverConfig::blocker_wait`]), checks the capture ([`capture::verify`]), then swaps.
+//! - [`alter_in_place`] — the `--attempt-instant-ddl` path: the ALTER on the table itself, under
+//!   the same lock timeout and retries.
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::CutOverConfig;
+use crate::capture;
+use crate::config::{CutOverConfig, CutOverWindow};
 use crate::dialect::{Dialect, Signals};
 use crate::error::{Error, ErrorClass, Result};
-use crate::plan::Plan;
-use crate::retry::{with_retry, RetryPolicy};
+use crate::phase::Phase;
+use crate::preflight::plan::Plan;
+use crate::progress::{self, Progress};
+use crate::retry::with_retry;
+use crate::runner::LOG_TARGET;
+use crate::throttle::Throttle;
+
+/// Wait until the cut-over may happen: first while the postpone flag file exists, then, until
+/// both hold at the same moment, for the cut-over window to open and for the throttle to clear
+/// (replicas within the max lag, no other signal over its limit). While postponed or outside the
+/// window the progress shows [`Phase::Postponed`] and what the run waits for.
+///
+/// Errors: [`Error::Cancelled`]; [`Error::Refused`] when a critical load limit is crossed.
+pub async fn wait_until_ready(
+    cfg: &CutOverConfig,
+    throttle: &mut Throttle,
+    progress: &watch::Sender<Progress>,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    if let Some(flag) = cfg.postpone_flag_file.as_ref().filter(|f| f.exists()) {
+        progress::set_phase(progress, Phase::Postponed);
+        progress.send_modify(|p| p.waiting_for = Some(format!("postpone flag file {}", flag.display())));
+        wait_while_postponed(cfg, cancel).await?;
+    }
+    loop {
+        if let Some(window) = &cfg.window {
+            if !window.contains(jiff::Timestamp::now()) {
+                if progress.borrow().phase != Phase::Postponed {
+                    progress::set_phase(progress, Phase::Postponed);
+                }
+                progress.send_modify(|p| p.waiting_for = Some(format!("cut-over window {window}")));
+                wait_for_window(window, cfg, cancel).await?;
+            }
+        }
+        // Replicas within the max lag (and no other signal over its limit) before swapping.
+        if throttle.reason().is_some() {
+            tracing::info!(target: LOG_TARGET, reason = ?throttle.reason(), "cut-over waits for the throttle to clear");
+        }
+        throttle.wait_clear(cancel).await?;
+        // Waiting for the throttle may have outlasted the window: then wait for the next one.
+        if cfg.window.as_ref().is_none_or(|w| w.contains(jiff::Timestamp::now())) {
+            return Ok(());
+        }
+    }
+}
 
 /// Wait while the postpone flag file exists, checking every `poll_interval`. Logs once when the
 /// wait starts and once when it ends.
@@ -32,11 +85,7 @@ pub async fn wait_while_postponed(cfg: &CutOverConfig, cancel: &CancellationToke
 }
 
 /// Wait until the cut-over window opens, checking every `poll_interval`.
-pub async fn wait_for_window(
-    window: &crate::throttle::window::CutOverWindow,
-    cfg: &CutOverConfig,
-    cancel: &CancellationToken,
-) -> Result<()> {
+pub async fn wait_for_window(window: &CutOverWindow, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<()> {
     let until = window.until_open(jiff::Timestamp::now());
     tracing::info!(window = %window, opens_in_s = until.as_secs(), "cut-over waits for its window; capture keeps the shadow in sync");
     while !window.contains(jiff::Timestamp::now()) {
@@ -75,7 +124,7 @@ async fn wait_for_blockers<D: Signals>(dialect: &D, plan: &Plan, cfg: &CutOverCo
             return Ok(());
         }
         tokio::select! {
-            _ = tokio::time::sleep(cfg.poll_interval.min(Duration::from_millis(500))) => {}
+            _ = tokio::time::sleep(cfg.blocker_poll_interval()) => {}
             _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while waiting for blocking transactions".into())),
         }
     }
@@ -98,16 +147,15 @@ pub async fn cut_over<D: Dialect>(
     cfg: &CutOverConfig,
     cancel: &CancellationToken,
 ) -> Result<CutOverStats> {
-    let policy = RetryPolicy { retries: cfg.retries, min_delay: cfg.backoff_min, max_delay: cfg.backoff_max };
     let mut attempts = 0u32;
-    let r = with_retry("cut-over", policy, cancel, || {
+    let r = with_retry("cut-over", cfg.retry_policy(), cancel, || {
         attempts += 1;
         let n = attempts;
         async move {
             wait_for_blockers(dialect, plan, cfg, cancel).await?;
             // Whatever happened while waiting (postponed, window, blockers, replicas): a TRUNCATE or
             // DDL the capture did not see stops the run here, before any lock is taken.
-            dialect.verify_before_cut_over(plan).await?;
+            capture::verify(dialect, plan).await?;
             tracing::info!(attempt = n, lock_timeout_ms = cfg.lock_timeout.as_millis() as u64, "cut-over attempt");
             let t0 = Instant::now();
             dialect.cut_over(plan, cfg.lock_timeout).await?;
@@ -115,11 +163,118 @@ pub async fn cut_over<D: Dialect>(
         }
     })
     .await;
-    match r {
-        Ok(swap_time) => Ok(CutOverStats { attempts, swap_time }),
-        Err(e) if matches!(e.class(), ErrorClass::LockTimeout | ErrorClass::Deadlock) => {
-            Err(Error::CutOverExhausted { attempts, lock_timeout_ms: cfg.lock_timeout.as_millis() as u64, last: e.to_string() })
+    r.map(|swap_time| CutOverStats { attempts, swap_time }).map_err(|e| exhausted(e, attempts, cfg))
+}
+
+/// The `--attempt-instant-ddl` path: apply the ALTER to the table itself, each attempt waiting at
+/// most [`CutOverConfig::lock_timeout`] for its lock, retried like the cut-over. Nothing is
+/// created, so nothing needs undoing. Returns the attempts made and the duration of the whole
+/// (as [`CutOverStats::swap_time`]). Errors: [`Error::CutOverExhausted`] when every attempt
+/// timed out on its lock; the dialect's otherwise.
+pub async fn alter_in_place<D: Dialect>(
+    dialect: &D,
+    plan: &Plan,
+    cfg: &CutOverConfig,
+    cancel: &CancellationToken,
+) -> Result<CutOverStats> {
+    let mut attempts = 0u32;
+    let t0 = Instant::now();
+    with_retry("in-place ALTER", cfg.retry_policy(), cancel, || {
+        attempts += 1;
+        dialect.alter_in_place(&plan.names, &plan.analysis, cfg.lock_timeout)
+    })
+    .await
+    .map_err(|e| exhausted(e, attempts, cfg))?;
+    tracing::info!(target: LOG_TARGET, attempts, "ALTER applied in place (metadata only)");
+    Ok(CutOverStats { attempts, swap_time: t0.elapsed() })
+}
+
+/// A lock timeout or deadlock on the last of `attempts` becomes [`Error::CutOverExhausted`]
+/// (which says what to look for); any other error stays as it is.
+fn exhausted(e: Error, attempts: u32, cfg: &CutOverConfig) -> Error {
+    match e.class() {
+        ErrorClass::LockTimeout | ErrorClass::Deadlock => {
+            Error::CutOverExhausted { attempts, lock_timeout_ms: cfg.lock_timeout.as_millis() as u64, last: e.to_string() }
         }
-        Err(e) => Err(e),
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::throttle::ThrottleState;
+
+    fn at_checksum() -> watch::Sender<Progress> {
+        watch::Sender::new(Progress { phase: Phase::Checksum, ..Progress::default() })
+    }
+
+    fn fast() -> CutOverConfig {
+        CutOverConfig { poll_interval: Duration::from_millis(5), ..CutOverConfig::default() }
+    }
+
+    #[tokio::test]
+    async fn nothing_to_wait_for_leaves_the_phase_alone() {
+        let progress = at_checksum();
+        wait_until_ready(&fast(), &mut Throttle::never(), &progress, &CancellationToken::new()).await.unwrap();
+        assert_eq!(progress.borrow().phase, Phase::Checksum);
+        assert_eq!(progress.borrow().waiting_for, None);
+    }
+
+    #[tokio::test]
+    async fn postponed_while_the_flag_file_exists() {
+        let flag = std::env::temp_dir().join(format!("ssw-cutover-test-{}", std::process::id()));
+        std::fs::write(&flag, b"").unwrap();
+        let cfg = CutOverConfig { postpone_flag_file: Some(flag.clone()), ..fast() };
+        let progress = at_checksum();
+        let mut rx = progress.subscribe();
+        let waiter = {
+            let progress = progress.clone();
+            tokio::spawn(
+                async move { wait_until_ready(&cfg, &mut Throttle::never(), &progress, &CancellationToken::new()).await },
+            )
+        };
+        rx.wait_for(|p| p.phase == Phase::Postponed).await.unwrap();
+        assert_eq!(progress.borrow().waiting_for, Some(format!("postpone flag file {}", flag.display())));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!waiter.is_finished(), "waits while the file exists");
+        std::fs::remove_file(&flag).unwrap();
+        waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_throttle_and_stops_when_cancelled() {
+        let (tx, rx) = watch::channel(ThrottleState { reason: Some("replica r lag 3.0 s (max 1.0 s)".into()), abort: None });
+        let progress = at_checksum();
+        let waiter = {
+            let progress = progress.clone();
+            tokio::spawn(
+                async move { wait_until_ready(&fast(), &mut Throttle::new(rx), &progress, &CancellationToken::new()).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!waiter.is_finished(), "the cut-over waits for the replicas");
+        tx.send(ThrottleState::default()).unwrap();
+        waiter.await.unwrap().unwrap();
+        assert_eq!(progress.borrow().phase, Phase::Checksum, "a throttle is not a postponement");
+
+        let (_tx, rx) = watch::channel(ThrottleState { reason: Some("lag".into()), abort: None });
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let err = wait_until_ready(&fast(), &mut Throttle::new(rx), &at_checksum(), &cancel).await.unwrap_err();
+        assert!(matches!(err, Error::Cancelled(_)), "{err}");
+    }
+
+    #[test]
+    fn lock_timeouts_on_the_last_attempt_say_what_to_do() {
+        let cfg = CutOverConfig { lock_timeout: Duration::from_millis(1500), ..CutOverConfig::default() };
+        let db = |class| Error::Database { context: "swapping the tables".into(), message: "Lock wait timeout".into(), class };
+        let e = exhausted(db(ErrorClass::LockTimeout), 11, &cfg);
+        assert!(
+            e.to_string().starts_with("cut-over failed after 11 attempts (each waited at most 1500 ms for its locks): swapping the tables: Lock wait timeout;"),
+            "{e}"
+        );
+        assert!(matches!(exhausted(db(ErrorClass::Deadlock), 2, &cfg), Error::CutOverExhausted { attempts: 2, .. }));
+        assert!(matches!(exhausted(db(ErrorClass::Fatal), 2, &cfg), Error::Database { .. }));
     }
 }

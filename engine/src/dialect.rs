@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::alter::AlterAnalysis;
 use crate::error::{Error, Result};
 use crate::model::{TableRef, TableShape};
 use crate::names::Names;
-use crate::plan::{Plan, PlanSql, Rules};
+use crate::preflight::alter::AlterAnalysis;
+use crate::preflight::plan::{Plan, PlanSql, Rules};
 
 /// Row count and order-independent hash of one side of a checksum chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

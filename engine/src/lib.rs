@@ -4,38 +4,52 @@
 //! application keeps writing, then swaps the copy in. This crate drives that; it never names a
 //! database driver. Everything a server does is behind the [`Dialect`] trait.
 //!
-//! Module map:
-//! - [`config`]   — [`MigrationConfig`] and its parts; every timing constant has a default here.
-//! - [`model`]    — what a table looks like: [`TableRef`], [`Column`], [`Index`], [`TableShape`].
-//! - [`names`]    — the one function that makes every generated name (`_t_new`, triggers, locks).
-//! - [`alter`]    — lexical analysis of the user's ALTER spec (renames, injected statements).
-//! - [`plan`]     — preflight logic that needs no server: chunk key, column mapping, new unique keys.
-//! - [`dialect`]  — the [`Dialect`] trait: the seam between engine and database.
-//! - [`phase`]    — [`Phase`] and its allowed transitions.
-//! - [`backfill`] — keyset chunking with time-targeted chunk sizing, and the copy loop.
-//! - [`checksum`] — chunk-by-chunk comparison of original and shadow before the cut-over.
-//! - [`cutover`]  — the postponement wait and the bounded, backed-off cut-over attempts.
-//! - [`retry`]    — the engine's one retry policy (exponential backoff with jitter).
-//! - [`throttle`] — replica-lag heartbeat, load/query/flag-file signals, the cut-over window.
-//! - [`progress`] — the progress snapshot published to the CLI.
-//! - [`runner`]   — drives the phases, owns the undo steps, and the `cleanup` of a dead run.
-//! - [`error`]    — [`Error`]: every message says what to do next.
+//! Module map, in phase order (a run: preflight → shadow → capture → backfill → checksum →
+//! cut-over → cleanup):
+//! - [`config`]    — [`MigrationConfig`] and its parts, the throttle's and the cut-over window's
+//!   included; every timing constant has its default here.
+//! - [`model`]     — what a table looks like: [`TableRef`], [`Column`], [`Index`], [`TableShape`].
+//! - [`names`]     — the one function that makes every generated name (`_t_new`, triggers, locks).
+//! - [`dialect`]   — the [`Dialect`] trait (the seam between engine and database) and its
+//!   [`Signals`] (heartbeat, load, throttle query, cut-over blockers).
+//! - [`phase`]     — [`Phase`] and its allowed transitions.
+//! - [`runner`]    — the phase script: calls the phase modules below in order, owns the
+//!   background tasks and the undo record.
+//! - [`preflight`] — the ordered checks that change nothing; inside: [`alter`] (lexical analysis
+//!   of the ALTER spec) and [`plan`] (chunk key, column mapping, new unique keys).
+//! - (shadow)      — one dialect call, [`Dialect::create_shadow`], made by the runner.
+//! - [`capture`]   — installing the capture triggers, verifying nothing bypassed them, removing them.
+//! - [`backfill`]  — keyset chunking with time-targeted chunk sizing, and the copy loop.
+//! - [`throttle`]  — pauses the backfill and the checksum: replica-lag heartbeat, load, query and
+//!   flag-file signals.
+//! - [`checksum`]  — chunk-by-chunk comparison of original and shadow before the cut-over.
+//! - [`cutover`]   — the wait before the cut-over (postpone flag file, window, replicas caught
+//!   up), the bounded, backed-off attempts, and the in-place ALTER.
+//! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
+//!   after the swap.
+//! - [`retry`]     — the engine's one retry policy (exponential backoff with jitter).
+//! - [`progress`]  — the progress snapshot published to the CLI.
+//! - [`error`]     — [`Error`]: every message says what to do next.
 
-pub mod alter;
-pub mod backfill;
-pub mod checksum;
 pub mod config;
-pub mod cutover;
 pub mod dialect;
-pub mod error;
 pub mod model;
 pub mod names;
 pub mod phase;
-pub mod plan;
+pub mod runner;
+
+pub mod preflight;
+pub use preflight::{alter, plan};
+pub mod backfill;
+pub mod capture;
+pub mod checksum;
+pub mod cleanup;
+pub mod cutover;
+pub mod throttle;
+
+pub mod error;
 pub mod progress;
 pub mod retry;
-pub mod runner;
-pub mod throttle;
 
 pub use config::MigrationConfig;
 pub use dialect::{Dialect, Signals};

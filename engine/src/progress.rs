@@ -1,6 +1,8 @@
 //! The progress snapshot the runner publishes (a `tokio::sync::watch` channel) for the CLI's
 //! progress bar or log lines.
 
+use tokio::sync::watch;
+
 use crate::phase::Phase;
 
 /// Where a run is, for display. Counts are rows.
@@ -20,4 +22,15 @@ pub struct Progress {
     pub waiting_for: Option<String>,
     /// Why copying is paused by the throttler now, if it is.
     pub throttle_reason: Option<String>,
+}
+
+/// Move the published progress to phase `next` and clear what it waited for; the transition is
+/// logged (debug builds assert that [`Phase::can_move_to`] allows it).
+pub(crate) fn set_phase(progress: &watch::Sender<Progress>, next: Phase) {
+    progress.send_modify(|p| {
+        debug_assert!(p.phase.can_move_to(next), "phase {} -> {next} is not allowed", p.phase);
+        tracing::info!(target: crate::runner::LOG_TARGET, from = %p.phase, to = %next, "phase");
+        p.phase = next;
+        p.waiting_for = None;
+    });
 }

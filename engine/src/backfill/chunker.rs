@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::dialect::Dialect;
 use crate::error::Result;
-use crate::plan::Plan;
+use crate::preflight::plan::Plan;
 
 /// Chooses the next chunk's size (rows) from how long the last one took.
 ///

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CopyConfig;
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::preflight::plan::Plan;
 use crate::progress::Progress;
-use crate::retry::{with_retry, RetryPolicy};
+use crate::retry::with_retry;
 use crate::throttle::Throttle;
 use chunker::{ChunkSizer, ChunkWalk};
 
@@ -52,7 +52,7 @@ pub async fn run<D: Dialect>(
     let started = Instant::now();
     let mut walk = ChunkWalk::new(dialect, plan, sizer(cfg, cfg.chunk_time)).await?;
     let mut stats = BackfillStats::default();
-    let policy = RetryPolicy { retries: cfg.retries, min_delay: Duration::from_millis(50), max_delay: Duration::from_secs(5) };
+    let policy = cfg.chunk_retry_policy();
     let mut last_publish = Instant::now();
     while let Some((after, upto)) = walk.next().await? {
         if cancel.is_cancelled() {

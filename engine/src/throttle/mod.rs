@@ -2,122 +2,40 @@
 //! application's own transactions) while any signal is over its limit, and aborts the run when a
 //! critical limit is crossed.
 //!
-//! Signals: replica lag from shadowswap's own heartbeat ([`heartbeat`]), server load (a status
-//! variable such as `Threads_running`, or PostgreSQL's active backends), an operator query, and a
-//! flag file. The runner owns a task that reads them every [`ThrottleConfig::check_interval`] and
-//! publishes a [`ThrottleState`]; chunk loops wait on it with [`Throttle::wait_clear`]. Each
-//! start, change of reason and end of throttling is logged once, with the measured value.
+//! Signals ([`signals`]): replica lag from shadowswap's own heartbeat ([`heartbeat`]), server load
+//! (a status variable such as `Threads_running`, or PostgreSQL's active backends), an operator
+//! query, and a flag file. [`start`] spawns, for the runner that owns them ([`Tasks`]), the heartbeat writer and
+//! a task that reads the signals every [`ThrottleConfig::check_interval`] and publishes a
+//! [`ThrottleState`]; chunk loops (and the cut-over) wait on it with [`Throttle::wait_clear`].
+//! Each start, change of reason and end of throttling is logged once, with the measured value.
+//!
+//! The settings ([`ThrottleConfig`], [`Threshold`]) live in [`crate::config`] and are re-exported
+//! here.
 
 pub mod heartbeat;
-pub mod window;
+pub mod signals;
 
-use std::path::PathBuf;
-use std::str::FromStr;
+/// The cut-over window's old path: it is configuration and lives in [`crate::config`].
+pub mod window {
+    pub use crate::config::CutOverWindow;
+}
+
+pub use crate::config::{Threshold, ThrottleConfig};
+pub use signals::{judge, read_signals, Reading, ThrottleState};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::cleanup::Undo;
 use crate::dialect::Signals;
 use crate::error::{Error, Result};
 use crate::names::Names;
 use crate::progress::Progress;
 use heartbeat::HeartbeatLog;
-
-/// `NAME=LIMIT`, e.g. `Threads_running=25`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Threshold {
-    /// Variable name (MySQL global status variable; PostgreSQL `active_backends`).
-    pub name: String,
-    /// Limit: the signal is over when the value is greater than this.
-    pub limit: f64,
-}
-
-impl FromStr for Threshold {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (name, limit) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=NUMBER, e.g. Threads_running=25"))?;
-        let limit: f64 = limit.trim().parse().map_err(|_| format!("{s:?}: {limit:?} is not a number"))?;
-        if name.trim().is_empty() || !name.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{s:?}: {name:?} is not a variable name"));
-        }
-        Ok(Threshold { name: name.trim().to_string(), limit })
-    }
-}
-
-/// Throttle settings. Defaults: max lag 1 s, checks every 250 ms, heartbeat every 100 ms, a
-/// signal that does not answer within 2 s counts as over its limit.
-#[derive(Debug, Clone)]
-pub struct ThrottleConfig {
-    /// Replicas are "lagging" above this.
-    pub max_lag: Duration,
-    /// Throttle while any of these status values is above its limit.
-    pub max_load: Vec<Threshold>,
-    /// Abort the run (cleanly) when any of these is above its limit.
-    pub critical_load: Vec<Threshold>,
-    /// Throttle while this query's first column is non-zero.
-    pub throttle_query: Option<String>,
-    /// Throttle while this file exists.
-    pub flag_file: Option<PathBuf>,
-    /// How often the signals are read.
-    pub check_interval: Duration,
-    /// How often the heartbeat is written (the lag figure's resolution).
-    pub heartbeat_interval: Duration,
-    /// How long one reading (a replica's heartbeat, a load figure, the throttle query) may take.
-    /// One that takes longer counts as over its limit: a replica that stops answering must
-    /// throttle, not freeze the throttler with its last verdict ("go").
-    pub signal_timeout: Duration,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        Self {
-            max_lag: Duration::from_secs(1),
-            max_load: Vec::new(),
-            critical_load: Vec::new(),
-            throttle_query: None,
-            flag_file: None,
-            check_interval: Duration::from_millis(250),
-            heartbeat_interval: Duration::from_millis(100),
-            signal_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-/// One signal, read once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// Which signal and condition this is, without the measured value (`replica … lag`,
-    /// `replica … unreachable`, `Threads_running`, …): throttling is logged again only when the
-    /// set of signals over their limits changes, not each time a value moves while over it.
-    pub signal: String,
-    /// What was measured and its value, e.g. `replica mysql://…:33307 lag 3.2 s (max 1 s)`.
-    pub text: String,
-    /// Over its throttle limit.
-    pub over: bool,
-    /// Over a critical limit: abort.
-    pub critical: bool,
-}
-
-/// What the throttler concluded from its last readings.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ThrottleState {
-    /// Why copying is paused now (`None`: go).
-    pub reason: Option<String>,
-    /// Why the run must stop (critical load).
-    pub abort: Option<String>,
-}
-
-/// The verdict for a set of readings: abort on any critical one, else throttle on the first over
-/// its limit (all of them are named), else go.
-pub fn judge(readings: &[Reading]) -> ThrottleState {
-    if let Some(c) = readings.iter().find(|r| r.critical) {
-        return ThrottleState { reason: Some(c.text.clone()), abort: Some(c.text.clone()) };
-    }
-    let over: Vec<&str> = readings.iter().filter(|r| r.over).map(|r| r.text.as_str()).collect();
-    ThrottleState { reason: (!over.is_empty()).then(|| over.join("; ")), abort: None }
-}
+use signals::over_signals;
 
 /// The chunk loops' view of the throttler.
 #[derive(Clone)]
@@ -161,6 +79,79 @@ impl Throttle {
     }
 }
 
+/// Heartbeat writes remembered for the lag figure (at the default 100 ms interval, almost three
+/// hours' worth): a replica further behind reads as at least as old as the oldest.
+const HEARTBEAT_WRITES_KEPT: usize = 100_000;
+
+/// Background tasks of one run (heartbeat writer, throttler): owned by the run, stopped and
+/// awaited on every path ([`Tasks::shutdown`]); none is detached.
+pub struct Tasks {
+    stop: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Stop every task and wait for each to end.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Start throttling for one run: with `replicas`, create the heartbeat table (recorded in `undo`
+/// first), write the first heartbeat and spawn its writer; with any signal (replicas or
+/// [`ThrottleConfig::primary_signals`]), spawn the throttler. Without signals: a
+/// [`Throttle::never`] and no tasks. The tasks stop when `stop` is cancelled or at
+/// [`Tasks::shutdown`]. Until the throttler's first verdict the returned throttle pauses.
+///
+/// Errors: creating the heartbeat table or writing the first heartbeat.
+pub async fn start<D: Signals + 'static>(
+    primary: &Arc<D>,
+    replicas: &[Arc<D>],
+    names: &Names,
+    cfg: &ThrottleConfig,
+    progress: &watch::Sender<Progress>,
+    stop: CancellationToken,
+    undo: &mut Undo,
+) -> Result<(Throttle, Tasks)> {
+    let mut handles = Vec::new();
+    if replicas.is_empty() && !cfg.primary_signals() {
+        return Ok((Throttle::never(), Tasks { stop, handles }));
+    }
+    let log = Arc::new(Mutex::new(HeartbeatLog::new(HEARTBEAT_WRITES_KEPT)));
+    if !replicas.is_empty() {
+        undo.heartbeat = true;
+        primary.heartbeat_create(names).await?;
+        // The first heartbeat before the first verdict, so replica lag is known from the
+        // first check (otherwise it reads "lag unknown" and throttles for a moment).
+        let seq = log.lock().expect("heartbeat log").next_seq();
+        primary.heartbeat_write(names, seq).await?;
+        log.lock().expect("heartbeat log").written(seq, Instant::now());
+        handles.push(tokio::spawn(write_heartbeat(
+            primary.clone(),
+            names.clone(),
+            cfg.heartbeat_interval,
+            log.clone(),
+            stop.clone(),
+        )));
+    }
+    // Nothing is copied before the first verdict.
+    let (tx, rx) = watch::channel(ThrottleState { reason: Some("first throttle check".into()), abort: None });
+    handles.push(tokio::spawn(run_throttler(
+        primary.clone(),
+        replicas.to_vec(),
+        names.clone(),
+        cfg.clone(),
+        log,
+        tx,
+        progress.clone(),
+        stop.clone(),
+    )));
+    Ok((Throttle::new(rx), Tasks { stop, handles }))
+}
+
 /// Write the heartbeat on the primary every `interval` until `stop`.
 pub async fn write_heartbeat<D: Signals + 'static>(
     primary: Arc<D>,
@@ -195,126 +186,6 @@ pub async fn write_heartbeat<D: Signals + 'static>(
             _ = stop.cancelled() => return,
         }
     }
-}
-
-fn fmt_secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
-}
-
-/// `read`, or why it gave no value: its error, or no answer within `timeout`.
-async fn bounded<T>(timeout: Duration, read: impl std::future::Future<Output = Result<T>>) -> std::result::Result<T, String> {
-    match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {}", fmt_secs(timeout))),
-    }
-}
-
-/// Read every signal once.
-pub async fn read_signals<D: Signals + 'static>(
-    primary: &D,
-    replicas: &[Arc<D>],
-    names: &Names,
-    cfg: &ThrottleConfig,
-    log: &Mutex<HeartbeatLog>,
-) -> Vec<Reading> {
-    let mut out = Vec::new();
-    for r in replicas {
-        let target = r.target();
-        match bounded(cfg.signal_timeout, r.heartbeat_read(names)).await {
-            Ok(applied) => {
-                let (lag, newest) = {
-                    let log = log.lock().expect("heartbeat log");
-                    (log.lag(applied, Instant::now()), log.newest_age(Instant::now()))
-                };
-                // Without recent heartbeat writes the lag cannot be known: that throttles too
-                // (a replica must never be assumed caught up because the primary stopped saying).
-                let stale_after = cfg.max_lag.max(cfg.heartbeat_interval * 10);
-                match newest {
-                    None => out.push(Reading {
-                        signal: format!("replica {target} lag unknown"),
-                        text: format!("replica {target} lag unknown: no heartbeat written on the primary yet"),
-                        over: true,
-                        critical: false,
-                    }),
-                    Some(age) if age > stale_after => out.push(Reading {
-                        signal: format!("replica {target} lag unknown"),
-                        text: format!(
-                            "replica {target} lag unknown: the last heartbeat write on the primary was {} ago (writes are failing)",
-                            fmt_secs(age)
-                        ),
-                        over: true,
-                        critical: false,
-                    }),
-                    Some(_) => {}
-                }
-                if let Some(lag) = lag {
-                    out.push(Reading {
-                        signal: format!("replica {target} lag"),
-                        text: format!("replica {target} lag {} (max {})", fmt_secs(lag), fmt_secs(cfg.max_lag)),
-                        over: lag > cfg.max_lag,
-                        critical: false,
-                    });
-                }
-            }
-            Err(e) => out.push(Reading {
-                signal: format!("replica {target} unreachable"),
-                text: format!("replica {target} unreachable: {e}"),
-                over: true,
-                critical: false,
-            }),
-        }
-    }
-    for (list, critical) in [(&cfg.max_load, false), (&cfg.critical_load, true)] {
-        for t in list {
-            match bounded(cfg.signal_timeout, primary.status_value(&t.name)).await {
-                Ok(v) => out.push(Reading {
-                    signal: t.name.clone(),
-                    text: format!("{} = {v} (limit {})", t.name, t.limit),
-                    over: v > t.limit,
-                    critical: critical && v > t.limit,
-                }),
-                Err(e) => out.push(Reading {
-                    signal: format!("{} unreadable", t.name),
-                    text: format!("{} unreadable: {e}", t.name),
-                    over: true,
-                    critical: false,
-                }),
-            }
-        }
-    }
-    if let Some(q) = &cfg.throttle_query {
-        match bounded(cfg.signal_timeout, primary.query_value(q)).await {
-            Ok(v) => out.push(Reading {
-                signal: "throttle query".into(),
-                text: format!("throttle query returned {v}"),
-                over: v != 0.0,
-                critical: false,
-            }),
-            Err(e) => out.push(Reading {
-                signal: "throttle query failed".into(),
-                text: format!("throttle query failed: {e}"),
-                over: true,
-                critical: false,
-            }),
-        }
-    }
-    if let Some(f) = &cfg.flag_file {
-        if f.exists() {
-            out.push(Reading {
-                signal: "throttle flag file".into(),
-                text: format!("throttle flag file {} exists", f.display()),
-                over: true,
-                critical: false,
-            });
-        }
-    }
-    out
-}
-
-/// The signals over their limits, by [`Reading::signal`]: what a logged change is.
-fn over_signals(readings: &[Reading]) -> Vec<String> {
-    readings.iter().filter(|r| r.over || r.critical).map(|r| r.signal.clone()).collect()
 }
 
 /// The throttler task: read the signals every `check_interval`, publish the verdict, log each
@@ -372,48 +243,6 @@ pub async fn run_throttler<D: Signals + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn r(text: &str, over: bool, critical: bool) -> Reading {
-        Reading { signal: text.into(), text: text.into(), over, critical }
-    }
-
-    #[test]
-    fn verdicts() {
-        assert_eq!(judge(&[r("a", false, false)]), ThrottleState::default());
-        let s = judge(&[r("lag", true, false), r("load", true, false), r("ok", false, false)]);
-        assert_eq!(s.reason.as_deref(), Some("lag; load"));
-        assert!(s.abort.is_none());
-        let s = judge(&[r("lag", true, false), r("crit", true, true)]);
-        assert_eq!(s.abort.as_deref(), Some("crit"));
-    }
-
-    #[test]
-    fn a_value_moving_while_over_is_not_a_new_reason() {
-        let lag = |secs: &str| Reading {
-            signal: "replica r lag".into(),
-            text: format!("replica r lag {secs} s (max 1.0 s)"),
-            over: true,
-            critical: false,
-        };
-        assert_eq!(over_signals(&[lag("1.1")]), over_signals(&[lag("3.4")]));
-        assert_ne!(judge(&[lag("1.1")]).reason, judge(&[lag("3.4")]).reason, "the progress shows the value");
-        assert_ne!(over_signals(&[lag("1.1")]), over_signals(&[lag("1.1"), r("flag", true, false)]));
-    }
-
-    #[tokio::test]
-    async fn a_reading_without_answer_counts_as_failed() {
-        let hung = bounded(Duration::from_millis(100), std::future::pending::<Result<u64>>()).await;
-        assert_eq!(hung.unwrap_err(), "no answer within 0.1 s");
-        assert_eq!(bounded(Duration::from_millis(100), async { Ok(7u64) }).await, Ok(7));
-    }
-
-    #[test]
-    fn thresholds_parse() {
-        assert_eq!("Threads_running=25".parse::<Threshold>().unwrap(), Threshold { name: "Threads_running".into(), limit: 25.0 });
-        assert!("Threads_running".parse::<Threshold>().is_err());
-        assert!("x=abc".parse::<Threshold>().is_err());
-        assert!("a;b=1".parse::<Threshold>().is_err());
-    }
 
     #[tokio::test]
     async fn wait_clear_follows_the_state() {

@@ -1,7 +1,7 @@
-//! Preflight logic that needs no server: given the table's shape before and after the ALTER
-//! (the dialect reads both), choose the chunk key, map columns, find new unique keys.
+//! The plan: preflight logic that needs no server. Given the table's shape before and after the
+//! ALTER (the dialect reads both), choose the chunk key, map columns, find new unique keys.
 
-use crate::alter::AlterAnalysis;
+use super::alter::AlterAnalysis;
 use crate::error::{Error, Result};
 use crate::model::{Column, TableShape};
 use crate::names::Names;
@@ -464,7 +464,7 @@ mod tests {
         TableShape { columns: cols, indexes: idx, estimated_rows: 10 }
     }
     fn an(spec: &str) -> AlterAnalysis {
-        crate::alter::analyze(spec, &sqlparser::dialect::MySqlDialect {}).unwrap()
+        crate::preflight::alter::analyze(spec, &sqlparser::dialect::MySqlDialect {}).unwrap()
     }
 
     #[test]

@@ -1,0 +1,261 @@
+//! The command line: clap's argument structs, and [`AlterArgs::config`], which turns them into
+//! the engine's [`MigrationConfig`]. Defaults not offered as flags come from the engine's
+//! `Default`s.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, Threshold, ThrottleConfig};
+use shadowswap_engine::throttle::window::CutOverWindow;
+use shadowswap_engine::{MigrationConfig, TableRef};
+
+/// Online ALTER TABLE for MariaDB/MySQL and PostgreSQL: shadow table, capture triggers, chunked backfill,
+/// checksum, atomic cut-over.
+#[derive(Parser, Debug)]
+// `about` without a value: the first line of `--help` is the package description in
+// cli/Cargo.toml.
+#[command(name = "shadowswap", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`: text (human-readable lines, a progress bar on a terminal) or json (one JSON
+/// object per line, the summary too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    // (No doc comments on the variants: clap would show them in --help.)
+    Text,
+    Json,
+}
+
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+/// The subcommands.
+pub enum Command {
+    /// Run an ALTER TABLE online. Without --execute: a dry run that checks and prints the plan.
+    Alter(AlterArgs),
+    /// Remove what an interrupted run left on a table (capture triggers, shadow table).
+    Cleanup(TargetArgs),
+}
+
+/// The server and table a command works on.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…].
+    /// The password may instead be given in MYSQL_PWD or PGPASSWORD.
+    #[arg(long)]
+    pub dsn: String,
+    /// The table: NAME (in the DSN's database; PostgreSQL: the current schema) or DATABASE.NAME / SCHEMA.NAME.
+    #[arg(long)]
+    pub table: String,
+}
+
+/// `shadowswap alter`: the target, the ALTER, and every setting of the run.
+#[derive(Args, Debug)]
+pub struct AlterArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// What follows ALTER TABLE t, e.g. "ADD COLUMN c INT NULL, DROP COLUMN d".
+    #[arg(long)]
+    pub alter: String,
+    /// Migrate. Without it, a dry run: every preflight check, the plan printed, nothing changed.
+    #[arg(long)]
+    execute: bool,
+    /// Target time per chunk; the chunk size adapts to it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    chunk_time: Duration,
+    /// A fixed chunk size in rows, instead of adapting to --chunk-time.
+    #[arg(long, conflicts_with = "chunk_time")]
+    chunk_size: Option<u64>,
+    /// Keep the old table as _T_old after the swap (default: drop it).
+    #[arg(long)]
+    keep_old_table: bool,
+    /// While this file exists, stay in sync and do not cut over; cut over once it is removed.
+    #[arg(long, value_name = "PATH")]
+    postpone_cut_over_flag_file: Option<PathBuf>,
+    /// Allow an ALTER that renames columns (CHANGE old new …, RENAME COLUMN); data is carried over.
+    #[arg(long)]
+    approve_renamed_columns: bool,
+    /// How long each cut-over attempt (and each trigger DDL) waits for its locks. MariaDB counts whole seconds.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    cut_over_lock_timeout: Duration,
+    /// Before each cut-over attempt, wait at most this long for open transactions that would make
+    /// the lock request queue (and every query behind it) to end; 0s attempts at once.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    cut_over_blocker_wait: Duration,
+    /// Cut-over attempts after the first, with exponential backoff and jitter between them.
+    #[arg(long, default_value_t = 10)]
+    cut_over_retries: u32,
+    /// Skip the checksum of original against shadow before the cut-over.
+    #[arg(long)]
+    no_checksum: bool,
+    /// When the server can apply the ALTER without rewriting or scanning the table (PostgreSQL:
+    /// the dry run says "metadata-only: yes"), apply it in place under the cut-over lock timeout
+    /// and retries instead of copying. Otherwise copy as usual.
+    #[arg(long)]
+    attempt_instant_ddl: bool,
+    /// A replica of the server to watch for lag (repeatable). Copying pauses while one lags more
+    /// than --max-lag or cannot be reached; the cut-over waits for all to be within it.
+    #[arg(long = "replica", value_name = "DSN")]
+    pub replicas: Vec<String>,
+    /// Largest replica lag tolerated, measured with shadowswap's own heartbeat.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    max_lag: Duration,
+    /// Pause copying while a load figure is above a limit: VAR=N (repeatable, or comma-separated).
+    /// MySQL: global status variables such as Threads_running=25; PostgreSQL: active_backends=N.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    max_load: Vec<Threshold>,
+    /// Stop the run (removing what it created) when a load figure is above a limit: VAR=N.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    critical_load: Vec<Threshold>,
+    /// Pause copying while this query's first column is non-zero (run on the primary).
+    #[arg(long, value_name = "SQL")]
+    throttle_query: Option<String>,
+    /// Pause copying while this file exists.
+    #[arg(long, value_name = "PATH")]
+    throttle_flag_file: Option<PathBuf>,
+    /// Cut over only inside this daily window, e.g. "02:00-04:30" or "02:00-04:30 Europe/Berlin"
+    /// (default UTC); until it opens the run stays in sync.
+    #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
+    cut_over_window: Option<CutOverWindow>,
+}
+
+impl AlterArgs {
+    /// The engine's configuration for these arguments; everything not given as a flag keeps the
+    /// engine's default.
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            approve_renamed_columns: self.approve_renamed_columns,
+            attempt_instant_ddl: self.attempt_instant_ddl,
+            copy: CopyConfig { chunk_time: self.chunk_time, fixed_chunk_rows: self.chunk_size, ..CopyConfig::default() },
+            checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
+            cut_over: CutOverConfig {
+                lock_timeout: self.cut_over_lock_timeout,
+                retries: self.cut_over_retries,
+                keep_old_table: self.keep_old_table,
+                postpone_flag_file: self.postpone_cut_over_flag_file.clone(),
+                window: self.cut_over_window.clone(),
+                blocker_wait: self.cut_over_blocker_wait,
+                ..CutOverConfig::default()
+            },
+            ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
+            throttle: ThrottleConfig {
+                max_lag: self.max_lag,
+                max_load: self.max_load.clone(),
+                critical_load: self.critical_load.clone(),
+                throttle_query: self.throttle_query.clone(),
+                flag_file: self.throttle_flag_file.clone(),
+                ..ThrottleConfig::default()
+            },
+        }
+    }
+}
+
+impl TargetArgs {
+    /// `--table` as a table reference: `DATABASE.NAME` / `SCHEMA.NAME`, or `NAME` in
+    /// `default_schema` (the DSN's database; PostgreSQL: the current schema). Errors: the usage
+    /// message.
+    pub fn table_ref(&self, default_schema: Option<&str>) -> Result<TableRef, String> {
+        let table = &self.table;
+        match table.split_once('.') {
+            Some((schema, name)) if !schema.is_empty() && !name.is_empty() => Ok(TableRef::new(schema, name)),
+            Some(_) => Err(format!("--table {table:?} is not NAME or DATABASE.NAME")),
+            None => match default_schema {
+                Some(s) => Ok(TableRef::new(s, table)),
+                None => Err("the DSN names no database: add /DATABASE to it, or give --table DATABASE.NAME".into()),
+            },
+        }
+    }
+}
+
+impl Command {
+    /// The `--dsn` of the command and its `--replica` DSNs (none for `cleanup`).
+    pub fn dsns(&self) -> (&str, &[String]) {
+        match self {
+            Command::Alter(a) => (&a.target.dsn, &a.replicas),
+            Command::Cleanup(t) => (&t.dsn, &[]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(["shadowswap"].iter().chain(args)).unwrap()
+    }
+
+    fn alter(extra: &[&str]) -> AlterArgs {
+        let mut args = vec!["alter", "--dsn", "mysql://u@h/db", "--table", "t", "--alter", "ADD c INT"];
+        args.extend_from_slice(extra);
+        match parse(&args).command {
+            Command::Alter(a) => a,
+            Command::Cleanup(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_engines() {
+        let c = alter(&[]).config();
+        assert!(!c.execute && c.checksum.enabled && c.cut_over.window.is_none());
+        assert_eq!(c.copy.chunk_time, CopyConfig::default().chunk_time);
+        assert_eq!(c.cut_over.lock_timeout, CutOverConfig::default().lock_timeout);
+        assert_eq!(c.cut_over.blocker_wait, CutOverConfig::default().blocker_wait);
+        assert_eq!(c.cut_over.retries, CutOverConfig::default().retries);
+        assert_eq!(c.ddl.lock_timeout, DdlConfig::default().lock_timeout);
+        assert_eq!(c.throttle.max_lag, ThrottleConfig::default().max_lag);
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let c = alter(&[
+            "--execute",
+            "--chunk-size",
+            "50",
+            "--cut-over-lock-timeout",
+            "3s",
+            "--no-checksum",
+            "--max-load",
+            "Threads_running=25,Threads_connected=100",
+            "--cut-over-window",
+            "02:00-04:30 Europe/Berlin",
+            "--replica",
+            "mysql://u@r1/db",
+        ])
+        .config();
+        assert!(c.execute && !c.checksum.enabled);
+        assert_eq!(c.copy.fixed_chunk_rows, Some(50));
+        assert_eq!((c.cut_over.lock_timeout, c.ddl.lock_timeout), (Duration::from_secs(3), Duration::from_secs(3)));
+        assert_eq!(c.throttle.max_load.len(), 2);
+        assert_eq!(c.cut_over.window.unwrap().to_string(), "02:00-04:30 Europe/Berlin");
+        let a = alter(&["--replica", "mysql://u@r1/db", "--replica", "mysql://u@r2/db"]);
+        assert_eq!(
+            Command::Alter(a).dsns(),
+            ("mysql://u@h/db", &["mysql://u@r1/db".to_string(), "mysql://u@r2/db".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn table_names() {
+        let t = |table: &str| TargetArgs { dsn: String::new(), table: table.into() };
+        assert_eq!(t("s.n").table_ref(None).unwrap(), TableRef::new("s", "n"));
+        assert_eq!(t("n").table_ref(Some("db")).unwrap(), TableRef::new("db", "n"));
+        assert!(t("n").table_ref(None).unwrap_err().starts_with("the DSN names no database"));
+        assert_eq!(t(".n").table_ref(Some("db")).unwrap_err(), "--table \".n\" is not NAME or DATABASE.NAME");
+    }
+}

@@ -1,0 +1,217 @@
+//! What the command prints when it ends: the dry run's plan, the summary of a swap (a line or a
+//! JSON object), what `cleanup` did, and the error line with its exit status ([`Failure`]).
+
+use std::process::ExitCode;
+
+use shadowswap_engine::cleanup::CleanupReport;
+use shadowswap_engine::runner::{Outcome, Summary};
+use shadowswap_engine::{Error, TableRef};
+
+use crate::secrets;
+
+/// How a command failed, for the exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// The run failed (exit status 1, 3 or 130: see [`Failure::exit_code`]).
+    Error(Error),
+    /// The command line does not make sense (exit status 2).
+    Usage(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl Failure {
+    /// The exit status: 2 for usage errors; 130 when cancelled (after removing what the run
+    /// created); 3 when something the run created is left; 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Error(Error::Cancelled(_)) => 130,
+            Failure::Error(Error::CleanupIncomplete { .. }) => 3,
+            Failure::Error(_) => 1,
+        }
+    }
+
+    /// Print the error line on stderr (scrubbed of passwords) and return the exit status.
+    pub fn exit(self) -> ExitCode {
+        let message = match &self {
+            Failure::Usage(m) => m.clone(),
+            Failure::Error(e) => e.to_string(),
+        };
+        eprintln!("shadowswap: error: {}", secrets::scrub(&message));
+        ExitCode::from(self.exit_code())
+    }
+}
+
+/// Print the outcome of `alter` on stdout: the dry run's plan, or the summary of the swap.
+pub fn print_outcome(outcome: &Outcome, json: bool) {
+    match outcome {
+        Outcome::DryRun(plan) => {
+            println!("{}", plan.render());
+            println!("{DRY_RUN_DONE}");
+        }
+        Outcome::Swapped(s) => println!("{}", summary(s, json)),
+    }
+}
+
+/// The line after the dry run's plan.
+const DRY_RUN_DONE: &str = "dry run: every preflight check passed and nothing was changed; add --execute to migrate";
+
+/// The final summary of a swap: one line, or one JSON object with `--log-format json`.
+pub fn summary(s: &Summary, json: bool) -> String {
+    let secs = s.elapsed.as_secs_f64();
+    let copy_secs = s.backfill.elapsed.as_secs_f64().max(1e-3);
+    let rate = s.backfill.rows as f64 / copy_secs;
+    if json {
+        let v = serde_json::json!({
+            "in_place": s.in_place,
+            "table": s.table.to_string(),
+            "swapped": true,
+            "elapsed_s": secs,
+            "rows_copied": s.backfill.rows,
+            "chunks": s.backfill.chunks,
+            "backfill_s": s.backfill.elapsed.as_secs_f64(),
+            "rows_per_s": rate.round(),
+            "rows_checksummed": s.rows_checksummed,
+            "cut_over_attempts": s.cut_over.attempts,
+            "cut_over_swap_ms": s.cut_over.swap_time.as_millis() as u64,
+            "writes_blocked_ms": s.cut_over.swap_time.as_millis() as u64,
+            "old_table": s.old_table_kept.as_ref().map(|t| t.to_string()),
+            "warnings": s.warnings,
+        });
+        v.to_string()
+    } else {
+        if s.in_place {
+            return format!(
+                "altered {} in place (metadata only) in {secs:.1} s: {} attempt(s), {} ms under the table lock",
+                s.table,
+                s.cut_over.attempts,
+                s.cut_over.swap_time.as_millis()
+            );
+        }
+        let check = match s.rows_checksummed {
+            Some(n) => format!("checksum ok over {n} rows"),
+            None => "checksum skipped".into(),
+        };
+        let old = match &s.old_table_kept {
+            Some(t) => format!("old table kept as {t}"),
+            None => "old table dropped".into(),
+        };
+        format!(
+            "swapped {} in {secs:.1} s: {} rows copied in {copy_secs:.1} s ({rate:.0} rows/s), {check}, cut-over in {} attempt(s) (application writes blocked {} ms), {old}",
+            s.table,
+            s.backfill.rows,
+            s.cut_over.attempts,
+            s.cut_over.swap_time.as_millis()
+        )
+    }
+}
+
+/// What `cleanup` did on `table`, one line each, for stdout.
+pub fn cleanup_lines(table: &TableRef, report: &CleanupReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if report.triggers_dropped.is_empty() && report.shadow_dropped.is_none() {
+        lines.push(format!("nothing to clean up on {table}"));
+    }
+    if !report.triggers_dropped.is_empty() {
+        lines.push(format!("dropped capture triggers: {}", report.triggers_dropped.join(", ")));
+    }
+    if let Some(s) = &report.shadow_dropped {
+        lines.push(format!("dropped shadow table {s}"));
+    }
+    if let Some(old) = &report.old_table_present {
+        lines.push(format!(
+            "{old} exists (the table as it was before an earlier swap); drop it with DROP TABLE when you no longer need it"
+        ));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shadowswap_engine::backfill::BackfillStats;
+    use shadowswap_engine::cutover::CutOverStats;
+
+    use super::*;
+
+    fn swapped() -> Summary {
+        Summary {
+            table: TableRef::new("db", "t"),
+            old_table_kept: None,
+            backfill: BackfillStats { rows: 1000, chunks: 3, elapsed: Duration::from_secs(2) },
+            rows_checksummed: Some(1000),
+            cut_over: CutOverStats { attempts: 2, swap_time: Duration::from_millis(42) },
+            in_place: false,
+            elapsed: Duration::from_millis(3250),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn summary_lines() {
+        let s = swapped();
+        let table = s.table.to_string();
+        assert_eq!(
+            summary(&s, false),
+            format!("swapped {table} in 3.2 s: 1000 rows copied in 2.0 s (500 rows/s), checksum ok over 1000 rows, cut-over in 2 attempt(s) (application writes blocked 42 ms), old table dropped")
+        );
+        let kept = Summary { old_table_kept: Some(TableRef::new("db", "_t_old")), rows_checksummed: None, ..swapped() };
+        let line = summary(&kept, false);
+        assert!(
+            line.contains(", checksum skipped, ")
+                && line.ends_with(&format!("old table kept as {}", TableRef::new("db", "_t_old"))),
+            "{line}"
+        );
+        let in_place = Summary { in_place: true, backfill: BackfillStats::default(), ..swapped() };
+        assert_eq!(
+            summary(&in_place, false),
+            format!("altered {table} in place (metadata only) in 3.2 s: 2 attempt(s), 42 ms under the table lock")
+        );
+    }
+
+    #[test]
+    fn summary_json() {
+        let v: serde_json::Value = serde_json::from_str(&summary(&swapped(), true)).unwrap();
+        assert_eq!(v["swapped"], true);
+        assert_eq!(v["in_place"], false);
+        assert_eq!(v["rows_copied"], 1000);
+        assert_eq!(v["rows_per_s"], 500.0);
+        assert_eq!(v["cut_over_attempts"], 2);
+        assert_eq!(v["writes_blocked_ms"], 42);
+        assert_eq!(v["old_table"], serde_json::Value::Null);
+        assert_eq!(v.as_object().unwrap().len(), 14, "{v}");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Failure::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Failure::Error(Error::Cancelled("x".into())).exit_code(), 130);
+        let left = Error::CleanupIncomplete { cause: Box::new(Error::refused("x")), leftover: "y".into() };
+        assert_eq!(Failure::Error(left).exit_code(), 3);
+        assert_eq!(Failure::Error(Error::refused("x")).exit_code(), 1);
+    }
+
+    #[test]
+    fn cleanup_report_lines() {
+        let t = TableRef::new("db", "t");
+        assert_eq!(cleanup_lines(&t, &CleanupReport::default()), vec![format!("nothing to clean up on {t}")]);
+        let r = CleanupReport {
+            triggers_dropped: vec!["a".into(), "b".into()],
+            shadow_dropped: Some(TableRef::new("db", "_t_new")),
+            old_table_present: Some(TableRef::new("db", "_t_old")),
+        };
+        let lines = cleanup_lines(&t, &r);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "dropped capture triggers: a, b");
+        assert_eq!(lines[1], format!("dropped shadow table {}", TableRef::new("db", "_t_new")));
+        assert!(lines[2].ends_with(
+            " exists (the table as it was before an earlier swap); drop it with DROP TABLE when you no longer need it"
+        ));
+    }
+}

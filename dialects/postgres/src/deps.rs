@@ -9,9 +9,7 @@
 //! Definitions are read with `search_path = pg_catalog` (the swap transaction sets it), so
 //! `pg_get_viewdef` and friends print schema-qualified names that resolve to the new table once
 //! it has the old name.
-//!
-//! Server docs: "pg_depend" (System Catalogs), "CREATE TABLE … LIKE", "ALTER POLICY",
-//! "CREATE RULE" (`OR REPLACE`), "CREATE FUNCTION" (`sql_body`), "CREATE STATISTICS".
+//! The server docs each behaviour comes from are named in [`crate::sql::deps`].
 
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Result;

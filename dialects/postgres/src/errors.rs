@@ -139,6 +139,25 @@ pub fn rejected_row(table: &TableRef, e: &tokio_postgres::Error) -> Option<Error
     })
 }
 
+/// Whether a connection error's full text (see [`tls::full_message`]) says the server does not
+/// accept TLS connections (its `ssl` setting is off).
+pub fn says_server_has_no_tls(text: &str) -> bool {
+    text.contains("server does not support TLS")
+}
+
+/// Whether `e` is the driver's report of a failed TLS handshake.
+pub fn is_tls_handshake_error(e: &tokio_postgres::Error) -> bool {
+    e.to_string().starts_with("error performing TLS handshake")
+}
+
+/// The server's message when it refused a connection because it came without TLS (pg_hba.conf
+/// has only `hostssl` lines for it: `invalid_authorization_specification`, "… no encryption").
+pub fn refused_without_tls(e: &tokio_postgres::Error) -> Option<&str> {
+    e.as_db_error()
+        .filter(|db| *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && db.message().ends_with("no encryption"))
+        .map(|db| db.message())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +170,12 @@ mod tests {
         assert_eq!(class(Some(&SqlState::ADMIN_SHUTDOWN)), ErrorClass::Connection);
         assert_eq!(class(Some(&SqlState::UNIQUE_VIOLATION)), ErrorClass::Fatal);
         assert_eq!(class(None), ErrorClass::Connection);
+    }
+
+    #[test]
+    fn tls_refusals_by_their_text() {
+        assert!(says_server_has_no_tls("error performing TLS handshake: server does not support TLS"));
+        assert!(!says_server_has_no_tls("connection refused"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
 use tokio_postgres::{GenericClient, Transaction};
 
+use crate::sql::acl::{self, AclEntry};
 use crate::sql::capture::{capture_triggers, CAPTURE_TRIGGERS_ENABLED};
 use crate::sql::cutover as q;
 use crate::sql::inspect::CONSTRAINT_NAMES;
@@ -112,20 +113,20 @@ pub(crate) async fn cut_over(pg: &Postgres, plan: &Plan, lock_timeout: Duration)
     Ok(())
 }
 
-/// The ACL entries of `table` and of its columns ([`q::ACL_ENTRIES`]).
-async fn acl_entries(tx: &Transaction<'_>, table: &TableRef) -> Result<Vec<(Option<String>, q::AclEntry)>> {
+/// The ACL entries of `table` and of its columns ([`acl::ACL_ENTRIES`]).
+async fn acl_entries(tx: &Transaction<'_>, table: &TableRef) -> Result<Vec<(Option<String>, AclEntry)>> {
     let rows = tx
-        .query(q::ACL_ENTRIES, &[&Qualified(table).to_string()])
+        .query(acl::ACL_ENTRIES, &[&Qualified(table).to_string()])
         .await
         .map_err(|e| errors::db("reading the table's privileges", e))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), q::AclEntry { grantor: r.get(1), grantee: r.get(2), privilege: r.get(3), grantable: r.get(4) }))
+        .map(|r| (r.get(0), AclEntry { grantor: r.get(1), grantee: r.get(2), privilege: r.get(3), grantable: r.get(4) }))
         .collect())
 }
 
 /// After the renames: reads the owner, the roles the session may act as, and the old and the
-/// new table's ACLs, for [`q::acls`].
+/// new table's ACLs, for [`acl::acls`].
 async fn acl_statements(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<String>> {
     let n = &plan.names;
     let owner: String = tx
@@ -134,7 +135,7 @@ async fn acl_statements(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<String>
         .map_err(|e| errors::db("reading the table's owner", e))?
         .get(0);
     let can_set_role: Vec<String> = tx
-        .query(q::SETTABLE_ROLES, &[])
+        .query(acl::SETTABLE_ROLES, &[])
         .await
         .map_err(|e| errors::db("reading the table's privileges", e))?
         .iter()
@@ -142,7 +143,7 @@ async fn acl_statements(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<String>
         .collect();
     let old = acl_entries(tx, &n.old).await?;
     let new = acl_entries(tx, &n.table).await?;
-    Ok(q::acls(plan, &owner, &can_set_role, &old, &new))
+    Ok(acl::acls(plan, &owner, &can_set_role, &old, &new))
 }
 
 /// After a successful swap: refresh the subscriptions ([`refresh_subscriptions`]) and validate

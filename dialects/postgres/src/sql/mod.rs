@@ -14,8 +14,8 @@
 //!
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
-//! (key ranges, chunks, checksum), [`signals`], [`cutover`] (the swap), and by concept [`deps`]
-//! (dependents carried over) and [`owner`] (working as the table's owner).
+//! (key ranges, chunks, checksum), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
+//! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner).
 
 use std::fmt;
 
@@ -23,6 +23,7 @@ use tokio_postgres::types::{FromSql, Type};
 
 use shadowswap_engine::model::TableRef;
 
+pub mod acl;
 pub mod capture;
 pub mod connect;
 pub mod copy;

@@ -57,6 +57,22 @@ pub const IDLE_SESSION_OPTION: &str = "-c idle_session_timeout=0";
 /// only for the ALTER text itself, which runs as the table's owner.
 pub const PINNED_SEARCH_PATH: &str = "-c search_path=pg_catalog,pg_temp";
 
+/// The libpq `options` of every session after the first: [`SESSION_OPTIONS`],
+/// [`PINNED_SEARCH_PATH`], [`IDLE_SESSION_OPTION`] on PostgreSQL 14 and later
+/// (`server_version_num` >= 140000), and `session_replication_role=origin` for a superuser (only
+/// a superuser may set it, at connect too).
+pub fn session_options(server_version_num: u32, superuser: bool) -> String {
+    let mut options = format!("{SESSION_OPTIONS} {PINNED_SEARCH_PATH}");
+    if server_version_num >= 140000 {
+        options.push(' ');
+        options.push_str(IDLE_SESSION_OPTION);
+    }
+    if superuser {
+        options.push_str(" -c session_replication_role=origin");
+    }
+    options
+}
+
 /// A parsed DSN.
 #[derive(Clone)]
 pub struct Dsn {
@@ -267,6 +283,15 @@ mod tests {
     use tokio_postgres::config::SslMode as WireMode;
 
     const NO_HOME: Option<PathBuf> = None;
+
+    #[test]
+    fn session_options_follow_version_and_role() {
+        let base = format!("{SESSION_OPTIONS} {PINNED_SEARCH_PATH}");
+        assert_eq!(session_options(130012, false), base);
+        assert_eq!(session_options(150004, false), format!("{base} -c idle_session_timeout=0"));
+        assert_eq!(session_options(150004, true), format!("{base} -c idle_session_timeout=0 -c session_replication_role=origin"));
+        assert_eq!(session_options(0, true), format!("{base} -c session_replication_role=origin"));
+    }
 
     fn parse(dsn: &str) -> Result<Dsn> {
         Dsn::parse_with_home(dsn, None, NO_HOME)

@@ -19,8 +19,15 @@
 //!   relation or a constraint of that name in the schema for keys (whose index is a relation), a
 //!   constraint of that name in the schema for CHECK and FOREIGN KEY.
 //!
-//! Everything here is pure; the catalog look-ups are in [`crate::cutover`].
+//! Everything here is pure but [`final_constraint_names`], which reads the catalog
+//! ([`crate::sql::inspect::CONSTRAINTS_FOR_NAMING`], [`crate::sql::inspect::NAMES_TAKEN_IN_SCHEMA`])
+//! for the trial copy, the duplicate-key message and the swap.
 
+use std::collections::HashSet;
+
+use tokio_postgres::GenericClient;
+
+use crate::sql::inspect::{CONSTRAINTS_FOR_NAMING, NAMES_TAKEN_IN_SCHEMA};
 use crate::MAX_IDENTIFIER_BYTES;
 
 /// What kind of constraint a name is generated for (`pg_constraint.contype`).
@@ -178,6 +185,101 @@ pub fn is_generated(name: &str, table: &str, addition: Option<&str>, kind: Kind)
     })
 }
 
+/// A constraint whose name PostgreSQL generated: its name, kind and name addition.
+type Generated = (String, Kind, Option<String>);
+
+/// The final names of the constraints of `rel` (a qualified name) whose names PostgreSQL
+/// generated for the table named `generated_on` (the shadow or the trial copy): for each, in
+/// creation order, `(name, the name a plain ALTER on the table named target would give it)`,
+/// checked against the relations and constraints of the schema and the names chosen before it.
+/// Constraints named in `skip` (those that were there before the ALTER ran) and those `only`
+/// does not name (when given) are left out.
+pub async fn final_constraint_names(
+    c: &impl GenericClient,
+    rel: &str,
+    generated_on: &str,
+    target: &str,
+    skip: &[String],
+    only: Option<&str>,
+) -> std::result::Result<Vec<(String, String)>, tokio_postgres::Error> {
+    let rows: Vec<(String, String, Vec<Option<String>>)> =
+        c.query(CONSTRAINTS_FOR_NAMING, &[&rel]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let found = generated_constraints(&rows, generated_on, skip, only);
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut relations = HashSet::new();
+    let mut constraints = HashSet::new();
+    for r in c.query(NAMES_TAKEN_IN_SCHEMA, &[&rel, &candidates(target, &found)]).await? {
+        let (kind, name): (&str, String) = (r.get(0), r.get(1));
+        if kind == "r" {
+            relations.insert(name);
+        } else {
+            constraints.insert(name);
+        }
+    }
+    Ok(choose_final_names(target, found, relations, constraints))
+}
+
+/// Of `rows` (`(name, contype, columns)` of [`CONSTRAINTS_FOR_NAMING`], in creation order), the
+/// constraints whose names PostgreSQL generated for `generated_on`, except those in `skip` and
+/// those `only` (when given) does not name.
+fn generated_constraints(
+    rows: &[(String, String, Vec<Option<String>>)],
+    generated_on: &str,
+    skip: &[String],
+    only: Option<&str>,
+) -> Vec<Generated> {
+    let mut found = Vec::new();
+    for (name, contype, columns) in rows {
+        let Some(kind) = Kind::from_contype(contype) else { continue };
+        if skip.contains(name) || only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let add = addition(kind, columns);
+        if is_generated(name, generated_on, add.as_deref(), kind) {
+            found.push((name.clone(), kind, add));
+        }
+    }
+    found
+}
+
+/// The names the choice for `found` on `target` may try, whose being taken must be known: the
+/// first 100 numbered labels each (a name taken beyond that makes the rename fail and the swap
+/// roll back).
+fn candidates(target: &str, found: &[Generated]) -> Vec<String> {
+    found
+        .iter()
+        .flat_map(|(_, kind, add)| {
+            (0..100u32).map(move |pass| {
+                let label = if pass == 0 { kind.label().to_string() } else { format!("{}{pass}", kind.label()) };
+                make_object_name(target, add.as_deref(), &label)
+            })
+        })
+        .collect()
+}
+
+/// `(generated, chosen)` for each of `found` in order, given the `relations` and `constraints`
+/// names taken in the schema; each choice takes its name for those after it.
+fn choose_final_names(
+    target: &str,
+    found: Vec<Generated>,
+    mut relations: HashSet<String>,
+    mut constraints: HashSet<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, kind, add) in found {
+        let chosen =
+            choose_name(target, add.as_deref(), kind, |n| constraints.contains(n) || (kind.has_index() && relations.contains(n)));
+        constraints.insert(chosen.clone());
+        if kind.has_index() {
+            relations.insert(chosen.clone());
+        }
+        out.push((name, chosen));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +334,36 @@ mod tests {
         assert!(add.len() > 63 && add.len() < 80, "{add}");
         assert_eq!(make_object_name("t", Some(&add), "key").len(), 63);
         assert_eq!(index_column_names(&cols(&["a", "a", "a"])), ["a", "a1", "a2"]);
+    }
+
+    #[test]
+    fn generated_names_of_the_shadow_become_the_tables() {
+        let row = |n: &str, t: &str, c: &[&str]| (n.to_string(), t.to_string(), cols(c));
+        let rows = [
+            row("_t_new_pkey", "p", &["id"]),
+            row("t_pkey", "p", &["id"]),
+            row("mine", "u", &["c2"]),
+            row("_t_new_c2_key", "u", &["c2"]),
+            row("_t_new_c3_check", "c", &["c3"]),
+            row("_t_new_c2_key1", "u", &["c2"]),
+            row("not_a_kind", "t", &["c2"]),
+        ];
+        let found = generated_constraints(&rows, "_t_new", &["_t_new_pkey".to_string()], None);
+        let names: Vec<&str> = found.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["_t_new_c2_key", "_t_new_c3_check", "_t_new_c2_key1"]);
+        assert_eq!(generated_constraints(&rows, "_t_new", &[], Some("_t_new_c3_check")).len(), 1);
+        let tries = candidates("t", &found);
+        assert_eq!(tries.len(), 300);
+        assert_eq!((tries[0].as_str(), tries[1].as_str(), tries[100].as_str()), ("t_c2_key", "t_c2_key1", "t_c3_check"));
+        // t_c2_key is an index (a relation) already: keys skip it, the CHECK does not care.
+        let relations = HashSet::from(["t_c2_key".to_string()]);
+        assert_eq!(
+            choose_final_names("t", found, relations, HashSet::new()),
+            [
+                ("_t_new_c2_key".to_string(), "t_c2_key1".to_string()),
+                ("_t_new_c3_check".to_string(), "t_c3_check".to_string()),
+                ("_t_new_c2_key1".to_string(), "t_c2_key2".to_string()),
+            ]
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! the shadow, the capture functions on every application write) must never run with more
 //! privileges than the owner's: shadowswap may be connected as a superuser. So those statements
 //! run as the owner, inside a `SECURITY DEFINER` function the owner owns
-//! ([`crate::sql::as_owner_function`], [`enter`], [`exec`]), where PostgreSQL refuses
+//! ([`crate::sql::owner::as_owner_function`], [`enter`], [`exec`]), where PostgreSQL refuses
 //! `SET ROLE`/`RESET ROLE`; the
 //! shadow table and the capture functions are created by, and so owned by, the owner (the
 //! capture functions, `SECURITY DEFINER`, then run as the owner). Catalog reads, locks,
@@ -22,37 +22,23 @@ use shadowswap_engine::{Error, Result};
 use tokio_postgres::{GenericClient, Transaction};
 
 use crate::errors;
-use crate::sql::{self, Ident, Qualified};
+use crate::sql::owner as sql;
+use crate::sql::{Ident, Qualified};
 
 /// The name of `table`'s owner (`pg_class.relowner`).
 pub async fn owner_of(c: &impl GenericClient, table: &TableRef) -> std::result::Result<String, tokio_postgres::Error> {
-    Ok(c.query_one(
-        "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = $1::text::regclass",
-        &[&Qualified(table).to_string()],
-    )
-    .await?
-    .get(0))
+    Ok(c.query_one(sql::OWNER_OF, &[&Qualified(table).to_string()]).await?.get(0))
 }
 
 /// Refuses, with what to grant, when the owner of `table` lacks what working as it needs:
 /// `USAGE` and `CREATE` on the table's schema (the shadow table and the capture functions are
 /// the owner's), `TEMPORARY` on the database (the helper function of
-/// [`crate::sql::as_owner_function`] lives in the session's temporary schema), and, for a table
+/// [`crate::sql::owner::as_owner_function`] lives in the session's temporary schema), and, for a table
 /// with `FORCE ROW LEVEL SECURITY`, `BYPASSRLS` (its policies would filter the owner's copy).
 /// Creates nothing.
 pub async fn preflight(c: &impl GenericClient, table: &TableRef) -> Result<()> {
     let ctx = "checking the table owner's privileges";
-    let r = c
-        .query_one(
-            "SELECT pg_get_userbyid(c.relowner)::text, \
-                    has_schema_privilege(c.relowner, c.relnamespace, 'USAGE') AND has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), \
-                    has_database_privilege(c.relowner, current_database(), 'TEMPORARY'), current_database()::text, \
-                    c.relrowsecurity AND c.relforcerowsecurity AND NOT (r.rolsuper OR r.rolbypassrls) \
-             FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = $1::text::regclass",
-            &[&Qualified(table).to_string()],
-        )
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
+    let r = c.query_one(sql::OWNER_PRIVILEGES, &[&Qualified(table).to_string()]).await.map_err(|e| errors::db(ctx, e))?;
     let (owner, schema_ok, temp_ok, db, forced): (String, bool, bool, String, bool) =
         (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
     let why = format!(
@@ -93,7 +79,7 @@ pub struct AsOwner(u32);
 
 /// Starts working as the owner of `table` in `tx` (`SET LOCAL ROLE`, in one round trip with
 /// looking the owner up), and makes sure the helper function of
-/// [`crate::sql::as_owner_function`] exists for it, intact (it is created, or created again,
+/// [`crate::sql::owner::as_owner_function`] exists for it, intact (it is created, or created again,
 /// otherwise). Objects created until [`leave`] (or the end of the transaction) are the owner's.
 pub async fn enter(tx: &Transaction<'_>, table: &TableRef) -> std::result::Result<AsOwner, tokio_postgres::Error> {
     let r = tx.query_one(sql::AS_OWNER_ENTER, &[&Qualified(table).to_string(), &sql::as_owner_body()]).await?;

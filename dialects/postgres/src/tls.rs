@@ -70,10 +70,11 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use shadowswap_engine::{Error, Result};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode as WireMode;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Connection, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::errors;
 
 /// libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,19 +310,15 @@ impl Tls {
         let roots = self.roots_label.as_deref().unwrap_or("the given CA certificates");
         let head = format!("cannot connect to {target} with sslmode={mode}");
         let text = full_message(e);
-        if text.contains("server does not support TLS") {
+        if errors::says_server_has_no_tls(&text) {
             return Some(format!(
                 "{head}: the server does not accept TLS connections (its ssl setting is off) but sslmode={mode} requires TLS; enable ssl on the server (ssl = on, ssl_cert_file, ssl_key_file), or use sslmode=prefer or disable if the network is trusted"
             ));
         }
-        // pg_hba.conf has only `hostssl` lines for this connection: "... no encryption".
-        if let Some(db) = e.as_db_error().filter(|_| self.mode == SslMode::Disable) {
-            if *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && db.message().ends_with("no encryption") {
-                return Some(format!(
-                    "{head}: the server accepts this connection only over TLS ({} [28000]); use sslmode=require, verify-ca or verify-full",
-                    db.message()
-                ));
-            }
+        if let Some(refusal) = errors::refused_without_tls(e).filter(|_| self.mode == SslMode::Disable) {
+            return Some(format!(
+                "{head}: the server accepts this connection only over TLS ({refusal} [28000]); use sslmode=require, verify-ca or verify-full"
+            ));
         }
         let msg = match rustls_error(e) {
             Some(rustls::Error::InvalidCertificate(c)) => match c {
@@ -421,7 +418,7 @@ pub fn full_message(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Whether `e` is a failure of TLS itself (handshake, certificate, server without TLS).
 fn is_tls_failure(e: &tokio_postgres::Error) -> bool {
-    rustls_error(e).is_some() || e.to_string().starts_with("error performing TLS handshake")
+    rustls_error(e).is_some() || errors::is_tls_handshake_error(e)
 }
 
 /// The CA certificates of `root`.

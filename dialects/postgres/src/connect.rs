@@ -1,0 +1,141 @@
+//! Connecting: [`Postgres`] (the DSN, the session settings every connection starts with, the
+//! pool), running a list of DDL statements in one transaction under a lock timeout, and the run
+//! lock (a session-level advisory lock on a session of its own).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use shadowswap_engine::dialect::RunLock;
+use shadowswap_engine::error::Result;
+use shadowswap_engine::names::Names;
+use shadowswap_engine::Error;
+
+use crate::dsn::{self, Dsn};
+use crate::errors;
+use crate::sql;
+
+/// A PostgreSQL server.
+pub struct Postgres {
+    pub(crate) pool: Pool,
+    pub(crate) dsn: Dsn,
+    /// `dsn.config` with the pinned session settings ([`Postgres::connect`]); every session uses it.
+    pub(crate) session: tokio_postgres::Config,
+    pub(crate) default_schema: String,
+    /// The user's search path (see [`sql::owner::search_path_value`]), for the ALTER text only.
+    pub(crate) user_search_path: String,
+    pub(crate) parser: sqlparser::dialect::PostgreSqlDialect,
+}
+
+impl Postgres {
+    /// Connect to `dsn` (password from the DSN or, failing that, `env_password`, i.e.
+    /// `PGPASSWORD`). Verifies the connection at once.
+    ///
+    /// Every session starts with [`dsn::SESSION_OPTIONS`] and [`dsn::PINNED_SEARCH_PATH`] (and
+    /// `session_replication_role = origin` for a superuser), which take precedence over what
+    /// `ALTER DATABASE/ROLE … SET` configured; a first session reads the default schema and the
+    /// user's search path (used for the ALTER text only) before the pin.
+    ///
+    /// Errors: [`Error::Unreachable`], [`Error::AccessDenied`], [`Error::Refused`] (malformed
+    /// DSN, unknown database, a non-superuser whose sessions start with another
+    /// `session_replication_role`).
+    pub async fn connect(dsn: &str, env_password: Option<String>) -> Result<Postgres> {
+        let dsn = Dsn::parse(dsn, env_password)?;
+        // A first session with the database's and role's own search path: the default schema
+        // and the user's search path (for the ALTER text) come from it; every later session has
+        // its search path pinned. Everything here is schema-qualified, as the search path may
+        // put a schema of the database owner's before pg_catalog.
+        let (probe, conn) = dsn.tls.connect(&dsn.config).await.map_err(|e| errors::connect(&dsn, e))?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let row =
+            probe.query_one(sql::connect::SESSION_PROBE, &[]).await.map_err(|e| errors::db("checking the connection", e))?;
+        drop(probe);
+        let _ = driver.await;
+        let default_schema = row.get::<_, Option<String>>(0).unwrap_or_else(|| "public".into());
+        let user_search_path = sql::owner::search_path_value(&row.get::<_, Vec<String>>(1));
+        let replication_role: String = row.get(2);
+        let superuser = row.get::<_, String>(3) == "on";
+        // For anyone but a superuser only a superuser can have configured another
+        // session_replication_role, which is refused here.
+        if !superuser && replication_role != "origin" {
+            return Err(Error::refused(format!(
+                "sessions of the DSN's user start with session_replication_role = {replication_role} (set on the role or \
+                 the database), where triggers and foreign keys do not fire; RESET it for that role or database"
+            )));
+        }
+        let options = dsn::session_options(row.get::<_, String>(4).parse::<u32>().unwrap_or(0), superuser);
+        let mut session = dsn.config.clone();
+        session.options(&options);
+        let mgr =
+            Manager::from_connect(session.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
+        let me =
+            Postgres { pool, dsn, session, default_schema, user_search_path, parser: sqlparser::dialect::PostgreSqlDialect {} };
+        drop(me.client().await?);
+        Ok(me)
+    }
+
+    /// The schema unqualified table names resolve to (`current_schema()`).
+    pub fn default_schema(&self) -> &str {
+        &self.default_schema
+    }
+
+    /// A pooled session (with the pinned settings).
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => errors::connect(&self.dsn, e),
+            other => Error::Unreachable { target: self.dsn.to_string(), reason: other.to_string() },
+        })
+    }
+
+    /// Runs `stmts` in one transaction that waits at most `lock_timeout` for each lock.
+    pub(crate) async fn ddl(&self, context: &str, stmts: &[String], lock_timeout: Duration) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| errors::db(context, e))?;
+        tx.batch_execute(&sql::connect::set_lock_timeout(lock_timeout)).await.map_err(|e| errors::db(context, e))?;
+        for s in stmts {
+            tx.batch_execute(s).await.map_err(|e| errors::db(context, e))?;
+        }
+        tx.commit().await.map_err(|e| errors::db(context, e))
+    }
+}
+
+/// The run lock: a session-level advisory lock, held by a session of its own as long as it lives.
+struct PgRunLock {
+    client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<()>,
+    key: String,
+}
+
+#[async_trait]
+impl RunLock for PgRunLock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        let PgRunLock { client, driver, key } = *self;
+        let r = client.execute(sql::connect::RELEASE_RUN_LOCK, &[&key]).await;
+        drop(client);
+        let _ = driver.await;
+        r.map(|_| ()).map_err(|e| errors::db("releasing the advisory lock", e))
+    }
+}
+
+/// Takes the advisory lock for `names.table` on a session of its own.
+/// Errors: [`Error::AnotherRun`] when another session holds it.
+pub(crate) async fn acquire_run_lock(pg: &Postgres, names: &Names) -> Result<Box<dyn RunLock>> {
+    let (client, conn) = pg.dsn.tls.connect(&pg.session).await.map_err(|e| errors::connect(&pg.dsn, e))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let got: bool = client
+        .query_one(sql::connect::TRY_RUN_LOCK, &[&names.lock])
+        .await
+        .map_err(|e| errors::db("taking the advisory lock", e))?
+        .get(0);
+    if !got {
+        drop(client);
+        let _ = driver.await;
+        return Err(Error::AnotherRun(names.table.clone()));
+    }
+    Ok(Box::new(PgRunLock { client, driver, key: names.lock.clone() }))
+}

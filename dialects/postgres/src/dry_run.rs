@@ -1,0 +1,60 @@
+//! The dry run's SQL ([`plan_sql`]): what each phase will run, printed by the same builders the
+//! run uses — the shadow's creation ([`sql::shadow::outline`]), the capture
+//! ([`sql::capture::outline`]), one chunk's copy ([`sql::copy::outline`]) and the cut-over's
+//! outline ([`sql::cutover::outline`]). What the run reads from the catalog first (identity
+//! kinds, key operators, dependents) is not known to the dry run and left out.
+
+use shadowswap_engine::plan::{Plan, PlanSql};
+
+use crate::sql;
+
+/// The SQL `plan` will run, for the dry run.
+///
+/// The capture has no shadow to read identity kinds from: `GENERATED ALWAYS` identity columns
+/// still show in the SET lists here, the run leaves them out. Nor key operators: the run
+/// compares keys with their unique index's equality operator, schema-qualified (e.g.
+/// `OPERATOR("public".=)` for `citext`).
+pub fn plan_sql(plan: &Plan) -> PlanSql {
+    PlanSql {
+        shadow: sql::shadow::outline(plan).to_vec(),
+        capture: sql::capture::outline(plan),
+        copy: sql::copy::outline(plan),
+        cut_over: sql::cutover::outline(plan),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deps::Deps;
+    use crate::testing::{col, plan_for};
+
+    /// The dry run prints exactly what the run's builders produce, given what the run reads.
+    #[test]
+    fn the_dry_run_prints_what_runs() {
+        let plan = plan_for("t", vec![col("id", "integer"), col("v", "text")], "ADD COLUMN c int DEFAULT 7");
+        let dry = plan_sql(&plan);
+        let n = &plan.names;
+        // The shadow: the run's create and ALTER (see `shadow::create_shadow`).
+        assert_eq!(
+            dry.shadow,
+            [sql::shadow::create_like(&n.shadow, &n.table), sql::shadow::alter_table(&n.shadow, &plan.analysis.spec)]
+        );
+        assert_eq!(dry.shadow[1], "ALTER TABLE \"public\".\"_t_new\" ADD COLUMN c int DEFAULT 7");
+        // The capture: the run's statements after it acts as the owner and drops leftovers,
+        // for a table without identity columns or extension key types, seed aside.
+        let run = sql::capture::install(&plan, "owner", &[], &[], 0);
+        assert_eq!(dry.capture, run[9..]);
+        assert_eq!(dry.capture.len(), 12);
+        // The copy: the run's statement for a chunk with both ends.
+        let (where_, _) = sql::copy::chunk_range(&plan, Some(&["1".to_string()]), &["2".to_string()]);
+        assert_eq!(dry.copy, sql::copy::copy_chunk(&plan, &where_, &[]));
+        // The cut-over: its locks and renames are the run's statements.
+        let swap = sql::cutover::swap(&plan, &Deps::default());
+        assert!(sql::cutover::begin_swap(n, std::time::Duration::from_secs(1)).contains(&sql::cutover::lock_tables(n)));
+        assert!(dry.cut_over.contains(&sql::cutover::lock_tables(n)));
+        for rename in &swap[8..10] {
+            assert!(rename.starts_with("ALTER TABLE") && dry.cut_over.contains(rename.as_str()), "{rename}");
+        }
+    }
+}

@@ -60,6 +60,9 @@ pub struct Trigger {
 pub struct IdentitySequence {
     /// The original's sequence, as `pg_get_serial_sequence` prints it.
     pub old: ServerQuoted,
+    /// The original's sequence's bare name, unquoted (`pg_class.relname`): the new sequence takes
+    /// it, the old one moves aside under `_<name>_old`.
+    pub old_name: String,
     /// The shadow's sequence, likewise.
     pub new: ServerQuoted,
     /// `(privilege, grantee)` of each grant to a role other than the owner; the grantee with
@@ -174,12 +177,14 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         .map(|r| Trigger { name: r.get(0), def: r.get(1), enabled: r.get(2) })
         .collect();
     let owned_sequences = tx.query(q::OWNED_SEQUENCES, &[&t]).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let identity: Vec<(ServerQuoted, ServerQuoted)> = tx
+    let identity: Vec<(ServerQuoted, String, ServerQuoted)> = tx
         .query(q::IDENTITY_SEQUENCES, &[&t, &s])
         .await
         .map_err(e)?
         .iter()
-        .filter_map(|r| Some((r.get::<_, Option<ServerQuoted>>(0)?, r.get::<_, Option<ServerQuoted>>(1)?)))
+        .filter_map(|r| {
+            Some((r.get::<_, Option<ServerQuoted>>(0)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<ServerQuoted>>(1)?))
+        })
         .collect();
     let indexes = |rel: String| async move {
         let rows = tx.query(q::INDEX_DEFINITIONS, &[&rel]).await.map_err(|e| errors::db(ctx, e))?;
@@ -226,7 +231,7 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         }
     }
     let mut identity_sequences = Vec::new();
-    for (old, new) in identity {
+    for (old, old_name, new) in identity {
         let grants = tx
             .query(q::SEQUENCE_GRANTS, &[&old.as_str()])
             .await
@@ -239,7 +244,7 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
             .await
             .map_err(|e| errors::db("reading the identity sequences' comments", e))?
             .get(0);
-        identity_sequences.push(IdentitySequence { old, new, grants, comment });
+        identity_sequences.push(IdentitySequence { old, old_name, new, grants, comment });
     }
     Ok(Deps {
         owner: facts.get(0),

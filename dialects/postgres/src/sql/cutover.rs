@@ -97,11 +97,11 @@ pub fn owned_by(sequence: &ServerQuoted, table: &TableRef, column: &str) -> Stri
 /// comment.
 pub fn identity_sequence(s: &IdentitySequence) -> Vec<String> {
     let (old, new) = (&s.old, &s.new);
-    let bare = old.as_str().rsplit('.').next().unwrap_or(old.as_str()).trim_matches('"').to_string();
+    let bare = &s.old_name;
     let mut out = vec![
         format!("SELECT setval({}, s.last_value, s.is_called) FROM {old} s", literal(new.as_str())),
-        format!("ALTER SEQUENCE {old} RENAME TO {}", Ident(&old_name(&bare))),
-        format!("ALTER SEQUENCE {new} RENAME TO {}", Ident(&bare)),
+        format!("ALTER SEQUENCE {old} RENAME TO {}", Ident(&old_name(bare))),
+        format!("ALTER SEQUENCE {new} RENAME TO {}", Ident(bare)),
     ];
     out.extend(s.grants.iter().map(|(privilege, grantee)| grant_on_sequence(old, privilege, grantee)));
     out.extend(s.comment.iter().map(|c| comment_on_sequence(old, c)));
@@ -553,6 +553,7 @@ mod tests {
             owned_sequences: vec![(q("public.t_n_seq"), "n".into()), (q("public.gone_seq"), "dropped".into())],
             identity_sequences: vec![IdentitySequence {
                 old: q("public.t_id_seq"),
+                old_name: "t_id_seq".into(),
                 new: q("public._t_new_id_seq"),
                 grants: vec![(q("USAGE"), q("app WITH GRANT OPTION"))],
                 comment: Some("ids".into()),

@@ -54,8 +54,10 @@ pub const OWNED_SEQUENCES: &str = "SELECT s.oid::regclass::text, a.attname::text
  WHERE d.refobjid = $1::text::regclass AND d.deptype = 'a'";
 
 /// For each identity column of `$1` that is an identity column of the shadow `$2` too: the two
-/// identity sequences (`pg_get_serial_sequence`).
-pub const IDENTITY_SEQUENCES: &str = "SELECT pg_get_serial_sequence($1, a.attname), pg_get_serial_sequence($2, b.attname) \
+/// identity sequences (`pg_get_serial_sequence`), and the original's bare name (`pg_class.relname`,
+/// unquoted, whatever characters it holds).
+pub const IDENTITY_SEQUENCES: &str = "SELECT pg_get_serial_sequence($1, a.attname), pg_get_serial_sequence($2, b.attname), \
+        (SELECT sc.relname::text FROM pg_class sc WHERE sc.oid = pg_get_serial_sequence($1, a.attname)::regclass) \
  FROM pg_attribute a JOIN pg_attribute b ON b.attrelid = $2::text::regclass AND b.attname = a.attname AND b.attidentity <> '' \
  WHERE a.attrelid = $1::text::regclass AND a.attidentity <> '' AND a.attnum > 0";
 
@@ -294,7 +296,7 @@ mod tests {
         assert!(TRIGGERS.ends_with("AND NOT tgisinternal AND NOT (tgname::text = ANY($2))"));
         assert!(OWNED_SEQUENCES.ends_with("d.deptype = 'a'"));
         assert!(
-            IDENTITY_SEQUENCES.starts_with("SELECT pg_get_serial_sequence($1, a.attname), pg_get_serial_sequence($2, b.attname)")
+            IDENTITY_SEQUENCES.starts_with("SELECT pg_get_serial_sequence($1, a.attname), pg_get_serial_sequence($2, b.attname), (SELECT sc.relname::text FROM pg_class sc WHERE sc.oid = pg_get_serial_sequence($1, a.attname)::regclass)")
         );
         assert!(INDEX_DEFINITIONS.contains("regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '')"));
         assert!(SQL_BODY_FUNCTIONS.ends_with("AND p.prosqlbody IS NOT NULL"));

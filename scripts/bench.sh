@@ -491,9 +491,10 @@ workload_start() {
         # sysbench connects its threads before it says so and counts from then on: the migration
         # starts right away, so that sysbench's totals cover the migration and little else.
         local deadline=$((SECONDS + 30))
-        until grep -q 'Threads started' "$RUN_DIR/workload.out"; do
-            ((SECONDS < deadline)) && pid_alive "$WL_PID" ||
+        until grep -qs 'Threads started' "$RUN_DIR/workload.out"; do
+            if ((SECONDS >= deadline)) || ! pid_alive "$WL_PID"; then
                 die "sysbench did not start (see $RUN_DIR/workload.out)"
+            fi
             sleep 0.02
         done
     else
@@ -516,13 +517,15 @@ workload_start() {
 workload_stop() {
     local db="$1"
     if [[ "$db" == mariadb ]]; then
+        local -a early=()
+        pid_alive "$WL_PID" || early=(--ended-early)
         touch -- "$WL_STOP"
         if ! wait_until 120 not pid_alive "$WL_PID"; then
             warn "sysbench did not stop within 120 s of the stop file; killing it"
             kill -TERM "$WL_PID" 2>/dev/null || true
         fi
         wait "$WL_PID" 2>/dev/null || true
-        "$PY" "$MEASURE" sysbench "$RUN_DIR/workload.out" >"$RUN_DIR/workload.json"
+        "$PY" "$MEASURE" sysbench "$RUN_DIR/workload.out" "${early[@]}" >"$RUN_DIR/workload.json"
     else
         # Transactions scheduled before T1 that are still running finish meanwhile, and the log
         # lines of the window are flushed by the ones written after it (pgbench buffers its log).
@@ -570,7 +573,11 @@ measure() {
         err=""
         if ((TOOL_RC != 0)); then
             ok=0
-            err="exit status $TOOL_RC$( ((TOOL_RC == 124)) && echo " (timed out after ${TOOL_TIMEOUT}s)"): $(tail -n 2 "$RUN_DIR"/*.err 2>/dev/null | grep -v '^==>' | tr '\n' ' ' | cut -c1-300)"
+            err="exit status $TOOL_RC"
+            if ((TOOL_RC == 124)); then
+                err+=" (timed out after ${TOOL_TIMEOUT}s)"
+            fi
+            err+=": $(cat -- "$RUN_DIR"/*.err 2>/dev/null | tail -n 2 | tr '\n' ' ' | cut -c1-300 || true)"
         elif ! err="$(verify "$db" "$phase" "$tool")"; then
             ok=0
         fi

@@ -166,7 +166,11 @@ def percentile_hist(buckets: list[tuple[float, int]], p: float) -> float | None:
 MYSQL_ERROR_KINDS = {1213: "deadlocks", 1205: "lock_wait_timeouts"}
 
 
-def parse_sysbench(text: str) -> dict:
+def parse_sysbench(text: str, ended_early: bool = False) -> dict:
+    """sysbench 1.0's output with --histogram, plus oltp_rw.lua's bench-error lines. A FATAL
+    line (an error not in --mysql-ignore-errors, e.g. a table missing for a moment) stops that
+    thread or the whole run: each counts as an error, and so does a workload that ended before
+    the stop file (ENDED_EARLY); without a cumulative report tps is None."""
     buckets: list[tuple[float, int]] = []
     for m in re.finditer(r"^\s*([0-9.]+)\s+\|\**\s+(\d+)\s*$", text, re.M):
         buckets.append((float(m.group(1)), int(m.group(2))))
@@ -184,6 +188,10 @@ def parse_sysbench(text: str) -> dict:
         kind = MYSQL_ERROR_KINDS.get(int(m.group(1)), f"error_{m.group(1)}")
         errors[kind] = errors.get(kind, 0) + int(m.group(2))
     fatal = re.findall(r"^(?:FATAL|ALERT): .*$", text, re.M)
+    if fatal:
+        errors["fatal"] = len(fatal)
+    if ended_early:
+        errors["workload_ended_early"] = 1
     return {
         "transactions": int(events) if events is not None else None,
         "seconds": total_time,
@@ -199,7 +207,7 @@ def parse_sysbench(text: str) -> dict:
 
 def cmd_sysbench(args: argparse.Namespace) -> None:
     with open(args.file, errors="replace") as f:
-        print(json.dumps(parse_sysbench(f.read())))
+        print(json.dumps(parse_sysbench(f.read(), args.ended_early)))
 
 
 # --------------------------------------------------------------------------
@@ -315,6 +323,10 @@ def _load_json(path: str | None):
 
 def cmd_record(args: argparse.Namespace) -> None:
     summary = shadowswap_summary(args.summary)
+    workload = _load_json(args.workload)
+    if args.ok and args.workload and (workload is None or workload.get("tps") is None):
+        args.ok = 0
+        args.error = "the workload reported nothing (see workload.out)"
     rec = {
         "db": args.db,
         "phase": args.phase,
@@ -328,7 +340,7 @@ def cmd_record(args: argparse.Namespace) -> None:
         "peak_rss_kb": peak_rss_kb(args.time_file),
         "writes_blocked_ms": summary.get("writes_blocked_ms") if summary else None,
         "shadowswap": summary,
-        "workload": _load_json(args.workload),
+        "workload": workload,
         "busy": _load_json(args.busy),
     }
     with open(args.jsonl, "a") as f:
@@ -377,6 +389,8 @@ def main() -> None:
 
     s = sub.add_parser("sysbench")
     s.add_argument("file")
+    s.add_argument("--ended-early", action="store_true",
+                   help="sysbench had exited before it was told to stop")
     s.set_defaults(fn=cmd_sysbench)
 
     s = sub.add_parser("pgbench")

@@ -274,6 +274,11 @@ def render(directory: str) -> str:
         parts.append("")
         parts += [f"- {k}: {v}" for k, v in facts_list if k not in ("date", "command")]
         parts.append("")
+    busy = sum(1 for g in gs.values() for r in g.runs if (r.get("busy") or {}).get("busy"))
+    failed = sum(g.failed for g in gs.values())
+    if busy or failed:
+        parts += [f"**Not a clean run:** {busy} of {len(runs)} runs were kept although other work "
+                  f"used the machine, {failed} failed (marked in the tables).", ""]
     for db in ("mariadb", "postgres"):
         s = db_section(db, gs, facts)
         if s:

@@ -89,7 +89,9 @@ class Group:
         return self.median(lambda r: r["wall_s"])
 
     def rows_per_s(self):
-        return self.median(lambda r: r["rows"] / r["wall_s"] if r["wall_s"] else None)
+        """Table rows over the median wall time (so that rows/s and wall s agree)."""
+        wall = self.wall()
+        return self.ok[0]["rows"] / wall if wall else None
 
     def workload(self, key):
         return self.median(lambda r: r["workload"][key])

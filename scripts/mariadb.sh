@@ -4,7 +4,10 @@
 #
 # Usage: scripts/mariadb.sh COMMAND [INSTANCE]
 #
-#   INSTANCE is `primary` (the default) or `replica`.
+#   INSTANCE is `primary` (the default), `replica`, or `bench`: a separate
+#   server tuned for scripts/bench.sh (bigger buffer pool and redo log, its
+#   own port and data directory under .local/bench/mariadb/), never used by
+#   the tests.
 #
 #   install  Install MariaDB (server, client, tzdata) with apt-get if missing.
 #   start    Install if needed, initialise the data directory on first start,
@@ -27,6 +30,10 @@
 # Environment:
 #   SHADOWSWAP_MYSQL_PORT          TCP port of the primary (default 33306).
 #   SHADOWSWAP_MYSQL_REPLICA_PORT  TCP port of the replica (default 33307).
+#   SHADOWSWAP_MYSQL_BENCH_PORT    TCP port of the bench instance (default 33316).
+#   SHADOWSWAP_BENCH_MYSQL_BUFFER_POOL
+#                                  the bench instance's InnoDB buffer pool
+#                                  (default 2G).
 #
 # Everything lives under <repo>/.local/mariadb/ (git-ignored), per instance
 # (primary, replica):
@@ -35,6 +42,7 @@
 #   <instance>.sock   unix socket        <instance>.pid   pid file
 #   <instance>.err    server error log   <instance>.tz.log  tz load warnings
 #   <instance>.lock   flock serialising start/stop/reset of this instance
+# The bench instance keeps the same files under <repo>/.local/bench/mariadb/.
 #
 # The server listens on 127.0.0.1 only and never on 3306, so it cannot clash
 # with a system MariaDB/MySQL. It runs as the invoking user (root on CI).
@@ -95,8 +103,15 @@ select_instance() {
             INSTANCE_PORT="${SHADOWSWAP_MYSQL_REPLICA_PORT:-33307}"
             INSTANCE_SERVER_ID=2
             ;;
+        bench)
+            INSTANCE_PORT="${SHADOWSWAP_MYSQL_BENCH_PORT:-33316}"
+            INSTANCE_SERVER_ID=3
+            # Its own tree, so that resetting the test servers never touches
+            # the benchmark's prepared tables (and the other way round).
+            BASE_DIR="$REPO_ROOT/.local/bench/mariadb"
+            ;;
         *)
-            die "unknown MariaDB instance '$name' (known: primary, replica)"
+            die "unknown MariaDB instance '$name' (known: primary, replica, bench)"
             ;;
     esac
     valid_port "$INSTANCE_PORT" || die "invalid port '$INSTANCE_PORT' for instance $name"
@@ -398,6 +413,17 @@ init_datadir() {
 #                   no reverse DNS on connect (slow/unavailable offline);
 #                   accounts are matched by IP, hence the @127.0.0.1 grants.
 #
+# Bench only (scripts/bench.sh; the tests never use this instance):
+#   --log-bin       like the primary: production servers log binary, and
+#                   every tool measured pays for it alike.
+#   --innodb-buffer-pool-size (SHADOWSWAP_BENCH_MYSQL_BUFFER_POOL, 2G)
+#                   the table, its pristine copy and the copy being built
+#                   stay in memory at 1,000,000 rows (about 240 MB each), so
+#                   the numbers measure the tools, not the disk.
+#   --innodb-log-file-size=1G
+#                   a bulk copy does not stall on redo log checkpoints
+#                   (the default 96M fills in a second of copying).
+#
 # Replica only:
 #   --read-only     no writes except by the replication thread. The
 #                   shadowswap account loses READ_ONLY ADMIN on the replica
@@ -430,6 +456,14 @@ launch_server() {
     case "$INSTANCE_NAME" in
         primary)
             args+=(--log-bin="$INSTANCE_DATADIR/binlog")
+            ;;
+        bench)
+            # Later options win over the common ones above.
+            args+=(
+                --log-bin="$INSTANCE_DATADIR/binlog"
+                --innodb-buffer-pool-size="${SHADOWSWAP_BENCH_MYSQL_BUFFER_POOL:-2G}"
+                --innodb-log-file-size=1G
+            )
             ;;
         replica)
             args+=(
@@ -876,7 +910,7 @@ main() {
     if [[ $# -gt 0 ]]; then
         case "$cmd" in
             client)
-                if [[ "$1" == "primary" || "$1" == "replica" ]]; then
+                if [[ "$1" == "primary" || "$1" == "replica" || "$1" == "bench" ]]; then
                     instance="$1"
                     shift
                 fi

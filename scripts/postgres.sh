@@ -5,7 +5,10 @@
 # Usage: scripts/postgres.sh COMMAND [INSTANCE]
 #
 # INSTANCE is `primary` (the default) or `replica`, a hot standby of the
-# primary (see "The replica" below). `install` ignores it.
+# primary (see "The replica" below), or `bench`: a separate primary tuned for
+# scripts/bench.sh (bigger shared_buffers, no checkpoints in the middle of a
+# copy; its own port and data directory under .local/bench/postgres/), never
+# used by the tests. `install` ignores it.
 #
 #   install  Install PostgreSQL (postgresql, postgresql-contrib) with apt-get
 #            if missing. Debian's own cluster (port 5432) is never left
@@ -30,6 +33,7 @@
 # Environment:
 #   SHADOWSWAP_PG_PORT          TCP port of the primary (default 54329).
 #   SHADOWSWAP_PG_REPLICA_PORT  TCP port of the replica (default 54330).
+#   SHADOWSWAP_PG_BENCH_PORT    TCP port of the bench instance (default 54339).
 #
 # Everything lives under <repo>/.local/postgres/ (git-ignored):
 #   primary/, replica/  data directories (initdb / pg_basebackup; their
@@ -41,6 +45,7 @@
 #   <instance>.lock     flock serialising start/stop/reset of the instance
 #   <instance>.ca.crt   copy of the instance's CA certificate (public), for
 #                       clients' sslrootcert; refreshed on every start
+# The bench instance keeps the same files under <repo>/.local/bench/postgres/.
 #
 # The replica: a streaming hot standby of the primary (hot_standby = on, so
 # it answers read-only queries; `SELECT pg_wal_replay_pause()` /
@@ -177,8 +182,15 @@ select_instance() {
             [[ "$INSTANCE_PORT" != "$PRIMARY_PORT" ]] ||
                 die "the replica cannot use the primary's port $PRIMARY_PORT; set SHADOWSWAP_PG_REPLICA_PORT"
             ;;
+        bench)
+            INSTANCE_PORT="${SHADOWSWAP_PG_BENCH_PORT:-54339}"
+            INSTANCE_KIND=primary
+            # Its own tree (data, socket, log, lock), so that resetting the
+            # test servers never touches the benchmark's tables.
+            BASE_DIR="$REPO_ROOT/.local/bench/postgres"
+            ;;
         *)
-            die "unknown PostgreSQL instance '$name' (known: primary, replica)"
+            die "unknown PostgreSQL instance '$name' (known: primary, replica, bench)"
             ;;
     esac
     valid_port "$INSTANCE_PORT" || die "invalid port '$INSTANCE_PORT' for instance $name"
@@ -844,6 +856,15 @@ ensure_tls_files() {
 #   ssl=on / ssl_cert_file / ssl_key_file
 #                      TLS offered (not required) with the certificate from
 #                      ensure_tls_files; plain connections keep working.
+# The bench instance (scripts/bench.sh) adds, overriding the above:
+#   shared_buffers=1GB the table, its pristine copy and the copy being built
+#                      stay in memory at 1,000,000 rows (about 130 MB each).
+#   max_wal_size=8GB / checkpoint_timeout=30min
+#                      no checkpoint forced in the middle of a bulk copy (the
+#                      default 1GB of WAL is a few seconds of copying); the
+#                      benchmark runs CHECKPOINT itself before each run.
+#   maintenance_work_mem=512MB
+#                      index builds (pg_repack's, CREATE INDEX) sort in memory.
 write_instance_conf() {
     {
         printf '# Written by scripts/postgres.sh on every start; edits are lost.\n'
@@ -865,6 +886,15 @@ write_instance_conf() {
             'ssl = on'
         printf 'ssl_cert_file = %s\n' "$(sql_literal "$TLS_SERVER_CERT")"
         printf 'ssl_key_file = %s\n' "$(sql_literal "$TLS_SERVER_KEY")"
+        if [[ "$INSTANCE_NAME" == bench ]]; then
+            printf '%s\n' \
+                '# bench instance (scripts/bench.sh)' \
+                'shared_buffers = 1GB' \
+                'max_wal_size = 8GB' \
+                'min_wal_size = 1GB' \
+                'checkpoint_timeout = 30min' \
+                'maintenance_work_mem = 512MB'
+        fi
     } | as_pg tee -- "$INSTANCE_CONF" >/dev/null
 
     local include="include 'shadowswap.conf'"
@@ -1103,7 +1133,7 @@ main() {
         shift
     fi
     case "${1:-}" in
-        primary | replica)
+        primary | replica | bench)
             instance="$1"
             shift
             ;;

@@ -6,7 +6,7 @@
 //!
 //! The figures (tps, latency overall, per second around the cut-over, and of the transactions
 //! that overlapped the swap) are printed, with a baseline run of the same pgbench without a
-//! migration, for the docs: `cargo nextest run -p shadowswap-integration --test pg_pgbench --no-capture`.
+//! migration, for the docs: `cargo nextest run -p shadowswap-integration --test postgres pgbench:: --no-capture`.
 //!
 //! Needs `pgbench` (Debian: `postgresql-client`/`postgresql` put it under
 //! `/usr/lib/postgresql/<version>/bin`; otherwise it is looked up on PATH).

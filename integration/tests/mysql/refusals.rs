@@ -140,7 +140,7 @@ async fn alter_drops_the_only_usable_key() {
     .await;
     // Replacing it with a key that does not start with the old key's columns is no better: the
     // shadow has no index to find rows by id (a new key that starts with them is used, see
-    // mariadb_keys.rs).
+    // chunk_keys.rs).
     refused(&db, "t", "DROP PRIMARY KEY, ADD PRIMARY KEY (n, id)", &[], &["t"], &["the ALTER leaves no unique NOT NULL key"])
         .await;
 }
@@ -500,7 +500,7 @@ async fn another_run_holds_the_table() {
 
 #[tokio::test]
 async fn set_only_primary_key() {
-    // (ENUM keys are chunked by index number: mariadb_keys.rs.)
+    // (ENUM keys are chunked by index number: chunk_keys.rs.)
     let db = TestDb::new("ref_set_key").await;
     db.exec("CREATE TABLE t (k SET('b', 'a') NOT NULL PRIMARY KEY, v INT); INSERT INTO t VALUES ('a', 1), ('b', 2)").await;
     refused(

@@ -355,7 +355,7 @@ async fn postponed_run(db: &TestDb, flag: &std::path::Path, retries: &str) -> Sp
     let mut args = alter_args(db, ALTER);
     let flag_arg = flag.display().to_string();
     // No blocker wait: these tests are about attempts that time out on the lock (the controller's
-    // wait for blockers is tested in throttle_mariadb.rs).
+    // wait for blockers is tested in throttle.rs).
     args.extend([
         "--postpone-cut-over-flag-file",
         &flag_arg,

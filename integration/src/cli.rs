@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Path of the `shadowswap` binary built beside the test binary (`cargo build` builds it;
 /// `scripts/test.sh` does so before running tests).
@@ -147,11 +147,26 @@ where
     }
 }
 
-/// The `shadowswap` binary running in the background (environment as for [`run_cli`]), its
-/// stderr collected line by line and its stdout read to the end.
+/// A line of a [`Spawned`] binary's stderr and when it arrived.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// When it was read.
+    pub at: Instant,
+    /// The same, on the wall clock (to compare with a cut-over window).
+    pub wall: SystemTime,
+    /// The line, without its newline.
+    pub text: String,
+}
+
+/// The `shadowswap` binary running in the background (environment as for [`run_cli`]), watched
+/// live: its stderr collected line by line as it is written, each line with its arrival time
+/// ([`Line`]), and its stdout read to the end. [`Spawned::watched`] also echoes every line,
+/// tagged, to the test's own stderr (`--no-capture` shows a run as it goes).
 pub struct Spawned {
     child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
+    tag: Option<String>,
+    started: Instant,
+    stderr: Arc<Mutex<Vec<Line>>>,
     stderr_reader: Option<JoinHandle<()>>,
     stdout_reader: Option<JoinHandle<String>>,
 }
@@ -163,16 +178,37 @@ impl Spawned {
         I: IntoIterator,
         I::Item: AsRef<OsStr>,
     {
+        Spawned::start(None, args)
+    }
+
+    /// Start `shadowswap <args…>`, echoing each stderr line as `[tag] line` and the exit as it
+    /// happens.
+    pub fn watched<I>(tag: &str, args: I) -> Spawned
+    where
+        I: IntoIterator,
+        I::Item: AsRef<OsStr>,
+    {
+        Spawned::start(Some(tag.to_string()), args)
+    }
+
+    fn start<I>(tag: Option<String>, args: I) -> Spawned
+    where
+        I: IntoIterator,
+        I::Item: AsRef<OsStr>,
+    {
         let mut child =
             command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start shadowswap");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let err = child.stderr.take().unwrap();
         let stderr_reader = std::thread::spawn({
-            let lines = lines.clone();
+            let (lines, tag) = (lines.clone(), tag.clone());
             move || {
-                for line in BufReader::new(err).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
+                for text in BufReader::new(err).lines() {
+                    let Ok(text) = text else { break };
+                    if let Some(tag) = &tag {
+                        eprintln!("[{tag}] {text}");
+                    }
+                    lines.lock().unwrap().push(Line { at: Instant::now(), wall: SystemTime::now(), text });
                 }
             }
         });
@@ -182,12 +218,24 @@ impl Spawned {
             let _ = out.read_to_string(&mut s);
             s
         });
-        Spawned { child, stderr: lines, stderr_reader: Some(stderr_reader), stdout_reader: Some(stdout_reader) }
+        Spawned {
+            child,
+            tag,
+            started: Instant::now(),
+            stderr: lines,
+            stderr_reader: Some(stderr_reader),
+            stdout_reader: Some(stdout_reader),
+        }
     }
 
     /// stderr so far.
     pub fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        self.stderr.lock().unwrap().iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The stderr lines so far.
+    pub fn lines(&self) -> Vec<Line> {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// The first stderr line containing `needle`.
@@ -197,7 +245,17 @@ impl Spawned {
 
     /// The first stderr line from the `from`th on containing `needle`.
     pub fn line_from(&self, from: usize, needle: &str) -> Option<String> {
-        self.stderr.lock().unwrap().iter().skip(from).find(|l| l.contains(needle)).cloned()
+        self.find_from(from, &[needle]).map(|l| l.text)
+    }
+
+    /// The first stderr line containing every one of `needles`.
+    pub fn find(&self, needles: &[&str]) -> Option<Line> {
+        self.find_from(0, needles)
+    }
+
+    /// The first stderr line from the `from`th on containing every one of `needles`.
+    fn find_from(&self, from: usize, needles: &[&str]) -> Option<Line> {
+        self.stderr.lock().unwrap().iter().skip(from).find(|l| needles.iter().all(|n| l.text.contains(n))).cloned()
     }
 
     /// How many stderr lines there are so far: a mark for [`Spawned::wait_for_stderr_from`].
@@ -210,6 +268,13 @@ impl Spawned {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// Wait until the stderr reader has read everything the exited process wrote.
+    fn drain_stderr(&mut self) {
+        if let Some(reader) = self.stderr_reader.take() {
+            reader.join().unwrap();
+        }
+    }
+
     /// Wait until a stderr line contains `needle` and return it; panics (with stderr) on timeout
     /// or exit.
     pub async fn wait_for_stderr(&mut self, needle: &str, within: Duration) -> String {
@@ -218,20 +283,35 @@ impl Spawned {
 
     /// [`Spawned::wait_for_stderr`], looking only at lines logged after `mark`.
     pub async fn wait_for_stderr_from(&mut self, mark: usize, needle: &str, within: Duration) -> String {
+        self.wait_line_from(mark, &[needle], within).await.text
+    }
+
+    /// Wait until a stderr line contains every one of `needles` and return it; panics (with
+    /// stderr) on timeout or exit.
+    pub async fn wait_line(&mut self, needles: &[&str], within: Duration) -> Line {
+        self.wait_line_from(0, needles, within).await
+    }
+
+    /// [`Spawned::wait_line`], looking only at lines logged after `mark`.
+    pub async fn wait_line_from(&mut self, mark: usize, needles: &[&str], within: Duration) -> Line {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(l) = self.line_from(mark, needle) {
+            if let Some(l) = self.find_from(mark, needles) {
                 return l;
             }
             if !self.running() {
-                // Let the reader drain what the process wrote last.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Some(l) = self.line_from(mark, needle) {
+                self.drain_stderr();
+                if let Some(l) = self.find_from(mark, needles) {
                     return l;
                 }
-                panic!("shadowswap exited before logging {needle:?}:\n{}", self.stderr_text());
+                panic!("{}shadowswap exited before logging {needles:?}:\n{}", self.prefix(), self.stderr_text());
             }
-            assert!(Instant::now() < deadline, "no {needle:?} within {within:?}:\n{}", self.stderr_text());
+            assert!(
+                Instant::now() < deadline,
+                "{}no {needles:?} after line {mark} within {within:?}:\n{}",
+                self.prefix(),
+                self.stderr_text()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -244,13 +324,13 @@ impl Spawned {
             if done().await {
                 return;
             }
-            assert!(self.running(), "shadowswap exited early:\n{}", self.stderr_text());
-            assert!(Instant::now() < deadline, "{what}:\n{}", self.stderr_text());
+            assert!(self.running(), "{}shadowswap exited early:\n{}", self.prefix(), self.stderr_text());
+            assert!(Instant::now() < deadline, "{}{what}:\n{}", self.prefix(), self.stderr_text());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// Send `signal` (e.g. "TERM", "KILL").
+    /// Send `signal` (e.g. "TERM", "KILL") to this process only, by its pid.
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(ok.success(), "kill -{signal} failed");
@@ -263,12 +343,25 @@ impl Spawned {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "shadowswap still running after {within:?}:\n{}", self.stderr_text());
+            assert!(
+                Instant::now() < deadline,
+                "{}shadowswap still running after {within:?}:\n{}",
+                self.prefix(),
+                self.stderr_text()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        self.stderr_reader.take().unwrap().join().unwrap();
+        self.drain_stderr();
         let out = self.stdout_reader.take().unwrap().join().unwrap();
+        if let Some(tag) = &self.tag {
+            eprintln!("[{tag}] exit {status} after {:.1} s; stdout: {}", self.started.elapsed().as_secs_f64(), out.trim());
+        }
         (status, out, self.stderr_text())
+    }
+
+    /// `[tag] ` for messages, when watched.
+    fn prefix(&self) -> String {
+        self.tag.as_ref().map(|t| format!("[{t}] ")).unwrap_or_default()
     }
 }
 

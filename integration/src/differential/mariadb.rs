@@ -10,7 +10,7 @@ use super::{
     accepted_refusal, compare, compare_ops, db_name, drive, subst, ApplyOps, Case, Mode, OpResult, Snapshot, Verdict, DB,
     PANICKED,
 };
-use crate::TestDb;
+use crate::mysql::TestDb;
 
 /// The application's session time zone for writers.
 const APP_TIME_ZONE: &str = "+05:00";

@@ -256,7 +256,7 @@ pub fn accepted_refusal(case: &Case, err: &str) -> bool {
 
 /// The shadowswap config of a case: executing, short waits, fixed tiny chunks, renames approved.
 pub fn config(case: &Case) -> MigrationConfig {
-    let mut c = crate::fast_config();
+    let mut c = crate::run::fast_config();
     c.copy.fixed_chunk_rows = Some(case.chunk_rows);
     c.checksum.enabled = case.checksum;
     c.approve_renamed_columns = true;
@@ -281,7 +281,7 @@ pub async fn drive<D: Dialect + 'static>(
 ) -> (Result<(), String>, Vec<OpResult>) {
     let mut config = config(case);
     let ops = if mode == Mode::Writers { case.ops.clone() } else { Vec::new() };
-    let flag: Option<PathBuf> = if ops.is_empty() { None } else { Some(crate::postpone_flag(flag_name)) };
+    let flag: Option<PathBuf> = if ops.is_empty() { None } else { Some(crate::run::postpone_flag(flag_name)) };
     config.cut_over.postpone_flag_file = flag.clone();
     let runner = Arc::new(Runner::new(dialect, config));
     let mut progress = runner.progress();

@@ -10,7 +10,7 @@ use super::{
     accepted_refusal, compare, compare_ops, db_name, drive, subst, ApplyOps, Case, Mode, OpResult, Snapshot, Verdict, DB,
     PANICKED,
 };
-use crate::pg::{client, server_dsn, PgTestDb};
+use crate::postgres::{client, server_dsn, PgTestDb};
 
 /// The application's session time zone for writers (+05:00, no daylight saving time).
 const APP_TIME_ZONE: &str = "Asia/Karachi";

@@ -5,8 +5,8 @@
 //! JSON logs.
 
 use mysql_async::prelude::Queryable;
-use shadowswap_integration::cli::{assert_fails, assert_never_shown};
-use shadowswap_integration::{run_cli, server_dsn, stderr, TestDb};
+use shadowswap_integration::cli::{assert_fails, assert_never_shown, run_cli, stderr};
+use shadowswap_integration::mysql::{server_dsn, TestDb};
 
 /// Extra environment of one run.
 type Env<'a> = &'a [(&'a str, &'a str)];
@@ -146,7 +146,7 @@ async fn passwords_with_url_special_characters() {
 /// the same clear, password-free messages as MariaDB's; an unknown scheme is a usage error.
 #[tokio::test]
 async fn postgres_credentials_and_unknown_schemes() {
-    let pg = shadowswap_integration::pg::server_dsn();
+    let pg = shadowswap_integration::postgres::server_dsn();
     let (host_port, _) = pg.trim_start_matches("postgres://").split_once('@').map(|(_, r)| (r, ())).unwrap();
     let host_port = host_port.split('/').next().unwrap();
     for scheme in ["postgres", "postgresql"] {

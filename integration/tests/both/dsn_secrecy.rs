@@ -5,8 +5,8 @@
 //! `PGPASSWORD` — with logging at `trace` (every driver and shadowswap log line) in text and JSON,
 //! and the sentinel must appear neither on stdout nor on stderr.
 
-use shadowswap_integration::cli::{assert_never_shown, stderr};
-use shadowswap_integration::{pg, run_cli, server_dsn};
+use shadowswap_integration::cli::{assert_never_shown, run_cli, stderr};
+use shadowswap_integration::{mysql, postgres};
 
 /// The password every case hides.
 const SENTINEL: &str = "S3ntinel-Pw-q8z";
@@ -45,10 +45,10 @@ fn alter(dsn: &str, extra: &[&str]) -> Vec<String> {
 }
 
 fn cases() -> Vec<Case> {
-    let my = host_port(&server_dsn());
-    let pg_hp = host_port(&pg::server_dsn());
-    let my_ok = server_dsn();
-    let pg_ok = pg::server_dsn();
+    let my = host_port(&mysql::server_dsn());
+    let pg_hp = host_port(&postgres::server_dsn());
+    let my_ok = mysql::server_dsn();
+    let pg_ok = postgres::server_dsn();
     let s = SENTINEL;
     let mut v = vec![
         // The reported defect: a --replica of the other scheme was echoed whole.
@@ -324,9 +324,10 @@ async fn no_error_path_shows_a_password() {
 /// The usage error for a `--replica` of the other scheme says what is wrong without the DSN.
 #[tokio::test]
 async fn a_replica_of_the_other_scheme_is_named_by_its_scheme_only() {
-    let pg_hp = host_port(&pg::server_dsn());
+    let pg_hp = host_port(&postgres::server_dsn());
     let replica = format!("postgres://shadowswap:{SENTINEL}@{pg_hp}/shadowswap");
-    let out = run_cli(&alter(&server_dsn(), &["--replica", &replica]).iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    let out =
+        run_cli(&alter(&mysql::server_dsn(), &["--replica", &replica]).iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
     let line =
         shadowswap_integration::cli::assert_fails(&out, 2, &["a --replica DSN is a postgres:// DSN", "must be a mysql:// DSN"]);
     assert!(!line.contains("shadowswap@"), "{line}");

@@ -11,7 +11,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Value;
 use shadowswap_integration::cli::{run_alter, stderr, stdout};
-use shadowswap_integration::TestDb;
+use shadowswap_integration::mysql::TestDb;
 
 const ROWS: u32 = 200;
 

@@ -21,8 +21,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shadowswap_integration::cli::{assert_refused, Unchanged};
-use shadowswap_integration::{fast_config, run_cli, stderr, PostponedRun, TestDb};
+use shadowswap_integration::cli::{assert_refused, run_cli, stderr, Unchanged};
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::{fast_config, PostponedRun};
 use tokio_util::sync::CancellationToken;
 
 /// One row of the test tables: `(k, i, v)` by `id`.
@@ -162,7 +163,7 @@ async fn migrate_and_compare(db: &TestDb, alter: &str, values: KeyValues, checks
     }
     let summary = run.swap().await;
     assert!(ops > 100, "the writers ran ({ops} statements)");
-    eprintln!("{}", shadowswap_integration::summary_line(&summary));
+    eprintln!("{}", shadowswap_integration::run::summary_line(&summary));
     let model = model.lock().unwrap().clone();
     assert_eq!(read_model(db, "t").await, model, "the migrated table equals what the writers wrote");
     // The server's own ALTER on a clone of the old table (which stopped changing at the swap).

@@ -17,7 +17,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use shadowswap_engine::{Outcome, Runner};
 use shadowswap_integration::cli::{run_alter, stdout};
-use shadowswap_integration::{fast_config, PostponedRun, TestDb};
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::{fast_config, PostponedRun};
 
 const ROWS: i64 = 300;
 

@@ -1,7 +1,7 @@
 //! Migrations under concurrent writers: several writer tasks run random INSERT, UPDATE (some
 //! changing the key, across chunk boundaries and beyond the high watermark) and DELETE while the
 //! backfill runs, through the checksum and across the cut-over; afterwards the table must equal,
-//! row by row, the model the writers kept (see `shadowswap_integration::workload`).
+//! row by row, the model the writers kept (see `shadowswap_integration::mysql::workload`).
 //!
 //! Each test asserts that the writers really overlapped the backfill: a test that could pass
 //! without concurrency proves nothing. Op and error counts are printed (`--nocapture`, or in
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use shadowswap_engine::{Phase, Runner};
 use shadowswap_integration::model::{assert_writes_during_backfill, migrate_under_writers, UnderWriters};
-use shadowswap_integration::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
-use shadowswap_integration::{fast_config, TestDb};
+use shadowswap_integration::mysql::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::fast_config;
 
 struct Scenario {
     /// Database name (unique per test).

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use shadowswap_engine::{Error, Outcome, Runner};
-use shadowswap_integration::cli::Spawned;
-use shadowswap_integration::{fast_config, postpone_flag, run_cli, stderr, stdout, TestDb};
+use shadowswap_integration::cli::{run_cli, stderr, stdout, Spawned};
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::{fast_config, postpone_flag};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use shadowswap_engine::runner::Outcome;
 use shadowswap_engine::{MigrationConfig, Phase, Runner};
-use shadowswap_integration::{fast_config, PostponedRun, TestDb};
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::{fast_config, PostponedRun};
 
 const ALTER: &str = "ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'n'";
 
@@ -100,7 +101,7 @@ async fn a_truncate_during_the_backfill_stops_the_run() {
     db.seed_t(2000).await;
     // The copy waits on a throttle flag file until the row lock is taken (after the capture
     // triggers are installed: taking it before would block their installation).
-    let throttle = shadowswap_integration::flag_path("mw_truncate_backfill_throttle");
+    let throttle = shadowswap_integration::run::flag_path("mw_truncate_backfill_throttle");
     std::fs::write(&throttle, b"throttle").unwrap();
     let mut cfg = fast_config();
     cfg.throttle.flag_file = Some(throttle.clone());

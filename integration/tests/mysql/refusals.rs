@@ -12,8 +12,8 @@ use std::process::Output;
 
 use mysql_async::prelude::Queryable;
 use shadowswap_engine::names::{char_len, Names};
-use shadowswap_integration::cli::{assert_refused, Unchanged};
-use shadowswap_integration::{last_error_line, run_cli, stderr, stdout, TestDb};
+use shadowswap_integration::cli::{assert_refused, last_error_line, run_cli, stderr, stdout, Unchanged};
+use shadowswap_integration::mysql::TestDb;
 
 /// Definition and rows of some tables, to compare before and after a run.
 #[derive(Debug, PartialEq, Eq)]

@@ -22,8 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use shadowswap_integration::cli::Spawned;
-use shadowswap_integration::replica::{Replica, TcpProxy};
-use shadowswap_integration::{flag_path, Seeded, TestDb};
+use shadowswap_integration::mysql::load::{busy_server, idle_server};
+use shadowswap_integration::mysql::replica::Replica;
+use shadowswap_integration::mysql::{Seeded, TestDb};
+use shadowswap_integration::proxy::{address, dead_port, Link, Proxy};
+use shadowswap_integration::run::flag_path;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -187,8 +190,7 @@ async fn replica_apply_paused_stops_the_backfill_until_it_resumes() {
 async fn a_replica_unreachable_at_start_is_refused_before_anything_is_created() {
     let db = TestDb::new("thr_replica_refused").await;
     db.seed_t(100).await;
-    // A port nothing listens on: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = dead_port();
     let dead = format!("mysql://shadowswap:shadowswap@127.0.0.1:{port}/{}", db.name);
     let cli = Spawned::new(alter_args(&db, &["--replica", &dead]));
     let (status, _, err) = cli.finish(Duration::from_secs(60)).await;
@@ -200,23 +202,22 @@ async fn a_replica_unreachable_at_start_is_refused_before_anything_is_created() 
 }
 
 /// A run through a proxy to the replica, mid-backfill, loses it: the proxy is cut
-/// (`freeze: false`) or goes silent (`freeze: true`); the log says the replica is unreachable,
+/// ([`Link::Refuse`]) or goes silent ([`Link::Stall`]); the log says the replica is unreachable,
 /// nothing is copied while it is, and SIGTERM leaves nothing behind.
 ///
 /// Every step waits on an event, never on the copy being slow enough to still be running: the
 /// run starts held by a throttle flag file (the backfill has begun and copies nothing), the
 /// replica is lost, the log shows the throttler counting it among its reasons, and only then is
 /// the flag removed: copying must stay paused on the replica alone.
-async fn replica_lost_mid_run(name: &str, freeze: bool) {
+async fn replica_lost_mid_run(name: &str, link: Link) {
     let db = TestDb::new(name).await;
     let replica = Replica::connect().await;
     let _lease = replica.lease(&db).await;
     db.seed_t(ROWS).await;
     replica.catch_up(&db, Duration::from_secs(120)).await;
     let before = db.seeded("t").await;
-    let upstream = replica.dsn.rsplit('@').next().unwrap().trim_end_matches('/').to_string();
-    let mut proxy = TcpProxy::start(&upstream);
-    let via_proxy = format!("mysql://shadowswap:shadowswap@127.0.0.1:{}/{}", proxy.port, db.name);
+    let proxy = Proxy::start(address(&replica.dsn)).await;
+    let via_proxy = proxy.route(&replica.dsn_for(&db));
     let hold = flag_path(&format!("{}-hold", db.name));
     std::fs::write(&hold, b"hold").unwrap();
     let hold_arg = hold.display().to_string();
@@ -229,11 +230,7 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
 
     let mark = cli.mark();
     let lost_at = Instant::now();
-    if freeze {
-        proxy.freeze();
-    } else {
-        proxy.close();
-    }
+    proxy.set(link);
     let shown = format!("replica mysql://shadowswap@127.0.0.1:{}/{} unreachable", proxy.port, db.name);
     let line = cli.wait_for_stderr_from(mark, &shown, Duration::from_secs(10)).await;
     assert!(line.contains("throttling: reason changed"), "{line}");
@@ -255,17 +252,21 @@ async fn replica_lost_mid_run(name: &str, freeze: bool) {
     drop(proxy);
     replica.catch_up(&db, Duration::from_secs(60)).await;
     assert_eq!(replica.tables(&db.name).await, ["t"], "tables on the replica");
-    println!("replica {} mid-run: a throttle reason {} ms later", if freeze { "silent" } else { "gone" }, ms(noticed));
+    println!(
+        "replica {} mid-run: a throttle reason {} ms later",
+        if link == Link::Stall { "silent" } else { "gone" },
+        ms(noticed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_lost_mid_run_pauses_the_copy() {
-    replica_lost_mid_run("thr_replica_lost", false).await;
+    replica_lost_mid_run("thr_replica_lost", Link::Refuse).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_stops_answering_pauses_the_copy() {
-    replica_lost_mid_run("thr_replica_silent", true).await;
+    replica_lost_mid_run("thr_replica_silent", Link::Stall).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,40 +297,6 @@ async fn the_throttle_flag_file_pauses_the_copy_while_it_exists() {
     let (status, out, err) = cli.finish(Duration::from_secs(120)).await;
     assert_migrated(&db, status, &out, &err, &with_change(before)).await;
     println!("flag file: nothing copied while it existed, resumed {} ms after it was removed", ms(resumed_after));
-}
-
-/// `n` sessions each running `SELECT SLEEP(60)` at once: `Threads_running` at least `n` until
-/// [`idle_server`] ends them.
-fn busy_server(db: &TestDb, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..n)
-        .map(|_| {
-            let dsn = db.dsn.clone();
-            tokio::spawn(async move {
-                let mut c = Conn::new(mysql_async::Opts::from_url(&dsn).unwrap()).await.unwrap();
-                // Ended by KILL QUERY: SLEEP then returns 1 (or the statement an error).
-                let _ = c.query_drop("SELECT SLEEP(60)").await;
-                let _ = c.disconnect().await;
-            })
-        })
-        .collect()
-}
-
-/// End the sleeps of [`busy_server`] in this test's database and wait for their sessions.
-async fn idle_server(db: &TestDb, sleepers: Vec<tokio::task::JoinHandle<()>>) {
-    let ids: Vec<u64> = db
-        .pool
-        .get_conn()
-        .await
-        .unwrap()
-        .exec("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO = 'SELECT SLEEP(60)'", (&db.name,))
-        .await
-        .unwrap();
-    for id in ids {
-        db.exec(&format!("KILL QUERY {id}")).await;
-    }
-    for s in sleepers {
-        s.await.unwrap();
-    }
 }
 
 /// Start with a hold flag file of the test's own (nothing copied); engage a signal; once the

@@ -12,7 +12,9 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 use shadowswap_engine::{Outcome, Runner};
-use shadowswap_integration::{assert_same_rows, fast_config, PostponedRun, TestDb};
+use shadowswap_integration::compare::assert_same_rows;
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::{fast_config, PostponedRun};
 
 /// The ALTER of every test here: a real rebuild (a plain ADD COLUMN is instant on MariaDB 10.11).
 const ALTER: &str = "ADD COLUMN extra INT NULL, FORCE";

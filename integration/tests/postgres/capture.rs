@@ -17,8 +17,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use shadowswap_engine::{Outcome, Phase, Runner};
-use shadowswap_integration::pg::{client, server_dsn, PgTestDb};
-use shadowswap_integration::{fast_config, PostponedRun};
+use shadowswap_integration::postgres::{client, server_dsn, PgTestDb};
+use shadowswap_integration::run::{fast_config, PostponedRun};
 use tokio_postgres::Client;
 
 /// The ALTER of every test here: a new column with a default (a real copy).

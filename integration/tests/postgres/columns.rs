@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use shadowswap_engine::{Outcome, Runner};
 use shadowswap_integration::cli::{run_alter, stdout};
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::{fast_config, PostponedRun};
+use shadowswap_integration::postgres::{client, PgTestDb};
+use shadowswap_integration::run::{fast_config, PostponedRun};
 
 const ROWS: i64 = 300;
 

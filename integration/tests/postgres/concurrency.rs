@@ -1,6 +1,6 @@
 //! PostgreSQL migrations under concurrent writers.
 //!
-//! Several writer tasks (`shadowswap_integration::pg_workload`) run random INSERT, UPDATE (some
+//! Several writer tasks (`shadowswap_integration::postgres::workload`) run random INSERT, UPDATE (some
 //! changing the key, across chunk boundaries, into copied and not-yet-copied ranges and beyond
 //! the high watermark) and DELETE — single autocommit statements and multi-statement
 //! transactions in READ COMMITTED, REPEATABLE READ and SERIALIZABLE — while the backfill runs,
@@ -22,10 +22,10 @@
 use std::time::{Duration, Instant};
 
 use shadowswap_engine::{Dialect, Runner};
-use shadowswap_integration::fast_config;
 use shadowswap_integration::model::{assert_writes_during_backfill, migrate_under_writers, UnderWriters};
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::pg_workload::{self, Isolation, Model, PgTable, Workload, WorkloadConfig};
+use shadowswap_integration::postgres::workload::{self, Isolation, Model, PgTable, Workload, WorkloadConfig};
+use shadowswap_integration::postgres::{client, PgTestDb};
+use shadowswap_integration::run::fast_config;
 
 const ALTER: &str = "ADD COLUMN extra int NOT NULL DEFAULT 7, ALTER COLUMN v TYPE bigint";
 
@@ -65,7 +65,7 @@ async fn run(s: Scenario) -> Seen {
     let UnderWriters { model, report, ops_after_swap, .. } =
         migrate_under_writers(s.db, &runner, &db.table(&s.table.name), ALTER, writers).await;
 
-    let verification = pg_workload::verify(&db.client, &model).await.unwrap();
+    let verification = workload::verify(&db.client, &model).await.unwrap();
     assert!(verification.ok(), "[{}] {verification}\nwriters: {report}", s.db);
     eprintln!("[{}] verification: {verification}", s.db);
 
@@ -129,7 +129,7 @@ async fn writers_during_composite_key_chunks() {
     })
     .await;
     // Rows where some b was moved beyond the initial spread exist: key changes really happened.
-    assert!(seen.model.rows.keys().any(|(_, b)| *b > pg_workload::COMPOSITE_B_PER_A), "no b beyond the initial spread");
+    assert!(seen.model.rows.keys().any(|(_, b)| *b > workload::COMPOSITE_B_PER_A), "no b beyond the initial spread");
     let pk = seen
         .db
         .text_rows("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'p'")

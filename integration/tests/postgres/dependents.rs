@@ -15,8 +15,8 @@
 use std::time::Duration;
 
 use shadowswap_integration::cli::Spawned;
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::postpone_flag;
+use shadowswap_integration::postgres::{client, PgTestDb};
+use shadowswap_integration::run::postpone_flag;
 
 /// The ALTER: a column with a default and a new CHECK constraint; every existing object stays.
 const ALTER: &str = "ADD COLUMN note text NOT NULL DEFAULT 'none', ADD CONSTRAINT t_note_len CHECK (length(note) < 100)";
@@ -405,8 +405,8 @@ async fn renamed_and_dropped_columns_take_their_sequences_and_grants_along() {
     ] {
         let mut args = vec!["alter", "--dsn", &db.dsn, "--table", "t", "--alter", spec, "--execute"];
         args.extend_from_slice(extra);
-        let out = shadowswap_integration::run_cli(&args, &[]).await;
-        assert_eq!(out.status.code(), Some(0), "{spec}: {}", shadowswap_integration::stderr(&out));
+        let out = shadowswap_integration::cli::run_cli(&args, &[]).await;
+        assert_eq!(out.status.code(), Some(0), "{spec}: {}", shadowswap_integration::cli::stderr(&out));
     }
     db.assert_clean(&["t"]).await;
     assert_eq!(scalar(&db, "SELECT pg_get_serial_sequence('t', 'ticket_no')").await.as_deref(), Some("public.t_ticket_seq"));

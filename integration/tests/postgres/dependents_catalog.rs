@@ -15,9 +15,9 @@
 
 use std::time::Duration;
 
-use shadowswap_integration::cli::{assert_refused, run_alter, Spawned};
-use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::{postpone_flag, stderr, stdout};
+use shadowswap_integration::cli::{assert_refused, run_alter, stderr, stdout, Spawned};
+use shadowswap_integration::postgres::PgTestDb;
+use shadowswap_integration::run::postpone_flag;
 
 /// Create role `name` (roles are cluster-wide), tolerating a concurrent test doing the same.
 async fn role(db: &PgTestDb, name: &str) {

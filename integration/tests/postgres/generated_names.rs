@@ -11,8 +11,8 @@
 
 use shadowswap_engine::{Outcome, Runner, TableRef};
 use shadowswap_integration::cli::{run_alter, stderr};
-use shadowswap_integration::fast_config;
-use shadowswap_integration::pg::PgTestDb;
+use shadowswap_integration::postgres::PgTestDb;
+use shadowswap_integration::run::fast_config;
 
 const ROWS: i64 = 200;
 

@@ -2,9 +2,8 @@
 //! the table, and `--attempt-instant-ddl` applies a metadata-only ALTER in place (the table keeps
 //! its OID and storage) while anything else is still copied (new OID) with the same guarantees.
 
-use shadowswap_integration::cli::run_alter;
-use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::{stderr, stdout};
+use shadowswap_integration::cli::{run_alter, stderr, stdout};
+use shadowswap_integration::postgres::PgTestDb;
 
 async fn storage(db: &PgTestDb) -> (String, String) {
     let r = db.text_rows("SELECT oid::text, relfilenode::text FROM pg_class WHERE oid = 'public.t'::regclass").await;

@@ -4,9 +4,8 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use shadowswap_integration::cli::Spawned;
-use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::{run_cli, stderr, stdout};
+use shadowswap_integration::cli::{run_cli, stderr, stdout, Spawned};
+use shadowswap_integration::postgres::PgTestDb;
 
 /// `public` holds exactly `tables` (in any order) and no capture function or trigger is left.
 async fn assert_clean(db: &PgTestDb, tables: &[&str]) {

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use shadowswap_engine::runner::Outcome;
 use shadowswap_engine::{Phase, Runner};
-use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::pgbench::{
+use shadowswap_integration::postgres::pgbench::{
     find_pgbench, now_epoch, parse_progress, parse_summary, percentile, read_logs, Pgbench, ACCOUNTS_SQL, OFF_HISTORY_SQL,
     ORPHANS_SQL, TOTALS_SQL,
 };
-use shadowswap_integration::{fast_config, summary_line};
+use shadowswap_integration::postgres::PgTestDb;
+use shadowswap_integration::run::{fast_config, summary_line};
 
 /// Accounts at scale 2.
 const ACCOUNTS: u64 = 200_000;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use shadowswap_engine::runner::Outcome;
-use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::{fast_config, PostponedRun};
+use shadowswap_integration::postgres::PgTestDb;
+use shadowswap_integration::run::{fast_config, PostponedRun};
 
 const ALTER: &str = "ADD COLUMN extra int DEFAULT 7";
 

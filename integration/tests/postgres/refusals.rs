@@ -16,9 +16,8 @@
 use std::process::Output;
 
 use shadowswap_engine::names::{byte_len, Names};
-use shadowswap_integration::cli::{assert_refused, run_alter, Unchanged};
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::{run_cli, stderr, stdout};
+use shadowswap_integration::cli::{assert_refused, run_alter, run_cli, stderr, stdout, Unchanged};
+use shadowswap_integration::postgres::{client, PgTestDb};
 
 /// Definition and rows of some tables, to compare before and after a run.
 #[derive(Debug, PartialEq, Eq)]

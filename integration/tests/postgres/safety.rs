@@ -2,8 +2,8 @@
 //! loudly with nothing lost: a type change with a USING expression the copy cannot apply,
 //! row-level security hiding rows from the copy, and a user that does not own the table.
 
-use shadowswap_integration::pg::PgTestDb;
-use shadowswap_integration::{last_error_line, run_cli, stderr};
+use shadowswap_integration::cli::{last_error_line, run_cli, stderr};
+use shadowswap_integration::postgres::PgTestDb;
 
 /// `postgres://ROLE:PASSWORD@host:port/DB` for `db`.
 fn dsn_as(db: &PgTestDb, role: &str, password: &str) -> String {

@@ -15,9 +15,9 @@
 
 use std::time::Duration;
 
-use shadowswap_integration::cli::Spawned;
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::{postpone_flag, run_cli, stderr, stdout};
+use shadowswap_integration::cli::{run_cli, stderr, stdout, Spawned};
+use shadowswap_integration::postgres::{client, PgTestDb};
+use shadowswap_integration::run::postpone_flag;
 
 /// `postgres://ROLE:PASSWORD@host:port/DB` for `db`.
 fn dsn_as(db: &PgTestDb, role: &str, password: &str) -> String {
@@ -404,7 +404,7 @@ async fn an_owner_without_create_on_the_schema_is_refused_with_what_to_grant() {
         }
         let out = run_cli(&args, &[]).await;
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        let line = shadowswap_integration::last_error_line(&out);
+        let line = shadowswap_integration::cli::last_error_line(&out);
         assert!(
             line.contains("lacks USAGE or CREATE on schema \"public\"")
                 && line.contains(&format!("GRANT USAGE, CREATE ON SCHEMA \"public\" TO \"{owner}\"")),

@@ -26,280 +26,19 @@
 //! shadowswap-cli` first (scripts/test.sh does). Figures are printed (`--nocapture`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::shadowswap_bin;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use shadowswap_integration::cli::Spawned;
+use shadowswap_integration::postgres::load::Sleepers;
+use shadowswap_integration::postgres::standby::{self, wait_caught_up, ReplayPaused, StandbyLease};
+use shadowswap_integration::postgres::{client, PgTestDb};
+use shadowswap_integration::proxy::{address, dead_port, with_port, Link, Proxy};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 const ALTER: &str = "ADD COLUMN extra int NOT NULL DEFAULT 7";
-
-// ---------------------------------------------------------------------------------------------
-// The standby
-// ---------------------------------------------------------------------------------------------
-
-/// DSN of the standby (its maintenance database).
-fn replica_server_dsn() -> String {
-    std::env::var("SHADOWSWAP_PG_REPLICA_DSN")
-        .unwrap_or_else(|_| "postgres://shadowswap:shadowswap@127.0.0.1:54330/shadowswap".to_string())
-}
-
-/// `dsn` with its database replaced by `db`.
-fn with_db(dsn: &str, db: &str) -> String {
-    format!("{}/{db}", dsn.rsplit_once('/').expect("DSN with a database").0)
-}
-
-/// `dsn` with its host and port replaced by `127.0.0.1:port`.
-fn with_port(dsn: &str, port: u16) -> String {
-    let (scheme_user, rest) = dsn.split_once('@').expect("DSN with user@host");
-    let (_, path) = rest.split_once('/').expect("DSN with a database");
-    format!("{scheme_user}@127.0.0.1:{port}/{path}")
-}
-
-/// host:port of `dsn`.
-fn address(dsn: &str) -> SocketAddr {
-    let rest = dsn.split_once('@').expect("DSN with user@host").1;
-    let hostport = rest.split_once('/').map_or(rest, |(h, _)| h);
-    hostport.parse().unwrap_or_else(|e| panic!("{hostport}: {e} (the tests need an IP:port DSN)"))
-}
-
-/// The standby's DSN for the test database `db`.
-fn replica_dsn(db: &PgTestDb) -> String {
-    with_db(&replica_server_dsn(), &db.name)
-}
-
-/// A client for `db` on the standby, once the standby has replayed its creation.
-async fn replica_client(db: &PgTestDb) -> Client {
-    let dsn = replica_dsn(db);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match tokio_postgres::connect(&dsn, NoTls).await {
-            Ok((c, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return c;
-            }
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => {
-                panic!("cannot reach database {} on the standby ({e}); start it with scripts/postgres.sh start replica", db.name)
-            }
-        }
-    }
-}
-
-/// A hold on the standby for one test: [`replica_apply_paused_throttles_the_backfill_until_resumed`]
-/// pauses its replay, which would throttle any other run measuring lag on it, so that test holds
-/// it exclusively and the other tests that use the standby hold it shared (a session-level
-/// advisory lock on the primary, released when the session closes, however the test ends).
-struct StandbyLease {
-    _session: Client,
-}
-
-impl StandbyLease {
-    const KEY: &'static str = "shadowswap tests: the PostgreSQL standby";
-
-    async fn take(exclusive: bool) -> StandbyLease {
-        let c = client(&shadowswap_integration::pg::server_dsn()).await;
-        let f = if exclusive { "pg_advisory_lock" } else { "pg_advisory_lock_shared" };
-        c.execute(&format!("SELECT {f}(hashtext($1))"), &[&Self::KEY]).await.unwrap();
-        StandbyLease { _session: c }
-    }
-}
-
-/// Wait until the standby has replayed everything the primary had written when called.
-async fn wait_caught_up(primary: &Client, replica: &Client, timeout: Duration) -> Duration {
-    let lsn: String = primary.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
-    let t0 = Instant::now();
-    loop {
-        let done: bool = replica
-            .query_one("SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)", &[&lsn])
-            .await
-            .unwrap()
-            .get(0);
-        if done {
-            return t0.elapsed();
-        }
-        assert!(t0.elapsed() < timeout, "the standby did not replay up to {lsn} within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Replay paused on the standby; resumed by [`ReplayPaused::resume`] or, on any other path (a
-/// failed assertion), when dropped, so that no other test finds the standby stuck.
-struct ReplayPaused {
-    dsn: String,
-    resumed: bool,
-}
-
-impl ReplayPaused {
-    async fn pause(replica: &Client, dsn: String) -> ReplayPaused {
-        replica.batch_execute("SELECT pg_wal_replay_pause()").await.unwrap();
-        ReplayPaused { dsn, resumed: false }
-    }
-
-    async fn resume(mut self, replica: &Client) {
-        replica.batch_execute("SELECT pg_wal_replay_resume()").await.unwrap();
-        self.resumed = true;
-    }
-}
-
-impl Drop for ReplayPaused {
-    fn drop(&mut self) {
-        if self.resumed {
-            return;
-        }
-        let dsn = self.dsn.clone();
-        // Drop cannot await: resume from a runtime of its own on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok((c, conn)) = tokio_postgres::connect(&dsn, NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = c.batch_execute("SELECT pg_wal_replay_resume()").await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The shadowswap binary, watched live
-// ---------------------------------------------------------------------------------------------
-
-/// A line of the binary's stderr and when it arrived.
-#[derive(Clone)]
-struct Line {
-    at: Instant,
-    wall: SystemTime,
-    text: String,
-}
-
-/// A running `shadowswap` whose stderr is collected line by line as it is written.
-struct Run {
-    name: String,
-    child: Child,
-    lines: Arc<Mutex<Vec<Line>>>,
-    reader: JoinHandle<()>,
-    stdout: JoinHandle<String>,
-    started: Instant,
-}
-
-impl Run {
-    fn start(name: &str, args: &[String]) -> Run {
-        let mut child = Command::new(shadowswap_bin())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("PGPASSWORD")
-            .env_remove("MYSQL_PWD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run shadowswap");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (sink, tag) = (lines.clone(), name.to_string());
-        let stderr = child.stderr.take().unwrap();
-        let reader = tokio::spawn(async move {
-            let mut r = BufReader::new(stderr).lines();
-            while let Ok(Some(text)) = r.next_line().await {
-                eprintln!("[{tag}] {text}");
-                sink.lock().unwrap().push(Line { at: Instant::now(), wall: SystemTime::now(), text });
-            }
-        });
-        let mut out = child.stdout.take().unwrap();
-        let stdout = tokio::spawn(async move {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s).await;
-            s
-        });
-        Run { name: name.to_string(), child, lines, reader, stdout, started: Instant::now() }
-    }
-
-    fn lines(&self) -> Vec<Line> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn log(&self) -> String {
-        self.lines().iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n")
-    }
-
-    /// The first line containing every one of `needles`.
-    fn find(&self, needles: &[&str]) -> Option<Line> {
-        self.lines().into_iter().find(|l| needles.iter().all(|n| l.text.contains(n)))
-    }
-
-    /// Wait for a line containing every one of `needles`.
-    async fn wait_line(&self, needles: &[&str], timeout: Duration) -> Line {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self.find(needles) {
-                return l;
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "[{}] no line with {needles:?} within {timeout:?}; log so far:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Wait for a line, after the first `from` lines, containing every one of `needles`.
-    async fn wait_line_from(&self, from: usize, needles: &[&str], timeout: Duration) -> Line {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self.lines().into_iter().skip(from).find(|l| needles.iter().all(|n| l.text.contains(n))) {
-                return l;
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "[{}] no line with {needles:?} after line {from} within {timeout:?}; log so far:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Send SIGTERM (to this process only, by its pid).
-    fn terminate(&self) {
-        let pid = self.child.id().expect("still running");
-        let ok = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
-        assert!(ok, "kill -TERM {pid}");
-    }
-
-    /// Wait for the exit (at most `timeout`); returns the status, all of stderr and stdout.
-    async fn finish(mut self, timeout: Duration) -> (ExitStatus, String, String) {
-        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(s) => s.unwrap(),
-            Err(_) => {
-                let log = self.log();
-                let _ = self.child.kill().await;
-                panic!("[{}] still running after {timeout:?}; log:\n{log}", self.name);
-            }
-        };
-        let _ = (&mut self.reader).await;
-        let stdout = (&mut self.stdout).await.unwrap_or_default();
-        eprintln!("[{}] exit {status} after {:.1} s; stdout: {}", self.name, self.started.elapsed().as_secs_f64(), stdout.trim());
-        (status, self.log(), stdout)
-    }
-}
 
 fn alter_args(db: &PgTestDb, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> =
@@ -382,130 +121,6 @@ fn number_after(text: &str, prefix: &str) -> Option<f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A TCP proxy in front of the standby, to make it unreachable on demand
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Link {
-    /// Bytes flow both ways.
-    Forward,
-    /// Connections stay open but nothing passes, and new ones are accepted and ignored: a host
-    /// that stopped answering.
-    Stall,
-    /// The port is closed and every connection through it is cut: connection refused.
-    Refuse,
-}
-
-struct Proxy {
-    port: u16,
-    link: watch::Sender<Link>,
-    task: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (link, rx) = watch::channel(Link::Forward);
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            let mut closing = rx.clone();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((mut down, _)) = accepted else { continue };
-                        let mut rx = rx.clone();
-                        conns.spawn(async move {
-                            if *rx.borrow() == Link::Forward {
-                                let Ok(mut up) = TcpStream::connect(upstream).await else { return };
-                                tokio::select! {
-                                    _ = tokio::io::copy_bidirectional(&mut down, &mut up) => return,
-                                    _ = rx.wait_for(|l| *l != Link::Forward) => {}
-                                }
-                                let _ = rx.wait_for(|l| *l == Link::Refuse).await;
-                            } else {
-                                let _ = rx.wait_for(|l| *l == Link::Refuse).await;
-                            }
-                        });
-                    }
-                    _ = closing.wait_for(|l| *l == Link::Refuse) => break,
-                }
-            }
-            drop(listener);
-            while conns.join_next().await.is_some() {}
-        });
-        Proxy { port, link, task }
-    }
-
-    fn set(&self, l: Link) {
-        self.link.send_replace(l);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Load: sessions kept busy
-// ---------------------------------------------------------------------------------------------
-
-/// `n` sessions on `db`, connected (idle) in advance so that [`Sleepers::engage`] makes them all
-/// `active` at once, each running `pg_sleep` until [`Sleepers::stop`].
-struct Sleepers {
-    app: String,
-    clients: Vec<Arc<Client>>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Sleepers {
-    async fn connect(db: &PgTestDb, n: usize, app: &str) -> Sleepers {
-        let dsn = format!("{}?application_name={app}", db.dsn);
-        let mut clients = Vec::new();
-        for _ in 0..n {
-            clients.push(Arc::new(client(&dsn).await));
-        }
-        Sleepers { app: app.to_string(), clients, tasks: Vec::new() }
-    }
-
-    /// Start every session's `pg_sleep`; returns once all are active.
-    async fn engage(&mut self, db: &PgTestDb) {
-        for c in &self.clients {
-            let c = c.clone();
-            self.tasks.push(tokio::spawn(async move {
-                let _ = c.simple_query("SELECT pg_sleep(120)").await;
-            }));
-        }
-        let t0 = Instant::now();
-        while self.active(db).await < self.clients.len() as i64 {
-            assert!(t0.elapsed() < Duration::from_secs(10), "the sleeping sessions did not all become active");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn active(&self, db: &PgTestDb) -> i64 {
-        db.client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'", &[&self.app])
-            .await
-            .unwrap()
-            .get(0)
-    }
-
-    /// End the sessions (pg_terminate_backend).
-    async fn stop(&mut self, db: &PgTestDb) {
-        db.client
-            .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&self.app])
-            .await
-            .unwrap();
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Replica lag
 // ---------------------------------------------------------------------------------------------
 
@@ -520,7 +135,7 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
     let db = PgTestDb::new("tp_replica_pause").await;
     make_table(&db, ROWS).await;
     let before = snapshot(&db).await;
-    let replica = replica_client(&db).await;
+    let replica = standby::client_for(&db).await;
     // A paused standby left by an interrupted earlier run of this test would stall everything.
     replica.batch_execute("SELECT pg_wal_replay_resume()").await.unwrap();
     wait_caught_up(&db.client, &replica, Duration::from_secs(60)).await;
@@ -542,8 +157,9 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
          {pg_figure:?} s (stale when the primary is idle; other tests' commits may freshen it)"
     );
 
-    let rdsn = replica_dsn(&db);
-    let run = Run::start("replica-pause", &alter_args(&db, &["--replica", &rdsn, "--max-lag", "1s", "--chunk-size", "200"]));
+    let rdsn = standby::dsn_for(&db);
+    let mut run =
+        Spawned::watched("replica-pause", &alter_args(&db, &["--replica", &rdsn, "--max-lag", "1s", "--chunk-size", "200"]));
     let t_start = Instant::now();
     let first = wait_copied(&db.client, 1, Duration::from_secs(30)).await;
     let first_after = t_start.elapsed();
@@ -551,10 +167,10 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
     assert!(
         run.find(&["throttling"]).is_none(),
         "throttled before the standby's replay was paused (the heartbeat lag must be ~0 on an idle primary):\n{}",
-        run.log()
+        run.stderr_text()
     );
 
-    let paused = ReplayPaused::pause(&replica, replica_server_dsn()).await;
+    let paused = ReplayPaused::pause(&replica, standby::server_dsn()).await;
     let t_pause = Instant::now();
     let (stopped_after, rows_at_stop) =
         wait_copy_stopped(&db.client, t_pause, Duration::from_millis(2500), Duration::from_secs(8), ROWS).await;
@@ -582,7 +198,7 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(copied(&db.client).await, rows_at_stop, "copied while the standby lagged");
     let throttle_lines = run.lines().iter().filter(|l| l.text.contains("throttling")).count();
-    assert_eq!(throttle_lines, 1, "one line when throttling starts, none while the lag grows:\n{}", run.log());
+    assert_eq!(throttle_lines, 1, "one line when throttling starts, none while the lag grows:\n{}", run.stderr_text());
 
     paused.resume(&replica).await;
     let t_resume = Instant::now();
@@ -591,7 +207,7 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
     let ended = run.wait_line(&["throttling ended"], Duration::from_secs(5)).await;
     eprintln!("replay resumed: copying resumed {:.2} s later; {}", resumed_after.as_secs_f64(), ended.text);
 
-    let (status, log, _) = run.finish(Duration::from_secs(120)).await;
+    let (status, _, log) = run.finish(Duration::from_secs(120)).await;
     assert!(status.success(), "exit {status}:\n{log}");
     assert_eq!(snapshot(&db).await, altered(&before), "data after the migration");
     db.assert_clean(&["t"]).await;
@@ -618,13 +234,10 @@ async fn a_replica_unreachable_at_start_refuses_the_run() {
     let db = PgTestDb::new("tp_replica_down").await;
     make_table(&db, 1000).await;
     let before = snapshot(&db).await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let dead = with_port(&replica_dsn(&db), port);
-    let run = Run::start("replica-down", &alter_args(&db, &["--replica", &dead]));
-    let (status, log, _) = run.finish(Duration::from_secs(60)).await;
+    let port = dead_port();
+    let dead = with_port(&standby::dsn_for(&db), port);
+    let run = Spawned::watched("replica-down", &alter_args(&db, &["--replica", &dead]));
+    let (status, _, log) = run.finish(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(1), "{log}");
     let last = log.lines().last().unwrap_or_default();
     assert!(last.contains(&format!("127.0.0.1:{port}")) && last.contains("cannot connect"), "{last}");
@@ -646,10 +259,10 @@ async fn replica_lost_mid_run(name: &str, link: Link) {
     let db = PgTestDb::new(name).await;
     make_table(&db, ROWS).await;
     let before = snapshot(&db).await;
-    drop(replica_client(&db).await); // the standby has the database
-    let rdsn = replica_dsn(&db);
+    drop(standby::client_for(&db).await); // the standby has the database
+    let rdsn = standby::dsn_for(&db);
     let proxy = Proxy::start(address(&rdsn)).await;
-    let via_proxy = with_port(&rdsn, proxy.port);
+    let via_proxy = proxy.route(&rdsn);
     let dir = std::env::temp_dir().join(format!("ssw-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let hold = dir.join("hold");
@@ -657,7 +270,7 @@ async fn replica_lost_mid_run(name: &str, link: Link) {
     let hold_s = hold.to_str().unwrap().to_string();
     let replica = format!("127.0.0.1:{}", proxy.port);
 
-    let run = Run::start(
+    let mut run = Spawned::watched(
         name,
         &alter_args(&db, &["--replica", &via_proxy, "--max-lag", "1s", "--chunk-size", "200", "--throttle-flag-file", &hold_s]),
     );
@@ -672,15 +285,23 @@ async fn replica_lost_mid_run(name: &str, link: Link) {
     std::fs::remove_file(&hold).unwrap();
     let line = run.wait_line_from(mark, &["throttling: reason changed", &replica], Duration::from_secs(10)).await;
     assert!(!line.text.contains("throttle flag file"), "the flag is gone, the replica keeps copying paused: {}", line.text);
-    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the replica was unreachable:\n{}", run.log());
+    assert!(
+        run.find(&["throttling ended"]).is_none(),
+        "copying resumed while the replica was unreachable:\n{}",
+        run.stderr_text()
+    );
     // Nothing is copied while the replica stays unreachable.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(copied(&db.client).await, 0, "copied while the replica was unreachable");
-    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the replica was unreachable:\n{}", run.log());
+    assert!(
+        run.find(&["throttling ended"]).is_none(),
+        "copying resumed while the replica was unreachable:\n{}",
+        run.stderr_text()
+    );
 
-    run.terminate();
+    run.signal("TERM");
     let t_term = Instant::now();
-    let (status, log, _) = run.finish(Duration::from_secs(60)).await;
+    let (status, _, log) = run.finish(Duration::from_secs(60)).await;
     eprintln!("[{name}] SIGTERM -> exit in {:.2} s", t_term.elapsed().as_secs_f64());
     assert_eq!(status.code(), Some(130), "{log}");
     db.assert_clean(&["t"]).await;
@@ -736,7 +357,7 @@ where
         engage.take().unwrap().await;
     }
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let run = Run::start(name, &alter_args(db, &all));
+    let mut run = Spawned::watched(name, &alter_args(db, &all));
     match &hold {
         None => {
             let line = run.wait_line(&["throttling: copying paused", needle], Duration::from_secs(30)).await;
@@ -757,13 +378,13 @@ where
     assert_eq!(copied(&db.client).await, 0, "nothing is copied while the signal is over its limit");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(copied(&db.client).await, 0, "nothing is copied while the signal is over its limit");
-    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the signal was engaged:\n{}", run.log());
+    assert!(run.find(&["throttling ended"]).is_none(), "copying resumed while the signal was engaged:\n{}", run.stderr_text());
 
     release.await;
     let t_released = Instant::now();
     let ended = run.wait_line(&["throttling ended"], Duration::from_secs(30)).await;
     eprintln!("[{name}] released: copying resumed {:.2} s later; {}", t_released.elapsed().as_secs_f64(), ended.text);
-    let (status, log, _) = run.finish(Duration::from_secs(120)).await;
+    let (status, _, log) = run.finish(Duration::from_secs(120)).await;
     assert!(status.success(), "exit {status}:\n{log}");
     assert_eq!(snapshot(db).await, altered(&before));
     db.assert_clean(&["t"]).await;
@@ -837,11 +458,11 @@ async fn critical_load_aborts_and_leaves_nothing_behind() {
     let db = PgTestDb::new("tp_critical_load").await;
     make_table(&db, ROWS).await;
     let before = snapshot(&db).await;
-    let replica = replica_client(&db).await; // with a replica: a heartbeat table to remove too
+    let replica = standby::client_for(&db).await; // with a replica: a heartbeat table to remove too
     drop(replica);
-    let rdsn = replica_dsn(&db);
+    let rdsn = standby::dsn_for(&db);
     let mut sleepers = Sleepers::connect(&db, 50, "ssw_tp_critical_sleeper").await;
-    let run = Run::start(
+    let run = Spawned::watched(
         "critical-load",
         &alter_args(&db, &["--chunk-size", "100", "--replica", &rdsn, "--critical-load", "active_backends=40"]),
     );
@@ -849,7 +470,7 @@ async fn critical_load_aborts_and_leaves_nothing_behind() {
     let hb: Option<String> = db.client.query_one("SELECT to_regclass('_t_ssw_hb')::text", &[]).await.unwrap().get(0);
     assert!(hb.is_some(), "the heartbeat table exists during the run");
     sleepers.engage(&db).await;
-    let (status, log, _) = run.finish(Duration::from_secs(60)).await;
+    let (status, _, log) = run.finish(Duration::from_secs(60)).await;
     sleepers.stop(&db).await;
     assert_eq!(status.code(), Some(1), "{log}");
     let last = log.lines().last().unwrap_or_default();
@@ -959,7 +580,7 @@ fn latency_report(p: &Probed, from: Instant) -> (Duration, String) {
 /// blocking session and its pid, the original rows.
 struct CutOverScene {
     db: PgTestDb,
-    run: Run,
+    run: Spawned,
     before: Rows,
     blocker: Client,
     blocker_pid: i32,
@@ -981,7 +602,7 @@ async fn cut_over_scene(name: &str, blocker_sql: &str, extra: &[&str]) -> CutOve
     std::fs::write(&flag, b"").unwrap();
     let mut args = vec!["--postpone-cut-over-flag-file", flag.to_str().unwrap(), "--cut-over-lock-timeout", "1s"];
     args.extend_from_slice(extra);
-    let run = Run::start(name, &alter_args(&db, &args));
+    let mut run = Spawned::watched(name, &alter_args(&db, &args));
     run.wait_line(&["cut-over postponed"], Duration::from_secs(60)).await;
 
     let blocker = client(&db.dsn).await;
@@ -1005,7 +626,7 @@ const MARGIN: Duration = Duration::from_millis(600);
 /// never blocked longer than the lock timeout; its updates and the blocker's row are all there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lock_holding_transaction_delays_the_cut_over_which_succeeds_once_it_ends() {
-    let s = cut_over_scene(
+    let mut s = cut_over_scene(
         "tp_cut_over_waits",
         &format!("BEGIN; INSERT INTO t VALUES ({}, 1, 'written by the blocker')", CUT_OVER_ROWS + 1),
         &["--cut-over-retries", "3"],
@@ -1021,7 +642,7 @@ async fn a_lock_holding_transaction_delays_the_cut_over_which_succeeds_once_it_e
     let t_commit = Instant::now();
     let swapped = s.run.wait_line(&["tables swapped"], Duration::from_secs(30)).await;
     eprintln!("swapped {:.2} s after the blocker committed: {}", swapped.at.duration_since(t_commit).as_secs_f64(), swapped.text);
-    let (status, log, _) = s.run.finish(Duration::from_secs(60)).await;
+    let (status, _, log) = s.run.finish(Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // a few probes on the new table
     s.stop_probe.cancel();
     s.probe.1.await.unwrap();
@@ -1050,7 +671,7 @@ async fn a_lock_holding_transaction_delays_the_cut_over_which_succeeds_once_it_e
 /// timeout, through the attempts and the undo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lock_held_through_every_cut_over_attempt_fails_the_run_cleanly() {
-    let s = cut_over_scene(
+    let mut s = cut_over_scene(
         "tp_cut_over_gives_up",
         "BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE",
         &["--cut-over-retries", "1", "--cut-over-blocker-wait", "3s"],
@@ -1065,7 +686,7 @@ async fn a_lock_held_through_every_cut_over_attempt_fails_the_run_cleanly() {
     // retries under the lock timeout; the transaction ends a moment later, then the undo finishes.
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.blocker.batch_execute("ROLLBACK").await.unwrap();
-    let (status, log, _) = s.run.finish(Duration::from_secs(120)).await;
+    let (status, _, log) = s.run.finish(Duration::from_secs(120)).await;
     s.stop_probe.cancel();
     s.probe.1.await.unwrap();
     assert_eq!(status.code(), Some(1), "{log}");
@@ -1104,7 +725,7 @@ async fn the_cut_over_waits_for_its_window() {
     let hhmm = |t: u64| format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60);
     let window = format!("{}-{}", hhmm(opens), hhmm(opens + 120));
     eprintln!("window {window} UTC opens in {} s", opens - now);
-    let run = Run::start("window", &alter_args(&db, &["--cut-over-window", &window]));
+    let mut run = Spawned::watched("window", &alter_args(&db, &["--cut-over-window", &window]));
     let waiting = run.wait_line(&["cut-over waits for its window"], Duration::from_secs(60)).await;
     eprintln!("{}", waiting.text);
 
@@ -1124,7 +745,7 @@ async fn the_cut_over_waits_for_its_window() {
         if secs >= opens as f64 - 1.0 {
             break;
         }
-        assert!(run.find(&["tables swapped"]).is_none(), "swapped before the window opened:\n{}", run.log());
+        assert!(run.find(&["tables swapped"]).is_none(), "swapped before the window opened:\n{}", run.stderr_text());
         let has_extra: bool = db
             .client
             .query_one(
@@ -1142,7 +763,7 @@ async fn the_cut_over_waits_for_its_window() {
     eprintln!("swapped {:.2} s after the window opened", at - opens as f64);
     assert!(at >= opens as f64, "swapped {:.2} s before the window opened", opens as f64 - at);
     assert!(at < opens as f64 + 10.0, "swapped {:.2} s after the window opened", at - opens as f64);
-    let (status, log, _) = run.finish(Duration::from_secs(60)).await;
+    let (status, _, log) = run.finish(Duration::from_secs(60)).await;
     assert!(status.success(), "exit {status}:\n{log}");
     assert!(log.contains("cut-over window open"), "{log}");
     assert_eq!(snapshot(&db).await, expected);

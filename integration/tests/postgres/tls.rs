@@ -15,9 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shadowswap_engine::dialect::Dialect;
-use shadowswap_integration::cli::{assert_fails, assert_never_shown};
-use shadowswap_integration::pg::{client, server_dsn, PgTestDb};
-use shadowswap_integration::{run_cli, stderr};
+use shadowswap_integration::cli::{assert_fails, assert_never_shown, run_cli, stderr};
+use shadowswap_integration::postgres::{client, server_dsn, PgTestDb};
 use shadowswap_postgres::{Dsn, Postgres};
 
 /// TLS only (pg_hba.conf: `hostnossl ... reject`).

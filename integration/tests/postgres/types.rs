@@ -13,8 +13,9 @@
 use std::time::Duration;
 
 use shadowswap_engine::{Outcome, Runner};
-use shadowswap_integration::pg::{client, PgTestDb};
-use shadowswap_integration::{assert_same_rows, fast_config, PostponedRun};
+use shadowswap_integration::compare::assert_same_rows;
+use shadowswap_integration::postgres::{client, PgTestDb};
+use shadowswap_integration::run::{fast_config, PostponedRun};
 use tokio_postgres::Client;
 
 /// The ALTER of every test here: a new column with a default (a real copy either way).

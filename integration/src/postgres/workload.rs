@@ -1,6 +1,6 @@
 //! Concurrent writers for PostgreSQL that keep an exact model of what they wrote.
 //!
-//! The PostgreSQL counterpart of [`crate::workload`] (same ideas, its own code: tokio-postgres,
+//! The PostgreSQL counterpart of [`crate::mysql::workload`] (same ideas, its own code: tokio-postgres,
 //! and MVCC snapshots as the point). Writers run random INSERT / UPDATE / key-changing UPDATE /
 //! DELETE against a table while shadowswap migrates it; afterwards [`verify`] compares the table
 //! row by row with what the writers know they did. The model is exact because
@@ -32,7 +32,7 @@
 //!
 //! What does not depend on the driver (keys, the model, op choice, aiming at the copy's
 //! position, counts, the writer loop, the comparison) is in [`crate::model`], shared with
-//! [`crate::workload`]; this module has the SQL, transactions and the `tokio-postgres` side.
+//! [`crate::mysql::workload`]; this module has the SQL, transactions and the `tokio-postgres` side.
 //!
 //! Usage: [`PgTable::create`], [`PgTable::load`], [`Model::read`], [`Workload::start`],
 //! [`Workload::stop`], [`verify`].

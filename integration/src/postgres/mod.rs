@@ -1,6 +1,18 @@
-//! Test harness for PostgreSQL: a fresh database per test on the server `scripts/postgres.sh`
-//! runs. Its DSN (pointing at the maintenance database) comes from `SHADOWSWAP_PG_DSN`, default
+//! Test harness for PostgreSQL: a fresh database per test ([`PgTestDb`]) on the server
+//! `scripts/postgres.sh` runs, and checks that nothing was left behind. Its DSN (pointing at the
+//! maintenance database) comes from `SHADOWSWAP_PG_DSN`, default
 //! `postgres://shadowswap:shadowswap@127.0.0.1:54329/shadowswap`.
+//!
+//! - [`standby`]  — the server's hot standby: lease, pause and resume replay, catch up.
+//! - [`load`]     — sessions kept busy, for `--max-load` and `--critical-load`.
+//! - [`workload`] — concurrent writers (autocommit and multi-statement transactions in all three
+//!   isolation levels) that keep an exact model of what they wrote.
+//! - [`pgbench`]  — pgbench for the demo and the tests.
+
+pub mod load;
+pub mod pgbench;
+pub mod standby;
+pub mod workload;
 
 use std::sync::Arc;
 
@@ -12,6 +24,11 @@ use tokio_postgres::{Client, NoTls};
 pub fn server_dsn() -> String {
     std::env::var("SHADOWSWAP_PG_DSN")
         .unwrap_or_else(|_| "postgres://shadowswap:shadowswap@127.0.0.1:54329/shadowswap".to_string())
+}
+
+/// `dsn` with its database replaced by `db`.
+pub fn with_db(dsn: &str, db: &str) -> String {
+    format!("{}/{db}", dsn.rsplit_once('/').expect("DSN with a database").0)
 }
 
 /// A plain client for `dsn`; its connection task ends when the client is dropped.
@@ -43,7 +60,7 @@ impl PgTestDb {
         let admin = client(&base).await;
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.unwrap();
         admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
-        let dsn = format!("{}/{name}", base.rsplit_once('/').expect("DSN with a database").0);
+        let dsn = with_db(&base, &name);
         let client = client(&dsn).await;
         PgTestDb { name, dsn, client }
     }

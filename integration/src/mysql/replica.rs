@@ -2,23 +2,19 @@
 //! primary with GTID. Its DSN (without database) comes from `SHADOWSWAP_MYSQL_REPLICA_DSN`,
 //! default `mysql://shadowswap:shadowswap@127.0.0.1:33307`.
 //!
-//! There is one replica for every test binary, and pausing its SQL thread affects whoever else
+//! One replica serves every test, and pausing its SQL thread affects whoever else
 //! measures lag on it, so a test that uses it holds a [`ReplicaLease`] (an advisory lock on the
 //! primary, released when the test's session closes, whatever way the test ends).
 //!
-//! Also here: [`TcpProxy`], a loopback TCP forwarder a test can cut or freeze, to make a replica
-//! unreachable in the middle of a run without touching the shared replica itself.
+//! To make the replica unreachable in the middle of a run, route the run through a
+//! [`crate::proxy::Proxy`].
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool, Row};
 
-use crate::TestDb;
+use super::TestDb;
 
 /// DSN of the replica, without a database.
 pub fn replica_dsn() -> String {
@@ -183,117 +179,4 @@ impl Drop for ApplyPaused {
             .join();
         }
     }
-}
-
-const FORWARD: u8 = 0;
-const FREEZE: u8 = 1;
-const CLOSED: u8 = 2;
-
-/// A TCP forwarder on a loopback port to `upstream`, for making a server unreachable mid-test:
-/// [`TcpProxy::close`] refuses new connections and resets open ones (a server that went away);
-/// [`TcpProxy::freeze`] keeps every connection open but forwards nothing, and accepts new ones
-/// that never get an answer (a network partition: packets dropped, nothing refused).
-pub struct TcpProxy {
-    /// The port it listens on, on 127.0.0.1.
-    pub port: u16,
-    mode: Arc<AtomicU8>,
-    streams: Arc<Mutex<Vec<TcpStream>>>,
-    acceptor: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TcpProxy {
-    /// Start forwarding to `upstream` (`host:port`).
-    pub fn start(upstream: &str) -> TcpProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(AtomicU8::new(FORWARD));
-        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let upstream = upstream.to_string();
-        let acceptor = std::thread::spawn({
-            let (mode, streams) = (mode.clone(), streams.clone());
-            move || loop {
-                if mode.load(Ordering::SeqCst) == CLOSED {
-                    drop(listener);
-                    for s in streams.lock().unwrap().drain(..) {
-                        let _ = s.shutdown(Shutdown::Both);
-                    }
-                    return;
-                }
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).unwrap();
-                        streams.lock().unwrap().push(client.try_clone().unwrap());
-                        if mode.load(Ordering::SeqCst) == FREEZE {
-                            continue; // held open, never answered
-                        }
-                        let Ok(server) = TcpStream::connect(&upstream) else {
-                            let _ = client.shutdown(Shutdown::Both);
-                            continue;
-                        };
-                        streams.lock().unwrap().push(server.try_clone().unwrap());
-                        for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
-                            let mode = mode.clone();
-                            std::thread::spawn(move || pump(from, to, &mode));
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        TcpProxy { port, mode, streams, acceptor: Some(acceptor) }
-    }
-
-    /// Stop forwarding; keep every connection open and accept new ones without answering.
-    pub fn freeze(&self) {
-        self.mode.store(FREEZE, Ordering::SeqCst);
-    }
-
-    /// Refuse new connections and reset the open ones.
-    pub fn close(&mut self) {
-        self.mode.store(CLOSED, Ordering::SeqCst);
-        if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
-        }
-        for s in self.streams.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// Copy `from` → `to` while forwarding; stall while frozen; stop when closed or at EOF.
-fn pump(mut from: TcpStream, mut to: TcpStream, mode: &AtomicU8) {
-    from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match mode.load(Ordering::SeqCst) {
-            CLOSED => break,
-            FREEZE => {
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-            _ => {}
-        }
-        match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if mode.load(Ordering::SeqCst) != FORWARD {
-                    continue; // frozen or closed while reading: drop the bytes, as a partition would
-                }
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
 }

@@ -21,7 +21,7 @@
 //! are modelled as `(i64, i64)`; a single-column key uses the second part as 0.
 //!
 //! What does not depend on the driver (keys, the model, op choice, counts, the writer loop, the
-//! comparison) is in [`crate::model`], shared with [`crate::pg_workload`]; this module has the
+//! comparison) is in [`crate::model`], shared with [`crate::postgres::workload`]; this module has the
 //! SQL and the `mysql_async` side.
 //!
 //! Usage: [`TableSpec::create`], [`TableSpec::load`], [`Model::read`], [`Workload::start`],

@@ -1,7 +1,8 @@
 //! The real `shadowswap` binary in tests: run to completion ([`run_cli`]) or in the background
 //! ([`Spawned`]), and what a failed run must look like: exit status, the one error line, no
 //! password shown ([`assert_fails`], [`assert_never_shown`]), and for a refused ALTER or a dry
-//! run also nothing left behind and the tables unchanged ([`Unchanged`]).
+//! run also nothing left behind and the tables unchanged ([`Unchanged`]); refusal tables are
+//! rows of [`Refusal`] ([`Unchanged::refuses`]).
 
 use std::ffi::OsStr;
 use std::fmt::Debug;
@@ -93,6 +94,40 @@ pub async fn run_alter(dsn: &str, table: &str, alter: &str, extra: &[&str]) -> O
     run_cli(&args, &[]).await
 }
 
+/// One row of a refusal table: `shadowswap alter --table <table> --alter <alter> --execute
+/// <extra…>` must be refused with an error line containing every phrase of `expect`, leave
+/// nothing behind and change no table ([`Unchanged::refused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The table (`--table`).
+    pub table: String,
+    /// The ALTER spec (`--alter`).
+    pub alter: String,
+    /// More arguments (`--approve-renamed-columns`, …).
+    pub extra: Vec<String>,
+    /// Phrases the error line must contain.
+    pub expect: Vec<String>,
+}
+
+impl Refusal {
+    /// `alter` on `table` is refused with every phrase of `expect`.
+    pub fn new(table: &str, alter: &str, expect: &[&str]) -> Refusal {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        Refusal { table: table.to_string(), alter: alter.to_string(), extra: Vec::new(), expect: owned(expect) }
+    }
+
+    /// Each of `alters` on `table` is refused with every phrase of `expect`: one row each.
+    pub fn each(table: &str, alters: &[&str], expect: &[&str]) -> Vec<Refusal> {
+        alters.iter().map(|a| Refusal::new(table, a, expect)).collect()
+    }
+
+    /// The same row, run with more arguments.
+    pub fn with(mut self, extra: &[&str]) -> Refusal {
+        self.extra.extend(extra.iter().map(|s| s.to_string()));
+        self
+    }
+}
+
 /// A dialect's checks that a run changed nothing: `snapshot` the tables (equal before and after
 /// the run), and `assert_clean` (nothing of shadowswap's left behind).
 pub struct Unchanged<Snapshot, Clean> {
@@ -122,6 +157,18 @@ where
         let mut args = vec!["--execute"];
         args.extend_from_slice(extra);
         self.run((dsn, table, alter, &args), |out| assert_refused(out, expect)).await.1
+    }
+
+    /// A refusal table: every row ([`Unchanged::refused`]), in order, against `dsn`. Returns the
+    /// error lines.
+    pub async fn refuses(&self, dsn: &str, rows: impl IntoIterator<Item = Refusal>) -> Vec<String> {
+        let mut lines = Vec::new();
+        for r in rows {
+            let extra: Vec<&str> = r.extra.iter().map(String::as_str).collect();
+            let expect: Vec<&str> = r.expect.iter().map(String::as_str).collect();
+            lines.push(self.refused(dsn, &r.table, &r.alter, &extra, &expect).await);
+        }
+        lines
     }
 
     /// A dry run: `shadowswap alter --dsn <dsn> --table <table> --alter <alter> <extra…>` (no

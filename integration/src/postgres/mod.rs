@@ -15,9 +15,11 @@ pub mod standby;
 pub mod workload;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use shadowswap_engine::TableRef;
 use shadowswap_postgres::Postgres;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 /// DSN of the test server (its maintenance database).
@@ -53,13 +55,24 @@ pub struct PgTestDb {
 }
 
 impl PgTestDb {
-    /// Create (or re-create) database `ssw_<name>`.
+    /// Create (or re-create) database `ssw_<name>`. `CREATE DATABASE` copies `template1` and
+    /// fails while another session is connected to it (55006, e.g. another test creating its
+    /// database at the same moment): retried for up to 30 s.
     pub async fn new(name: &str) -> PgTestDb {
         let name = format!("ssw_{name}");
         let base = server_dsn();
         let admin = client(&base).await;
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.unwrap();
-        admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await {
+                Ok(()) => break,
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("CREATE DATABASE {name}: {e}"),
+            }
+        }
         let dsn = with_db(&base, &name);
         let client = client(&dsn).await;
         PgTestDb { name, dsn, client }
@@ -114,6 +127,17 @@ impl PgTestDb {
             self.name,
             self.capture_leftovers().await
         );
+    }
+
+    /// [`PgTestDb::assert_clean`] with `tables` in any order (the server sorts names by the
+    /// database's collation).
+    pub async fn assert_clean_any_order(&self, tables: &[&str]) {
+        let mut want: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        want.sort();
+        let mut got = self.tables().await;
+        got.sort();
+        assert_eq!(got, want, "tables left in {}", self.name);
+        assert!(self.capture_leftovers().await.is_empty(), "capture objects left: {:?}", self.capture_leftovers().await);
     }
 
     /// The dialect, connected to this database.

@@ -2,7 +2,7 @@
 //! ([`Spawned`]), and what a failed run must look like: exit status, the one error line, no
 //! password shown ([`assert_fails`], [`assert_never_shown`]), and for a refused ALTER or a dry
 //! run also nothing left behind and the tables unchanged ([`Unchanged`]); refusal tables are
-//! rows of [`Refusal`] ([`Unchanged::refuses`]).
+//! rows of [`Refusal`] run by one driver for both dialects ([`refuses`]).
 
 use std::ffi::OsStr;
 use std::fmt::Debug;
@@ -13,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::db::TestDatabase;
 
 /// Path of the `shadowswap` binary built beside the test binary (`cargo build` builds it;
 /// `scripts/test.sh` does so before running tests).
@@ -192,6 +194,23 @@ where
         assert_eq!((self.snapshot)().await, before, "the run changed the tables ({alter:?})");
         (out, checked)
     }
+}
+
+/// The refusal-table driver: every row of a refusal table against `db`, in order
+/// ([`Unchanged::refused`]), checking that `tables` (what the test's setup created) stay exactly
+/// as they were ([`TestDatabase::snapshot`]) and are all there is
+/// ([`TestDatabase::assert_nothing_left`]). Returns the error lines.
+pub async fn refuses<D: TestDatabase>(db: &D, tables: &[&str], rows: impl IntoIterator<Item = Refusal>) -> Vec<String> {
+    let checks = Unchanged { snapshot: || db.snapshot(tables), assert_clean: || db.assert_nothing_left(tables) };
+    checks.refuses(db.dsn(), rows).await
+}
+
+/// A dry run of `alter` on `table` ([`Unchanged::dry_run`]): it must pass, leave `tables` (what
+/// the test created) exactly as they were and create nothing. Returns its output (the plan on
+/// stdout).
+pub async fn dry_run<D: TestDatabase>(db: &D, tables: &[&str], table: &str, alter: &str, extra: &[&str]) -> Output {
+    let checks = Unchanged { snapshot: || db.snapshot(tables), assert_clean: || db.assert_nothing_left(tables) };
+    checks.dry_run(db.dsn(), table, alter, extra).await
 }
 
 /// A line of a [`Spawned`] binary's stderr and when it arrived.

@@ -5,9 +5,13 @@
 //! Module map:
 //! - [`cli`]          — the `shadowswap` binary: run to completion or in the background (its
 //!   stderr watched line by line, with arrival times), what a failed or refused run must look
-//!   like, and the refusal table's rows ([`cli::Refusal`]) with their checks ([`cli::Unchanged`]).
+//!   like, and the refusal tables: rows ([`cli::Refusal`]) and their driver ([`cli::refuses`]).
 //! - [`run`]          — in-process runs: [`run::fast_config`], flag files, a run held before its
 //!   cut-over ([`run::PostponedRun`]).
+//! - [`db`]           — a test's database on either server ([`db::TestDatabase`]), for the
+//!   helpers both dialects' tests share.
+//! - [`oracle`]       — the server as the oracle: a migrated table against a clone ALTERed
+//!   natively.
 //! - [`compare`]      — snapshots compared value by value ([`compare::assert_same_rows`]).
 //! - [`mysql`]        — MariaDB: a database per test ([`mysql::TestDb`]), the replica, load, and
 //!   concurrent writers.
@@ -22,10 +26,12 @@
 
 pub mod cli;
 pub mod compare;
+pub mod db;
 pub mod demo;
 pub mod differential;
 pub mod model;
 pub mod mysql;
+pub mod oracle;
 pub mod postgres;
 pub mod proxy;
 pub mod run;

@@ -22,11 +22,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Spawned;
+use crate::db::TestDatabase;
 
 /// DSN of the test server, without a database.
 pub fn server_dsn() -> String {
     std::env::var("SHADOWSWAP_MYSQL_DSN").unwrap_or_else(|_| "mysql://shadowswap:shadowswap@127.0.0.1:33306".to_string())
 }
+
+/// Definition (`SHOW CREATE TABLE`) and every row (sorted) of some tables, by name
+/// ([`TestDb::snapshot`]).
+pub type Snapshot = Vec<(String, String, Vec<String>)>;
 
 /// The seeded columns of rows of `t` ([`TestDb::seed_t`]): `(id, a, u, pad)`.
 pub type Seeded = Vec<(i64, String, i64, String)>;
@@ -164,6 +169,24 @@ impl TestDb {
         (c, id)
     }
 
+    /// `SHOW CREATE TABLE` of `table` with the table's name taken out, to compare definitions
+    /// of tables with different names.
+    pub async fn definition(&self, table: &str) -> String {
+        self.create_table(table).await.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE", 1)
+    }
+
+    /// Definition and every row of `tables`, to compare before and after a run that must change
+    /// nothing.
+    pub async fn snapshot(&self, tables: &[&str]) -> Snapshot {
+        let mut out = Vec::new();
+        for t in tables {
+            let mut rows: Vec<String> = self.rows(t, "1").await.iter().map(|r| format!("{r:?}")).collect();
+            rows.sort();
+            out.push((t.to_string(), self.create_table(t).await, rows));
+        }
+        out
+    }
+
     /// Panics unless the database holds exactly `tables` and no trigger: nothing left behind.
     pub async fn assert_clean(&self, tables: &[&str]) {
         assert_eq!(self.tables().await, tables, "tables left in {}", self.name);
@@ -178,5 +201,56 @@ impl TestDb {
     /// A [`TableRef`] in this database.
     pub fn table(&self, name: &str) -> TableRef {
         TableRef::new(self.name.clone(), name)
+    }
+}
+
+impl TestDatabase for TestDb {
+    type Dialect = MySql;
+    type Row = Vec<Value>;
+    type Definition = String;
+    type Snapshot = Snapshot;
+
+    async fn new(name: &str) -> TestDb {
+        TestDb::new(name).await
+    }
+
+    fn dsn(&self) -> &str {
+        &self.dsn
+    }
+
+    fn table(&self, name: &str) -> TableRef {
+        TestDb::table(self, name)
+    }
+
+    async fn dialect(&self) -> Arc<MySql> {
+        TestDb::dialect(self).await
+    }
+
+    async fn exec(&self, sql: &str) {
+        TestDb::exec(self, sql).await
+    }
+
+    async fn tables(&self) -> Vec<String> {
+        TestDb::tables(self).await
+    }
+
+    async fn rows(&self, table: &str, order_by: &str) -> Vec<Vec<Value>> {
+        TestDb::rows(self, table, order_by).await
+    }
+
+    async fn definition(&self, table: &str) -> String {
+        TestDb::definition(self, table).await
+    }
+
+    async fn snapshot(&self, tables: &[&str]) -> Snapshot {
+        TestDb::snapshot(self, tables).await
+    }
+
+    /// [`TestDb::assert_clean`] with the tables in the server's order (information_schema sorts
+    /// case-insensitively, so `_t_new` comes after `t`).
+    async fn assert_nothing_left(&self, tables: &[&str]) {
+        let mut sorted = tables.to_vec();
+        sorted.sort_by_key(|t| t.to_ascii_uppercase());
+        self.assert_clean(&sorted).await;
     }
 }

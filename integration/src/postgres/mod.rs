@@ -22,6 +22,15 @@ use shadowswap_postgres::Postgres;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
+use crate::db::TestDatabase;
+
+/// Rows as text, NULL as `None` ([`PgTestDb::text_rows`]).
+pub type Rows = Vec<Vec<Option<String>>>;
+
+/// Per table, by name: its columns, indexes, constraints, triggers, `pg_class` facts
+/// (relfilenode: no rewrite; ACL; comment) and every row ([`PgTestDb::snapshot`]).
+pub type Snapshot = Vec<(String, Rows)>;
+
 /// DSN of the test server (its maintenance database).
 pub fn server_dsn() -> String {
     std::env::var("SHADOWSWAP_PG_DSN")
@@ -84,7 +93,7 @@ impl PgTestDb {
     }
 
     /// Every row of `query` as text (NULL as None), for exact comparisons.
-    pub async fn text_rows(&self, query: &str) -> Vec<Vec<Option<String>>> {
+    pub async fn text_rows(&self, query: &str) -> Rows {
         let rows = self.client.simple_query(query).await.unwrap_or_else(|e| panic!("{query}: {e}"));
         rows.into_iter()
             .filter_map(|m| match m {
@@ -92,6 +101,57 @@ impl PgTestDb {
                 _ => None,
             })
             .collect()
+    }
+
+    /// All rows of `table` (in `public`) ordered by `order_by`, as text.
+    pub async fn rows(&self, table: &str, order_by: &str) -> Rows {
+        self.text_rows(&format!("SELECT * FROM {table} ORDER BY {order_by}")).await
+    }
+
+    /// Columns of `table`: name, type, NOT NULL, default; to compare definitions of tables with
+    /// different names.
+    pub async fn definition(&self, table: &str) -> Rows {
+        self.text_rows(&format!(
+            "SELECT attname, format_type(atttypid, atttypmod), attnotnull::text, pg_get_expr(d.adbin, d.adrelid) \
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ))
+        .await
+    }
+
+    /// Definition and every row of `tables` (in `public`), to compare before and after a run that
+    /// must change nothing: columns, indexes, constraints, triggers, the relation's kind,
+    /// persistence, relfilenode (no rewrite), ACL and comment, and the rows.
+    pub async fn snapshot(&self, tables: &[&str]) -> Snapshot {
+        let mut out = Vec::new();
+        for t in tables {
+            let mut parts = Vec::new();
+            for q in [
+                format!(
+                    "SELECT column_name, data_type, udt_name, is_nullable, column_default, character_maximum_length::text, \
+                            is_identity, is_generated, generation_expression \
+                     FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{t}' ORDER BY ordinal_position"
+                ),
+                format!("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = '{t}' ORDER BY 1"),
+                format!(
+                    "SELECT conname, pg_get_constraintdef(oid), convalidated::text FROM pg_constraint \
+                     WHERE conrelid = 'public.{t}'::regclass ORDER BY 1"
+                ),
+                format!(
+                    "SELECT tgname, pg_get_triggerdef(oid), tgenabled::text FROM pg_trigger \
+                     WHERE tgrelid = 'public.{t}'::regclass AND NOT tgisinternal ORDER BY 1"
+                ),
+                format!(
+                    "SELECT relkind::text, relpersistence::text, relfilenode::text, coalesce(array_to_string(relacl, ','), ''), \
+                            coalesce(obj_description(oid, 'pg_class'), '') FROM pg_class WHERE oid = 'public.{t}'::regclass"
+                ),
+                format!("SELECT x::text FROM public.{t} x ORDER BY 1"),
+            ] {
+                parts.extend(self.text_rows(&q).await);
+            }
+            out.push((t.to_string(), parts));
+        }
+        out
     }
 
     /// Relations of kind table in `public`, sorted.
@@ -148,5 +208,52 @@ impl PgTestDb {
     /// A [`TableRef`] in `public`.
     pub fn table(&self, name: &str) -> TableRef {
         TableRef::new("public", name)
+    }
+}
+
+impl TestDatabase for PgTestDb {
+    type Dialect = Postgres;
+    type Row = Vec<Option<String>>;
+    type Definition = Rows;
+    type Snapshot = Snapshot;
+
+    async fn new(name: &str) -> PgTestDb {
+        PgTestDb::new(name).await
+    }
+
+    fn dsn(&self) -> &str {
+        &self.dsn
+    }
+
+    fn table(&self, name: &str) -> TableRef {
+        PgTestDb::table(self, name)
+    }
+
+    async fn dialect(&self) -> Arc<Postgres> {
+        PgTestDb::dialect(self).await
+    }
+
+    async fn exec(&self, sql: &str) {
+        PgTestDb::exec(self, sql).await
+    }
+
+    async fn tables(&self) -> Vec<String> {
+        PgTestDb::tables(self).await
+    }
+
+    async fn rows(&self, table: &str, order_by: &str) -> Rows {
+        PgTestDb::rows(self, table, order_by).await
+    }
+
+    async fn definition(&self, table: &str) -> Rows {
+        PgTestDb::definition(self, table).await
+    }
+
+    async fn snapshot(&self, tables: &[&str]) -> Snapshot {
+        PgTestDb::snapshot(self, tables).await
+    }
+
+    async fn assert_nothing_left(&self, tables: &[&str]) {
+        self.assert_clean_any_order(tables).await
     }
 }

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value};
-use shadowswap_engine::{Outcome, Runner};
+use mysql_async::Conn;
+use shadowswap_engine::MigrationConfig;
 use shadowswap_integration::cli::{run_alter, stdout};
 use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::oracle::{assert_matches_clone, assert_rows_match_clone, migrate};
 use shadowswap_integration::run::{fast_config, PostponedRun};
 
 const ROWS: i64 = 300;
@@ -33,26 +34,12 @@ async fn twin_tables(db: &TestDb, t: &str, o: &str) {
     }
 }
 
-/// Every row of `table`, every column (binary protocol values), in key order.
-async fn all_rows(db: &TestDb, table: &str) -> Vec<Vec<Value>> {
-    db.rows(table, "id").await
-}
-
-/// `SHOW CREATE TABLE` of `table` with the table's name taken out, to compare definitions.
-async fn definition(db: &TestDb, table: &str) -> String {
-    db.create_table(table).await.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE", 1)
-}
-
-/// Run `spec` on `table` with shadowswap (in-process, renames approved) to the swap.
-async fn migrate(db: &TestDb, table: &str, spec: &str) {
+/// Fixed chunks of `rows` rows, renames approved.
+fn config(chunk_rows: u64) -> MigrationConfig {
     let mut cfg = fast_config();
     cfg.approve_renamed_columns = true;
-    cfg.copy.fixed_chunk_rows = Some(37);
-    let runner = Runner::new(db.dialect().await, cfg);
-    match runner.run(&db.table(table), spec).await {
-        Ok(Outcome::Swapped(_)) => {}
-        other => panic!("{spec}: {other:?}"),
-    }
+    cfg.copy.fixed_chunk_rows = Some(chunk_rows);
+    cfg
 }
 
 /// Every shape that drops (or renames away) a column and adds one of the same name, plus the
@@ -74,13 +61,8 @@ async fn each_drop_and_re_add_shape_matches_a_native_alter() {
         let (t, o) = (format!("t{i}"), format!("o{i}"));
         twin_tables(&db, &t, &o).await;
         db.exec(&format!("ALTER TABLE `{o}` {spec}, ALGORITHM=COPY")).await;
-        migrate(&db, &t, spec).await;
-        assert_eq!(definition(&db, &t).await, definition(&db, &o).await, "{spec}: definition");
-        let (got, want) = (all_rows(&db, &t).await, all_rows(&db, &o).await);
-        assert_eq!(got.len(), ROWS as usize, "{spec}");
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(g, w, "{spec}: a row differs from the native ALTER's");
-        }
+        migrate(&db, &t, spec, config(37)).await;
+        assert_matches_clone(&db, &t, &o, spec, ROWS as usize).await;
     }
 }
 
@@ -159,11 +141,7 @@ async fn writes_during_the_run_do_not_carry_the_old_value_into_the_re_added_colu
     run.swap().await;
     db.exec(&format!("ALTER TABLE o {spec}, ALGORITHM=COPY")).await;
 
-    let (got, want) = (all_rows(&db, "t").await, all_rows(&db, "o").await);
-    assert_eq!(got.len(), want.len(), "row count");
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w, "a row differs from the native ALTER's");
-    }
+    assert_rows_match_clone(&db, "t", "o", spec).await;
     let carried: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE c <> 7 OR c IS NULL").await;
     assert_eq!(carried, 0, "every row's new c is the new default");
 }

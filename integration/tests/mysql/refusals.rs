@@ -1,7 +1,7 @@
 //! Preflight refusals, through the real `shadowswap` binary with `--execute`, so a refusal is
 //! really what stops the run. Each test is a table: a setup (the tables it creates), then rows of
-//! (table, ALTER, expected phrases) run by one driver, [`refuses`], which checks for every row
-//! that
+//! (table, ALTER, expected phrases) run by the refusal driver both dialects share, [`refuses`],
+//! which checks for every row that
 //! 1. the exit status is 1 (not 0, not a panic's 101),
 //! 2. the last line of stderr is the one error line, `shadowswap: error: …`, and names the
 //!    problem and the remedy,
@@ -12,64 +12,20 @@
 //! trigger of the user's own, a leftover of an earlier run) are checked by hand. Also: the dry
 //! run prints the plan and changes nothing.
 
-use std::process::Output;
-
 use mysql_async::prelude::Queryable;
 use shadowswap_engine::names::{char_len, Names};
-use shadowswap_integration::cli::{assert_refused, last_error_line, run_cli, stderr, stdout, Refusal, Unchanged};
+use shadowswap_integration::cli::{assert_refused, dry_run, last_error_line, refuses, run_cli, stderr, stdout, Refusal};
+use shadowswap_integration::db::TestDatabase;
 use shadowswap_integration::mysql::TestDb;
-
-/// Definition and rows of some tables, to compare before and after a run.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot(Vec<(String, String, Vec<String>)>);
-
-async fn snapshot(db: &TestDb, tables: &[&str]) -> Snapshot {
-    let mut out = Vec::new();
-    for t in tables {
-        let mut rows: Vec<String> = db.rows(t, "1").await.iter().map(|r| format!("{r:?}")).collect();
-        rows.sort();
-        out.push((t.to_string(), db.create_table(t).await, rows));
-    }
-    Snapshot(out)
-}
-
-/// `assert_clean` with the tables in the server's order (information_schema sorts
-/// case-insensitively, so `_t_new` comes after `t`).
-async fn assert_clean(db: &TestDb, tables: &[&str]) {
-    let mut sorted = tables.to_vec();
-    sorted.sort_by_key(|t| t.to_ascii_uppercase());
-    db.assert_clean(&sorted).await;
-}
-
-/// The driver: run every row of a refusal table against `db` and check all four points
-/// ([`Unchanged::refuses`]); `tables` are the tables the setup created (they must stay exactly as
-/// they were, and be the only ones). Returns the error lines.
-async fn refuses(db: &TestDb, tables: &[&str], rows: impl IntoIterator<Item = Refusal>) -> Vec<String> {
-    let checks = Unchanged { snapshot: || snapshot(db, tables), assert_clean: || assert_clean(db, tables) };
-    checks.refuses(&db.dsn, rows).await
-}
-
-/// A dry run of `alter` on `t` ([`Unchanged::dry_run`]): it must pass and change nothing.
-async fn dry_run(db: &TestDb, alter: &str, extra: &[&str]) -> Output {
-    let checks = Unchanged { snapshot: || snapshot(db, &["t"]), assert_clean: || assert_clean(db, &["t"]) };
-    checks.dry_run(&db.dsn, "t", alter, extra).await
-}
 
 /// The setup most tables share: `t` with a primary key, an email column with one duplicate value,
 /// and NULLs.
 const T: &str = "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, email VARCHAR(50) NULL, n INT NULL, KEY k_n (n)) ENGINE=InnoDB;
      INSERT INTO t VALUES (1, 'ann@example.org', 10), (2, 'bob@example.org', NULL), (3, 'ann@example.org', 30), (4, NULL, 40)";
 
-/// A fresh database `ssw_<name>` holding what `setup` creates.
-async fn setup(name: &str, setup: &str) -> TestDb {
-    let db = TestDb::new(name).await;
-    db.exec(setup).await;
-    db
-}
-
 #[tokio::test]
 async fn missing_table() {
-    let db = setup("ref_missing_table", T).await;
+    let db = TestDb::with_setup("ref_missing_table", T).await;
     refuses(
         &db,
         &["t"],
@@ -84,7 +40,7 @@ async fn missing_table() {
 
 #[tokio::test]
 async fn missing_database_in_dsn() {
-    let db = setup("ref_missing_db", T).await;
+    let db = TestDb::with_setup("ref_missing_db", T).await;
     let dsn = db.dsn.replace("ssw_ref_missing_db", "ssw_ref_missing_db_nosuch");
     let out = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
     assert_refused(&out, &["database ssw_ref_missing_db_nosuch does not exist", "check the DSN"]);
@@ -100,12 +56,12 @@ async fn missing_database_in_dsn() {
     let line = last_error_line(&out);
     assert!(line.starts_with("shadowswap: error: the DSN names no database"), "{line}");
     assert!(line.contains("give --table DATABASE.NAME"), "{line}");
-    assert_clean(&db, &["t"]).await;
+    db.assert_nothing_left(&["t"]).await;
 }
 
 #[tokio::test]
 async fn table_without_any_key() {
-    let db = setup(
+    let db = TestDb::with_setup(
         "ref_no_key",
         "CREATE TABLE t (a INT NOT NULL, b VARCHAR(10), KEY ka (a)); INSERT INTO t VALUES (1, 'x'), (1, 'x'), (2, NULL)",
     )
@@ -124,7 +80,7 @@ async fn table_without_any_key() {
 
 #[tokio::test]
 async fn only_unique_key_is_over_nullable_columns() {
-    let db = setup(
+    let db = TestDb::with_setup(
         "ref_nullable_unique",
         "CREATE TABLE t (a INT NULL, b INT NOT NULL, UNIQUE KEY u_ab (a, b)); INSERT INTO t VALUES (NULL, 1), (NULL, 1), (2, 1)",
     )
@@ -139,7 +95,7 @@ async fn only_unique_key_is_over_nullable_columns() {
 
 #[tokio::test]
 async fn alter_drops_the_only_usable_key() {
-    let db = setup("ref_drop_pk", T).await;
+    let db = TestDb::with_setup("ref_drop_pk", T).await;
     refuses(
         &db,
         &["t"],
@@ -160,7 +116,7 @@ async fn alter_drops_the_only_usable_key() {
 
 #[tokio::test]
 async fn alter_that_renames_the_table() {
-    let db = setup("ref_rename_table", T).await;
+    let db = TestDb::with_setup("ref_rename_table", T).await;
     refuses(
         &db,
         &["t"],
@@ -181,7 +137,7 @@ async fn alter_that_renames_the_table() {
 
 #[tokio::test]
 async fn alter_the_server_rejects() {
-    let db = setup("ref_server_rejects", T).await;
+    let db = TestDb::with_setup("ref_server_rejects", T).await;
     refuses(
         &db,
         &["t"],
@@ -203,7 +159,7 @@ async fn alter_the_server_rejects() {
 
 #[tokio::test]
 async fn alter_to_a_non_transactional_engine() {
-    let db = setup("ref_alter_engine", T).await;
+    let db = TestDb::with_setup("ref_alter_engine", T).await;
     refuses(
         &db,
         &["t"],
@@ -227,7 +183,7 @@ async fn alter_to_a_non_transactional_engine() {
 /// refused with a message that says so, rather than blaming the ALTER.
 #[tokio::test]
 async fn alter_the_server_allows_only_on_real_tables() {
-    let db = setup("ref_not_on_temporary", T).await;
+    let db = TestDb::with_setup("ref_not_on_temporary", T).await;
     let tried = "shadowswap tries the ALTER on a temporary copy of the table first";
     let remedy = "shadowswap cannot run this ALTER yet";
     refuses(
@@ -251,7 +207,7 @@ async fn alter_the_server_allows_only_on_real_tables() {
 
 #[tokio::test]
 async fn statement_injection_is_refused() {
-    let db = setup("ref_injection", T).await;
+    let db = TestDb::with_setup("ref_injection", T).await;
     db.exec("CREATE TABLE victim (id INT PRIMARY KEY); INSERT INTO victim VALUES (1)").await;
     let semicolon = ["the ALTER spec contains ';'", "give one ALTER spec, not several statements"];
     let mut rows = Refusal::each(
@@ -294,7 +250,7 @@ async fn statement_injection_is_refused() {
 
 #[tokio::test]
 async fn empty_alter_and_whole_statement() {
-    let db = setup("ref_empty_alter", T).await;
+    let db = TestDb::with_setup("ref_empty_alter", T).await;
     let mut rows =
         Refusal::each("t", &["", "   ", "/* nothing */"], &["the ALTER spec is empty", "give what follows ALTER TABLE t"]);
     rows.push(Refusal::new("t", "ADD COLUMN c INT,", &["empty clause"]));
@@ -308,18 +264,18 @@ async fn empty_alter_and_whole_statement() {
 
 #[tokio::test]
 async fn table_with_a_trigger_of_its_own() {
-    let db = setup("ref_user_trigger", T).await;
+    let db = TestDb::with_setup("ref_user_trigger", T).await;
     db.exec(
         "CREATE TABLE audit (id INT); CREATE TRIGGER t_audit AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id)",
     )
     .await;
     let tables = ["audit", "t"];
-    let before = snapshot(&db, &tables).await;
+    let before = db.snapshot(&tables).await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
     assert_refused(&out, &["has triggers of its own (t_audit)", "Drop them for the migration and recreate them afterwards"]);
     assert_eq!(db.tables().await, ["audit", "t"]);
     assert_eq!(db.triggers().await, ["t_audit"], "exactly the user's trigger, nothing of ours");
-    assert_eq!(snapshot(&db, &tables).await, before);
+    assert_eq!(db.snapshot(&tables).await, before);
     // The user's trigger still works.
     db.exec("INSERT INTO t VALUES (9, NULL, NULL)").await;
     assert_eq!(db.scalar::<u64>("SELECT COUNT(*) FROM audit WHERE id = 9").await, 1);
@@ -327,7 +283,7 @@ async fn table_with_a_trigger_of_its_own() {
 
 #[tokio::test]
 async fn leftover_capture_triggers_of_an_earlier_run() {
-    let db = setup("ref_leftover_trigger", T).await;
+    let db = TestDb::with_setup("ref_leftover_trigger", T).await;
     db.exec("CREATE TRIGGER _t_ssw_upd AFTER UPDATE ON t FOR EACH ROW SET @x = 1").await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
     assert_refused(&out, &["still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
@@ -337,8 +293,7 @@ async fn leftover_capture_triggers_of_an_earlier_run() {
 
 #[tokio::test]
 async fn foreign_keys_either_way() {
-    let db = setup(
-        "ref_foreign_keys",
+    let db = TestDb::with_setup("ref_foreign_keys",
         "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20)) ENGINE=InnoDB;
          CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, CONSTRAINT fk_child_parent FOREIGN KEY (parent_id) REFERENCES parent (id)) ENGINE=InnoDB;
          INSERT INTO parent VALUES (1, 'a'), (2, 'b');
@@ -367,7 +322,7 @@ async fn foreign_keys_either_way() {
 
 #[tokio::test]
 async fn non_innodb_tables() {
-    let db = setup(
+    let db = TestDb::with_setup(
         "ref_engines",
         "CREATE TABLE t_myisam (id INT PRIMARY KEY, v INT) ENGINE=MyISAM; INSERT INTO t_myisam VALUES (1, 1), (2, 2);
          CREATE TABLE t_aria (id INT PRIMARY KEY, v INT) ENGINE=Aria; INSERT INTO t_aria VALUES (1, 1), (2, 2)",
@@ -388,7 +343,7 @@ async fn non_innodb_tables() {
 
 #[tokio::test]
 async fn views_are_not_tables() {
-    let db = setup("ref_view", T).await;
+    let db = TestDb::with_setup("ref_view", T).await;
     db.exec("CREATE VIEW v AS SELECT id, email FROM t").await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "v", "--alter", "ADD COLUMN c INT", "--execute"], &[]).await;
     assert_refused(&out, &["ssw_ref_view.v is a VIEW, not a table"]);
@@ -397,7 +352,7 @@ async fn views_are_not_tables() {
 
 #[tokio::test]
 async fn leftover_shadow_or_old_table() {
-    let db = setup("ref_leftovers", T).await;
+    let db = TestDb::with_setup("ref_leftovers", T).await;
     // cleanup removes a leftover shadow, never an old table (it may be the only copy of the data
     // as it was before an earlier swap).
     for (leftover, remedy) in [
@@ -418,7 +373,7 @@ async fn leftover_shadow_or_old_table() {
 
 #[tokio::test]
 async fn column_rename_needs_approval() {
-    let db = setup("ref_rename_column", T).await;
+    let db = TestDb::with_setup("ref_rename_column", T).await;
     let approve = "add --approve-renamed-columns";
     refuses(
         &db,
@@ -437,7 +392,7 @@ async fn column_rename_needs_approval() {
 
 #[tokio::test]
 async fn new_unique_key_over_duplicate_data() {
-    let db = setup("ref_duplicates", T).await;
+    let db = TestDb::with_setup("ref_duplicates", T).await;
     let expect =
         ["unique key uk_email", "ssw_ref_duplicates.t has duplicate values", "'ann@example.org'", "remove the duplicates"];
     refuses(&db, &["t"], [Refusal::new("t", "ADD UNIQUE KEY uk_email (email)", &expect)]).await;
@@ -472,7 +427,7 @@ async fn new_unique_key_over_duplicate_data() {
 
 #[tokio::test]
 async fn altered_table_rejects_existing_rows() {
-    let db = setup("ref_rows_do_not_fit", T).await;
+    let db = TestDb::with_setup("ref_rows_do_not_fit", T).await;
     refuses(
         &db,
         &["t"],
@@ -495,7 +450,7 @@ async fn altered_table_rejects_existing_rows() {
 
 #[tokio::test]
 async fn another_run_holds_the_table() {
-    let db = setup("ref_advisory_lock", T).await;
+    let db = TestDb::with_setup("ref_advisory_lock", T).await;
     let lock = Names::new(&db.table("t"), shadowswap_mysql::MAX_IDENTIFIER_CHARS, char_len).lock;
     assert_eq!(lock, "shadowswap:ssw_ref_advisory_lock.t");
     let mut holder = db.pool.get_conn().await.unwrap();
@@ -520,13 +475,13 @@ async fn another_run_holds_the_table() {
     let _: Option<i64> = holder.exec_first("SELECT RELEASE_LOCK(?)", (&lock,)).await.unwrap();
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c INT"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_clean(&db, &["t"]).await;
+    db.assert_nothing_left(&["t"]).await;
 }
 
 #[tokio::test]
 async fn set_only_primary_key() {
     // (ENUM keys are chunked by index number: chunk_keys.rs.)
-    let db = setup(
+    let db = TestDb::with_setup(
         "ref_set_key",
         "CREATE TABLE t (k SET('b', 'a') NOT NULL PRIMARY KEY, v INT); INSERT INTO t VALUES ('a', 1), ('b', 2)",
     )
@@ -545,10 +500,10 @@ async fn set_only_primary_key() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing() {
-    let db = setup("ref_dry_run", T).await;
+    let db = TestDb::with_setup("ref_dry_run", T).await;
     db.exec("ANALYZE TABLE t").await;
     let spec = "ADD COLUMN note VARCHAR(20) NULL, DROP COLUMN n, ADD KEY k_note (note)";
-    let out = dry_run(&db, spec, &[]).await;
+    let out = dry_run(&db, &["t"], "t", spec, &[]).await;
     let plan = stdout(&out);
     for expect in [
         "table:          ssw_ref_dry_run.t\n",
@@ -572,6 +527,6 @@ async fn dry_run_changes_nothing() {
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
 
     // A rename, approved, shows up in the mapping.
-    let out = dry_run(&db, "CHANGE n amount INT NULL", &["--approve-renamed-columns"]).await;
+    let out = dry_run(&db, &["t"], "t", "CHANGE n amount INT NULL", &["--approve-renamed-columns"]).await;
     assert!(stdout(&out).contains("  amount <- n (renamed)\n"), "{}", stdout(&out));
 }

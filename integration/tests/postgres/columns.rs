@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use shadowswap_engine::{Outcome, Runner};
 use shadowswap_integration::cli::{run_alter, stdout};
+use shadowswap_integration::oracle::{assert_matches_clone, assert_rows_match_clone, migrate};
 use shadowswap_integration::postgres::{client, PgTestDb};
 use shadowswap_integration::run::{fast_config, PostponedRun};
 
@@ -27,31 +27,6 @@ async fn twin_tables(db: &PgTestDb, t: &str, o: &str) {
              INSERT INTO {name} (id, c, k) SELECT g, g * 10, 'k' || g FROM generate_series(1, {ROWS}) g"
         ))
         .await;
-    }
-}
-
-/// Every row of `table`, every column as text, in key order.
-async fn all_rows(db: &PgTestDb, table: &str) -> Vec<Vec<Option<String>>> {
-    db.text_rows(&format!("SELECT * FROM {table} ORDER BY id")).await
-}
-
-/// Columns of `table`: name, type, NOT NULL, default.
-async fn definition(db: &PgTestDb, table: &str) -> Vec<Vec<Option<String>>> {
-    db.text_rows(&format!(
-        "SELECT attname, format_type(atttypid, atttypmod), attnotnull::text, pg_get_expr(d.adbin, d.adrelid) \
-         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-         WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-    ))
-    .await
-}
-
-async fn migrate(db: &PgTestDb, table: &str, spec: &str) {
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(37);
-    let runner = Runner::new(db.dialect().await, cfg);
-    match runner.run(&db.table(table), spec).await {
-        Ok(Outcome::Swapped(_)) => {}
-        other => panic!("{spec}: {other:?}"),
     }
 }
 
@@ -72,13 +47,10 @@ async fn each_drop_and_re_add_shape_matches_a_native_alter() {
         let (t, o) = (format!("t{i}"), format!("o{i}"));
         twin_tables(&db, &t, &o).await;
         db.exec(&format!("ALTER TABLE {o} {spec}")).await;
-        migrate(&db, &t, spec).await;
-        assert_eq!(definition(&db, &t).await, definition(&db, &o).await, "{spec}: definition");
-        let (got, want) = (all_rows(&db, &t).await, all_rows(&db, &o).await);
-        assert_eq!(got.len(), ROWS as usize, "{spec}");
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(g, w, "{spec}: a row differs from the native ALTER's");
-        }
+        let mut cfg = fast_config();
+        cfg.copy.fixed_chunk_rows = Some(37);
+        migrate(&db, &t, spec, cfg).await;
+        assert_matches_clone(&db, &t, &o, spec, ROWS as usize).await;
     }
 }
 
@@ -149,11 +121,7 @@ async fn writes_during_the_run_do_not_carry_the_old_value_into_the_re_added_colu
     run.swap().await;
     db.exec(&format!("ALTER TABLE o {spec}")).await;
 
-    let (got, want) = (all_rows(&db, "t").await, all_rows(&db, "o").await);
-    assert_eq!(got.len(), want.len(), "row count");
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w, "a row differs from the native ALTER's");
-    }
+    assert_rows_match_clone(&db, "t", "o", spec).await;
     let carried = db.text_rows("SELECT count(*) FROM t WHERE c IS DISTINCT FROM 7").await;
     assert_eq!(carried[0][0].as_deref(), Some("0"), "every row's new c is the new default");
 }

@@ -1,7 +1,7 @@
 //! PostgreSQL preflight refusals, through the real `shadowswap` binary with `--execute`, so a
 //! refusal is really what stops the run. Each test is a table: a setup (the tables it creates),
-//! then rows of (table, ALTER, expected phrases) run by one driver, [`refuses`], which checks for
-//! every row that
+//! then rows of (table, ALTER, expected phrases) run by the refusal driver both dialects share,
+//! [`refuses`], which checks for every row that
 //! 1. the exit status is 1 (not 0, not a panic's 101),
 //! 2. the last line of stderr is the one error line, `shadowswap: error: …`, naming the problem
 //!    and the remedy,
@@ -17,61 +17,10 @@
 //! the plan and changes nothing, and refusals that only the copy can find undo what the run
 //! created (a run killed mid-backfill: `lifecycle.rs`).
 
-use std::process::Output;
-
 use shadowswap_engine::names::{byte_len, Names};
-use shadowswap_integration::cli::{assert_refused, run_alter, run_cli, stderr, stdout, Refusal, Unchanged};
+use shadowswap_integration::cli::{assert_refused, dry_run, refuses, run_alter, run_cli, stderr, stdout, Refusal};
+use shadowswap_integration::db::TestDatabase;
 use shadowswap_integration::postgres::{client, PgTestDb};
-
-/// Definition and rows of some tables, to compare before and after a run.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot(Vec<(String, Vec<Vec<Option<String>>>)>);
-
-async fn snapshot(db: &PgTestDb, tables: &[&str]) -> Snapshot {
-    let mut out = Vec::new();
-    for t in tables {
-        let mut parts = Vec::new();
-        for q in [
-            format!(
-                "SELECT column_name, data_type, udt_name, is_nullable, column_default, character_maximum_length::text, \
-                        is_identity, is_generated, generation_expression \
-                 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{t}' ORDER BY ordinal_position"
-            ),
-            format!("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = '{t}' ORDER BY 1"),
-            format!(
-                "SELECT conname, pg_get_constraintdef(oid), convalidated::text FROM pg_constraint \
-                 WHERE conrelid = 'public.{t}'::regclass ORDER BY 1"
-            ),
-            format!(
-                "SELECT tgname, pg_get_triggerdef(oid), tgenabled::text FROM pg_trigger \
-                 WHERE tgrelid = 'public.{t}'::regclass AND NOT tgisinternal ORDER BY 1"
-            ),
-            format!(
-                "SELECT relkind::text, relpersistence::text, relfilenode::text, coalesce(array_to_string(relacl, ','), ''), \
-                        coalesce(obj_description(oid, 'pg_class'), '') FROM pg_class WHERE oid = 'public.{t}'::regclass"
-            ),
-            format!("SELECT x::text FROM public.{t} x ORDER BY 1"),
-        ] {
-            parts.extend(db.text_rows(&q).await);
-        }
-        out.push((t.to_string(), parts));
-    }
-    Snapshot(out)
-}
-
-/// The driver: run every row of a refusal table against `db` and check all four points
-/// ([`Unchanged::refuses`]); `tables` are the tables the setup created (they must stay exactly as
-/// they were, and be the only ones). Returns the error lines.
-async fn refuses(db: &PgTestDb, tables: &[&str], rows: impl IntoIterator<Item = Refusal>) -> Vec<String> {
-    let checks = Unchanged { snapshot: || snapshot(db, tables), assert_clean: || db.assert_clean_any_order(tables) };
-    checks.refuses(&db.dsn, rows).await
-}
-
-/// A dry run of `alter` on `t` ([`Unchanged::dry_run`]): it must pass and change nothing.
-async fn dry_run(db: &PgTestDb, alter: &str, extra: &[&str]) -> Output {
-    let checks = Unchanged { snapshot: || snapshot(db, &["t"]), assert_clean: || db.assert_clean_any_order(&["t"]) };
-    checks.dry_run(&db.dsn, "t", alter, extra).await
-}
 
 /// The setup most tables share: `t` with a primary key, an email column with one duplicate value,
 /// NULLs, a timestamptz, a plain index, a CHECK constraint, a comment and a grant.
@@ -85,16 +34,9 @@ const T: &str =
                           (3, 'ann@example.org', 30, '2021-10-31 01:30:00+00', NULL),
                           (4, NULL, 40, NULL, NULL)";
 
-/// A fresh database `ssw_<name>` holding what `setup` creates.
-async fn setup(name: &str, setup: &str) -> PgTestDb {
-    let db = PgTestDb::new(name).await;
-    db.exec(setup).await;
-    db
-}
-
 #[tokio::test]
 async fn missing_table_schema_or_database() {
-    let db = setup("pgref_missing", T).await;
+    let db = PgTestDb::with_setup("pgref_missing", T).await;
     refuses(
         &db,
         &["t"],
@@ -119,7 +61,7 @@ async fn missing_table_schema_or_database() {
 
 #[tokio::test]
 async fn tables_without_a_usable_key() {
-    let db = setup(
+    let db = PgTestDb::with_setup(
         "pgref_no_key",
         "CREATE TABLE nokey (a int NOT NULL, b text); CREATE INDEX nokey_a ON nokey (a);
          INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (2, NULL);
@@ -152,7 +94,7 @@ async fn tables_without_a_usable_key() {
 
 #[tokio::test]
 async fn alter_leaves_no_usable_key() {
-    let db = setup("pgref_drop_key", T).await;
+    let db = PgTestDb::with_setup("pgref_drop_key", T).await;
     db.exec("CREATE TABLE u (code text NOT NULL CONSTRAINT u_code_key UNIQUE, v int); INSERT INTO u VALUES ('a', 1), ('b', 2)")
         .await;
     let names_t = ["the ALTER names an index or key of public.t (t_pkey)", "run that clause directly with ALTER TABLE"];
@@ -183,7 +125,7 @@ async fn alter_leaves_no_usable_key() {
 
 #[tokio::test]
 async fn alter_that_renames_or_moves_the_table() {
-    let db = setup("pgref_rename_table", T).await;
+    let db = PgTestDb::with_setup("pgref_rename_table", T).await;
     db.exec("CREATE SCHEMA x").await;
     let mut rows = Refusal::each(
         "t",
@@ -201,7 +143,7 @@ async fn alter_that_renames_or_moves_the_table() {
 
 #[tokio::test]
 async fn alter_the_server_rejects() {
-    let db = setup("pgref_server_rejects", T).await;
+    let db = PgTestDb::with_setup("pgref_server_rejects", T).await;
     let fix = "fix the ALTER spec (it is what follows ALTER TABLE t)";
     refuses(
         &db,
@@ -222,7 +164,7 @@ async fn alter_the_server_rejects() {
 
 #[tokio::test]
 async fn statement_injection_is_refused() {
-    let db = setup("pgref_injection", T).await;
+    let db = PgTestDb::with_setup("pgref_injection", T).await;
     db.exec("CREATE TABLE victim (id int PRIMARY KEY); INSERT INTO victim VALUES (1)").await;
     refuses(
         &db,
@@ -249,7 +191,7 @@ async fn statement_injection_is_refused() {
 
 #[tokio::test]
 async fn empty_alter_and_whole_statement() {
-    let db = setup("pgref_empty", T).await;
+    let db = PgTestDb::with_setup("pgref_empty", T).await;
     let mut rows = Refusal::each(
         "t",
         &["", "   ", "/* nothing */", " -- nothing"],
@@ -262,7 +204,7 @@ async fn empty_alter_and_whole_statement() {
 
 #[tokio::test]
 async fn column_rename_needs_approval() {
-    let db = setup("pgref_rename_column", T).await;
+    let db = PgTestDb::with_setup("pgref_rename_column", T).await;
     let mut rows = Refusal::each(
         "t",
         &["RENAME COLUMN email TO mail", "RENAME email TO mail", "rename column \"email\" to mail"],
@@ -275,7 +217,7 @@ async fn column_rename_needs_approval() {
 
 #[tokio::test]
 async fn columns_the_online_copy_cannot_fill_or_convert() {
-    let db = setup("pgref_columns", T).await;
+    let db = PgTestDb::with_setup("pgref_columns", T).await;
     let zone = ["depends on the session TimeZone", "add a new column and fill it yourself"];
     refuses(
         &db,
@@ -303,7 +245,7 @@ async fn columns_the_online_copy_cannot_fill_or_convert() {
 
 #[tokio::test]
 async fn new_unique_key_over_duplicate_data() {
-    let db = setup("pgref_duplicates", T).await;
+    let db = PgTestDb::with_setup("pgref_duplicates", T).await;
     let expect = [
         "the ALTER adds unique key uk_email but public.t has duplicate values for it",
         "('ann@example.org') occurs 2 times",
@@ -344,7 +286,7 @@ async fn new_unique_key_over_duplicate_data() {
 
 #[tokio::test]
 async fn altered_table_rejects_existing_rows() {
-    let db = setup("pgref_rows_do_not_fit", T).await;
+    let db = PgTestDb::with_setup("pgref_rows_do_not_fit", T).await;
     let rejects = |alter: &str, why: &str| {
         Refusal::new(
             "t",
@@ -366,7 +308,7 @@ async fn altered_table_rejects_existing_rows() {
 
 #[tokio::test]
 async fn another_run_holds_the_table() {
-    let db = setup("pgref_advisory_lock", T).await;
+    let db = PgTestDb::with_setup("pgref_advisory_lock", T).await;
     let lock = Names::new(&db.table("t"), shadowswap_postgres::MAX_IDENTIFIER_BYTES, byte_len).lock;
     assert_eq!(lock, "shadowswap:public.t");
     let holder = client(&db.dsn).await;
@@ -393,7 +335,7 @@ async fn another_run_holds_the_table() {
 
 #[tokio::test]
 async fn partitioned_and_inherited_tables() {
-    let db = setup(
+    let db = PgTestDb::with_setup(
         "pgref_partitions",
         "CREATE TABLE part (id int PRIMARY KEY, v int) PARTITION BY RANGE (id);
          CREATE TABLE part_1 PARTITION OF part FOR VALUES FROM (0) TO (100);
@@ -428,7 +370,7 @@ async fn partitioned_and_inherited_tables() {
 
 #[tokio::test]
 async fn published_unlogged_and_temporary_tables() {
-    let db = setup(
+    let db = PgTestDb::with_setup(
         "pgref_persistence",
         "CREATE TABLE pub (id int PRIMARY KEY, v int); INSERT INTO pub VALUES (1, 1);
          CREATE PUBLICATION ssw_pgref_pub FOR TABLE pub;
@@ -475,7 +417,7 @@ async fn published_unlogged_and_temporary_tables() {
 
 #[tokio::test]
 async fn objects_the_swap_cannot_carry_over() {
-    let db = setup(
+    let db = PgTestDb::with_setup(
         "pgref_dependents",
         "CREATE TABLE selfref (id int PRIMARY KEY, parent int CONSTRAINT selfref_parent_fk REFERENCES selfref (id));
          INSERT INTO selfref VALUES (1, NULL), (2, 1);
@@ -517,7 +459,7 @@ async fn objects_the_swap_cannot_carry_over() {
 /// type of one a view uses) is refused before anything is created, not after the copy.
 #[tokio::test]
 async fn columns_other_objects_use() {
-    let db = setup(
+    let db = PgTestDb::with_setup(
         "pgref_column_users",
         "CREATE TABLE t (id int PRIMARY KEY, n int, k int, free int); INSERT INTO t VALUES (1, 1, 1, 1), (2, 2, 2, 2);
          CREATE VIEW v AS SELECT id, n FROM t;
@@ -558,7 +500,7 @@ async fn columns_other_objects_use() {
 
 #[tokio::test]
 async fn leftovers_of_an_earlier_run() {
-    let db = setup("pgref_leftovers", T).await;
+    let db = PgTestDb::with_setup("pgref_leftovers", T).await;
     for leftover in ["_t_new", "_t_old"] {
         db.exec(&format!("CREATE TABLE {leftover} (id int PRIMARY KEY, half_done int); INSERT INTO {leftover} VALUES (1, 1)"))
             .await;
@@ -576,11 +518,11 @@ async fn leftovers_of_an_earlier_run() {
     }
     // A capture function of a dead run (its trigger may be gone already).
     db.exec("CREATE FUNCTION _t_ssw_upd() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$").await;
-    let before = snapshot(&db, &["t"]).await;
+    let before = db.snapshot(&["t"]).await;
     let out = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN c int", "--execute"], &[]).await;
     assert_refused(&out, &["public.t still has capture triggers from an earlier shadowswap run", "run `shadowswap cleanup`"]);
     assert_eq!(db.capture_leftovers().await, ["_t_ssw_upd"], "exactly the old function, nothing new");
-    assert_eq!(snapshot(&db, &["t"]).await, before);
+    assert_eq!(db.snapshot(&["t"]).await, before);
     let out = run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("dropped capture triggers: _t_ssw_upd"), "{}", stdout(&out));
@@ -589,10 +531,10 @@ async fn leftovers_of_an_earlier_run() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing() {
-    let db = setup("pgref_dry_run", T).await;
+    let db = PgTestDb::with_setup("pgref_dry_run", T).await;
     db.exec("ANALYZE t").await;
     let spec = "ADD COLUMN note varchar(20), DROP COLUMN n, ADD CONSTRAINT t_note_uq UNIQUE (note)";
-    let out = dry_run(&db, spec, &[]).await;
+    let out = dry_run(&db, &["t"], "t", spec, &[]).await;
     let plan = stdout(&out);
     for expect in [
         "table:          public.t\n",
@@ -618,6 +560,6 @@ async fn dry_run_changes_nothing() {
     assert!(!stderr(&out).contains("ERROR"), "{}", stderr(&out));
 
     // A rename, approved, shows up in the mapping; still nothing changes.
-    let out = dry_run(&db, "RENAME COLUMN n TO amount", &["--approve-renamed-columns"]).await;
+    let out = dry_run(&db, &["t"], "t", "RENAME COLUMN n TO amount", &["--approve-renamed-columns"]).await;
     assert!(stdout(&out).contains("  amount <- n (renamed)\n"), "{}", stdout(&out));
 }

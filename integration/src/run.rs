@@ -23,6 +23,14 @@ pub fn fast_config() -> MigrationConfig {
     c
 }
 
+/// [`fast_config`] with fixed chunks of `rows` rows (`None`: adaptive, the default: a target
+/// time per chunk).
+pub fn chunked_config(rows: Option<u64>) -> MigrationConfig {
+    let mut c = fast_config();
+    c.copy.fixed_chunk_rows = rows;
+    c
+}
+
 /// A flag file path of a test's own (`name`: its database), in the temporary directory; the file
 /// is not created.
 pub fn flag_path(name: &str) -> PathBuf {

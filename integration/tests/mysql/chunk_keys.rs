@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shadowswap_integration::cli::{assert_refused, run_cli, stderr, Unchanged};
 use shadowswap_integration::mysql::TestDb;
-use shadowswap_integration::run::{fast_config, PostponedRun};
+use shadowswap_integration::run::{chunked_config, fast_config, PostponedRun};
 use tokio_util::sync::CancellationToken;
 
 /// One row of the test tables: `(k, i, v)` by `id`.
@@ -135,8 +135,7 @@ async fn migrate_and_compare(db: &TestDb, alter: &str, values: KeyValues, checks
     let writers: Vec<_> = (0..2)
         .map(|me| writer(db.dsn.clone(), model.clone(), values, me, 2, seed + me as u64, stop.clone(), done.clone()))
         .collect();
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(50);
+    let mut cfg = chunked_config(Some(50));
     cfg.checksum.enabled = checksum;
     cfg.cut_over.keep_old_table = true;
     let d = db.dialect().await;
@@ -303,8 +302,7 @@ async fn an_enum_primary_key_is_chunked_in_declaration_order() {
          INSERT INTO t VALUES ('beta', 4), ('zeta', 1), ('mid', 3), ('alpha', 2)",
     )
     .await;
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(1);
+    let cfg = chunked_config(Some(1));
     let run = PostponedRun::start(
         db.dialect().await,
         cfg,
@@ -421,8 +419,7 @@ async fn datetime_to_timestamp_and_back_as_a_plain_alter_in_the_default_time_zon
                 }
             })
         };
-        let mut cfg = fast_config();
-        cfg.copy.fixed_chunk_rows = Some(50);
+        let mut cfg = chunked_config(Some(50));
         cfg.cut_over.keep_old_table = true;
         let run = PostponedRun::start(
             db.dialect().await,

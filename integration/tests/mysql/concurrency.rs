@@ -13,7 +13,7 @@ use shadowswap_engine::{Phase, Runner};
 use shadowswap_integration::model::{assert_writes_during_backfill, migrate_under_writers, UnderWriters};
 use shadowswap_integration::mysql::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
 use shadowswap_integration::mysql::TestDb;
-use shadowswap_integration::run::fast_config;
+use shadowswap_integration::run::chunked_config;
 
 struct Scenario {
     /// Database name (unique per test).
@@ -41,8 +41,7 @@ async fn run(s: Scenario) -> Seen {
     assert_eq!(initial.len() as u64, s.rows);
     eprintln!("[{}] loaded {} rows in {:.1} s", s.db, s.rows, t0.elapsed().as_secs_f64());
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = s.chunk_rows;
+    let cfg = chunked_config(s.chunk_rows);
     let runner = Runner::new(db.dialect().await, cfg);
     let wcfg = WorkloadConfig { writers: s.writers, ..WorkloadConfig::default() };
     let writers = Workload::start(&db.dsn, initial, wcfg, PhaseSource::Runner(runner.progress())).await.unwrap();
@@ -144,8 +143,7 @@ async fn writers_during_a_run_cancelled_in_backfill() {
     spec.load(&db.pool, 3_000, |_| {}).await.unwrap();
     let initial = Model::read(&db.pool, &spec).await.unwrap();
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(1);
+    let cfg = chunked_config(Some(1));
     let runner = Runner::new(db.dialect().await, cfg);
     let mut progress = runner.progress();
     let cancel = runner.cancel_token();

@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use shadowswap_engine::{Error, Outcome, Runner};
 use shadowswap_integration::cli::{run_cli, stderr, stdout, Spawned};
 use shadowswap_integration::mysql::TestDb;
-use shadowswap_integration::run::{fast_config, postpone_flag};
+use shadowswap_integration::run::{chunked_config, postpone_flag};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -208,8 +208,7 @@ async fn renamed_column_carries_its_data_with_approval() {
 async fn unique_key_run_under_way(name: &str) -> (TestDb, JoinHandle<shadowswap_engine::Result<Outcome>>) {
     let db = TestDb::new(name).await;
     db.seed_t(3000).await;
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(1);
+    let cfg = chunked_config(Some(1));
     let runner = Arc::new(Runner::new(db.dialect().await, cfg));
     let mut progress = runner.progress();
     let run = tokio::spawn({

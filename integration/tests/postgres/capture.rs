@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use shadowswap_engine::{Outcome, Phase, Runner};
 use shadowswap_integration::postgres::{client, server_dsn, PgTestDb};
-use shadowswap_integration::run::{fast_config, PostponedRun};
+use shadowswap_integration::run::{chunked_config, fast_config, PostponedRun};
 use tokio_postgres::Client;
 
 /// The ALTER of every test here: a new column with a default (a real copy).
@@ -41,8 +41,7 @@ async fn wait_until(c: &Client, query: &str, within: Duration, what: &str) {
 
 /// Start a held run of [`ALTER`] on `table` (chunks of 7 rows).
 async fn held_run(db: &PgTestDb, table: &str) -> PostponedRun {
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(7);
+    let cfg = chunked_config(Some(7));
     PostponedRun::start(db.dialect().await, cfg, db.table(table), ALTER, &db.name, Duration::from_secs(120)).await
 }
 
@@ -407,8 +406,7 @@ async fn a_truncate_during_the_backfill_is_not_undone() {
     let holder = client(&db.dsn).await;
     holder.batch_execute("BEGIN; SELECT 1 FROM t WHERE id = 500 FOR UPDATE").await.unwrap();
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(50);
+    let mut cfg = chunked_config(Some(50));
     cfg.copy.lock_wait_timeout = Duration::from_secs(120);
     let runner = std::sync::Arc::new(Runner::new(db.dialect().await, cfg));
     let progress = runner.progress();

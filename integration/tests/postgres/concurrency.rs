@@ -25,7 +25,7 @@ use shadowswap_engine::{Dialect, Runner};
 use shadowswap_integration::model::{assert_writes_during_backfill, migrate_under_writers, UnderWriters};
 use shadowswap_integration::postgres::workload::{self, Isolation, Model, PgTable, Workload, WorkloadConfig};
 use shadowswap_integration::postgres::{client, PgTestDb};
-use shadowswap_integration::run::fast_config;
+use shadowswap_integration::run::{chunked_config, fast_config};
 
 const ALTER: &str = "ADD COLUMN extra int NOT NULL DEFAULT 7, ALTER COLUMN v TYPE bigint";
 
@@ -54,8 +54,7 @@ async fn run(s: Scenario) -> Seen {
     assert_eq!(initial.len() as u64, s.rows);
     eprintln!("[{}] loaded {} rows in {:.1} s", s.db, s.rows, t0.elapsed().as_secs_f64());
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = s.chunk_rows;
+    let cfg = chunked_config(s.chunk_rows);
     let runner = Runner::new(db.dialect().await, cfg);
     let wcfg = WorkloadConfig { writers: s.writers, ..WorkloadConfig::default() };
     let writers = Workload::start(&db.dsn, initial, wcfg, Some(runner.progress())).await.unwrap();

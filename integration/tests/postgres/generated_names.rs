@@ -12,7 +12,7 @@
 use shadowswap_engine::{Outcome, Runner, TableRef};
 use shadowswap_integration::cli::{run_alter, stderr};
 use shadowswap_integration::postgres::PgTestDb;
-use shadowswap_integration::run::fast_config;
+use shadowswap_integration::run::{chunked_config, fast_config};
 
 const ROWS: i64 = 200;
 
@@ -50,8 +50,7 @@ async fn names_and_definitions(db: &PgTestDb, schema: &str) -> Vec<Vec<Option<St
 /// and indexes under the same names, and the same rows.
 async fn compare(db: &PgTestDb, spec: &str) {
     db.exec(&format!("ALTER TABLE b.t {spec}")).await;
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(37);
+    let cfg = chunked_config(Some(37));
     let runner = Runner::new(db.dialect().await, cfg);
     match runner.run(&TableRef::new("a", "t"), spec).await {
         Ok(Outcome::Swapped(_)) => {}

@@ -21,7 +21,7 @@ use shadowswap_integration::postgres::pgbench::{
     ORPHANS_SQL, TOTALS_SQL,
 };
 use shadowswap_integration::postgres::PgTestDb;
-use shadowswap_integration::run::{fast_config, summary_line};
+use shadowswap_integration::run::{chunked_config, summary_line};
 
 /// Accounts at scale 2.
 const ACCOUNTS: u64 = 200_000;
@@ -150,8 +150,7 @@ async fn pgbench_runs_clean_through_a_migration_of_pgbench_accounts() {
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(CHUNK_ROWS);
+    let cfg = chunked_config(Some(CHUNK_ROWS));
     let runner = Runner::new(db.dialect().await, cfg);
     // Wall-clock times of the phases, to relate pgbench's per-second figures to them.
     let mut progress = runner.progress();

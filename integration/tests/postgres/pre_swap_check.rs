@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shadowswap_engine::runner::Outcome;
 use shadowswap_integration::postgres::PgTestDb;
-use shadowswap_integration::run::{fast_config, PostponedRun};
+use shadowswap_integration::run::{chunked_config, PostponedRun};
 
 const ALTER: &str = "ADD COLUMN extra int DEFAULT 7";
 
@@ -18,8 +18,7 @@ async fn seeded(name: &str) -> PgTestDb {
 }
 
 async fn held(db: &PgTestDb) -> PostponedRun {
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(25);
+    let cfg = chunked_config(Some(25));
     PostponedRun::start(db.dialect().await, cfg, db.table("t"), ALTER, &db.name, Duration::from_secs(120)).await
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use shadowswap_engine::{Outcome, Runner};
 use shadowswap_integration::compare::assert_same_rows;
 use shadowswap_integration::postgres::{client, PgTestDb};
-use shadowswap_integration::run::{fast_config, PostponedRun};
+use shadowswap_integration::run::{chunked_config, fast_config, PostponedRun};
 use tokio_postgres::Client;
 
 /// The ALTER of every test here: a new column with a default (a real copy either way).
@@ -257,8 +257,7 @@ async fn backfill_round_trips_every_type() {
     assert_eq!(before.len(), 12);
     let def = definition(&db, "t").await;
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(5);
+    let cfg = chunked_config(Some(5));
     let runner = Runner::new(db.dialect().await, cfg);
     let outcome = runner.run(&db.table("t"), ALTER).await.expect("migration succeeds");
     let Outcome::Swapped(summary) = outcome else { panic!("not swapped: {outcome:?}") };
@@ -282,8 +281,7 @@ async fn capture_triggers_round_trip_every_type_from_a_berlin_session() {
     insert_edge_rows(&session(&db, "UTC").await, 1, TSTZ_UTC).await;
     let def = definition(&db, "t").await;
 
-    let mut cfg = fast_config();
-    cfg.copy.fixed_chunk_rows = Some(2);
+    let cfg = chunked_config(Some(2));
     let run = PostponedRun::start(db.dialect().await, cfg, db.table("t"), ALTER, &db.name, Duration::from_secs(60)).await;
 
     // Application writes while the run waits, from a session in Europe/Berlin: every value

@@ -103,6 +103,24 @@ impl PgTestDb {
             .collect()
     }
 
+    /// The one value of `query`, which must return exactly one row (NULL as `None`).
+    pub async fn scalar(&self, query: &str) -> Option<String> {
+        let rows = self.text_rows(query).await;
+        assert_eq!(rows.len(), 1, "{query}: one row expected, got {rows:?}");
+        rows[0][0].clone()
+    }
+
+    /// The count `query` returns (one row, one non-NULL integer).
+    pub async fn count(&self, query: &str) -> i64 {
+        self.scalar(query).await.expect("a count").parse().unwrap()
+    }
+
+    /// This database's DSN, logging in as `role` with `password`.
+    pub fn dsn_as(&self, role: &str, password: &str) -> String {
+        let rest = self.dsn.split_once('@').expect("DSN with a user").1;
+        format!("postgres://{role}:{password}@{rest}")
+    }
+
     /// All rows of `table` (in `public`) ordered by `order_by`, as text.
     pub async fn rows(&self, table: &str, order_by: &str) -> Rows {
         self.text_rows(&format!("SELECT * FROM {table} ORDER BY {order_by}")).await

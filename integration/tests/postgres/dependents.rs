@@ -78,16 +78,6 @@ async fn setup(name: &str) -> PgTestDb {
 }
 
 /// One value of `query` as text.
-async fn scalar(db: &PgTestDb, query: &str) -> Option<String> {
-    let rows = db.text_rows(query).await;
-    assert_eq!(rows.len(), 1, "{query}: one row expected, got {rows:?}");
-    rows[0][0].clone()
-}
-
-async fn count(db: &PgTestDb, query: &str) -> i64 {
-    scalar(db, query).await.expect("a count").parse().unwrap()
-}
-
 /// Rows as text (NULL as None).
 type Rows = Vec<Vec<Option<String>>>;
 
@@ -177,7 +167,7 @@ async fn migrate_with_writes_while_postponed(db: &PgTestDb, extra: &[&str]) -> S
     let mut cli = Spawned::new(&args);
     cli.wait_for_stderr("cut-over postponed", Duration::from_secs(60)).await;
 
-    assert_eq!(count(db, "SELECT count(*) FROM audit").await, 30, "the backfill fired no user trigger");
+    assert_eq!(db.count("SELECT count(*) FROM audit").await, 30, "the backfill fired no user trigger");
     assert_eq!(triggers_on(db, "_t_new").await, Vec::<String>::new(), "the shadow has no trigger of the user's own");
     // Writes during the migration, each firing the user's trigger once on the original.
     db.exec(
@@ -187,14 +177,14 @@ async fn migrate_with_writes_while_postponed(db: &PgTestDb, extra: &[&str]) -> S
          DELETE FROM t WHERE id = 2",
     )
     .await;
-    assert_eq!(count(db, "SELECT count(*) FROM audit").await, 35, "5 row changes fired the user's trigger 5 times");
-    assert_eq!(count(db, "SELECT count(*) FROM audit WHERE tbl <> 't'").await, 0, "only on t");
+    assert_eq!(db.count("SELECT count(*) FROM audit").await, 35, "5 row changes fired the user's trigger 5 times");
+    assert_eq!(db.count("SELECT count(*) FROM audit WHERE tbl <> 't'").await, 0, "only on t");
     assert_eq!(
         db.text_rows("SELECT id, code, email, n, owner_name FROM t ORDER BY id").await,
         db.text_rows("SELECT id, code, email, n, owner_name FROM _t_new ORDER BY id").await,
         "the capture kept the shadow in sync"
     );
-    assert_eq!(count(db, "SELECT count(*) FROM child WHERE id = 2").await, 0, "the cascade ran on the original");
+    assert_eq!(db.count("SELECT count(*) FROM child WHERE id = 2").await, 0, "the cascade ran on the original");
 
     std::fs::remove_file(&flag).unwrap();
     let (status, out, err) = cli.finish(Duration::from_secs(60)).await;
@@ -207,7 +197,7 @@ async fn migrate_with_writes_while_postponed(db: &PgTestDb, extra: &[&str]) -> S
 /// Every dependent object works against the new table (which by now has `note`).
 async fn assert_dependents_follow(db: &PgTestDb, before_names: &(Rows, Rows)) {
     // The ALTER was applied to the table that now has the name.
-    assert_eq!(count(db, "SELECT count(*) FROM t WHERE note = 'none'").await, 31);
+    assert_eq!(db.count("SELECT count(*) FROM t WHERE note = 'none'").await, 31);
 
     // Index and constraint names are the original ones (plus the constraint the ALTER added).
     let (indexes, constraints) = names_of(db, "t").await;
@@ -227,28 +217,28 @@ async fn assert_dependents_follow(db: &PgTestDb, before_names: &(Rows, Rows)) {
     assert_eq!(view_depends_on(db, "t_v").await, ["t"]);
     assert_eq!(view_depends_on(db, "t_vv").await, ["t_v"]);
     db.exec("INSERT INTO t (email, n, owner_name, note) VALUES ('after@example.org', 77, 'someone', 'x')").await;
-    assert_eq!(count(db, "SELECT count(*) FROM t_v WHERE email = 'after@example.org'").await, 1, "the view sees a new row");
-    assert_eq!(count(db, "SELECT count(*) FROM t_vv WHERE email = 'after@example.org'").await, 1, "the view on the view too");
-    assert_eq!(count(db, "SELECT count(*) FROM t_v").await, count(db, "SELECT count(*) FROM t").await);
+    assert_eq!(db.count("SELECT count(*) FROM t_v WHERE email = 'after@example.org'").await, 1, "the view sees a new row");
+    assert_eq!(db.count("SELECT count(*) FROM t_vv WHERE email = 'after@example.org'").await, 1, "the view on the view too");
+    assert_eq!(db.count("SELECT count(*) FROM t_v").await, db.count("SELECT count(*) FROM t").await);
 
     // Serial: the sequence is owned by the new table's column and continues after the old max.
-    assert_eq!(scalar(db, "SELECT pg_get_serial_sequence('t', 'id')").await.as_deref(), Some("public.t_id_seq"));
+    assert_eq!(db.scalar("SELECT pg_get_serial_sequence('t', 'id')").await.as_deref(), Some("public.t_id_seq"));
     assert_eq!(
         db.text_rows("SELECT refobjid::regclass::text, refobjsubid::text FROM pg_depend WHERE objid = 't_id_seq'::regclass AND deptype = 'a'")
             .await,
         [[Some("t".into()), Some("1".into())]],
         "t_id_seq OWNED BY t.id"
     );
-    assert_eq!(scalar(db, "SELECT max(id) FROM t").await.as_deref(), Some("1025"), "the key changed during the run");
+    assert_eq!(db.scalar("SELECT max(id) FROM t").await.as_deref(), Some("1025"), "the key changed during the run");
     assert_eq!(
-        scalar(db, "SELECT id FROM t WHERE email = 'after@example.org'").await.as_deref(),
+        db.scalar("SELECT id FROM t WHERE email = 'after@example.org'").await.as_deref(),
         Some("33"),
         "nextval continues after the 32 ids handed out before"
     );
     // Identity: the new table's identity sequence continues the old one's values, under its name.
-    assert_eq!(scalar(db, "SELECT pg_get_serial_sequence('t', 'code')").await.as_deref(), Some("public.t_code_seq"));
-    assert_eq!(scalar(db, "SELECT code FROM t WHERE email = 'after@example.org'").await.as_deref(), Some("33"));
-    assert_eq!(count(db, "SELECT count(DISTINCT code) FROM t").await, count(db, "SELECT count(*) FROM t").await);
+    assert_eq!(db.scalar("SELECT pg_get_serial_sequence('t', 'code')").await.as_deref(), Some("public.t_code_seq"));
+    assert_eq!(db.scalar("SELECT code FROM t WHERE email = 'after@example.org'").await.as_deref(), Some("33"));
+    assert_eq!(db.count("SELECT count(DISTINCT code) FROM t").await, db.count("SELECT count(*) FROM t").await);
 
     // Foreign key from the child: validated, enforced, cascading.
     let fk = db
@@ -269,8 +259,8 @@ async fn assert_dependents_follow(db: &PgTestDb, before_names: &(Rows, Rows)) {
     let err = db.client.batch_execute("INSERT INTO child VALUES (100, 99999)").await.expect_err("a child without parent");
     assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION), "{err}");
     db.exec("INSERT INTO child VALUES (100, 33); DELETE FROM t WHERE id IN (3, 33)").await;
-    assert_eq!(count(db, "SELECT count(*) FROM child WHERE id IN (3, 100)").await, 0, "deletes cascade to the child");
-    assert_eq!(count(db, "SELECT count(*) FROM child").await, 8);
+    assert_eq!(db.count("SELECT count(*) FROM child WHERE id IN (3, 100)").await, 0, "deletes cascade to the child");
+    assert_eq!(db.count("SELECT count(*) FROM child").await, 8);
 
     // Grants, RLS, policies, comments, storage parameters, replica identity, owner.
     let props = table_properties(db).await;
@@ -284,7 +274,7 @@ async fn assert_dependents_follow(db: &PgTestDb, before_names: &(Rows, Rows)) {
     ] {
         assert!(flat.contains(&expect.to_string()), "{expect} missing from:\n{}", flat.join("\n"));
     }
-    let privilege = |q: &'static str| async move { scalar(db, q).await };
+    let privilege = |q: &'static str| async move { db.scalar(q).await };
     assert_eq!(privilege("SELECT has_table_privilege('app', 'public.t', 'SELECT')::text").await.as_deref(), Some("true"));
     assert_eq!(privilege("SELECT has_table_privilege('app', 'public.t_v', 'SELECT')::text").await.as_deref(), Some("true"));
     assert_eq!(privilege("SELECT has_table_privilege('app', 'public.t', 'DELETE')::text").await.as_deref(), Some("false"));
@@ -298,8 +288,8 @@ async fn assert_dependents_follow(db: &PgTestDb, before_names: &(Rows, Rows)) {
     let app = client(&db.dsn).await;
     app.batch_execute("SET ROLE app").await.unwrap();
     let visible: i64 = app.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
-    let mine = count(db, "SELECT count(*) FROM t WHERE owner_name = 'app'").await;
-    assert!(mine > 0 && mine < count(db, "SELECT count(*) FROM t").await);
+    let mine = db.count("SELECT count(*) FROM t WHERE owner_name = 'app'").await;
+    assert!(mine > 0 && mine < db.count("SELECT count(*) FROM t").await);
     assert_eq!(visible, mine, "app sees only its own rows");
     app.batch_execute("INSERT INTO t (email, n, owner_name) VALUES ('app@example.org', 1, 'app')").await.unwrap();
     let e =
@@ -316,9 +306,9 @@ async fn assert_dependents_follow(db: &PgTestDb, before_names: &(Rows, Rows)) {
 
     // The user's trigger is on the new table, alone, and fires exactly once per row change.
     assert_eq!(triggers_on(db, "t").await, ["t_audit O", "t_disabled D"], "the user's triggers, the disabled one disabled");
-    let audit = count(db, "SELECT count(*) FROM audit").await;
+    let audit = db.count("SELECT count(*) FROM audit").await;
     db.exec("INSERT INTO t (email, n) VALUES ('last@example.org', 5); UPDATE t SET n = 6 WHERE email = 'last@example.org'; DELETE FROM t WHERE email = 'last@example.org'").await;
-    assert_eq!(count(db, "SELECT count(*) FROM audit").await, audit + 3, "one audit row per change");
+    assert_eq!(db.count("SELECT count(*) FROM audit").await, audit + 3, "one audit row per change");
     assert_eq!(
         db.text_rows("SELECT op, tbl FROM audit ORDER BY seq DESC LIMIT 3").await,
         [
@@ -349,7 +339,7 @@ async fn dependents_follow_the_new_table_and_the_old_one_is_dropped() {
     assert_eq!(table_properties(&db).await, before_props, "grants, comments, RLS, options, owner, policies as before");
     assert_dependents_follow(&db, &before).await;
     // Audit rows: 30 inserts, 5 changes during the run, then the checks' own writes; no doubles.
-    assert_eq!(count(&db, "SELECT count(*) FROM audit WHERE op = 'INSERT' AND row_id <= 30").await, 30);
+    assert_eq!(db.count("SELECT count(*) FROM audit WHERE op = 'INSERT' AND row_id <= 30").await, 30);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,9 +399,9 @@ async fn renamed_and_dropped_columns_take_their_sequences_and_grants_along() {
         assert_eq!(out.status.code(), Some(0), "{spec}: {}", shadowswap_integration::cli::stderr(&out));
     }
     db.assert_clean(&["t"]).await;
-    assert_eq!(scalar(&db, "SELECT pg_get_serial_sequence('t', 'ticket_no')").await.as_deref(), Some("public.t_ticket_seq"));
+    assert_eq!(db.scalar("SELECT pg_get_serial_sequence('t', 'ticket_no')").await.as_deref(), Some("public.t_ticket_seq"));
     db.exec("INSERT INTO t (tid, mm) VALUES (21, 21)").await;
-    assert_eq!(scalar(&db, "SELECT ticket_no FROM t WHERE tid = 21").await.as_deref(), Some("21"), "the sequence continues");
+    assert_eq!(db.scalar("SELECT ticket_no FROM t WHERE tid = 21").await.as_deref(), Some("21"), "the sequence continues");
     // Index and constraint names survive migrations that rename their columns.
     assert_eq!(
         db.text_rows("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 't' ORDER BY 1").await.concat(),

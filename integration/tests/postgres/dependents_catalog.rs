@@ -27,19 +27,9 @@ async fn role(db: &PgTestDb, name: &str) {
     .await;
 }
 
-async fn scalar(db: &PgTestDb, query: &str) -> Option<String> {
-    let rows = db.text_rows(query).await;
-    assert_eq!(rows.len(), 1, "{query}: one row expected, got {rows:?}");
-    rows[0][0].clone()
-}
-
 /// The server's message of a failed statement.
 fn message(e: &tokio_postgres::Error) -> String {
     e.as_db_error().map(|d| format!("{} ({:?})", d.message(), d.constraint())).unwrap_or_else(|| e.to_string())
-}
-
-async fn count(db: &PgTestDb, query: &str) -> i64 {
-    scalar(db, query).await.expect("a count").parse().unwrap()
 }
 
 /// Run the ALTER to completion and require success; returns stdout.
@@ -89,12 +79,12 @@ async fn sql_functions_policies_and_rules_of_other_tables_and_statistics_follow_
 
     // The BEGIN ATOMIC function inserts into the live table.
     db.exec("SELECT add_t(100)").await;
-    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE id = 100 AND who = 'fn' AND note = 'x'").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM t WHERE id = 100 AND who = 'fn' AND note = 'x'").await, 1);
     assert_eq!(referenced_relations(&db, "pg_proc", "d.objid = 'add_t(int)'::regprocedure").await, ["t"]);
 
     // The rule of another table writes into the live table.
     db.exec("INSERT INTO inbox VALUES (101)").await;
-    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE id = 101 AND who = 'rule'").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM t WHERE id = 101 AND who = 'rule'").await, 1);
 
     // The policy of another table reads the live table: revoking row 2 hides doc 2.
     db.exec("UPDATE t SET granted = false WHERE id = 2").await;
@@ -138,7 +128,7 @@ async fn views_keep_security_invoker_security_barrier_and_check_option() {
     migrate(&db, "ADD COLUMN note text").await;
 
     db.exec(&format!("SET ROLE {app}")).await;
-    let seen = count(&db, "SELECT count(*) FROM t_invoker").await;
+    let seen = db.count("SELECT count(*) FROM t_invoker").await;
     db.exec("RESET ROLE").await;
     assert_eq!(seen, 5, "security_invoker: the policy applies to the view's user");
     let err = db.client.batch_execute("INSERT INTO t_small VALUES (50, 'x', 500)").await.expect_err("check option");
@@ -405,7 +395,7 @@ async fn objects_the_swap_would_recreate_must_be_the_migrating_users_or_columns_
     let out = run_alter(&as_owner, "t", "ADD COLUMN note text DEFAULT 'n'", &["--execute"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     db.exec("SELECT add_t(2)").await;
-    assert_eq!(count(&db, "SELECT count(*) FROM t WHERE id = 2 AND note = 'n'").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM t WHERE id = 2 AND note = 'n'").await, 1);
 }
 
 #[tokio::test]

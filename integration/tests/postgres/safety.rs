@@ -5,12 +5,6 @@
 use shadowswap_integration::cli::{last_error_line, run_cli, stderr};
 use shadowswap_integration::postgres::PgTestDb;
 
-/// `postgres://ROLE:PASSWORD@host:port/DB` for `db`.
-fn dsn_as(db: &PgTestDb, role: &str, password: &str) -> String {
-    let rest = db.dsn.split_once('@').expect("DSN with a user").1;
-    format!("postgres://{role}:{password}@{rest}")
-}
-
 async fn role(db: &PgTestDb, name: &str, password: &str) {
     db.exec(&format!(
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN \
@@ -66,7 +60,7 @@ async fn forced_row_level_security_cannot_hide_rows_from_the_copy() {
     let before = snapshot(&db).await;
     assert_eq!(before.len(), 1000);
     let out = run_cli(
-        &["alter", "--dsn", &dsn_as(&db, owner, pw), "--table", "t", "--alter", "ADD COLUMN c int DEFAULT 1", "--execute"],
+        &["alter", "--dsn", &db.dsn_as(owner, pw), "--table", "t", "--alter", "ADD COLUMN c int DEFAULT 1", "--execute"],
         &[],
     )
     .await;
@@ -84,7 +78,7 @@ async fn a_user_that_does_not_own_the_table_is_refused_up_front() {
     db.exec(&format!("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1); GRANT ALL ON t TO {other}")).await;
     let before = snapshot(&db).await;
     for execute in [false, true] {
-        let mut args = vec!["alter".to_string(), "--dsn".into(), dsn_as(&db, other, pw), "--table".into(), "t".into()];
+        let mut args = vec!["alter".to_string(), "--dsn".into(), db.dsn_as(other, pw), "--table".into(), "t".into()];
         args.extend(["--alter".into(), "ADD COLUMN c int".into()]);
         if execute {
             args.push("--execute".into());

@@ -19,12 +19,6 @@ use shadowswap_integration::cli::{run_cli, stderr, stdout, Spawned};
 use shadowswap_integration::postgres::{client, PgTestDb};
 use shadowswap_integration::run::postpone_flag;
 
-/// `postgres://ROLE:PASSWORD@host:port/DB` for `db`.
-fn dsn_as(db: &PgTestDb, role: &str, password: &str) -> String {
-    let rest = db.dsn.split_once('@').expect("DSN with a user").1;
-    format!("postgres://{role}:{password}@{rest}")
-}
-
 /// Creates `name` if needed (concurrent tests tolerated), never a superuser.
 async fn role(db: &PgTestDb, name: &str, login: Option<&str>) {
     db.exec(&format!(
@@ -40,12 +34,6 @@ async fn role(db: &PgTestDb, name: &str, login: Option<&str>) {
 
 async fn is_superuser(db: &PgTestDb, name: &str) -> bool {
     db.text_rows(&format!("SELECT rolsuper::text FROM pg_roles WHERE rolname = '{name}'")).await[0][0].as_deref() == Some("true")
-}
-
-async fn scalar(db: &PgTestDb, q: &str) -> Option<String> {
-    let rows = db.text_rows(q).await;
-    assert_eq!(rows.len(), 1, "{q}: {rows:?}");
-    rows[0][0].clone()
 }
 
 async fn migrate(db: &PgTestDb, table: &str, alter: &str) -> (bool, String) {
@@ -75,28 +63,28 @@ async fn backslashes_in_a_comment_or_a_sequence_name_stay_data_with_standard_con
     .await;
     // The test's own session has standard_conforming_strings on: the literal is the payload.
     db.client.execute(&format!("COMMENT ON TABLE t IS '{}'", payload.replace('\'', "''")), &[]).await.unwrap();
-    assert_eq!(scalar(&db, "SELECT obj_description('t'::regclass, 'pg_class')").await.as_deref(), Some(payload.as_str()));
+    assert_eq!(db.scalar("SELECT obj_description('t'::regclass, 'pg_class')").await.as_deref(), Some(payload.as_str()));
     db.exec(&format!("ALTER DATABASE {} SET standard_conforming_strings = off", db.name)).await;
 
     let (ok, out) = migrate(&db, "t", "ADD COLUMN w int DEFAULT 1").await;
     assert!(ok, "{out}");
     assert!(!is_superuser(&db, owner).await, "the comment ran as SQL: {owner} became superuser\n{out}");
     assert_eq!(
-        scalar(&db, "SELECT obj_description('t'::regclass, 'pg_class')").await.as_deref(),
+        db.scalar("SELECT obj_description('t'::regclass, 'pg_class')").await.as_deref(),
         Some(payload.as_str()),
         "the comment survives byte for byte"
     );
-    assert_eq!(scalar(&db, "SELECT count(*) FROM t WHERE w = 1").await.as_deref(), Some("20"));
+    assert_eq!(db.scalar("SELECT count(*) FROM t WHERE w = 1").await.as_deref(), Some("20"));
 
     let (ok, out) = migrate(&db, "c", "ADD COLUMN w int DEFAULT 1").await;
     assert!(ok, "{out}");
     assert!(!is_superuser(&db, owner).await, "{owner} became superuser\n{out}");
     let seq =
-        scalar(&db, &format!("SELECT pg_get_serial_sequence('c', '{}')", column.replace('\'', "''"))).await.expect("identity");
+        db.scalar(&format!("SELECT pg_get_serial_sequence('c', '{}')", column.replace('\'', "''"))).await.expect("identity");
     assert!(!seq.contains("_new_"), "the identity sequence took the original's name: {seq}");
     db.exec("INSERT INTO c (v) VALUES ('after')").await;
     assert_eq!(
-        scalar(&db, &format!("SELECT \"{}\"::text FROM c WHERE v = 'after'", column.replace('"', "\"\""))).await.as_deref(),
+        db.scalar(&format!("SELECT \"{}\"::text FROM c WHERE v = 'after'", column.replace('"', "\"\""))).await.as_deref(),
         Some("21"),
         "the identity continues after the original's values"
     );
@@ -166,7 +154,7 @@ async fn the_owners_code_never_runs_as_the_migrating_superuser() {
     let (owner, app, app_pw) = ("pgsec_own", "pgsec_app", "App-Pa55-sec");
     role(&db, owner, None).await;
     role(&db, app, Some(app_pw)).await;
-    let me = scalar(&db, "SELECT current_user::text").await.unwrap();
+    let me = db.scalar("SELECT current_user::text").await.unwrap();
     db.exec(OWNER_CODE).await;
     db.exec(&format!(
         "GRANT USAGE, CREATE ON SCHEMA public TO {owner}; GRANT USAGE ON SCHEMA public TO {app}; \
@@ -210,7 +198,7 @@ async fn the_owners_code_never_runs_as_the_migrating_superuser() {
         "the capture functions (insert, update, delete, truncate) are SECURITY DEFINER and owned by the table owner"
     );
     assert_eq!(
-        scalar(&db, "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE relname = '_t_new'").await.as_deref(),
+        db.scalar("SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE relname = '_t_new'").await.as_deref(),
         Some(owner)
     );
     // The helper that runs statements as the owner lives in shadowswap's sessions, owned by the
@@ -227,7 +215,7 @@ async fn the_owners_code_never_runs_as_the_migrating_superuser() {
     );
     // The application writes (as a plain role): the capture functions evaluate the shadow's
     // CHECK, the new column's default and the index expression.
-    let app_client = client(&dsn_as(&db, app, app_pw)).await;
+    let app_client = client(&db.dsn_as(app, app_pw)).await;
     app_client
         .batch_execute("INSERT INTO t VALUES (100, 100); UPDATE t SET n = n + 1 WHERE id = 1; DELETE FROM t WHERE id = 2")
         .await
@@ -247,10 +235,7 @@ async fn the_owners_code_never_runs_as_the_migrating_superuser() {
     }
     // The capture evaluated the owner's code as the owner, from the application's session.
     assert_eq!(
-        scalar(&db, &format!("SELECT count(*) FROM seen WHERE su = '{app}' AND cu = '{owner}'"))
-            .await
-            .as_deref()
-            .map(|n| n != "0"),
+        db.scalar(&format!("SELECT count(*) FROM seen WHERE su = '{app}' AND cu = '{owner}'")).await.as_deref().map(|n| n != "0"),
         Some(true),
         "{ran_as:?}"
     );
@@ -308,7 +293,7 @@ async fn the_migrated_table_has_exactly_the_original_privileges() {
     .await;
     let before = acls(&db, "secrets").await;
     assert!(before.iter().any(|r| r[1].as_deref().unwrap_or("").contains(&format!("{colr}=w/{mid}"))), "{before:?}");
-    let reader_client = client(&dsn_as(&db, reader, reader_pw)).await;
+    let reader_client = client(&db.dsn_as(reader, reader_pw)).await;
     assert!(reader_client.simple_query("SELECT * FROM secrets").await.is_err(), "the reader was revoked");
 
     let (ok, out) = migrate(&db, "secrets", "ADD COLUMN extra int").await;
@@ -376,10 +361,10 @@ async fn hostile_database_settings_change_nothing() {
     assert!(ok, "{out}");
     let after = db.text_rows("SELECT ts, id, d, iv, f, b, n, arr, tz FROM t ORDER BY ts, id").await;
     assert_eq!(after, before, "every row, exactly");
-    assert_eq!(scalar(&db, "SELECT count(*) FROM t WHERE c = 7").await.as_deref(), Some("60"));
+    assert_eq!(db.scalar("SELECT count(*) FROM t WHERE c = 7").await.as_deref(), Some("60"));
     assert_eq!(
-        scalar(&db, "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 't'::regclass").await,
-        Some(scalar(&db, "SELECT current_user::text").await.unwrap())
+        db.scalar("SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 't'::regclass").await,
+        Some(db.scalar("SELECT current_user::text").await.unwrap())
     );
     db.assert_clean(&["t"]).await;
 }

@@ -12,8 +12,9 @@
 //!   model.
 //! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
 //!   swap.
-//! - [`throttle`]        — the throttler (replica lag, flag file, load, query) and the cut-over
-//!   controller (blockers, window), timed against the replica: run alone (`.config/nextest.toml`).
+//! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
+//!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
+//!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //!

@@ -18,9 +18,10 @@
 //! - [`dependents`]         — the swap: what binds to the table's OID follows the new table.
 //! - [`dependents_catalog`] — the swap: everything in `pg_depend` carried over or refused by name.
 //! - [`pre_swap_check`]     — what the capture cannot follow stops the run before the swap.
-//! - [`throttle`]           — the throttler (standby lag, flag file, load, query) and the
-//!   cut-over controller (blockers, window), timed against the standby: run alone
-//!   (`.config/nextest.toml`).
+//! - [`throttle`]           — timed against the standby, run alone (`.config/nextest.toml`):
+//!   the throttler on standby lag (`throttle::replica`) and the other signals
+//!   (`throttle::signals`: flag file, load, query), and the cut-over controller
+//!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
 //!

@@ -121,8 +121,9 @@ async fn dialect_error(dsn: &str) -> String {
     }
 }
 
-/// Create the two roles of pg_hba.conf's TLS rules (once per test binary: concurrent ALTER ROLE
-/// would collide).
+/// Create the two roles of pg_hba.conf's TLS rules (once per test process; across processes —
+/// nextest runs each test in one of its own — an advisory lock held to the end of the transaction
+/// takes turns: concurrent ALTER ROLE of one role fails with "tuple concurrently updated").
 async fn ensure_roles() {
     static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     ONCE.get_or_init(|| async {
@@ -130,8 +131,9 @@ async fn ensure_roles() {
         for (role, password) in [TLS_ONLY, PLAIN_ONLY] {
             admin
                 .batch_execute(&format!(
-                    "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
-                     ALTER ROLE {role} WITH LOGIN NOSUPERUSER PASSWORD '{password}'"
+                    "BEGIN; SELECT pg_advisory_xact_lock(hashtext('shadowswap tests: TLS roles')); \
+                     DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+                     ALTER ROLE {role} WITH LOGIN NOSUPERUSER PASSWORD '{password}'; COMMIT"
                 ))
                 .await
                 .unwrap_or_else(|e| panic!("creating role {role}: {e}"));

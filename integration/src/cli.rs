@@ -213,6 +213,15 @@ pub async fn dry_run<D: TestDatabase>(db: &D, tables: &[&str], table: &str, alte
     checks.dry_run(db.dsn(), table, alter, extra).await
 }
 
+/// A dry run's `plan` (stdout) maps `column` as one the ALTER drops and adds again (filled with
+/// its default, the old values not copied), never as a copied column.
+pub fn assert_plan_re_adds(plan: &str, column: &str) {
+    let re_added = format!("  {column} (dropped and added again: default or computed value; the old values are not copied)");
+    assert!(plan.contains(&re_added), "{plan}");
+    assert!(plan.contains(&format!("  {column} (dropped)")), "{plan}");
+    assert!(!plan.lines().any(|l| l == format!("  {column}")), "{column} is not listed as copied:\n{plan}");
+}
+
 /// A line of a [`Spawned`] binary's stderr and when it arrived.
 #[derive(Debug, Clone)]
 pub struct Line {

@@ -119,7 +119,7 @@ impl TestDb {
     }
 
     /// The table the CLI tests migrate, `t`, with `rows` rows: `id` = `u` = 1..=rows, `a` =
-    /// "a<id>", `pad` 40 × "x".
+    /// `"a<id>"`, `pad` 40 × "x".
     pub async fn seed_t(&self, rows: u32) {
         self.exec(&format!(
             "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a VARCHAR(20) NOT NULL, u INT NOT NULL, pad VARCHAR(64) NOT NULL) \

@@ -118,7 +118,7 @@ impl TableSpec {
         )
     }
 
-    /// Load `rows` rows server-side, in batches of [`LOAD_BATCH`]; `progress` is called with the
+    /// Load `rows` rows server-side, in batches of `LOAD_BATCH` (50,000); `progress` is called with the
     /// rows loaded so far after each batch.
     pub async fn load(&self, pool: &Pool, rows: u64, mut progress: impl FnMut(u64)) -> Result<()> {
         let mut c = pool.get_conn().await?;

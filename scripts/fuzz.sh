@@ -76,7 +76,7 @@ else
 fi
 export SHADOWSWAP_FUZZ_RUNS="$runs" SHADOWSWAP_FUZZ_SEED="$seed" SHADOWSWAP_FUZZ_DIALECT="$dialect" \
     SHADOWSWAP_FUZZ_MODE="$mode" SHADOWSWAP_FUZZ_SHAPE="$shape"
-if cargo test --locked -p shadowswap-integration --test differential -- --ignored --exact fuzz_from_env --nocapture; then
+if cargo test --locked -p shadowswap-integration --test both -- --ignored --exact differential::fuzz_from_env --nocapture; then
     exit 0
 fi
 exit 1

@@ -1,331 +1,37 @@
-//! Test harness for shadowswap against real servers, and the demo's workload.
+//! Test harness for shadowswap against real servers, and the demos' workloads. The tests
+//! themselves are in `integration/tests/` (one binary per dialect, `mysql` and `postgres`, and
+//! `both` for what spans the two), a module per phase or concept.
 //!
 //! Module map:
-//! - this file    — [`TestDb`] (a fresh database per test), snapshots, and checks that nothing
-//!   was left behind.
-//!   Also dialect-neutral pieces: [`fast_config`], flag files, a run held before its cut-over
-//!   ([`PostponedRun`]), and the value-by-value comparison of snapshots ([`assert_same_rows`]).
-//! - [`cli`]      — the `shadowswap` binary: run to completion or in the background, and what a
-//!   failed or refused run must look like (re-exported here: [`run_cli`], [`stderr`], …).
-//! - [`workload`] — concurrent writers that keep an exact model of what they wrote.
-//! - [`model`]    — what both workloads share: keys, the model, op choice, counts, the writer
+//! - [`cli`]          — the `shadowswap` binary: run to completion or in the background (its
+//!   stderr watched line by line, with arrival times), what a failed or refused run must look
+//!   like, and the refusal tables: rows ([`cli::Refusal`]) and their driver ([`cli::refuses`]).
+//! - [`run`]          — in-process runs: [`run::fast_config`], flag files, a run held before its
+//!   cut-over ([`run::PostponedRun`]).
+//! - [`db`]           — a test's database on either server ([`db::TestDatabase`]), for the
+//!   helpers both dialects' tests share.
+//! - [`oracle`]       — the server as the oracle: a migrated table against a clone ALTERed
+//!   natively.
+//! - [`compare`]      — snapshots compared value by value ([`compare::assert_same_rows`]).
+//! - [`mysql`]        — MariaDB: a database per test ([`mysql::TestDb`]), the replica, load, and
+//!   concurrent writers.
+//! - [`postgres`]     — PostgreSQL: a database per test ([`postgres::PgTestDb`]), the standby,
+//!   load, concurrent writers, and pgbench.
+//! - [`proxy`]        — a TCP proxy that makes a server unreachable mid-test (refused or silent).
+//! - [`model`]        — what both workloads share: keys, the model, op choice, counts, the writer
 //!   loop, and the row-by-row comparison of a table with the model.
-//! - [`pg`]       — the same harness for PostgreSQL ([`pg::PgTestDb`]).
-//! - [`replica`]   — the test server's replica (`scripts/mariadb.sh start replica`): lease, pause
-//!   and resume apply, catch up; a TCP proxy that makes a server unreachable mid-test.
-//! - [`demo`], [`pgbench`] — what the two demos share, and pgbench for the demo and the tests.
 //! - [`differential`] — differential testing: the same generated ALTER natively on a clone and
 //!   with shadowswap on the original, rows and definitions compared (`scripts/fuzz.sh`).
-//! - [`pg_workload`] — concurrent PostgreSQL writers (autocommit and multi-statement
-//!   transactions in all three isolation levels) that keep an exact model of what they wrote.
-//!
-//! The server is the one `scripts/mariadb.sh start` runs; its DSN (without database) comes from
-//! `SHADOWSWAP_MYSQL_DSN`, default `mysql://shadowswap:shadowswap@127.0.0.1:33306`.
+//! - [`demo`]         — what the two demos (`src/bin/`) share.
 
 pub mod cli;
+pub mod compare;
+pub mod db;
 pub mod demo;
 pub mod differential;
 pub mod model;
-pub mod pg;
-pub mod pg_workload;
-pub mod pgbench;
-pub mod replica;
-pub mod workload;
-
-use std::fmt::Debug;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Pool, Row, Value};
-use shadowswap_engine::progress::Progress;
-use shadowswap_engine::runner::{Outcome, Summary};
-use shadowswap_engine::{Dialect, MigrationConfig, Phase, Runner, TableRef};
-use shadowswap_mysql::MySql;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use cli::Spawned;
-pub use cli::{last_error_line, run_cli, shadowswap_bin, stderr, stdout};
-
-/// DSN of the test server, without a database.
-pub fn server_dsn() -> String {
-    std::env::var("SHADOWSWAP_MYSQL_DSN").unwrap_or_else(|_| "mysql://shadowswap:shadowswap@127.0.0.1:33306".to_string())
-}
-
-/// The seeded columns of rows of `t` ([`TestDb::seed_t`]): `(id, a, u, pad)`.
-pub type Seeded = Vec<(i64, String, i64, String)>;
-
-/// A database of its own for one test, dropped and created fresh.
-pub struct TestDb {
-    /// Database name.
-    pub name: String,
-    /// DSN including the database.
-    pub dsn: String,
-    /// A pool for the test's own queries (server defaults, not shadowswap's session setup).
-    pub pool: Pool,
-}
-
-impl TestDb {
-    /// Create (or re-create) database `ssw_<name>`. Panics with a hint when the server is down.
-    pub async fn new(name: &str) -> TestDb {
-        let name = format!("ssw_{name}");
-        let base = server_dsn();
-        let admin = Pool::new(base.as_str());
-        let mut c = admin
-            .get_conn()
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test server at {base}: {e}; start it with scripts/mariadb.sh start"));
-        c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await.unwrap();
-        c.query_drop(format!("CREATE DATABASE `{name}`")).await.unwrap();
-        drop(c);
-        admin.disconnect().await.unwrap();
-        let dsn = format!("{}/{name}", base.trim_end_matches('/'));
-        let pool = Pool::new(dsn.as_str());
-        TestDb { name, dsn, pool }
-    }
-
-    /// Run statements separated by `;` (no `;` inside literals, please).
-    pub async fn exec(&self, sql: &str) {
-        let mut c = self.pool.get_conn().await.unwrap();
-        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            c.query_drop(stmt).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
-        }
-    }
-
-    /// All rows of `table` ordered by `order_by`, as raw values (binary protocol).
-    pub async fn rows(&self, table: &str, order_by: &str) -> Vec<Vec<Value>> {
-        let mut c = self.pool.get_conn().await.unwrap();
-        let rows: Vec<Row> = c.exec(format!("SELECT * FROM `{table}` ORDER BY {order_by}"), ()).await.unwrap();
-        rows.into_iter().map(Row::unwrap).collect()
-    }
-
-    /// One scalar.
-    pub async fn scalar<T: mysql_async::prelude::FromValue + Send + 'static>(&self, sql: &str) -> T {
-        let mut c = self.pool.get_conn().await.unwrap();
-        c.query_first(sql).await.unwrap().unwrap_or_else(|| panic!("no row: {sql}"))
-    }
-
-    /// `SHOW CREATE TABLE`.
-    pub async fn create_table(&self, table: &str) -> String {
-        let mut c = self.pool.get_conn().await.unwrap();
-        let r: Option<(String, String)> = c.query_first(format!("SHOW CREATE TABLE `{table}`")).await.unwrap();
-        r.unwrap().1
-    }
-
-    /// Tables in this database, sorted.
-    pub async fn tables(&self) -> Vec<String> {
-        let mut c = self.pool.get_conn().await.unwrap();
-        c.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (&self.name,))
-            .await
-            .unwrap()
-    }
-
-    /// Triggers in this database, sorted.
-    pub async fn triggers(&self) -> Vec<String> {
-        let mut c = self.pool.get_conn().await.unwrap();
-        c.exec(
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME",
-            (&self.name,),
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Rows in `table`; `None` when it does not exist.
-    pub async fn count(&self, table: &str) -> Option<u64> {
-        let mut c = self.pool.get_conn().await.unwrap();
-        c.query_first(format!("SELECT COUNT(*) FROM `{table}`")).await.ok().flatten()
-    }
-
-    /// The table the CLI tests migrate, `t`, with `rows` rows: `id` = `u` = 1..=rows, `a` =
-    /// "a<id>", `pad` 40 × "x".
-    pub async fn seed_t(&self, rows: u32) {
-        self.exec(&format!(
-            "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a VARCHAR(20) NOT NULL, u INT NOT NULL, pad VARCHAR(64) NOT NULL) \
-             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4; \
-             INSERT INTO t SELECT seq, CONCAT('a', seq), seq, REPEAT('x', 40) FROM seq_1_to_{rows}"
-        ))
-        .await;
-    }
-
-    /// The seeded columns ([`TestDb::seed_t`]) of `table` (`t`, or its shadow or old copy),
-    /// ordered by id; columns an ALTER added are left out.
-    pub async fn seeded(&self, table: &str) -> Seeded {
-        let mut c = self.pool.get_conn().await.unwrap();
-        c.query(format!("SELECT id, a, u, pad FROM `{table}` ORDER BY id")).await.unwrap()
-    }
-
-    /// Wait (60 s at most) until the shadow table of `t` holds at least `rows` rows: the backfill
-    /// `cli` runs is under way. Panics (with its stderr) if it exits first.
-    pub async fn wait_for_shadow_rows(&self, cli: &mut Spawned, rows: u64) {
-        let copied = move || async move { self.count("_t_new").await.is_some_and(|n| n >= rows) };
-        cli.wait_until(Duration::from_secs(60), &format!("the backfill did not get to {rows} rows"), copied).await;
-    }
-
-    /// Another session running `sql` every `every` until `stop`; returns how long each run took.
-    pub fn probe(&self, sql: &'static str, every: Duration, stop: CancellationToken) -> JoinHandle<Vec<Duration>> {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut c = pool.get_conn().await.unwrap();
-            let mut latencies = Vec::new();
-            while !stop.is_cancelled() {
-                let t0 = Instant::now();
-                c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-                latencies.push(t0.elapsed());
-                tokio::time::sleep(every).await;
-            }
-            latencies
-        })
-    }
-
-    /// A session of its own with an open transaction that has run `stmt`; returns it and its
-    /// connection id.
-    pub async fn open_transaction(&self, stmt: &str) -> (Conn, u64) {
-        let mut c = Conn::new(mysql_async::Opts::from_url(&self.dsn).unwrap()).await.unwrap();
-        c.query_drop("START TRANSACTION").await.unwrap();
-        c.query_drop(stmt).await.unwrap();
-        let id: u64 = c.query_first("SELECT CONNECTION_ID()").await.unwrap().unwrap();
-        (c, id)
-    }
-
-    /// Panics unless the database holds exactly `tables` and no trigger: nothing left behind.
-    pub async fn assert_clean(&self, tables: &[&str]) {
-        assert_eq!(self.tables().await, tables, "tables left in {}", self.name);
-        assert!(self.triggers().await.is_empty(), "triggers left in {}: {:?}", self.name, self.triggers().await);
-    }
-
-    /// The dialect, connected to this database.
-    pub async fn dialect(&self) -> Arc<MySql> {
-        Arc::new(MySql::connect(&self.dsn, None).await.unwrap())
-    }
-
-    /// A [`TableRef`] in this database.
-    pub fn table(&self, name: &str) -> TableRef {
-        TableRef::new(self.name.clone(), name)
-    }
-}
-
-/// A config for tests: executing, with short waits so tests do not sleep long.
-pub fn fast_config() -> MigrationConfig {
-    let mut c = MigrationConfig { execute: true, ..MigrationConfig::default() };
-    c.cut_over.backoff_min = Duration::from_millis(50);
-    c.cut_over.backoff_max = Duration::from_millis(500);
-    c.cut_over.poll_interval = Duration::from_millis(50);
-    c.ddl.backoff_min = Duration::from_millis(50);
-    c.ddl.backoff_max = Duration::from_millis(500);
-    c.copy.progress_interval = Duration::from_millis(100);
-    c
-}
-
-/// A flag file path of a test's own (`name`: its database), in the temporary directory; the file
-/// is not created.
-pub fn flag_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("shadowswap-{name}-{}.flag", std::process::id()))
-}
-
-/// A postpone flag file of a test's own ([`flag_path`]), created.
-pub fn postpone_flag(name: &str) -> PathBuf {
-    let f = flag_path(name);
-    std::fs::write(&f, b"postpone").unwrap();
-    f
-}
-
-/// The runner's summary in one line: backfill, checksum, cut-over.
-pub fn summary_line(s: &Summary) -> String {
-    format!(
-        "backfill {} rows in {} chunks ({:.1} s), checksum {:?} rows, cut-over {} attempt(s), swap {} ms",
-        s.backfill.rows,
-        s.backfill.chunks,
-        s.backfill.elapsed.as_secs_f64(),
-        s.rows_checksummed,
-        s.cut_over.attempts,
-        s.cut_over.swap_time.as_millis()
-    )
-}
-
-/// An in-process run held before its cut-over by a postpone flag file, so a test can write while
-/// the capture triggers keep the shadow in sync; [`PostponedRun::swap`] lets it finish.
-pub struct PostponedRun {
-    flag: PathBuf,
-    run: JoinHandle<shadowswap_engine::Result<Outcome>>,
-    progress: watch::Receiver<Progress>,
-}
-
-impl PostponedRun {
-    /// Start `alter` on `table` by a runner over `dialect` with `config`, postponed by a flag file
-    /// named after `name` ([`postpone_flag`]); returns once the run waits on it, which must be
-    /// within `within`.
-    pub async fn start<D: Dialect>(
-        dialect: Arc<D>,
-        mut config: MigrationConfig,
-        table: TableRef,
-        alter: &str,
-        name: &str,
-        within: Duration,
-    ) -> PostponedRun {
-        let flag = postpone_flag(name);
-        config.cut_over.postpone_flag_file = Some(flag.clone());
-        let runner = Arc::new(Runner::new(dialect, config));
-        let mut progress = runner.progress();
-        let alter = alter.to_string();
-        let run = tokio::spawn(async move { runner.run(&table, &alter).await });
-        tokio::time::timeout(within, progress.wait_for(|p| p.phase == Phase::Postponed))
-            .await
-            .expect("the run reaches the postponed cut-over")
-            .expect("progress channel open");
-        PostponedRun { flag, run, progress }
-    }
-
-    /// Rows the backfill copied.
-    pub fn rows_copied(&self) -> u64 {
-        self.progress.borrow().rows_copied
-    }
-
-    /// Whether the run has ended.
-    pub fn is_finished(&self) -> bool {
-        self.run.is_finished()
-    }
-
-    /// Remove the flag file and wait (60 s at most) for the run to end: its outcome, whatever
-    /// it is (for runs that must fail after the wait).
-    pub async fn release(self) -> shadowswap_engine::Result<Outcome> {
-        std::fs::remove_file(&self.flag).unwrap();
-        tokio::time::timeout(Duration::from_secs(60), self.run).await.expect("run ends").unwrap()
-    }
-
-    /// Remove the flag file and wait (60 s at most) for the run to end; panics unless it
-    /// succeeded and swapped.
-    pub async fn swap(self) -> Summary {
-        std::fs::remove_file(&self.flag).unwrap();
-        let outcome = tokio::time::timeout(Duration::from_secs(60), self.run).await.expect("run ends").unwrap();
-        let Outcome::Swapped(summary) = outcome.expect("migration succeeds") else { panic!("not swapped") };
-        summary
-    }
-}
-
-/// Compare two snapshots value by value: rows `(id, values)`, the same ids in the same order,
-/// then every value, named by `columns`; the message names the row and the column of every
-/// difference.
-pub fn assert_same_rows<K: PartialEq + Debug, V: PartialEq + Debug>(
-    columns: &[&str],
-    before: &[(K, Vec<V>)],
-    after: &[(K, Vec<V>)],
-) {
-    fn ids<K, V>(s: &[(K, Vec<V>)]) -> Vec<&K> {
-        s.iter().map(|(id, _)| id).collect()
-    }
-    assert_eq!(ids(before), ids(after), "row ids differ");
-    let mut diffs = Vec::new();
-    for ((id, b), (_, a)) in before.iter().zip(after) {
-        assert_eq!(b.len(), columns.len());
-        for ((name, vb), va) in columns.iter().zip(b).zip(a) {
-            if vb != va {
-                diffs.push(format!("row {id:?}, {name}: before {vb:?}, after {va:?}"));
-            }
-        }
-    }
-    assert!(diffs.is_empty(), "{} values differ:\n{}", diffs.len(), diffs.join("\n"));
-}
+pub mod mysql;
+pub mod oracle;
+pub mod postgres;
+pub mod proxy;
+pub mod run;

@@ -1,5 +1,5 @@
-//! The driver-independent half of the concurrent writers of [`crate::workload`] (MariaDB) and
-//! [`crate::pg_workload`] (PostgreSQL): keys and which writer owns them, the model of what the
+//! The driver-independent half of the concurrent writers of [`crate::mysql::workload`] (MariaDB) and
+//! [`crate::postgres::workload`] (PostgreSQL): keys and which writer owns them, the model of what the
 //! table should hold, which statement to run next and on which key, what the writers counted,
 //! the writer loop and the set of running writers, and the row-by-row comparison of a table with
 //! the model. The SQL and the drivers stay in the two workload modules.
@@ -80,8 +80,8 @@ impl KeyKind {
 }
 
 /// A workload table: its name and key shape. The SQL for it is the dialect's, `D`
-/// ([`crate::workload::MariaDb`]: [`crate::workload::TableSpec`]; [`crate::pg_workload::Pg`]:
-/// [`crate::pg_workload::PgTable`]).
+/// ([`crate::mysql::workload::MariaDb`]: [`crate::mysql::workload::TableSpec`]; [`crate::postgres::workload::Pg`]:
+/// [`crate::postgres::workload::PgTable`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table<D> {
     /// Table name (in the connection's database, or PostgreSQL's `public` schema).
@@ -744,7 +744,7 @@ pub async fn migrate_under_writers<D: Dialect, T, V: Send + 'static>(
     let (model, report) = stopped.unwrap_or_else(|e| panic!("[{label}] {e:#}"));
     eprintln!(
         "[{label}] migration {migration_secs:.1} s: {}; {ops_after_swap} ops after run() returned",
-        crate::summary_line(&summary)
+        crate::run::summary_line(&summary)
     );
     eprintln!("[{label}] {report}");
     UnderWriters { summary, model, report, ops_after_swap }

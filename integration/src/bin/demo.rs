@@ -22,7 +22,7 @@ use clap::Parser;
 use mysql_async::prelude::Queryable;
 use mysql_async::Pool;
 use shadowswap_integration::demo::{self, copy_report, migrate, redacted, shadowswap_bin, thousands, Migration};
-use shadowswap_integration::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
+use shadowswap_integration::mysql::workload::{self, Model, PhaseSource, TableSpec, Workload, WorkloadConfig};
 use tokio::sync::watch;
 
 const DATABASE: &str = "shadowswap_demo";

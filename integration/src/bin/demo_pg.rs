@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use shadowswap_integration::demo::{self, copy_report, migrate, redacted, shadowswap_bin, thousands, Migration};
-use shadowswap_integration::pgbench::{
+use shadowswap_integration::postgres::pgbench::{
     find_pgbench, now_epoch, parse_progress, parse_summary, percentile, read_logs, Pgbench, ACCOUNTS_SQL, OFF_HISTORY_SQL,
     ORPHANS_SQL, TOTALS_SQL,
 };
@@ -546,9 +546,12 @@ mod tests {
             Some((1712345678.123, 1234.5))
         );
         assert_eq!(
-            shadowswap_integration::pgbench::parse_log_line("0 12 3401 0 1712345678 500000"),
+            shadowswap_integration::postgres::pgbench::parse_log_line("0 12 3401 0 1712345678 500000"),
             Some((1712345678.5, Some(3401)))
         );
-        assert_eq!(shadowswap_integration::pgbench::parse_log_line("1 13 failed 0 1712345678 0"), Some((1712345678.0, None)));
+        assert_eq!(
+            shadowswap_integration::postgres::pgbench::parse_log_line("1 13 failed 0 1712345678 0"),
+            Some((1712345678.0, None))
+        );
     }
 }

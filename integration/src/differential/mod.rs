@@ -256,7 +256,7 @@ pub fn accepted_refusal(case: &Case, err: &str) -> bool {
 
 /// The shadowswap config of a case: executing, short waits, fixed tiny chunks, renames approved.
 pub fn config(case: &Case) -> MigrationConfig {
-    let mut c = crate::fast_config();
+    let mut c = crate::run::fast_config();
     c.copy.fixed_chunk_rows = Some(case.chunk_rows);
     c.checksum.enabled = case.checksum;
     c.approve_renamed_columns = true;
@@ -281,7 +281,7 @@ pub async fn drive<D: Dialect + 'static>(
 ) -> (Result<(), String>, Vec<OpResult>) {
     let mut config = config(case);
     let ops = if mode == Mode::Writers { case.ops.clone() } else { Vec::new() };
-    let flag: Option<PathBuf> = if ops.is_empty() { None } else { Some(crate::postpone_flag(flag_name)) };
+    let flag: Option<PathBuf> = if ops.is_empty() { None } else { Some(crate::run::postpone_flag(flag_name)) };
     config.cut_over.postpone_flag_file = flag.clone();
     let runner = Arc::new(Runner::new(dialect, config));
     let mut progress = runner.progress();
@@ -332,6 +332,63 @@ pub async fn drive<D: Dialect + 'static>(
         Err(e) => Err(e.to_string()),
     };
     (outcome, results)
+}
+
+/// What both sides of a case did, for [`judge`].
+pub struct Ran {
+    /// shadowswap's result on `t` (its error's one line).
+    pub result: Result<(), String>,
+    /// The native ALTER's on `t_clone` (its error's text).
+    pub native: Result<(), String>,
+    /// The writer operations applied to both tables (none in quiet mode).
+    pub ops: Vec<String>,
+    /// Their outcomes on `t`, while shadowswap ran.
+    pub orig_ops: Vec<OpResult>,
+    /// Their outcomes on `t_clone`, before its ALTER.
+    pub clone_ops: Vec<OpResult>,
+    /// `t_clone` before its ALTER.
+    pub pre: Snapshot,
+    /// `t_clone` after its ALTER, when that succeeded (the `now` columns as epoch seconds).
+    pub post: Option<Snapshot>,
+}
+
+/// The verdict on `case` once both sides ran (and nothing was left behind): the writers'
+/// outcomes agree, and either both succeeded and `t` equals `t_clone` (`app_offset`: the `now`
+/// values the writers wrote carry the application's offset, [`compare`]), or shadowswap failed,
+/// `t` is as `t_clone` was before its ALTER, and the native ALTER failed too or the refusal is an
+/// accepted one. `t_now(with_now)` reads `t` (with the `now` columns as epoch seconds, or none).
+/// `Err` is the finding.
+pub async fn judge<F>(case: &Case, ran: Ran, app_offset: bool, t_now: impl Fn(bool) -> F) -> Result<Verdict, String>
+where
+    F: Future<Output = Result<Snapshot, String>>,
+{
+    let Ran { result, native, ops, orig_ops, clone_ops, pre, post } = ran;
+    if native.is_ok() {
+        if let Some(d) = compare_ops(&ops, &orig_ops, &clone_ops) {
+            return Err(d);
+        }
+    }
+    match (result, native) {
+        (Ok(()), Ok(())) => {
+            let got = t_now(true).await?;
+            if let Some(d) = compare(&got, post.as_ref().unwrap(), &case.now_columns, app_offset) {
+                return Err(d);
+            }
+            Ok(Verdict::Same)
+        }
+        (Ok(()), Err(e)) => Err(format!("shadowswap swapped, but the native ALTER fails on the same data: {e}")),
+        (Err(e), native) => {
+            let got = t_now(false).await?;
+            if let Some(d) = compare(&got, &pre, &[], false) {
+                return Err(format!("shadowswap failed ({e}) and the original table is not as it was: {d}"));
+            }
+            match native {
+                Err(_) => Ok(Verdict::BothFailed(e)),
+                Ok(()) if accepted_refusal(case, &e) => Ok(Verdict::Refused(e)),
+                Ok(()) => Err(format!("unexpected refusal (the native ALTER succeeds): {e}")),
+            }
+        }
+    }
 }
 
 /// The start of [`drive`]'s error when shadowswap panicked (always a finding).

@@ -6,11 +6,8 @@ use std::sync::Arc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::{
-    accepted_refusal, compare, compare_ops, db_name, drive, subst, ApplyOps, Case, Mode, OpResult, Snapshot, Verdict, DB,
-    PANICKED,
-};
-use crate::pg::{client, server_dsn, PgTestDb};
+use super::{db_name, drive, judge, subst, ApplyOps, Case, Mode, OpResult, Ran, Snapshot, Verdict, DB, PANICKED};
+use crate::postgres::{client, server_dsn, PgTestDb};
 
 /// The application's session time zone for writers (+05:00, no daylight saving time).
 const APP_TIME_ZONE: &str = "Asia/Karachi";
@@ -164,32 +161,12 @@ pub async fn run(case: &Case, mode: Mode) -> Result<Verdict, String> {
     if tables != ["t", "t_clone"] || !leftovers.is_empty() {
         return Err(format!("left behind after the run ({result:?}): tables {tables:?}, capture objects {leftovers:?}"));
     }
-    if native.is_ok() {
-        if let Some(d) = compare_ops(&ops, &orig_ops, &clone_ops) {
-            return Err(d);
-        }
-    }
-    let verdict = match (result, native) {
-        (Ok(()), Ok(())) => {
-            let got = snapshot(&c, "t", &case.now_columns).await?;
-            if let Some(d) = compare(&got, post.as_ref().unwrap(), &case.now_columns, false) {
-                return Err(d);
-            }
-            Verdict::Same
-        }
-        (Ok(()), Err(e)) => return Err(format!("shadowswap swapped, but the native ALTER fails on the same data: {e}")),
-        (Err(e), native) => {
-            let got = snapshot(&c, "t", &[]).await?;
-            if let Some(d) = compare(&got, &pre, &[], false) {
-                return Err(format!("shadowswap failed ({e}) and the original table is not as it was: {d}"));
-            }
-            match native {
-                Err(_) => Verdict::BothFailed(e),
-                Ok(()) if accepted_refusal(case, &e) => Verdict::Refused(e),
-                Ok(()) => return Err(format!("unexpected refusal (the native ALTER succeeds): {e}")),
-            }
-        }
-    };
+    let ran = Ran { result, native, ops, orig_ops, clone_ops, pre, post };
+    let verdict = judge(case, ran, false, |with_now| {
+        let now: &[String] = if with_now { &case.now_columns } else { &[] };
+        snapshot(&c, "t", now)
+    })
+    .await?;
     drop(c);
     let admin = client(&server_dsn()).await;
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&db.name))).await;

@@ -1,0 +1,11 @@
+//! Tests that span both servers (MariaDB and PostgreSQL): one test binary.
+//!
+//! - [`credentials`]  — connecting through the CLI: unreachable servers, wrong or special
+//!   passwords, either scheme; one clear error line, never a password.
+//! - [`dsn_secrecy`]  — no error path shows a password, whatever the DSN, on either scheme.
+//! - [`differential`] — the same generated ALTER natively on a clone and with shadowswap, on
+//!   either server (`scripts/fuzz.sh` runs `differential::fuzz_from_env`).
+
+mod credentials;
+mod differential;
+mod dsn_secrecy;

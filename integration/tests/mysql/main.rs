@@ -1,0 +1,32 @@
+//! MariaDB, against the real server (`scripts/mariadb.sh start`, and its replica for
+//! [`throttle`]): one test binary, a module per phase or concept, in phase order.
+//!
+//! - [`refusals`]        — preflight: every refusal as a table of (setup, ALTER, expected
+//!   phrases); nothing left behind, the original unchanged; the dry run.
+//! - [`columns`]         — the ALTER's column mapping: dropped and re-added columns, an added
+//!   `CURRENT_TIMESTAMP` column, each against a native ALTER.
+//! - [`types`]           — every column type round-trips through the backfill and the capture.
+//! - [`binary_defaults`] — binary column defaults that are not UTF-8.
+//! - [`chunk_keys`]      — which key drives the copy and the capture when the ALTER touches keys.
+//! - [`concurrency`]     — capture and backfill under concurrent writers, checked against their
+//!   model.
+//! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
+//!   swap.
+//! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
+//!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
+//!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
+//! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
+//!   a cut-over held up by a long transaction.
+//!
+//! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
+//! is `shadowswap_integration` (`integration/src/`).
+
+mod binary_defaults;
+mod chunk_keys;
+mod columns;
+mod concurrency;
+mod lifecycle;
+mod pre_swap_check;
+mod refusals;
+mod throttle;
+mod types;

@@ -1,0 +1,46 @@
+//! PostgreSQL, against the real server (`scripts/postgres.sh start`, and its standby for
+//! [`throttle`]): one test binary, a module per phase or concept, in phase order.
+//!
+//! - [`tls`]                — connecting: libpq's `sslmode` semantics, through the CLI too.
+//! - [`refusals`]           — preflight: every refusal as a table of (setup, ALTER, expected
+//!   phrases); nothing left behind, the original unchanged; the dry run.
+//! - [`safety`]             — copies that could silently differ fail loudly instead.
+//! - [`security`]           — the owner's code and settings never run as the migrating user;
+//!   privileges carried exactly.
+//! - [`columns`]            — the ALTER's column mapping: dropped and re-added columns, an added
+//!   `now()` column, timestamptz keys.
+//! - [`generated_names`]    — unnamed constraints get the names a plain ALTER gives.
+//! - [`types`]              — every column type round-trips through the backfill and the capture.
+//! - [`instant`]            — metadata-only ALTERs: the dry run tells, `--attempt-instant-ddl`.
+//! - [`capture`]            — every write path reaches the shadow table.
+//! - [`concurrency`]        — capture and backfill under concurrent writers (all isolation
+//!   levels), checked against their model.
+//! - [`dependents`]         — the swap: what binds to the table's OID follows the new table.
+//! - [`dependents_catalog`] — the swap: everything in `pg_depend` carried over or refused by name.
+//! - [`pre_swap_check`]     — what the capture cannot follow stops the run before the swap.
+//! - [`throttle`]           — timed against the standby, run alone (`.config/nextest.toml`):
+//!   the throttler on standby lag (`throttle::replica`) and the other signals
+//!   (`throttle::signals`: flag file, load, query), and the cut-over controller
+//!   (`throttle::cut_over`: blockers, window).
+//! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
+//! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
+//!
+//! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
+//! is `shadowswap_integration` (`integration/src/`).
+
+mod capture;
+mod columns;
+mod concurrency;
+mod dependents;
+mod dependents_catalog;
+mod generated_names;
+mod instant;
+mod lifecycle;
+mod pgbench;
+mod pre_swap_check;
+mod refusals;
+mod safety;
+mod security;
+mod throttle;
+mod tls;
+mod types;

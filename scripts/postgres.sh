@@ -906,7 +906,7 @@ write_instance_conf() {
     # Replaces initdb's pg_hba.conf. `local replication` lets pg_basebackup
     # run as the server's OS user over the socket. `host` lines match TLS and
     # plain connections alike, except for two roles the TLS tests create
-    # (integration/tests/pg_tls.rs): ssw_tls_only may log in over TLS only,
+    # (integration/tests/postgres/tls.rs): ssw_tls_only may log in over TLS only,
     # ssw_plain_only without TLS only, so sslmode's fallbacks can be seen.
     printf '%s\n' \
         '# Written by scripts/postgres.sh on every start; edits are lost.' \

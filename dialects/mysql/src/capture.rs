@@ -73,7 +73,7 @@ pub(crate) async fn capture_present(my: &MySql, names: &Names) -> Result<Vec<Str
 /// triggers for other events; its next execution runs the new trigger without having opened
 /// the trigger's tables and fails with "Table '…_new' doesn't exist" (1146). Created one at a
 /// time, the insert, update and delete triggers made about one in three migrations under
-/// prepared-statement writers fail application statements (integration/tests/concurrency.rs).
+/// prepared-statement writers fail application statements (integration/tests/mysql/concurrency.rs).
 /// Under the lock, the table goes from no capture trigger to all three (and back) at once,
 /// which the server does handle. The lock is held for milliseconds, waits at most
 /// `lock_timeout`, and is released on every path (closing the session releases it too).

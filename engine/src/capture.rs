@@ -3,7 +3,7 @@
 //! swap.
 //!
 //! - [`install`] creates the triggers (each DDL statement under [`DdlConfig::lock_timeout`],
-//!   retried with backoff), recording the undo step first;
+//!   retried with backoff); the runner records the undo step (`Undo::capture`) first;
 //! - [`verify`] checks that nothing bypassed them (a TRUNCATE, DDL on the table, the triggers
 //!   dropped or replaced): after the backfill and before every cut-over attempt;
 //! - [`remove`] drops them, wherever they are (on `<t>`, or after the swap on `_<t>_old`): the
@@ -11,7 +11,6 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cleanup::Undo;
 use crate::config::DdlConfig;
 use crate::dialect::Dialect;
 use crate::error::Result;
@@ -20,10 +19,9 @@ use crate::preflight::plan::Plan;
 use crate::retry::with_retry;
 
 /// Install the capture triggers of `plan`, retried with `ddl`'s policy on lock timeouts and
-/// deadlocks. `undo.capture` is set before anything is created, so a failure halfway is undone
+/// deadlocks. The caller records the undo step before calling, so a failure halfway is undone
 /// too. Errors: the last attempt's, or [`crate::Error::Cancelled`].
-pub async fn install<D: Dialect>(d: &D, plan: &Plan, ddl: &DdlConfig, cancel: &CancellationToken, undo: &mut Undo) -> Result<()> {
-    undo.capture = true;
+pub async fn install<D: Dialect>(d: &D, plan: &Plan, ddl: &DdlConfig, cancel: &CancellationToken) -> Result<()> {
     with_retry("installing capture triggers", ddl.retry_policy(), cancel, || d.install_capture(plan, ddl.lock_timeout)).await
 }
 

@@ -154,7 +154,7 @@ pub async fn after_swap<D: Dialect>(d: &D, plan: &Plan, undo: &Undo, config: &Mi
         }
     };
     for w in &warnings {
-        tracing::warn!(target: crate::runner::LOG_TARGET, "{w}");
+        tracing::warn!(target: crate::progress::LOG_TARGET, "{w}");
     }
     AfterSwap { old_table_kept, warnings }
 }

@@ -21,9 +21,9 @@ use crate::dialect::{Dialect, Signals};
 use crate::error::{Error, ErrorClass, Result};
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
+use crate::progress::LOG_TARGET;
 use crate::progress::{self, Progress};
 use crate::retry::with_retry;
-use crate::runner::LOG_TARGET;
 use crate::throttle::Throttle;
 
 /// Wait until the cut-over may happen: first while the postpone flag file exists, then, until

@@ -5,6 +5,11 @@ use tokio::sync::watch;
 
 use crate::phase::Phase;
 
+/// The log target of the run's own lines (phase transitions, the cut-over's wait, warnings after
+/// the swap), also where a phase module logs them: as before the phases had their own modules,
+/// so `RUST_LOG=shadowswap_engine::runner=…` and the log lines the docs quote stay the same.
+pub(crate) const LOG_TARGET: &str = "shadowswap_engine::runner";
+
 /// Where a run is, for display. Counts are rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
@@ -29,7 +34,7 @@ pub struct Progress {
 pub(crate) fn set_phase(progress: &watch::Sender<Progress>, next: Phase) {
     progress.send_modify(|p| {
         debug_assert!(p.phase.can_move_to(next), "phase {} -> {next} is not allowed", p.phase);
-        tracing::info!(target: crate::runner::LOG_TARGET, from = %p.phase, to = %next, "phase");
+        tracing::info!(target: LOG_TARGET, from = %p.phase, to = %next, "phase");
         p.phase = next;
         p.waiting_for = None;
     });

@@ -28,11 +28,6 @@ use crate::preflight::{self, plan::Plan};
 use crate::progress::{self, Progress};
 use crate::throttle::{self, Throttle};
 
-/// The log target of the run's own lines (phase transitions, the cut-over's wait, warnings after
-/// the swap), also where a phase module logs them: as before the phases had their own modules,
-/// so `RUST_LOG=shadowswap_engine::runner=…` and the log lines the docs quote stay the same.
-pub(crate) const LOG_TARGET: &str = "shadowswap_engine::runner";
-
 /// `shadowswap cleanup` and its report, at their old paths (they live in [`crate::cleanup`](mod@crate::cleanup)).
 pub use crate::cleanup::{cleanup, CleanupReport};
 
@@ -173,7 +168,8 @@ impl<D: Dialect> Runner<D> {
         d.create_shadow(plan, cfg.ddl.lock_timeout).await?;
 
         self.set_phase(Phase::InstallCapture);
-        capture::install(d, plan, &cfg.ddl, &self.cancel, undo).await?;
+        undo.capture = true;
+        capture::install(d, plan, &cfg.ddl, &self.cancel).await?;
 
         let (mut throttle, tasks) = throttle::start(
             &self.dialect,

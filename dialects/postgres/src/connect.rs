@@ -45,7 +45,7 @@ impl Postgres {
         // and the user's search path (for the ALTER text) come from it; every later session has
         // its search path pinned. Everything here is schema-qualified, as the search path may
         // put a schema of the database owner's before pg_catalog.
-        let (probe, conn) = dsn.tls.connect(&dsn.config).await.map_err(|e| errors::connect(&dsn, e))?;
+        let (probe, conn) = dsn.tls.connect(&dsn.config).await.map_err(|e| connect_error(&dsn, e))?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -85,7 +85,7 @@ impl Postgres {
     /// A pooled session (with the pinned settings).
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => errors::connect(&self.dsn, e),
+            deadpool_postgres::PoolError::Backend(e) => connect_error(&self.dsn, e),
             other => Error::Unreachable { target: self.dsn.to_string(), reason: other.to_string() },
         })
     }
@@ -123,7 +123,7 @@ impl RunLock for PgRunLock {
 /// Takes the advisory lock for `names.table` on a session of its own.
 /// Errors: [`Error::AnotherRun`] when another session holds it.
 pub(crate) async fn acquire_run_lock(pg: &Postgres, names: &Names) -> Result<Box<dyn RunLock>> {
-    let (client, conn) = pg.dsn.tls.connect(&pg.session).await.map_err(|e| errors::connect(&pg.dsn, e))?;
+    let (client, conn) = pg.dsn.tls.connect(&pg.session).await.map_err(|e| connect_error(&pg.dsn, e))?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -138,4 +138,14 @@ pub(crate) async fn acquire_run_lock(pg: &Postgres, names: &Names) -> Result<Box
         return Err(Error::AnotherRun(names.table.clone()));
     }
     Ok(Box::new(PgRunLock { client, driver, key: names.lock.clone() }))
+}
+
+/// A failed connection to `dsn`, as the user should read it: a TLS setup problem explained
+/// (`sslmode`, certificates), otherwise as [`errors::connect`] classifies it.
+fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
+    let target = dsn.to_string();
+    if let Some(reason) = dsn.tls.explain(&e, &target) {
+        return Error::refused(reason);
+    }
+    errors::connect(target, dsn.config.get_dbname().unwrap_or(""), e)
 }

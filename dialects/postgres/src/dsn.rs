@@ -156,7 +156,7 @@ impl Dsn {
         let mut config = Config::from_str(&rest).map_err(|e| {
             Error::refused(format!(
                 "invalid --dsn: {}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]",
-                crate::tls::full_message(&e)
+                crate::errors::full_message(&e)
             ))
         })?;
         if config.get_user().is_none() {

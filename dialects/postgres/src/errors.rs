@@ -7,9 +7,6 @@ use shadowswap_engine::model::TableRef;
 use shadowswap_engine::Error;
 use tokio_postgres::error::SqlState;
 
-use crate::dsn::Dsn;
-use crate::tls;
-
 /// The SQLSTATE of `e`, if the server sent one.
 pub fn state(e: &tokio_postgres::Error) -> Option<&SqlState> {
     e.code()
@@ -60,25 +57,37 @@ pub fn db_running_if_fatal(context: &str, statement: &str, e: tokio_postgres::Er
     }
 }
 
-/// A failed connection to `dsn`, as the user should read it: a TLS setup problem explained, a
-/// wrong password or a rejected role as [`Error::AccessDenied`], an unknown database as
-/// [`Error::Refused`], no server answer as [`Error::Unreachable`].
-pub fn connect(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
-    let target = dsn.to_string();
-    if let Some(reason) = dsn.tls.explain(&e, &target) {
-        return Error::refused(reason);
-    }
+/// A failed connection to `target` (database `database`), as the user should read it, once
+/// TLS problems are explained (see `connect::connect_error`): a wrong password or a rejected role
+/// as [`Error::AccessDenied`], an unknown database as [`Error::Refused`], no server answer as
+/// [`Error::Unreachable`].
+pub fn connect(target: String, database: &str, e: tokio_postgres::Error) -> Error {
     match state(&e) {
         Some(s) if *s == SqlState::INVALID_PASSWORD || *s == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
             Error::AccessDenied { target, reason: message(&e) }
         }
-        Some(s) if *s == SqlState::INVALID_CATALOG_NAME => Error::refused(format!(
-            "database {} does not exist on {target}; check the DSN",
-            dsn.config.get_dbname().unwrap_or("")
-        )),
+        Some(s) if *s == SqlState::INVALID_CATALOG_NAME => {
+            Error::refused(format!("database {database} does not exist on {target}; check the DSN"))
+        }
         Some(_) => db(&format!("connecting to {target}"), e),
-        None => Error::Unreachable { target, reason: tls::full_message(&e) },
+        None => Error::Unreachable { target, reason: full_message(&e) },
     }
+}
+
+/// `e`'s message with those of its causes ("error performing TLS handshake: server does not
+/// support TLS"): tokio-postgres' own `Display` leaves the cause out.
+pub fn full_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let c = cause.to_string();
+        if !text.ends_with(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+        cur = cause.source();
+    }
+    text
 }
 
 /// Whether `e` says the relation (or its schema) does not exist: `undefined_table`,
@@ -139,7 +148,7 @@ pub fn rejected_row(table: &TableRef, e: &tokio_postgres::Error) -> Option<Error
     })
 }
 
-/// Whether a connection error's full text (see [`tls::full_message`]) says the server does not
+/// Whether a connection error's full text (see [`full_message`]) says the server does not
 /// accept TLS connections (its `ssl` setting is off).
 pub fn says_server_has_no_tls(text: &str) -> bool {
     text.contains("server does not support TLS")

@@ -309,7 +309,7 @@ impl Tls {
         let mode = self.mode.as_str();
         let roots = self.roots_label.as_deref().unwrap_or("the given CA certificates");
         let head = format!("cannot connect to {target} with sslmode={mode}");
-        let text = full_message(e);
+        let text = crate::errors::full_message(e);
         if errors::says_server_has_no_tls(&text) {
             return Some(format!(
                 "{head}: the server does not accept TLS connections (its ssl setting is off) but sslmode={mode} requires TLS; enable ssl on the server (ssl = on, ssl_cert_file, ssl_key_file), or use sslmode=prefer or disable if the network is trusted"
@@ -398,22 +398,6 @@ fn rustls_error(e: &tokio_postgres::Error) -> Option<&rustls::Error> {
         cur = err.source();
     }
     None
-}
-
-/// `e`'s message with those of its causes ("error performing TLS handshake: server does not
-/// support TLS"): tokio-postgres' own `Display` leaves the cause out.
-pub fn full_message(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(cause) = cur {
-        let c = cause.to_string();
-        if !text.ends_with(&c) {
-            text.push_str(": ");
-            text.push_str(&c);
-        }
-        cur = cause.source();
-    }
-    text
 }
 
 /// Whether `e` is a failure of TLS itself (handshake, certificate, server without TLS).

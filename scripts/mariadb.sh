@@ -12,7 +12,9 @@
 #   install  Install MariaDB (server, client, tzdata) with apt-get if missing.
 #   start    Install if needed, initialise the data directory on first start,
 #            start the server in the background and wait until it answers.
-#            Idempotent: prints "already running" if it is up. The replica
+#            Idempotent: prints "already running" if it is up, or restarts
+#            it when the installed mariadbd is newer than the running server
+#            (a package upgrade since it started). The replica
 #            needs the primary running; on its first start it is seeded
 #            with a dump of the primary and replicates from the dump's GTID
 #            position on (see configure_replication).
@@ -774,6 +776,17 @@ after_start() {
     check_replication
 }
 
+# binaries_replaced: prints "RUNNING -> INSTALLED" and succeeds when the running server is
+# older than the installed mariadbd (a package upgrade since it started: its plugins and the
+# server's own files no longer match what runs).
+binaries_replaced() {
+    local running installed
+    running="$(root_sql -N -e 'SELECT VERSION()' 2>/dev/null | grep -oE '^[0-9]+(\.[0-9]+)+')" || return 1
+    installed="$("$MARIADBD" --version 2>/dev/null | grep -oE 'Ver [0-9]+(\.[0-9]+)+' | grep -oE '[0-9]+(\.[0-9]+)+')"
+    [[ -n "$running" && -n "$installed" && "$running" != "$installed" ]] || return 1
+    printf '%s -> %s' "$running" "$installed"
+}
+
 do_start() {
     local pid
     mkdir -p -- "$BASE_DIR"
@@ -786,13 +799,19 @@ do_start() {
         fi
         # Our process is alive; it may still be starting (a concurrent or
         # interrupted `start`), so give it the normal startup time.
-        if wait_until "$START_TIMEOUT" server_answers; then
+        if ! wait_until "$START_TIMEOUT" server_answers; then
+            error_log_tail
+            die "mariadbd (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop $INSTANCE_NAME' then '$0 start $INSTANCE_NAME'"
+        fi
+        local replaced
+        if replaced="$(binaries_replaced)"; then
+            log "mariadb ($INSTANCE_NAME) runs $replaced installed since it started (a package upgrade); restarting it"
+            do_stop
+        else
             after_start
             log "mariadb ($INSTANCE_NAME) already running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
             return 0
         fi
-        error_log_tail
-        die "mariadbd (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop $INSTANCE_NAME' then '$0 start $INSTANCE_NAME'"
     fi
 
     # A replica not attached yet is attached at the end of this start: check the primary first

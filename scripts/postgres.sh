@@ -15,7 +15,9 @@
 #            running.
 #   start    Install if needed, initdb on first start (the replica: clone the
 #            primary), start the server in the background and wait until it
-#            answers. Idempotent: prints "already running" if it is up.
+#            answers. Idempotent: prints "already running" if it is up,
+#            or restarts it when the installed binaries are newer than the
+#            running server (a package upgrade since it started).
 #   stop     Stop the server (pg_ctl stop -m fast; immediate shutdown, then
 #            SIGKILL, as fallbacks). Idempotent.
 #   status   Print running/stopped (the replica: also its replication state).
@@ -978,6 +980,19 @@ SQL
     as_pg touch -- "$INSTANCE_PROVISIONED_MARKER"
 }
 
+# binaries_replaced: prints "RUNNING -> INSTALLED" and succeeds when the running server is
+# older than the installed binaries. A package upgrade (apt installing postgresql-15-repack, for
+# one, pulls in a newer postgresql-15) replaces the libraries the running postmaster loads on
+# demand: every PL/pgSQL call then fails ("could not load library plpgsql.so: undefined symbol")
+# until the server is restarted.
+binaries_replaced() {
+    local running installed
+    running="$(super_sql -tAc 'SHOW server_version' 2>/dev/null | grep -oE '^[0-9]+(\.[0-9]+)+')" || return 1
+    installed="$("$PG_BINDIR/postgres" --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)+' | head -n 1)"
+    [[ -n "$running" && -n "$installed" && "$running" != "$installed" ]] || return 1
+    printf '%s -> %s' "$running" "$installed"
+}
+
 do_start() {
     local pid
     prepare_dirs
@@ -1000,13 +1015,19 @@ do_start() {
         fi
         # Our postmaster is alive; it may still be starting or in crash
         # recovery, so give it the normal startup time.
-        if wait_until "$START_TIMEOUT" server_answers; then
+        if ! wait_until "$START_TIMEOUT" server_answers; then
+            log_tail
+            die "postgres (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop $INSTANCE_NAME' then '$0 start $INSTANCE_NAME'"
+        fi
+        local replaced
+        if replaced="$(binaries_replaced)"; then
+            log "postgres ($INSTANCE_NAME) runs $replaced installed since it started (a package upgrade); restarting it"
+            do_stop
+        else
             provision
             log "postgres already running on $BIND_HOST:$INSTANCE_PORT (pid $pid)"
             return 0
         fi
-        log_tail
-        die "postgres (pid $pid) is alive but does not answer on $BIND_HOST:$INSTANCE_PORT; try '$0 stop $INSTANCE_NAME' then '$0 start $INSTANCE_NAME'"
     fi
 
     if tcp_port_open "$BIND_HOST" "$INSTANCE_PORT"; then

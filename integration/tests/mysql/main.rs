@@ -8,6 +8,8 @@
 //! - [`types`]           — every column type round-trips through the backfill and the capture.
 //! - [`binary_defaults`] — binary column defaults that are not UTF-8.
 //! - [`chunk_keys`]      — which key drives the copy and the capture when the ALTER touches keys.
+//! - [`checksum`]        — the chunk checksum agrees on equal tables and tells every kind of
+//!   difference.
 //! - [`concurrency`]     — capture and backfill under concurrent writers, checked against their
 //!   model.
 //! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
@@ -22,6 +24,7 @@
 //! is `shadowswap_integration` (`integration/src/`).
 
 mod binary_defaults;
+mod checksum;
 mod chunk_keys;
 mod columns;
 mod concurrency;

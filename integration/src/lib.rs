@@ -12,6 +12,8 @@
 //!   helpers both dialects' tests share.
 //! - [`oracle`]       — the server as the oracle: a migrated table against a clone ALTERed
 //!   natively.
+//! - [`checksum`]     — the chunk checksum tells every kind of difference, on either server
+//!   ([`checksum::tells_every_difference`]).
 //! - [`compare`]      — snapshots compared value by value ([`compare::assert_same_rows`]).
 //! - [`mysql`]        — MariaDB: a database per test ([`mysql::TestDb`]), the replica, load, and
 //!   concurrent writers.
@@ -24,6 +26,7 @@
 //!   with shadowswap on the original, rows and definitions compared (`scripts/fuzz.sh`).
 //! - [`demo`]         — what the two demos (`src/bin/`) share.
 
+pub mod checksum;
 pub mod cli;
 pub mod compare;
 pub mod db;

@@ -13,6 +13,8 @@
 //! - [`types`]              — every column type round-trips through the backfill and the capture.
 //! - [`instant`]            — metadata-only ALTERs: the dry run tells, `--attempt-instant-ddl`.
 //! - [`capture`]            — every write path reaches the shadow table.
+//! - [`checksum`]           — the chunk checksum agrees on equal tables and tells every kind of
+//!   difference.
 //! - [`concurrency`]        — capture and backfill under concurrent writers (all isolation
 //!   levels), checked against their model.
 //! - [`dependents`]         — the swap: what binds to the table's OID follows the new table.
@@ -29,6 +31,7 @@
 //! is `shadowswap_integration` (`integration/src/`).
 
 mod capture;
+mod checksum;
 mod columns;
 mod concurrency;
 mod dependents;

@@ -12,17 +12,44 @@ use crate::run::fast_config;
 /// Rows of the twin tables [`tells_every_difference`] works on (keys 1 to 200).
 pub const ROWS: u64 = 200;
 
-/// One difference: what it is, the statements that make it in the shadow, the statements that
-/// undo it.
+/// One difference between the twin tables, made in the shadow.
 pub struct Difference {
+    /// What it is, for the failure message.
     pub what: &'static str,
+    /// Statements (separated by `;`) that make it.
     pub make: &'static str,
+    /// Statements that undo it: the tables agree again.
     pub undo: &'static str,
 }
 
+/// The differences whose SQL both servers run alike (on the twin tables' columns `id`, `a`, `b`,
+/// `c`; `b` is NULL where `id` is a multiple of 7).
+pub const COMMON: &[Difference] = &[
+    Difference {
+        what: "a changed value",
+        make: "UPDATE _t_new SET a = 'changed' WHERE id = 100",
+        undo: "UPDATE _t_new SET a = 'a100' WHERE id = 100",
+    },
+    Difference {
+        what: "NULL against ''",
+        make: "UPDATE _t_new SET b = '' WHERE id = 98",
+        undo: "UPDATE _t_new SET b = NULL WHERE id = 98",
+    },
+    Difference {
+        what: "values moved between columns",
+        make: "UPDATE _t_new SET a = b, b = a WHERE id = 100",
+        undo: "UPDATE _t_new SET a = 'a100', b = 'b100' WHERE id = 100",
+    },
+    Difference {
+        what: "a missing row",
+        make: "DELETE FROM _t_new WHERE id = 100",
+        undo: "INSERT INTO _t_new (id, a, b, c) SELECT id, a, b, c FROM t WHERE id = 100",
+    },
+];
+
 /// In `db`, after `setup` has created `t` (id key, [`ROWS`] rows) and its shadow `_t_new` for
 /// `alter` with the same rows: the checksum of the whole table and of the chunk `(50, 150]` agree;
-/// then for each of `differences`, made in the shadow, both differ, and agree again once undone.
+/// then for each of [`COMMON`] and `differences`, made in the shadow, both differ, and agree again once undone.
 /// `key` makes a chunk-key value of the dialect from an id.
 pub async fn tells_every_difference<T: TestDatabase>(
     db: &T,
@@ -49,7 +76,7 @@ pub async fn tells_every_difference<T: TestDatabase>(
     assert_eq!(whole.0, whole.1, "equal tables, whole table");
     assert_eq!(chunk.0, chunk.1, "equal tables, one chunk");
     assert_eq!((whole.0.rows, chunk.0.rows), (ROWS, 100));
-    for Difference { what, make, undo } in differences {
+    for Difference { what, make, undo } in COMMON.iter().chain(differences) {
         db.exec(make).await;
         let (whole, chunk) = sums(&plan).await;
         assert_ne!(whole.0, whole.1, "{what}: the whole-table checksum must differ");

@@ -31,3 +31,13 @@ pub fn plan_with(table: &str, original: TableShape, altered: TableShape, alter: 
     let analysis = shadowswap_engine::alter::analyze(alter, &sqlparser::dialect::PostgreSqlDialect {}).unwrap();
     Plan::build(names, analysis, original, altered, crate::rules::rules(), true).unwrap()
 }
+
+/// `RENAME COLUMN n TO amount` on `t (id, n)`.
+pub fn renaming() -> Plan {
+    plan_with(
+        "t",
+        shape(vec![col("id", "integer"), col("n", "integer")]),
+        shape(vec![col("id", "integer"), col("amount", "integer")]),
+        "RENAME COLUMN n TO amount",
+    )
+}

@@ -141,7 +141,7 @@ pub fn acls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{col, plan_with, shape};
+    use crate::testing::renaming;
 
     fn acl(grantor: &str, grantee: Option<&str>, privilege: &str, grantable: bool) -> AclEntry {
         AclEntry { grantor: grantor.into(), grantee: grantee.map(str::to_string), privilege: privilege.into(), grantable }
@@ -197,16 +197,6 @@ mod tests {
         );
         // Unknown privilege names never reach SQL.
         assert!(acl_statements(&t, None, "o", &[], &[], &[acl("o", Some("x"), "SELECT; DROP TABLE t", false)]).is_empty());
-    }
-
-    /// `RENAME COLUMN n TO amount` on `t (id, n)`.
-    fn renaming() -> Plan {
-        plan_with(
-            "t",
-            shape(vec![col("id", "integer"), col("n", "integer")]),
-            shape(vec![col("id", "integer"), col("amount", "integer")]),
-            "RENAME COLUMN n TO amount",
-        )
     }
 
     #[test]

@@ -342,7 +342,7 @@ pub fn validate_constraint(child: &ServerQuoted, name: &str) -> String {
 mod tests {
     use super::*;
     use crate::deps::{ForeignKeyIn, Trigger, View};
-    use crate::testing::{col, plan_for, plan_with, shape};
+    use crate::testing::{col, plan_for, renaming};
 
     #[test]
     fn constraints_are_renamed_with_quoted_names() {
@@ -370,16 +370,6 @@ mod tests {
 
     fn plain() -> Plan {
         plan_for("t", vec![col("id", "integer"), col("v", "text")], "ADD COLUMN x int")
-    }
-
-    /// `RENAME COLUMN n TO amount` on `t (id, n)`.
-    fn renaming() -> Plan {
-        plan_with(
-            "t",
-            shape(vec![col("id", "integer"), col("n", "integer")]),
-            shape(vec![col("id", "integer"), col("amount", "integer")]),
-            "RENAME COLUMN n TO amount",
-        )
     }
 
     const CAPTURE_DROPS: [&str; 8] = [

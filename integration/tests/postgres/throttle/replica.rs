@@ -22,8 +22,18 @@ async fn replica_apply_paused_throttles_the_backfill_until_resumed() {
     // A paused standby left by an interrupted earlier run of this test would stall everything.
     replica.batch_execute("SELECT pg_wal_replay_resume()").await.unwrap();
     wait_caught_up(&db.client, &replica, Duration::from_secs(60)).await;
-    let on_replica: i64 = replica.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
-    assert_eq!(on_replica, ROWS);
+    // The standby has the table: once (on one fresh-clone CI run) it still answered "relation t
+    // does not exist" right after its replay position had passed the primary's; wait for the
+    // rows themselves rather than trust the position alone.
+    let t0 = std::time::Instant::now();
+    loop {
+        match replica.query_one("SELECT count(*) FROM t", &[]).await {
+            Ok(r) if r.get::<_, i64>(0) == ROWS => break,
+            Ok(r) => assert!(t0.elapsed() < Duration::from_secs(60), "the standby has {} rows of {ROWS}", r.get::<_, i64>(0)),
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(60), "the standby cannot read t: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // An idle primary: PostgreSQL's own figure (time since the last replayed commit) grows
     // although the standby has everything; shadowswap's heartbeat must not take that for lag.

@@ -42,6 +42,7 @@ pub mod preflight;
 pub use preflight::{alter, plan};
 pub mod backfill;
 pub mod capture;
+pub mod checkpoint;
 pub mod checksum;
 pub mod cleanup;
 pub mod cutover;

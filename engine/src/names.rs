@@ -1,7 +1,9 @@
 //! The one place that makes generated names.
 //!
 //! Every object shadowswap creates is named from the table: shadow table `_<t>_new`, old table
-//! `_<t>_old`, capture triggers `_<t>_ssw_ins|upd|del`, advisory lock `shadowswap:<schema>.<t>`.
+//! `_<t>_old`, capture triggers `_<t>_ssw_ins|upd|del`, checkpoint table `_<t>_ssw_ckpt`, reverse
+//! capture triggers of the revert window `_<t>_ssw_rins|rupd|rdel`, advisory lock
+//! `shadowswap:<schema>.<t>`.
 //! Identifiers have length limits (MySQL 64 characters, PostgreSQL 63 bytes); a name that would
 //! be longer keeps a prefix of the table name and appends an 8-hex-digit CRC-32 of the whole
 //! table name, so two long table names never share generated names and the same table always
@@ -35,6 +37,15 @@ pub struct Names {
     pub lock: String,
     /// Heartbeat table for measuring replica lag, `_<t>_ssw_hb`.
     pub heartbeat: TableRef,
+    /// Checkpoint table, `_<t>_ssw_ckpt`: one row, the run's progress (see [`crate::checkpoint`]).
+    pub checkpoint: TableRef,
+    /// Reverse capture trigger of the revert window (on the new table after the swap, writing
+    /// into the old one): AFTER INSERT, `_<t>_ssw_rins`.
+    pub revert_insert: String,
+    /// AFTER UPDATE, `_<t>_ssw_rupd`.
+    pub revert_update: String,
+    /// AFTER DELETE, `_<t>_ssw_rdel`.
+    pub revert_delete: String,
 }
 
 impl Names {
@@ -52,6 +63,10 @@ impl Names {
             trigger_delete: g("ssw_del"),
             trial: g("ssw_try"),
             heartbeat: table.sibling(g("ssw_hb")),
+            checkpoint: table.sibling(g("ssw_ckpt")),
+            revert_insert: g("ssw_rins"),
+            revert_update: g("ssw_rupd"),
+            revert_delete: g("ssw_rdel"),
             lock: format!("shadowswap:{}", generated_name(&lock_base, "", max_len - 11, len)),
         }
     }
@@ -59,6 +74,11 @@ impl Names {
     /// The three trigger names.
     pub fn triggers(&self) -> [&str; 3] {
         [&self.trigger_insert, &self.trigger_update, &self.trigger_delete]
+    }
+
+    /// The three reverse trigger names of the revert window.
+    pub fn revert_triggers(&self) -> [&str; 3] {
+        [&self.revert_insert, &self.revert_update, &self.revert_delete]
     }
 }
 
@@ -109,6 +129,8 @@ mod tests {
         assert_eq!(n.old.name, "_sbtest1_old");
         assert_eq!(n.trigger_update, "_sbtest1_ssw_upd");
         assert_eq!(n.lock, "shadowswap:db.sbtest1");
+        assert_eq!(n.checkpoint.name, "_sbtest1_ssw_ckpt");
+        assert_eq!(n.revert_triggers(), ["_sbtest1_ssw_rins", "_sbtest1_ssw_rupd", "_sbtest1_ssw_rdel"]);
     }
 
     #[test]
@@ -118,7 +140,7 @@ mod tests {
         let na = Names::new(&TableRef::new("db", &a), 64, char_len);
         let nb = Names::new(&TableRef::new("db", &b), 64, char_len);
         for n in [&na, &nb] {
-            for name in [&n.shadow.name, &n.old.name, &n.trigger_insert, &n.trial, &n.lock] {
+            for name in [&n.shadow.name, &n.old.name, &n.trigger_insert, &n.trial, &n.lock, &n.checkpoint.name, &n.revert_insert] {
                 assert!(name.chars().count() <= 64, "{name} too long");
             }
         }

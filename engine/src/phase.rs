@@ -22,6 +22,9 @@ pub enum Phase {
     Postponed,
     /// Swapping the tables.
     CutOver,
+    /// Swapped; the old table is kept in sync by reverse capture triggers until the revert
+    /// window (`--revert-window`) ends or `shadowswap finish`/`revert` is run.
+    RevertWindow,
     /// Dropping triggers and the old table after the swap.
     Cleanup,
     /// Applying a metadata-only ALTER to the table itself (`--attempt-instant-ddl`).
@@ -47,7 +50,8 @@ impl Phase {
                 | (Backfill, Checksum | Postponed | CutOver)
                 | (Checksum, Postponed | CutOver)
                 | (Postponed, CutOver)
-                | (CutOver, Cleanup)
+                | (CutOver, Cleanup | RevertWindow)
+                | (RevertWindow, Cleanup)
                 | (Cleanup, Done)
                 | (Preflight | CreateShadow | InstallCapture | Backfill | Checksum | Postponed | CutOver, Aborting)
                 | (Aborting, Failed)
@@ -56,7 +60,29 @@ impl Phase {
 
     /// True once the tables have been swapped (nothing may be undone any more).
     pub fn swapped(self) -> bool {
-        matches!(self, Phase::Cleanup | Phase::Done)
+        matches!(self, Phase::RevertWindow | Phase::Cleanup | Phase::Done)
+    }
+
+    /// Every phase, in forward order, then the ending ones.
+    pub const ALL: [Phase; 13] = [
+        Phase::Preflight,
+        Phase::CreateShadow,
+        Phase::InstallCapture,
+        Phase::Backfill,
+        Phase::Checksum,
+        Phase::Postponed,
+        Phase::CutOver,
+        Phase::RevertWindow,
+        Phase::Cleanup,
+        Phase::InPlace,
+        Phase::Done,
+        Phase::Aborting,
+        Phase::Failed,
+    ];
+
+    /// The phase whose [`Display`](fmt::Display) text is `text` (as a checkpoint stores it).
+    pub fn parse(text: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.to_string() == text)
     }
 }
 
@@ -70,6 +96,7 @@ impl fmt::Display for Phase {
             Phase::Checksum => "checksum",
             Phase::Postponed => "postponed",
             Phase::CutOver => "cut-over",
+            Phase::RevertWindow => "revert window",
             Phase::Cleanup => "cleanup",
             Phase::InPlace => "in place",
             Phase::Done => "done",
@@ -95,5 +122,13 @@ mod tests {
         assert!(!Cleanup.can_move_to(Aborting), "after the swap there is nothing to undo");
         assert!(Backfill.can_move_to(Aborting));
         assert!(Cleanup.swapped() && !CutOver.swapped());
+    }
+
+    #[test]
+    fn every_phase_reads_back_from_its_text() {
+        for p in super::Phase::ALL {
+            assert_eq!(super::Phase::parse(&p.to_string()), Some(p));
+        }
+        assert_eq!(super::Phase::parse("nonsense"), None);
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, Threshold, ThrottleConfig};
+use shadowswap_engine::config::{
+    ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, ReconnectConfig, Threshold, ThrottleConfig,
+};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -124,6 +126,10 @@ pub struct AlterArgs {
     /// (default UTC); until it opens the run stays in sync.
     #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
     cut_over_window: Option<CutOverWindow>,
+    /// When the connection to the server breaks (restart, KILL, a proxy), keep reconnecting this
+    /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    reconnect_timeout: Duration,
 }
 
 impl AlterArgs {
@@ -154,6 +160,7 @@ impl AlterArgs {
                 flag_file: self.throttle_flag_file.clone(),
                 ..ThrottleConfig::default()
             },
+            reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
     }
 }

@@ -161,7 +161,7 @@ impl Dialect for Fake {
         }
         let chunk: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= upto).collect();
         let mut s = self.shadow.lock().unwrap();
-        s.retain(|k| after.is_some_and(|a| *k <= a) || k > upto);
+        s.retain(|k| after.is_some_and(|a| k <= a) || k > upto);
         s.extend(chunk.iter().filter(|k| Some(**k) != self.lose));
         let mut ckpt = self.checkpoint.lock().unwrap();
         let c = ckpt.as_mut().expect("the checkpoint is written before the backfill");

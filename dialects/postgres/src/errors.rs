@@ -112,9 +112,11 @@ pub fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The ALTER's own error: anything the server said about it is [`Error::AlterRejected`] with
-/// the server's message; no server answer is a database error in `context`.
+/// the server's message; no server answer, or the server ending the session
+/// ([`ends_session`]: a restart, `pg_terminate_backend`), is a database error in `context`
+/// (a connection error, for the engine to reconnect).
 pub fn alter_rejected(context: &str, e: tokio_postgres::Error) -> Error {
-    if e.as_db_error().is_some() {
+    if e.as_db_error().is_some() && class(state(&e)) != ErrorClass::Connection {
         Error::AlterRejected(message(&e))
     } else {
         db(context, e)

@@ -392,3 +392,58 @@ async fn a_resume_refuses_a_changed_shadow_or_capture_trigger() {
     d.drop_table(&names.checkpoint, lock).await.unwrap();
     db.assert_clean(&["t"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dropped_session_is_a_connection_error_and_the_pool_drops_dead_sessions() {
+    let db = PgTestDb::new("pgresume_errors").await;
+    db.exec("CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL); INSERT INTO t SELECT g, g FROM generate_series(1, 50) g")
+        .await;
+    let d = db.dialect().await;
+    let t = db.table("t");
+    let cols = ["v".to_string()];
+    d.find_duplicate(&t, &cols).await.unwrap();
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'shadowswap'";
+
+    // Idle pooled sessions terminated while unused: at most one call fails, as a connection
+    // error, and the pool hands out live sessions after it.
+    assert!(terminate(&db, "true").await >= 1);
+    while db.count(sessions).await > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match d.find_duplicate(&t, &cols).await {
+        Ok(_) => {}
+        Err(e) => assert!(e.is_connection(), "{e:?}"),
+    }
+    d.find_duplicate(&t, &cols).await.expect("a live session after the dead ones");
+
+    // A session terminated in the middle of a query.
+    let blocker = shadowswap_integration::postgres::client(&db.dsn).await;
+    blocker.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let query = tokio::spawn({
+        let (d, t) = (d.clone(), t.clone());
+        async move { d.find_duplicate(&t, &["v".to_string()]).await }
+    });
+    let waiting = "wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + MINUTE;
+    while terminate(&db, waiting).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the query never waited for the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = query.await.unwrap().unwrap_err();
+    assert!(e.is_connection(), "terminated mid-query: {e:?}");
+    assert!(e.to_string().contains("57P01"), "{e}");
+    blocker.batch_execute("COMMIT").await.unwrap();
+
+    // The server gone (a proxy refusing and cutting every connection).
+    let proxy = Proxy::start(address(&db.dsn)).await;
+    let via = std::sync::Arc::new(shadowswap_postgres::Postgres::connect(&proxy.route(&db.dsn), None).await.unwrap());
+    via.find_duplicate(&t, &cols).await.unwrap();
+    proxy.set(Link::Refuse);
+    for _ in 0..2 {
+        let e = via.find_duplicate(&t, &cols).await.unwrap_err();
+        assert!(e.is_connection(), "server gone: {e:?}");
+    }
+    let names = via.names(&t);
+    let e = via.acquire_run_lock(&names).await.err().expect("no lock while the server is gone");
+    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+}

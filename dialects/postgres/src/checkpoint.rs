@@ -165,8 +165,7 @@ pub(crate) async fn verify_resumable(pg: &Postgres, plan: &Plan) -> Result<()> {
     let always = inspect::always_identity(&**c, &n.shadow).await.map_err(|e| errors::db(ctx, e))?;
     let key_eq = inspect::key_equality(&**c, plan).await?;
     let names: Vec<String> = capture_triggers(n).into();
-    let rows =
-        c.query(CAPTURE_DEFINITIONS, &[&Qualified(&n.table).to_string(), &names]).await.map_err(|e| errors::db(ctx, e))?;
+    let rows = c.query(CAPTURE_DEFINITIONS, &[&Qualified(&n.table).to_string(), &names]).await.map_err(|e| errors::db(ctx, e))?;
     let config = [format!("search_path={FUNCTION_SEARCH_PATH}")];
     for ((name, source), tgtype) in capture_sources(plan, &always, &key_eq).iter().zip(CAPTURE_TRIGGER_TYPES) {
         let Some(r) = rows.iter().find(|r| r.get::<_, String>(0) == *name) else {

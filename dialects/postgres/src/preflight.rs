@@ -111,7 +111,9 @@ pub(crate) async fn table_checks(c: &impl GenericClient, names: &Names, resuming
     if !resuming {
         let ours: Vec<String> = capture_triggers(names).into();
         refuse_if(strings(c, ctx, CAPTURE_FUNCTIONS, &[&t.schema, &ours]).await?, |_| {
-            format!("{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first")
+            format!(
+                "{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first"
+            )
         })?;
     }
     refuse_unhandled(c, names).await

@@ -26,10 +26,11 @@ pub struct Run {
 impl Run {
     /// `alter --dsn <dsn> --table <table> --alter <alter> --execute --log-format json <extra…>`.
     pub fn alter(dsn: &str, table: &str, alter: &str, extra: &[&str]) -> Run {
-        let mut args: Vec<String> = ["alter", "--dsn", dsn, "--table", table, "--alter", alter, "--execute", "--log-format", "json"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> =
+            ["alter", "--dsn", dsn, "--table", table, "--alter", alter, "--execute", "--log-format", "json"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         Run { args }
     }
@@ -122,11 +123,7 @@ pub fn figure(summary: &Value, name: &str) -> u64 {
 
 /// The `message` of every JSON log line of `stderr` (in order), to look for one.
 pub fn messages(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(event)
-        .filter_map(|v| v.get("fields")?.get("message")?.as_str().map(str::to_string))
-        .collect()
+    stderr.lines().filter_map(event).filter_map(|v| v.get("fields")?.get("message")?.as_str().map(str::to_string)).collect()
 }
 
 /// The first log message of `stderr` that contains `needle`; panics with stderr without one.

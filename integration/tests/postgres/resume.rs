@@ -15,9 +15,7 @@ use std::time::Duration;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::{Dialect, Error, Runner};
 use shadowswap_integration::cli::{assert_refused, run_cli, stderr, stdout};
-use shadowswap_integration::postgres::resume::{
-    checkpoint, figure, kill, message_with, summary, wait_copied, wait_phase, Run,
-};
+use shadowswap_integration::postgres::resume::{checkpoint, figure, kill, message_with, summary, wait_copied, wait_phase, Run};
 use shadowswap_integration::postgres::workload::{self, Model, PgTable, Workload, WorkloadConfig};
 use shadowswap_integration::postgres::PgTestDb;
 use shadowswap_integration::proxy::{address, Link, Proxy};

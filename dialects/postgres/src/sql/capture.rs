@@ -188,7 +188,10 @@ pub fn capture_sources(plan: &Plan, always_identity: &[String], key_eq: &[String
     };
     [
         (n.trigger_insert.to_string(), source(format!("  {upsert};\n"))),
-        (n.trigger_update.to_string(), source(format!("  IF {key_changed} THEN\n{}  END IF;\n  {upsert};\n", delete_old("    ")))),
+        (
+            n.trigger_update.to_string(),
+            source(format!("  IF {key_changed} THEN\n{}  END IF;\n  {upsert};\n", delete_old("    "))),
+        ),
         (n.trigger_delete.to_string(), source(delete_old("  "))),
         (truncate_trigger(n), source(format!("  TRUNCATE TABLE {s};\n"))),
     ]

@@ -330,9 +330,17 @@ async fn a_killed_session_is_a_connection_error_and_the_pool_heals() {
     let mut admin = db.pool.get_conn().await.unwrap();
     let others = "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()";
 
-    // Idle pooled sessions killed: the next calls work.
-    for id in admin.query::<u64, _>(others).await.unwrap() {
+    // Idle pooled sessions killed (and gone: KILL returns before the session has closed its
+    // socket): the next calls work.
+    let idle = admin.query::<u64, _>(others).await.unwrap();
+    assert!(!idle.is_empty(), "the dialect's pool keeps idle sessions");
+    for id in &idle {
         admin.query_drop(format!("KILL CONNECTION {id}")).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.query::<u64, _>(others).await.unwrap().iter().any(|id| idle.contains(id)) {
+        assert!(Instant::now() < deadline, "killed sessions still listed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(d.table_exists(&plan.names.shadow).await.unwrap());
     assert!(d.checkpoint_read(&plan.names).await.unwrap().is_some());

@@ -310,7 +310,7 @@ mod tests {
     use crate::sql::test_plans::build;
 
     fn plan_with_key(n: usize) -> Plan {
-        let cols: Vec<Column> = (0..n).map(|i| Column::new(&format!("k{i}"), "varbinary(10)")).collect();
+        let cols: Vec<Column> = (0..n).map(|i| Column::new(format!("k{i}"), "varbinary(10)")).collect();
         let key: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
         let key: Vec<&str> = key.iter().map(String::as_str).collect();
         build(TableRef::new("d", "t"), cols.clone(), &key, cols, "FORCE")

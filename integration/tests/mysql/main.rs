@@ -19,6 +19,8 @@
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
+//! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
+//!   from its checkpoint (run alone).
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -31,5 +33,6 @@ mod concurrency;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;
+mod restart;
 mod throttle;
 mod types;

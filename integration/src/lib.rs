@@ -41,3 +41,4 @@ pub mod postgres;
 pub mod proxy;
 pub mod resume;
 pub mod run;
+pub mod server;

@@ -88,6 +88,11 @@ async fn read_row(my: &MySql, names: &Names, query: &str) -> Result<Option<Row>>
     match c.query_first::<Row, _>(query).await {
         Ok(row) => Ok(row),
         Err(e) if errors::code(&e) == Some(errors::NO_SUCH_TABLE) => Ok(None),
+        Err(e) if errors::code(&e) == Some(errors::BAD_FIELD) => Err(Error::refused(format!(
+            "{} is not shadowswap's checkpoint table (it lacks a column shadowswap writes); run `shadowswap cleanup` \
+             for {} and start again",
+            names.checkpoint, names.table
+        ))),
         Err(e) => Err(errors::db(&format!("reading the checkpoint {}", names.checkpoint), e)),
     }
 }

@@ -18,6 +18,8 @@ pub const DUP_ENTRY: u16 = 1062;
 pub const NO_SUCH_TABLE: u16 = 1146;
 /// `ER_ACCESS_DENIED_ERROR`.
 pub const ACCESS_DENIED: u16 = 1045;
+/// `ER_BAD_FIELD_ERROR`: unknown column (e.g. a checkpoint table shadowswap did not make).
+pub const BAD_FIELD: u16 = 1054;
 /// `ER_BAD_DB_ERROR`: unknown database.
 pub const BAD_DB: u16 = 1049;
 

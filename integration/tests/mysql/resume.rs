@@ -370,3 +370,90 @@ async fn a_killed_session_is_a_connection_error_and_the_pool_heals() {
     assert_eq!(d.copy_chunk(&plan, None, &key(10), Duration::from_secs(5), &mark).await.unwrap(), 10);
     d.remove_capture(&plan.names, Duration::from_secs(5)).await.unwrap();
 }
+
+/// A fresh process (a new dialect, nothing in memory) resuming what another one prepared:
+/// `verify_resumable` passes on the untouched state and restores the capture identity, so the
+/// resumed process's own check before the swap still sees a TRUNCATE; and it refuses, naming
+/// `shadowswap cleanup`, each thing changed while no shadowswap ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_changed_while_no_shadowswap_ran_is_refused() {
+    let db = TestDb::new("myresume_tamper").await;
+    db.seed_t(100).await;
+    let spec = "ADD COLUMN extra INT NOT NULL DEFAULT 7";
+    let (first, plan) = prepared(&db, spec).await;
+    drop(first);
+    let resumed = db.dialect().await;
+    resumed.verify_resumable(&plan).await.unwrap();
+    db.exec("TRUNCATE TABLE t").await;
+    let e = resumed.verify_before_cut_over(&plan).await.unwrap_err().to_string();
+    assert!(e.contains("truncated"), "the resumed process checks against the recorded identity: {e}");
+
+    let lock = Duration::from_secs(5);
+    let refused = |e: shadowswap_engine::Error, what: &str| {
+        let e = e.to_string();
+        assert!(e.contains("cannot resume") && e.contains(what) && e.contains("shadowswap cleanup"), "{what}: {e}");
+    };
+    type Tamper = (&'static str, &'static str, &'static str);
+    let cases: [Tamper; 5] = [
+        (
+            "a capture trigger replaced",
+            "DROP TRIGGER _t_ssw_del; CREATE TRIGGER _t_ssw_del AFTER DELETE ON t FOR EACH ROW SET @x = 1",
+            "capture triggers",
+        ),
+        ("the shadow altered", "ALTER TABLE _t_new ADD COLUMN z INT", "does not have the definition"),
+        ("the shadow dropped", "DROP TABLE _t_new", "is missing"),
+        ("the table altered", "ALTER TABLE t ADD COLUMN z INT", "definition changed"),
+        ("the identity lost", "UPDATE _t_ssw_ckpt SET capture_identity = NULL", "records no capture identity"),
+    ];
+    for (what, tamper, expect) in cases {
+        db.exec("DROP TABLE IF EXISTS t, _t_new, _t_ssw_ckpt").await;
+        db.seed_t(100).await;
+        let (_, plan) = prepared(&db, spec).await;
+        db.exec(tamper).await;
+        let fresh = db.dialect().await;
+        refused(fresh.verify_resumable(&plan).await.expect_err(what), expect);
+        fresh.remove_capture(&plan.names, lock).await.unwrap();
+    }
+
+    // A checkpoint row that is not one shadowswap wrote.
+    db.exec("UPDATE _t_ssw_ckpt SET phase = 'somewhere'").await;
+    let e = resumed.checkpoint_read(&plan.names).await.unwrap_err().to_string();
+    assert!(e.contains("cannot be read") && e.contains("shadowswap cleanup"), "{e}");
+}
+
+/// The checkpoint row reads back exactly as written (texts with quotes, backslashes and
+/// non-ASCII, every optional field both ways), the upsert replaces it whole but keeps the
+/// columns others own (`capture_identity`, `revert_broken`), and no table means no checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_checkpoint_row_round_trips() {
+    let db = TestDb::new("myresume_row").await;
+    db.seed_t(10).await;
+    let d = db.dialect().await;
+    let runner = Runner::new(d.clone(), chunked_config(Some(10)));
+    let names = d.names(&db.table("t"));
+    assert_eq!(d.checkpoint_read(&names).await.unwrap(), None, "no table, no checkpoint");
+    let spec = "ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'it''s \\\\ \"ü\"'";
+    let plan = runner.preflight(&names, spec, false).await.unwrap();
+    let mut ckpt = Checkpoint::new(&plan, d.dialect_name());
+    d.checkpoint_write(&names, &ckpt).await.unwrap();
+    assert_eq!(d.checkpoint_read(&names).await.unwrap().as_ref(), Some(&ckpt));
+
+    db.exec("UPDATE _t_ssw_ckpt SET capture_identity = 'id', revert_broken = 'why'").await;
+    ckpt.phase = shadowswap_engine::Phase::Checksum;
+    ckpt.low_watermark = Some(d.key_to_text(&key(7)));
+    ckpt.high_watermark = Some("[\"a'b\\\\c\"]".into());
+    (ckpt.rows_copied, ckpt.rows_estimated, ckpt.chunk_rows) = (u64::MAX, 5, 1000);
+    ckpt.revert_until = Some("2030-01-01T00:00:00Z".into());
+    d.checkpoint_write(&names, &ckpt).await.unwrap();
+    assert_eq!(d.checkpoint_read(&names).await.unwrap().as_ref(), Some(&ckpt));
+    let kept: String = db.scalar("SELECT CONCAT(capture_identity, '/', revert_broken) FROM _t_ssw_ckpt").await;
+    assert_eq!(kept, "id/why");
+    let rows: u64 = db.scalar("SELECT COUNT(*) FROM _t_ssw_ckpt").await;
+    assert_eq!(rows, 1);
+
+    // A leftover checkpoint table without its row is refused as a leftover when not resuming.
+    db.exec("DELETE FROM _t_ssw_ckpt").await;
+    assert_eq!(d.checkpoint_read(&names).await.unwrap(), None);
+    let e = runner.preflight(&names, spec, false).await.unwrap_err().to_string();
+    assert!(e.contains("_t_ssw_ckpt already exists") && e.contains("shadowswap cleanup"), "{e}");
+}

@@ -17,6 +17,8 @@
 //! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
 //!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
+//! - [`resume`]          — checkpoint, resume and reconnect: kill -9 in each phase and run again,
+//!   a different ALTER, a TRUNCATE while dead, killed sessions, every connection cut.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
@@ -34,5 +36,6 @@ mod lifecycle;
 mod pre_swap_check;
 mod refusals;
 mod restart;
+mod resume;
 mod throttle;
 mod types;

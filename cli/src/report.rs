@@ -26,12 +26,15 @@ impl From<Error> for Failure {
 
 impl Failure {
     /// The exit status: 2 for usage errors; 130 when cancelled (after removing what the run
-    /// created); 3 when something the run created is left; 1 otherwise.
+    /// created); 3 when something the run created is left; 4 when the server stayed away longer
+    /// than `--reconnect-timeout` (everything kept: run the same command again to resume); 1
+    /// otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => 2,
             Failure::Error(Error::Cancelled(_)) => 130,
             Failure::Error(Error::CleanupIncomplete { .. }) => 3,
+            Failure::Error(Error::ConnectionLost { .. }) => 4,
             Failure::Error(_) => 1,
         }
     }
@@ -209,6 +212,8 @@ mod tests {
     fn exit_codes() {
         assert_eq!(Failure::Usage("x".into()).exit_code(), 2);
         assert_eq!(Failure::Error(Error::Cancelled("x".into())).exit_code(), 130);
+        let lost = Error::ConnectionLost { target: "t".into(), waited_s: 300, last: "x".into() };
+        assert_eq!(Failure::Error(lost).exit_code(), 4);
         let left = Error::CleanupIncomplete { cause: Box::new(Error::refused("x")), leftover: "y".into() };
         assert_eq!(Failure::Error(left).exit_code(), 3);
         assert_eq!(Failure::Error(Error::refused("x")).exit_code(), 1);

@@ -165,25 +165,38 @@ impl<D: Dialect> Runner<D> {
         let mut resume = pending;
         let mut reconnects = 0;
         loop {
-            match self.execute(&plan, resume.take(), started).await {
+            let mut broken = match self.execute(&plan, resume.take(), started).await {
                 Ok(mut summary) => {
                     summary.reconnects = reconnects;
                     return Ok(Outcome::Swapped(summary));
                 }
-                Err(e) if e.is_connection() => {
-                    self.reconnect(names, lock, e).await?;
-                    reconnects += 1;
-                    resume = d.checkpoint_read(names).await?;
-                    if let Some(ckpt) = &resume {
-                        if self.swapped_already(names, ckpt).await? {
-                            let mut summary = self.finish_after_swap(names, ckpt, started).await;
-                            summary.reconnects = reconnects;
-                            return Ok(Outcome::Swapped(summary));
-                        }
-                    }
-                }
+                Err(e) if e.is_connection() => e,
                 Err(e) => return Err(e),
-            }
+            };
+            // Reconnect, then read where the run stands: the checkpoint, and whether the swap
+            // happened (the connection may have broken during it). A break meanwhile starts over.
+            resume = loop {
+                self.reconnect(names, lock, broken).await?;
+                reconnects += 1;
+                let stands = async {
+                    let ckpt = d.checkpoint_read(names).await?;
+                    let swapped = match &ckpt {
+                        Some(c) => self.swapped_already(names, c).await?,
+                        None => false,
+                    };
+                    Ok::<_, Error>((ckpt, swapped))
+                };
+                match stands.await {
+                    Ok((Some(ckpt), true)) => {
+                        let mut summary = self.finish_after_swap(names, &ckpt, started).await;
+                        summary.reconnects = reconnects;
+                        return Ok(Outcome::Swapped(summary));
+                    }
+                    Ok((ckpt, _)) => break ckpt,
+                    Err(e) if e.is_connection() => broken = e,
+                    Err(e) => return Err(e),
+                }
+            };
         }
     }
 

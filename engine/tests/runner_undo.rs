@@ -35,6 +35,9 @@ struct Fake {
     copies: Mutex<usize>,
     /// The shadow and the old table exist (for a resume after the swap).
     swapped: bool,
+    /// After the first connection break the server stays away: the lock's session is gone and
+    /// no new session can be made.
+    server_gone: bool,
 }
 
 impl Fake {
@@ -54,14 +57,16 @@ impl Fake {
     }
 }
 
-struct Lock;
+struct Lock {
+    gone: bool,
+}
 #[async_trait]
 impl RunLock for Lock {
     async fn release(self: Box<Self>) -> Result<()> {
         Ok(())
     }
     async fn is_held(&mut self) -> Result<bool> {
-        Ok(true)
+        Ok(!self.gone)
     }
 }
 
@@ -103,7 +108,10 @@ impl Dialect for Fake {
     }
     async fn acquire_run_lock(&self, _: &Names) -> Result<Box<dyn RunLock>> {
         self.step("lock")?;
-        Ok(Box::new(Lock))
+        if self.server_gone && self.calls().iter().filter(|c| *c == "lock").count() > 1 {
+            return Err(Error::Unreachable { target: "fake".into(), reason: "connection refused".into() });
+        }
+        Ok(Box::new(Lock { gone: self.server_gone }))
     }
     async fn inspect(&self, _: &TableRef) -> Result<TableShape> {
         Ok(shape())
@@ -409,4 +417,20 @@ async fn a_run_that_had_swapped_only_finishes_its_cleanup() {
     let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
     assert_eq!(s.resumed_from, Some(shadowswap_engine::Phase::CutOver));
     assert_eq!(fake.calls(), ["lock", "drop _t_ssw_hb", "remove_capture", "drop _t_old", "drop _t_ssw_ckpt"]);
+}
+
+#[tokio::test]
+async fn a_server_that_stays_away_stops_the_run_resumable_after_the_reconnect_timeout() {
+    let mut cfg = config();
+    cfg.reconnect.timeout = Duration::from_millis(30);
+    cfg.reconnect.backoff_min = Duration::from_millis(1);
+    cfg.reconnect.backoff_max = Duration::from_millis(5);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), break_at_copy: Some(2), server_gone: true, ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Err(Error::ConnectionLost { .. }) = r else { panic!("{r:?}") };
+    let calls = fake.calls();
+    assert!(calls.iter().filter(|c| *c == "lock").count() > 2, "kept trying: {calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("drop") || c == "remove_capture"), "nothing undone: {calls:?}");
+    let ckpt = fake.ckpt().expect("the checkpoint stays");
+    assert_eq!((ckpt.low_watermark.as_deref(), ckpt.rows_copied), (Some("3"), 3), "one chunk of 3 recorded");
 }

@@ -17,8 +17,12 @@
 //! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
 //!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
+//! - [`resume`]          — checkpoint, resume and reconnect: kill -9 in each phase and run again,
+//!   a different ALTER, a TRUNCATE while dead, killed sessions, every connection cut.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
+//! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
+//!   from its checkpoint (run alone).
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -31,5 +35,7 @@ mod concurrency;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;
+mod restart;
+mod resume;
 mod throttle;
 mod types;

@@ -374,6 +374,23 @@ async fn a_resume_refuses_a_changed_shadow_or_capture_trigger() {
     refused(d.verify_resumable(&plan).await.unwrap_err(), "_t_ssw_trn");
     d.install_capture(&plan, lock).await.unwrap();
 
+    // The table dropped and created again with the same definition, rows and capture triggers
+    // (as a restore from a dump would, its data loaded before its triggers): refused.
+    let identity = db.scalar("SELECT capture_identity FROM _t_ssw_ckpt").await.expect("recorded at install");
+    db.exec(
+        "ALTER TABLE t RENAME TO t_gone; CREATE TABLE t (LIKE t_gone INCLUDING ALL); INSERT INTO t SELECT * FROM t_gone; \
+         DROP TABLE t_gone",
+    )
+    .await;
+    d.install_capture(&plan, lock).await.unwrap();
+    d.verify_resumable(&plan).await.unwrap();
+    db.exec(&format!("UPDATE _t_ssw_ckpt SET capture_identity = '{identity}'")).await;
+    refused(d.verify_resumable(&plan).await.unwrap_err(), "dropped and created again");
+    db.exec("UPDATE _t_ssw_ckpt SET capture_identity = NULL").await;
+    refused(d.verify_resumable(&plan).await.unwrap_err(), "records no capture identity");
+    d.install_capture(&plan, lock).await.unwrap();
+    d.verify_resumable(&plan).await.unwrap();
+
     // The added column's default fills the copied rows: a shadow without it is not the plan's.
     db.exec("ALTER TABLE _t_new ALTER COLUMN extra DROP DEFAULT").await;
     refused(d.verify_resumable(&plan).await.unwrap_err(), "_t_new");

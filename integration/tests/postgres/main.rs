@@ -26,6 +26,8 @@
 //!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
+//! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
+//!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
 //!   continues from its checkpoint (run alone).
 //!
@@ -45,6 +47,7 @@ mod pgbench;
 mod pre_swap_check;
 mod refusals;
 mod restart;
+mod resume;
 mod safety;
 mod security;
 mod throttle;

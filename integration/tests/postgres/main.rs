@@ -28,6 +28,8 @@
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
 //!   continues from its checkpoint (run alone).
+//! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
+//!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -45,6 +47,7 @@ mod pgbench;
 mod pre_swap_check;
 mod refusals;
 mod restart;
+mod resume;
 mod safety;
 mod security;
 mod throttle;

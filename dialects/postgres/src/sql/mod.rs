@@ -14,7 +14,7 @@
 //!
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
-//! (key ranges, chunks, checksum), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
+//! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
 //! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner).
 
 use std::fmt;
@@ -25,6 +25,7 @@ use shadowswap_engine::model::TableRef;
 
 pub mod acl;
 pub mod capture;
+pub mod checkpoint;
 pub mod connect;
 pub mod copy;
 pub mod cutover;

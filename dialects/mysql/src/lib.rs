@@ -64,6 +64,7 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::staged::Staged;
 
 pub use connect::MySql;
 pub use dsn::Dsn;
@@ -82,6 +83,16 @@ impl fmt::Display for MyKey {
         let parts: Vec<String> = self.0.iter().map(|v| v.as_sql(false)).collect();
         write!(f, "({})", parts.join(", "))
     }
+}
+
+// ---- the staged path (shadowswap_engine::staged), one block per part ----
+#[async_trait]
+impl Staged for MySql {
+    // ---- backfill ----
+
+    // ---- contract ----
+
+    // ---- migrate ----
 }
 
 #[async_trait]

@@ -77,6 +77,7 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::{byte_len, Names};
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::staged::Staged;
 
 pub use connect::Postgres;
 pub use dsn::Dsn;
@@ -92,6 +93,16 @@ impl fmt::Display for PgKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "({})", self.0.iter().map(|v| sql::literal(v)).collect::<Vec<_>>().join(", "))
     }
+}
+
+// ---- the staged path (shadowswap_engine::staged), one block per part ----
+#[async_trait]
+impl Staged for Postgres {
+    // ---- backfill ----
+
+    // ---- contract ----
+
+    // ---- migrate ----
 }
 
 #[async_trait]

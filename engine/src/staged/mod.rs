@@ -31,9 +31,10 @@ pub trait Staged: Send + Sync {
 
     /// The backfill's statements for `spec` on `plan`'s table, exactly as
     /// [`Staged::backfill_chunk`] and [`Staged::backfill_count`] run them (with their
-    /// placeholders), for the dry run. Default: nothing (the dialect has no backfill).
-    fn backfill_sql(&self, plan: &Plan, spec: &BackfillSpec) -> BackfillSql {
-        let _ = (plan, spec);
+    /// placeholders; row lock waits at most `lock_wait`), for the dry run. Default: nothing (the
+    /// dialect has no backfill).
+    fn backfill_sql(&self, plan: &Plan, spec: &BackfillSpec, lock_wait: std::time::Duration) -> BackfillSql {
+        let _ = (plan, spec, lock_wait);
         BackfillSql::default()
     }
 

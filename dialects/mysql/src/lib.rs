@@ -52,8 +52,8 @@ mod inspect;
 mod preflight;
 mod shadow;
 mod signals;
-mod staged_backfill;
 pub mod sql;
+mod staged_backfill;
 
 use std::fmt;
 use std::time::Duration;

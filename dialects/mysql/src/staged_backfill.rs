@@ -33,7 +33,8 @@ pub(crate) async fn check(my: &MySql, plan: &Plan, spec: &BackfillSpec) -> Resul
 /// Rows matching `--where`, counting at most `limit` ([`q::count`]).
 pub(crate) async fn count(my: &MySql, plan: &Plan, spec: &BackfillSpec, limit: Option<u64>) -> Result<u64> {
     let mut c = my.conn().await?;
-    let n: Option<u64> = c.query_first(q::count(plan, spec, limit)).await.map_err(|e| errors::db("counting rows matching --where", e))?;
+    let n: Option<u64> =
+        c.query_first(q::count(plan, spec, limit)).await.map_err(|e| errors::db("counting rows matching --where", e))?;
     Ok(n.unwrap_or(0))
 }
 

@@ -45,7 +45,8 @@ pub(crate) async fn check(pg: &Postgres, plan: &Plan, spec: &BackfillSpec) -> Re
 /// Rows matching `--where`, counting at most `limit` ([`q::count`]).
 pub(crate) async fn count(pg: &Postgres, plan: &Plan, spec: &BackfillSpec, limit: Option<u64>) -> Result<u64> {
     let c = pg.client().await?;
-    let row = c.query_one(&q::count(plan, spec, limit), &[]).await.map_err(|e| errors::db("counting rows matching --where", e))?;
+    let row =
+        c.query_one(&q::count(plan, spec, limit), &[]).await.map_err(|e| errors::db("counting rows matching --where", e))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
@@ -70,10 +71,7 @@ pub(crate) async fn chunk(
     let mut c = pg.client().await?;
     let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
     tx.batch_execute(&set_lock_timeout(lock_wait)).await.map_err(|e| errors::db(ctx, e))?;
-    let rows = tx
-        .execute(&q::update_chunk(plan, spec, &range), &params)
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
+    let rows = tx.execute(&q::update_chunk(plan, spec, &range), &params).await.map_err(|e| errors::db(ctx, e))?;
     let advanced = tx
         .execute(&qc::advance(&plan.names.checkpoint, &mark.low_watermark, mark.chunk_rows, rows), &[])
         .await

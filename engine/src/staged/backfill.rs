@@ -174,7 +174,12 @@ async fn run_locked<D: Dialect>(
     }
     if !config.execute {
         let estimate = d.backfill_count(&plan, spec, Some(ESTIMATE_LIMIT)).await?;
-        return Ok(BackfillOutcome::DryRun(render(&plan, &d.backfill_sql(&plan, spec, config.copy.lock_wait_timeout), estimate, pending.as_ref())));
+        return Ok(BackfillOutcome::DryRun(render(
+            &plan,
+            &d.backfill_sql(&plan, spec, config.copy.lock_wait_timeout),
+            estimate,
+            pending.as_ref(),
+        )));
     }
     progress.send_modify(|p| {
         p.phase = Phase::Backfill;

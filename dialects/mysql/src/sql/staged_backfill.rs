@@ -67,7 +67,10 @@ pub fn outline(plan: &Plan, spec: &BackfillSpec, lock_wait_s: u64) -> BackfillSq
         count: count(plan, spec, None),
         estimate: count(plan, spec, Some(shadowswap_engine::staged::backfill::ESTIMATE_LIMIT)),
         check: check(plan, spec),
-        checkpoint: vec![super::checkpoint::create_checkpoint_table(&plan.names)],
+        checkpoint: vec![
+            super::checkpoint::create_checkpoint_table(&plan.names),
+            super::checkpoint::upsert_checkpoint(&plan.names),
+        ],
     }
 }
 

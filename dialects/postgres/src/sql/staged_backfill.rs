@@ -58,7 +58,7 @@ pub fn outline(plan: &Plan, spec: &BackfillSpec, lock_wait: Duration) -> Backfil
         count: count(plan, spec, None),
         estimate: count(plan, spec, Some(shadowswap_engine::staged::backfill::ESTIMATE_LIMIT)),
         check: format!("BEGIN; {}; ROLLBACK", check(plan, spec)),
-        checkpoint: vec![super::checkpoint::create(&plan.names.checkpoint)],
+        checkpoint: vec![super::checkpoint::create(&plan.names.checkpoint), super::checkpoint::upsert(&plan.names.checkpoint)],
     }
 }
 
@@ -74,16 +74,30 @@ mod tests {
 
     #[test]
     fn statements() {
-        let p = testing::plan_for("t", vec![testing::col("id", "integer"), Column { nullable: true, ..testing::col("note", "text") }], "ADD COLUMN x int");
+        let p = testing::plan_for(
+            "t",
+            vec![testing::col("id", "integer"), Column { nullable: true, ..testing::col("note", "text") }],
+            "ADD COLUMN x int",
+        );
         let o = outline(&p, &spec(), Duration::from_millis(1500));
         assert_eq!(o.chunk[1], "SET LOCAL lock_timeout = '1500ms'");
-        assert!(o.chunk[2].starts_with(&format!("UPDATE {} SET note = '#' || id WHERE ROW(", Qualified(&p.names.table))), "{}", o.chunk[2]);
+        assert!(
+            o.chunk[2].starts_with(&format!("UPDATE {} SET note = '#' || id WHERE ROW(", Qualified(&p.names.table))),
+            "{}",
+            o.chunk[2]
+        );
         assert!(o.chunk[2].ends_with(" AND (note IS NULL)"), "{}", o.chunk[2]);
         assert!(o.chunk[2].contains("$1::text::"), "{}", o.chunk[2]);
         assert!(o.chunk[3].starts_with("UPDATE "), "{}", o.chunk[3]);
-        assert_eq!(count(&p, &spec(), None), format!("SELECT count(*)::bigint FROM {} WHERE (note IS NULL)", Qualified(&p.names.table)));
+        assert_eq!(
+            count(&p, &spec(), None),
+            format!("SELECT count(*)::bigint FROM {} WHERE (note IS NULL)", Qualified(&p.names.table))
+        );
         assert!(count(&p, &spec(), Some(7)).ends_with("WHERE (note IS NULL) LIMIT 7) AS _ssw_matching"));
-        assert_eq!(check(&p, &spec()), format!("EXPLAIN UPDATE {} SET note = '#' || id WHERE (note IS NULL)", Qualified(&p.names.table)));
+        assert_eq!(
+            check(&p, &spec()),
+            format!("EXPLAIN UPDATE {} SET note = '#' || id WHERE (note IS NULL)", Qualified(&p.names.table))
+        );
         assert!(o.checkpoint[0].starts_with("CREATE TABLE IF NOT EXISTS"), "{}", o.checkpoint[0]);
     }
 }

@@ -19,6 +19,8 @@
 //! - [`identity`] — the table identity the cut-over compares (InnoDB id, definition, triggers).
 //! - [`cutover`]  — the `RENAME TABLE` swap.
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
+//! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
+//!   its short names are for `sql::staged_backfill::…`).
 //!
 //! Every item of the submodules is also re-exported here (`sql::copy_chunk` and
 //! `sql::copy::copy_chunk` are the same function).
@@ -38,6 +40,7 @@ pub mod inspect;
 pub mod preflight;
 pub mod shadow;
 pub mod signals;
+pub mod staged_backfill;
 
 pub use capture::*;
 pub use checkpoint::*;

@@ -17,7 +17,8 @@
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
 //! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
 //! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner);
-//! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial).
+//! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial),
+//! [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE, CONCURRENTLY).
 
 use std::fmt;
 
@@ -38,6 +39,7 @@ pub mod preflight;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
+pub mod staged_contract;
 pub mod trial;
 
 /// A double-quoted identifier; quotes inside the name are doubled.

@@ -58,10 +58,12 @@ pub(crate) async fn step(
         ContractOp::AddIndex { .. } => match index_state(pg, table, &name).await? {
             None => {}
             Some((true, false)) => drop_invalid = true,
-            Some(_) => return Err(Error::refused(format!(
+            Some(_) => {
+                return Err(Error::refused(format!(
                 "contract clause {:?}: a relation named {name:?} already exists in schema {:?}; name the constraint differently",
                 clause.text, table.schema
-            ))),
+            )))
+            }
         },
         ContractOp::SetNotNull { .. } if has_constraint(pg, table, &name).await? => {
             return Err(Error::refused(format!(

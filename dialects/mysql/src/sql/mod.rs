@@ -21,6 +21,9 @@
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
 //! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
 //!   its short names are for `sql::staged_backfill::…`).
+//! - [`staged_contract`] — the staged contract: a clause in place (`ALGORITHM=INSTANT`, else
+//!   `INPLACE, LOCK=NONE`), the probe table it is tried on first, the shadow-copy step (not
+//!   re-exported either).
 //!
 //! Every item of the submodules is also re-exported here (`sql::copy_chunk` and
 //! `sql::copy::copy_chunk` are the same function).
@@ -41,6 +44,7 @@ pub mod preflight;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
+pub mod staged_contract;
 
 pub use capture::*;
 pub use checkpoint::*;

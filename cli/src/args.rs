@@ -1,6 +1,6 @@
-//! The command line: clap's argument structs, and [`AlterArgs::config`] / [`BackfillArgs::config`],
+//! The command line: clap's argument structs, and [`AlterArgs::config`] / [`BackfillArgs::config`] / [`ContractArgs::config`],
 //! which turn them into the engine's [`MigrationConfig`]. The chunk and throttle flags are one
-//! group each ([`ChunkArgs`], [`ThrottleArgs`]), flattened into every command that has them. Defaults not offered as flags come from the engine's
+//! group each ([`ChunkArgs`], [`ThrottleArgs`], and the lock flags [`LockArgs`]), flattened into every command that has them. Defaults not offered as flags come from the engine's
 //! `Default`s.
 
 use std::path::PathBuf;
@@ -49,6 +49,44 @@ pub enum Command {
     /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
     /// WHERE <where>. Without --execute: a dry run.
     Backfill(BackfillArgs),
+    /// Add constraints without a long lock (the staged path's contract): SET NOT NULL, UNIQUE,
+    /// FOREIGN KEY, CHECK, each the non-blocking way. Without --execute: a dry run.
+    Contract(ContractArgs),
+}
+
+/// `shadowswap contract`: the target, the contract ALTER, the lock flags.
+#[derive(Args, Debug)]
+pub struct ContractArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// What follows ALTER TABLE t, e.g. "ALTER COLUMN note SET NOT NULL" (PostgreSQL) or
+    /// "MODIFY note varchar(64) NOT NULL" (MariaDB); several clauses separated by commas.
+    #[arg(long)]
+    pub alter: String,
+    /// Run the steps. Without it, a dry run: each step's technique, statements, lock, longest
+    /// write blocking and whether it scans, printed; nothing changed.
+    #[arg(long)]
+    pub execute: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+impl ContractArgs {
+    /// The engine's configuration: the lock flags as the cut-over's (and the DDL's) lock timeout
+    /// and retries; everything else the engine's defaults (used by a MariaDB step that goes
+    /// through the shadow copy).
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            cut_over: CutOverConfig {
+                lock_timeout: self.lock.cut_over_lock_timeout,
+                retries: self.lock.cut_over_retries,
+                ..CutOverConfig::default()
+            },
+            ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
+            ..MigrationConfig::default()
+        }
+    }
 }
 
 /// The server and table a command works on.
@@ -85,16 +123,12 @@ pub struct AlterArgs {
     /// Allow an ALTER that renames columns (CHANGE old new …, RENAME COLUMN); data is carried over.
     #[arg(long)]
     approve_renamed_columns: bool,
-    /// How long each cut-over attempt (and each trigger DDL) waits for its locks. MariaDB counts whole seconds.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-    cut_over_lock_timeout: Duration,
+    #[command(flatten)]
+    lock: LockArgs,
     /// Before each cut-over attempt, wait at most this long for open transactions that would make
     /// the lock request queue (and every query behind it) to end; 0s attempts at once.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     cut_over_blocker_wait: Duration,
-    /// Cut-over attempts after the first, with exponential backoff and jitter between them.
-    #[arg(long, default_value_t = 10)]
-    cut_over_retries: u32,
     /// Skip the checksum of original against shadow before the cut-over.
     #[arg(long)]
     no_checksum: bool,
@@ -113,6 +147,20 @@ pub struct AlterArgs {
     /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     reconnect_timeout: Duration,
+}
+
+/// The lock flags `alter` and `contract` share: how long each statement that takes a
+/// write-blocking lock waits for it, and how often it is tried.
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// How long each cut-over attempt (and each trigger DDL; contract: each statement) waits for
+    /// its locks. MariaDB counts whole seconds.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub cut_over_lock_timeout: Duration,
+    /// Cut-over attempts (contract: attempts of each statement) after the first, with exponential
+    /// backoff and jitter between them.
+    #[arg(long, default_value_t = 10)]
+    pub cut_over_retries: u32,
 }
 
 /// The chunk flags `alter` and `backfill` share: how big each chunk is.
@@ -228,15 +276,15 @@ impl AlterArgs {
             copy: self.chunk.config(),
             checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
             cut_over: CutOverConfig {
-                lock_timeout: self.cut_over_lock_timeout,
-                retries: self.cut_over_retries,
+                lock_timeout: self.lock.cut_over_lock_timeout,
+                retries: self.lock.cut_over_retries,
                 keep_old_table: self.keep_old_table,
                 postpone_flag_file: self.postpone_cut_over_flag_file.clone(),
                 window: self.cut_over_window.clone(),
                 blocker_wait: self.cut_over_blocker_wait,
                 ..CutOverConfig::default()
             },
-            ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
+            ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
             throttle: self.throttle.config(),
             reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
@@ -266,6 +314,7 @@ impl Command {
         match self {
             Command::Alter(a) => (&a.target.dsn, &a.throttle.replicas),
             Command::Backfill(b) => (&b.target.dsn, &b.throttle.replicas),
+            Command::Contract(c) => (&c.target.dsn, &[]),
             Command::Cleanup(t) => (&t.dsn, &[]),
         }
     }
@@ -334,6 +383,20 @@ mod tests {
             Command::Alter(a).dsns(),
             ("mysql://u@h/db", &["mysql://u@r1/db".to_string(), "mysql://u@r2/db".to_string()][..])
         );
+    }
+
+    #[test]
+    fn contract_shares_the_lock_flags() {
+        let args = ["contract", "--dsn", "postgres://u@h/db", "--table", "t", "--alter", "ALTER COLUMN c SET NOT NULL"];
+        let Command::Contract(c) = parse(&args).command else { unreachable!() };
+        let cfg = c.config();
+        assert!(!cfg.execute);
+        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_secs(2), 10));
+        let args = [&args[..], &["--execute", "--cut-over-lock-timeout", "300ms", "--cut-over-retries", "4"]].concat();
+        let Command::Contract(c) = parse(&args).command else { unreachable!() };
+        let cfg = c.config();
+        assert!(cfg.execute);
+        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_millis(300), 4));
     }
 
     #[test]

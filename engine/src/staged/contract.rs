@@ -140,11 +140,11 @@ impl ContractPlan {
         for (i, s) in self.steps.iter().enumerate() {
             out.push_str(&format!("step {}: {}\n", i + 1, s.what));
             out.push_str(&format!("  technique: {}\n", s.technique));
+            out.push_str(&format!("  lock: {}\n", s.lock));
             out.push_str(&format!(
-                "  lock: {}; blocks writes at most {} ms; {}\n",
-                s.lock,
+                "  blocks writes at most: {} ms (lock timeout × attempts, per write-blocking statement, summed); {}\n",
                 s.max_blocking.as_millis(),
-                if s.scans { "scans the table" } else { "no scan" }
+                if s.scans { "scans the table (without blocking writes)" } else { "no scan" }
             ));
             for st in &s.statements {
                 out.push_str(&format!("    {st};\n"));
@@ -575,7 +575,8 @@ mod tests {
         };
         let r = p.render();
         assert!(r.contains("step 1: ALTER COLUMN a SET NOT NULL"), "{r}");
-        assert!(r.contains("at most 1500 ms; scans the table"), "{r}");
+        assert!(r.contains("at most: 1500 ms (lock timeout"), "{r}");
+        assert!(r.contains("summed); scans the table"), "{r}");
         assert!(r.contains("    ALTER TABLE y;\n"), "{r}");
     }
 }

@@ -68,7 +68,7 @@ pub const INDEX_STATE: &str = "SELECT c.relkind IN ('i', 'I'), COALESCE(i.indisv
 
 /// Whether table `$1` (`regclass` text) has a constraint named `$2`: one boolean.
 pub const HAS_CONSTRAINT: &str =
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2)";
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::text::regclass AND conname = $2)";
 
 /// `DROP INDEX CONCURRENTLY IF EXISTS "s"."name"` (no write lock; outside a transaction).
 pub fn drop_index_concurrently(table: &TableRef, name: &str) -> String {

@@ -319,7 +319,9 @@ pub async fn plan<D: Dialect>(d: &Arc<D>, table: &TableRef, alter: &str, config:
 }
 
 /// Run the contract of `table` with `alter` (`config.execute` is not consulted: this runs).
-/// Plans ([`plan`]), then runs the steps in order: each statement under
+/// Plans ([`plan`]: every clause is refused or accepted before anything changes), then runs
+/// the steps in order, each planned again just before it runs (on the table as the steps before
+/// it left it): each statement under
 /// `config.cut_over.lock_timeout`, retried on lock timeouts and deadlocks with the cut-over's
 /// policy; a [`SHADOW_COPY`] step through [`crate::Runner`] (`config` as given, executing).
 /// A step that fails has its undo run ([`Staged::contract_undo`]) and the run stops. Each
@@ -341,7 +343,11 @@ pub async fn run<D: Dialect>(
     let clauses = split(alter, d.sql_dialect())?;
     let mut report = ContractReport::default();
     let n = plan.steps.len();
-    for (i, (step, clause)) in plan.steps.iter().zip(&clauses).enumerate() {
+    for (i, (planned, clause)) in plan.steps.iter().zip(&clauses).enumerate() {
+        // Planned again just before it runs: the steps before it changed the table (MariaDB may
+        // accept another algorithm now), and an attempt that failed meanwhile may have left an
+        // invalid index to drop first.
+        let step = if i == 0 { planned } else { &d.contract_step(table, clause, &config.cut_over).await? };
         if cancel.is_cancelled() {
             return Err(Error::Cancelled(format!("stopped before contract step {} of {n} ({})", i + 1, step.what)));
         }
@@ -381,10 +387,11 @@ fn step_error(e: Error, i: usize, n: usize, step: &ContractStep) -> Error {
     match e {
         Error::Cancelled(_) | Error::CutOverExhausted { .. } | Error::CleanupIncomplete { .. } => e,
         other => Error::Refused(format!(
-            "contract step {} of {n} ({}) failed and was undone{}: {other}",
+            "contract step {} of {n} ({}) failed and was undone{}: {other}; fix what the server reports (e.g. rows the \
+             backfill has not reached yet) and run the contract again",
             i + 1,
             step.what,
-            if i > 0 { format!("; steps 1-{i} stay applied") } else { String::new() }
+            if i > 0 { format!(" (steps 1-{i} stay applied)") } else { String::new() }
         )),
     }
 }

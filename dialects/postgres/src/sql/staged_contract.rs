@@ -57,6 +57,14 @@ pub fn set_session_lock_timeout(d: Duration) -> String {
     format!("SET lock_timeout = '{}ms'", millis(d))
 }
 
+/// The session's `search_path` (one text value), read before [`SET_SEARCH_PATH`] to put it back.
+pub const CURRENT_SEARCH_PATH: &str = "SELECT pg_catalog.current_setting('search_path')";
+
+/// Sets the session's `search_path` to `$1` (text, as `set_config` takes it): the contract's
+/// statements run with the user's search path (names in the operator's CHECK expression resolve
+/// as in their session), then the pinned one is put back the same way.
+pub const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
+
 /// Back to the server's default lock timeout.
 pub const RESET_LOCK_TIMEOUT: &str = "RESET lock_timeout";
 

@@ -407,10 +407,11 @@ pub fn check_fragments(
         let tokens = Tokenizer::new(sql_dialect, text)
             .tokenize()
             .map_err(|e| Error::refused(format!("cannot parse {flag} {text:?}: {e}; check its quoting")))?;
-        if tokens
-            .iter()
-            .any(|t| matches!(t, Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))))
-        {
+        // MySQL's tokenizer expands `/*!…*/` (an executable comment) into code: refused as well.
+        let executable = text.contains("/*!") || text.contains("/*M!");
+        let comment =
+            |t: &Token| matches!(t, Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)));
+        if executable || tokens.iter().any(comment) {
             return Err(Error::refused(format!("{flag} {text:?} contains a comment; remove it")));
         }
         if tokens.iter().any(|t| matches!(t, Token::SemiColon)) {
@@ -479,5 +480,88 @@ fn example(flag: &str) -> &'static str {
         "--set \"note = concat('#', id)\""
     } else {
         "--where \"note IS NULL\""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Column, Index, TableShape};
+    use crate::names::{char_len, Names};
+    use crate::preflight::plan::Rules;
+
+    fn rules() -> Rules {
+        Rules {
+            eq: |a, b| a.eq_ignore_ascii_case(b),
+            key_column_ok: |_| true,
+            type_change_refusal: |_, _| None,
+            key_change_refusal: crate::preflight::plan::unchanged_key_column,
+        }
+    }
+
+    fn plan() -> Plan {
+        let shape = TableShape {
+            columns: vec![
+                Column::new("id", "int"),
+                Column { nullable: true, ..Column::new("note", "varchar(64)") },
+                Column { generated: true, nullable: true, ..Column::new("g", "int") },
+            ],
+            indexes: vec![Index {
+                name: "PRIMARY".into(),
+                columns: vec!["id".into()],
+                unique: true,
+                primary: true,
+                partial: false,
+            }],
+            estimated_rows: 10,
+        };
+        let names = Names::new(&TableRef::new("db", "t"), 64, char_len);
+        Plan::unchanged(names, "backfill SET x WHERE y", shape, rules()).unwrap()
+    }
+
+    fn check(set: &str, where_: &str) -> std::result::Result<(), String> {
+        let spec = BackfillSpec { set: set.into(), where_: where_.into() };
+        check_fragments(&plan(), &spec, &sqlparser::dialect::MySqlDialect {}, rules().eq, false).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_plan_of_a_backfill_keeps_the_shape_and_records_its_text() {
+        let p = plan();
+        assert_eq!(p.key.index, "PRIMARY");
+        assert_eq!(p.analysis.spec, "backfill SET x WHERE y");
+        assert!(p.added_columns.is_empty() && p.dropped_columns.is_empty() && p.new_unique_keys.is_empty());
+        let spec = BackfillSpec { set: " note = concat('#', id) ".into(), where_: " note IS NULL\n".into() };
+        assert_eq!(spec.text(), "backfill SET note = concat('#', id) WHERE note IS NULL");
+    }
+
+    #[test]
+    fn good_fragments_pass() {
+        assert_eq!(check("note = concat('#', id)", "note IS NULL"), Ok(()));
+        assert_eq!(check("NOTE = 'a;b', note = 'c'", "note IS NULL OR note = ';'"), Ok(()), "a ';' inside a literal is text");
+        assert_eq!(check("t.note = 'x'", "id > 5"), Ok(()), "a qualified column");
+    }
+
+    #[test]
+    fn bad_fragments_are_refused_in_one_line() {
+        let cases = [
+            ("note = 1; DROP TABLE t", "note IS NULL", "contains ';'"),
+            ("note = 1", "note IS NULL; DELETE FROM t", "contains ';'"),
+            ("note = 1 -- x", "note IS NULL", "contains a comment"),
+            ("note = 1", "/*!50000 note IS NULL */", "comment"),
+            ("note = 1", "/*M!100000 note IS NULL */", "comment"),
+            ("note = 1 note = 2", "note IS NULL", "is not one assignment list"),
+            ("note", "note IS NULL", "is not one assignment list"),
+            ("note = 1", "note IS NULL note", "is not one expression"),
+            ("", "note IS NULL", "--set is empty"),
+            ("note = 1", " ", "--where is empty"),
+            ("id = id + 1", "note IS NULL", "a column of the chunk key PRIMARY"),
+            ("(note, ID) = (1, 2)", "note IS NULL", "a column of the chunk key"),
+            ("nope = 1", "note IS NULL", "which db.t does not have"),
+            ("g = 1", "note IS NULL", "a generated column"),
+        ];
+        for (set, where_, expect) in cases {
+            let e = check(set, where_).expect_err(&format!("{set} / {where_}"));
+            assert!(e.contains(expect) && !e.contains('\n'), "{set} / {where_}: {e}");
+        }
     }
 }

@@ -347,7 +347,8 @@ async fn drop_checkpoint<D: Dialect>(d: &D, plan: &Plan, config: &MigrationConfi
 
 fn publish(progress: &watch::Sender<Progress>, rows: u64, chunk_rows: u64) {
     progress.send_modify(|p| {
-        p.rows_copied = rows.min(p.rows_estimated.max(rows));
+        // Rows walked count each chunk as full; the last chunk of a pass is usually shorter.
+        p.rows_copied = if p.rows_estimated > 0 { rows.min(p.rows_estimated) } else { rows };
         p.chunk_rows = chunk_rows;
     });
 }

@@ -21,7 +21,8 @@
 //! any remain, at most [`MAX_PASSES`] times.
 //!
 //! **Validation, before anything changes** ([`check_fragments`] and the server's trial,
-//! [`Staged::backfill_check`](super::Staged::backfill_check)): `--set` must parse as one assignment list and `--where` as one
+//! [`Staged::backfill_check`](super::Staged::backfill_check)): `--set` must parse as one
+//! assignment list and `--where` as one
 //! expression (no `;`, no comments); every assigned column must exist, not be generated, and not
 //! be a column of the chunk key; then the server plans the whole `UPDATE` without running it.
 
@@ -207,10 +208,9 @@ async fn run_locked<D: Dialect>(
 }
 
 /// Every check that changes nothing: the table and its shape, the chunk key, the fragments'
-/// form ([`check_fragments`]) and the server's trial ([`Staged::backfill_check`](super::Staged::backfill_check)). Returns the
-/// backfill's plan ([`Plan::unchanged`], its text [`BackfillSpec::text`]).
-///
-/// [`Staged::backfill_check`](super::Staged::backfill_check): crate::staged::Staged::backfill_check
+/// form ([`check_fragments`]) and the server's trial
+/// ([`Staged::backfill_check`](super::Staged::backfill_check)). Returns the backfill's plan
+/// ([`Plan::unchanged`], its text [`BackfillSpec::text`]).
 pub async fn prepare<D: Dialect>(d: &D, names: &Names, spec: &BackfillSpec) -> Result<Plan> {
     let shape = d.inspect(&names.table).await?;
     let plan = Plan::unchanged(names.clone(), &spec.text(), shape, d.rules())?;

@@ -37,6 +37,9 @@ pub struct MigrationConfig {
     pub ddl: DdlConfig,
     /// Throttle signals and limits.
     pub throttle: ThrottleConfig,
+    /// Faults to inject on purpose (`--inject-fault`, rehearsals on a clone); empty by default,
+    /// and then nothing is injected. See [`crate::fault`].
+    pub faults: Vec<crate::fault::FaultSpec>,
 }
 
 /// Backfill settings.

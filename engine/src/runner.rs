@@ -21,6 +21,7 @@ use crate::config::MigrationConfig;
 use crate::cutover::{self, CutOverStats};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
+use crate::fault::{FaultReport, Injector, Rehearsal, RunFacts};
 use crate::model::TableRef;
 use crate::names::Names;
 use crate::phase::Phase;
@@ -61,6 +62,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
     pub warnings: Vec<String>,
+    /// The injected faults (`--inject-fault`) and how the run met each; empty without them.
+    pub faults: Vec<FaultReport>,
 }
 
 /// Drives one migration of one table. See the module docs.
@@ -70,19 +73,22 @@ pub struct Runner<D: Dialect> {
     config: MigrationConfig,
     cancel: CancellationToken,
     progress: watch::Sender<Progress>,
+    faults: Injector,
 }
 
 impl<D: Dialect> Runner<D> {
     /// A runner for `dialect` with `config`.
     pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
         let (progress, _) = watch::channel(Progress::default());
-        Self { dialect, replicas: Vec::new(), config, cancel: CancellationToken::new(), progress }
+        let faults = Injector::new(&config.faults, dialect.clone() as Arc<dyn Rehearsal>, Vec::new());
+        Self { dialect, replicas: Vec::new(), config, cancel: CancellationToken::new(), progress, faults }
     }
 
     /// Measure replica lag on these replicas (each a connection to a replica of the primary):
     /// copying pauses while any lags more than `config.throttle.max_lag` or cannot be reached,
     /// and the cut-over waits until all are within it.
     pub fn with_replicas(mut self, replicas: Vec<Arc<D>>) -> Self {
+        self.faults.set_replicas(replicas.iter().map(|r| r.clone() as Arc<dyn Rehearsal>).collect());
         self.replicas = replicas;
         self
     }
@@ -102,6 +108,11 @@ impl<D: Dialect> Runner<D> {
         progress::set_phase(&self.progress, next);
     }
 
+    /// Fire the faults injected at `phase`'s entry (`--inject-fault`; nothing without it).
+    async fn inject(&self, phase: Phase, names: &Names) {
+        self.faults.enter(phase, names, &self.progress.subscribe()).await;
+    }
+
     /// Run the migration of `table` with the ALTER `spec`. With `config.execute == false` this is
     /// the dry run: preflight only, nothing created.
     ///
@@ -113,7 +124,20 @@ impl<D: Dialect> Runner<D> {
         let d = &*self.dialect;
         let names = d.names(table);
         let lock = d.acquire_run_lock(&names).await?;
-        let result = self.run_locked(&names, spec, started).await;
+        self.faults.start(&names, self.progress.subscribe());
+        self.inject(Phase::Preflight, &names).await;
+        let mut result = self.run_locked(&names, spec, started).await;
+        if let Ok(Outcome::Swapped(s)) = &mut result {
+            let facts = RunFacts {
+                swapped: true,
+                cut_over_attempts: s.cut_over.attempts,
+                writes_blocked: s.cut_over.swap_time,
+                rows_checksummed: s.rows_checksummed,
+            };
+            s.faults = self.faults.finish(&facts).await;
+        } else {
+            self.faults.finish(&RunFacts::default()).await;
+        }
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
         }
@@ -164,10 +188,12 @@ impl<D: Dialect> Runner<D> {
         let cfg = &self.config;
 
         self.set_phase(Phase::CreateShadow);
+        self.inject(Phase::CreateShadow, &plan.names).await;
         undo.shadow = true;
         d.create_shadow(plan, cfg.ddl.lock_timeout).await?;
 
         self.set_phase(Phase::InstallCapture);
+        self.inject(Phase::InstallCapture, &plan.names).await;
         undo.capture = true;
         capture::install(d, plan, &cfg.ddl, &self.cancel).await?;
 
@@ -201,6 +227,7 @@ impl<D: Dialect> Runner<D> {
             in_place: false,
             elapsed: started.elapsed(),
             warnings,
+            faults: Vec::new(),
         })
     }
 
@@ -209,6 +236,7 @@ impl<D: Dialect> Runner<D> {
         let d = &*self.dialect;
         let cfg = &self.config;
         self.set_phase(Phase::Backfill);
+        self.inject(Phase::Backfill, &plan.names).await;
         let backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
         tracing::info!(
             rows = backfill.rows,
@@ -221,6 +249,7 @@ impl<D: Dialect> Runner<D> {
 
         let rows_checksummed = if cfg.checksum.enabled {
             self.set_phase(Phase::Checksum);
+            self.inject(Phase::Checksum, &plan.names).await;
             let rows = checksum::run(d, plan, &cfg.checksum, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
             tracing::info!(rows, "checksum matches");
             Some(rows)
@@ -231,6 +260,7 @@ impl<D: Dialect> Runner<D> {
         cutover::wait_until_ready(&cfg.cut_over, throttle, &self.progress, &self.cancel).await?;
 
         self.set_phase(Phase::CutOver);
+        self.inject(Phase::CutOver, &plan.names).await;
         d.prepare_cut_over(plan).await?;
         let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
         tracing::info!(attempts = cut_over.attempts, writes_blocked_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
@@ -258,6 +288,7 @@ impl<D: Dialect> Runner<D> {
             in_place: true,
             elapsed: started.elapsed(),
             warnings: Vec::new(),
+            faults: Vec::new(),
         })
     }
 }

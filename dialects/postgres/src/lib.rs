@@ -16,6 +16,8 @@
 //! - [`signals`]   — the throttle's signals (`impl Signals`): heartbeat, load, blockers.
 //! - [`cutover`]   — verify, the swap transaction, generated names, ACLs, after the swap.
 //! - [`dry_run`]   — the dry run's SQL, from the same builders as the run.
+//! - `fault.rs`    — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (terminate
+//!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
 //!
 //! By concept:
 //! - [`sql`]       — SQL builders per phase, and the quoting they all use (`Ident`,
@@ -51,6 +53,8 @@ pub mod signals;
 pub mod cutover;
 
 pub mod dry_run;
+
+mod fault;
 
 pub mod alter;
 pub mod deps;

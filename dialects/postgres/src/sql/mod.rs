@@ -15,7 +15,8 @@
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
 //! (key ranges, chunks, checksum), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
-//! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner).
+//! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner);
+//! [`fault`] holds the fault rehearsals' statements (`--inject-fault`).
 
 use std::fmt;
 
@@ -29,6 +30,7 @@ pub mod connect;
 pub mod copy;
 pub mod cutover;
 pub mod deps;
+pub mod fault;
 pub mod inspect;
 pub mod owner;
 pub mod preflight;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, Threshold, ThrottleConfig};
+use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -124,6 +125,11 @@ pub struct AlterArgs {
     /// (default UTC); until it opens the run stays in sync.
     #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
     cut_over_window: Option<CutOverWindow>,
+    /// Rehearsal on a clone: inject a fault (repeatable), KIND@PHASE[:N%][:DURATION], e.g.
+    /// kill-connection@backfill:50%, blocker@cut-over:10s, replica-pause@backfill:20s,
+    /// crash@checksum, lock-storm@cut-over:10s. Only with --execute. See docs/rehearsal.md.
+    #[arg(long = "inject-fault", value_name = "SPEC")]
+    faults: Vec<FaultSpec>,
 }
 
 impl AlterArgs {
@@ -154,7 +160,24 @@ impl AlterArgs {
                 flag_file: self.throttle_flag_file.clone(),
                 ..ThrottleConfig::default()
             },
+            faults: self.faults.clone(),
         }
+    }
+
+    /// Combinations the flags cannot express: `--inject-fault` only with `--execute` (a dry run
+    /// injects nothing), `replica-pause` only with a `--replica`. Errors: the usage message.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.faults.is_empty() && !self.execute {
+            return Err(
+                "--inject-fault needs --execute (a dry run injects nothing); rehearse on a clone, never on production".into()
+            );
+        }
+        if let Some(f) = self.faults.iter().find(|f| f.kind == FaultKind::ReplicaPause) {
+            if self.replicas.is_empty() {
+                return Err(format!("--inject-fault {f} needs a --replica whose apply it pauses"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -248,6 +271,22 @@ mod tests {
             Command::Alter(a).dsns(),
             ("mysql://u@h/db", &["mysql://u@r1/db".to_string(), "mysql://u@r2/db".to_string()][..])
         );
+    }
+
+    #[test]
+    fn faults_reach_the_config_only_when_given() {
+        assert!(alter(&["--execute"]).config().faults.is_empty(), "no fault without --inject-fault");
+        let a = alter(&["--execute", "--inject-fault", "blocker@cut-over:3s", "--inject-fault", "crash@backfill:50%"]);
+        assert!(a.check().is_ok());
+        let f = a.config().faults;
+        assert_eq!(f.iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["blocker@cut-over:3s", "crash@backfill:50%"]);
+        assert!(alter(&["--inject-fault", "crash@checksum"]).check().unwrap_err().contains("needs --execute"));
+        let e = alter(&["--execute", "--inject-fault", "replica-pause@backfill"]).check().unwrap_err();
+        assert!(e.contains("needs a --replica"), "{e}");
+        assert!(alter(&["--execute", "--replica", "mysql://u@r/db", "--inject-fault", "replica-pause@backfill"]).check().is_ok());
+        let bad = ["shadowswap", "alter", "--dsn", "d", "--table", "t", "--alter", "x", "--inject-fault", "boom@backfill"];
+        let e = Cli::try_parse_from(bad).unwrap_err().to_string();
+        assert!(e.contains("unknown fault kind \"boom\""), "{e}");
     }
 
     #[test]

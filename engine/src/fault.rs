@@ -733,7 +733,7 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
         phase: Some(phase),
         injected: a.injected.clone(),
         response,
-        writes_blocked_ms: (facts.swapped && before_cut_over).then(|| facts.writes_blocked.as_millis() as u64),
+        writes_blocked_ms: (facts.swapped && before_cut_over).then_some(facts.writes_blocked.as_millis() as u64),
         checksum_matched: (facts.swapped
             && facts.rows_checksummed.is_some()
             && phase != Phase::CutOver

@@ -135,6 +135,7 @@ fn fault_json(f: &FaultReport) -> serde_json::Value {
         "response": f.response,
         "writes_blocked_ms": f.writes_blocked_ms,
         "checksum_matched": f.checksum_matched,
+        "throttled_s": f.throttled.map(|d| d.as_secs_f64()),
     })
 }
 
@@ -190,6 +191,7 @@ mod tests {
             response: "the cut-over waited and retried: 3.1 s from its start to the swap, swapped in 1 attempt(s)".into(),
             writes_blocked_ms: Some(42),
             checksum_matched: None,
+            throttled: None,
         };
         Summary { faults: vec![fault], ..swapped() }
     }

@@ -285,6 +285,8 @@ pub struct FaultReport {
     /// Whether the checksum matched after the fault (`None` when checksumming was off or the
     /// fault came after it).
     pub checksum_matched: Option<bool>,
+    /// `replica-pause`: how long the copy was throttled while the replica was paused.
+    pub throttled: Option<Duration>,
 }
 
 /// What the run tells the injector when it ends, to describe shadowswap's response.
@@ -309,6 +311,7 @@ struct Armed {
     /// Set by the holding task: seconds the copy was throttled while a replica was paused, or
     /// transactions a storm ran.
     measured: Option<String>,
+    throttled: Option<Duration>,
     error: bool,
 }
 
@@ -337,7 +340,7 @@ impl Injector {
     pub fn new(faults: &[FaultSpec], primary: Arc<dyn Rehearsal>, replicas: Vec<Arc<dyn Rehearsal>>) -> Self {
         let armed = faults
             .iter()
-            .map(|spec| Armed { spec: spec.clone(), fired: None, injected: String::new(), measured: None, error: false })
+            .map(|spec| Armed { spec: spec.clone(), fired: None, injected: String::new(), measured: None, throttled: None, error: false })
             .collect();
         Injector {
             primary,
@@ -553,7 +556,9 @@ impl Injector {
                 resume(p).await;
             }
             tracing::warn!(target: LOG_TARGET, throttled_s = throttled.as_secs_f64(), "injected replica pause ended; replica apply resumed");
-            state.lock().unwrap().armed[i].measured =
+            let mut st = state.lock().unwrap();
+            st.armed[i].throttled = Some(throttled);
+            st.armed[i].measured =
                 Some(format!("the copy was throttled {} of the {} the replica was paused", secs(throttled), secs(duration)));
         });
         self.state.lock().unwrap().tasks.push(task);
@@ -696,6 +701,7 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
             response: String::new(),
             writes_blocked_ms: None,
             checksum_matched: None,
+            throttled: None,
         };
     };
     let before_cut_over = !phase.swapped();
@@ -739,6 +745,7 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
             && phase != Phase::CutOver
             && phase != Phase::Postponed)
             .then_some(true),
+        throttled: a.throttled,
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
 //!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
+//! - [`rehearsal`]       — fault rehearsals (`--inject-fault`): each kind survived under writers;
+//!   nothing injected without the flag; the replica pause (`rehearsal::alone`) runs alone.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //!
@@ -31,5 +33,6 @@ mod concurrency;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;
+mod rehearsal;
 mod throttle;
 mod types;

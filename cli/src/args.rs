@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, Threshold, ThrottleConfig};
+use shadowswap_engine::config::{
+    ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, ReconnectConfig, Threshold, ThrottleConfig,
+};
 use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
@@ -125,6 +127,10 @@ pub struct AlterArgs {
     /// (default UTC); until it opens the run stays in sync.
     #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
     cut_over_window: Option<CutOverWindow>,
+    /// When the connection to the server breaks (restart, KILL, a proxy), keep reconnecting this
+    /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    reconnect_timeout: Duration,
     /// Rehearsal on a clone: inject a fault (repeatable), KIND@PHASE[:N%][:DURATION], e.g.
     /// kill-connection@backfill:50%, blocker@cut-over:10s, replica-pause@backfill:20s,
     /// crash@checksum, lock-storm@cut-over:10s. Only with --execute. See docs/rehearsal.md.
@@ -161,6 +167,7 @@ impl AlterArgs {
                 ..ThrottleConfig::default()
             },
             faults: self.faults.clone(),
+            reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
     }
 

@@ -131,7 +131,7 @@ async fn wait_for_blockers<D: Signals>(dialect: &D, plan: &Plan, cfg: &CutOverCo
 }
 
 /// Result of a successful cut-over.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CutOverStats {
     /// Attempts made, the successful one included.
     pub attempts: u32,

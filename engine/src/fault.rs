@@ -300,6 +300,10 @@ pub struct RunFacts {
     pub writes_blocked: Duration,
     /// Rows compared by the checksum, when it ran and matched.
     pub rows_checksummed: Option<u64>,
+    /// Times the connection broke and the run reconnected.
+    pub reconnects: u32,
+    /// The phase of the interrupted run this one resumed, if it did.
+    pub resumed_from: Option<Phase>,
 }
 
 /// One fault and its state during the run.
@@ -340,7 +344,14 @@ impl Injector {
     pub fn new(faults: &[FaultSpec], primary: Arc<dyn Rehearsal>, replicas: Vec<Arc<dyn Rehearsal>>) -> Self {
         let armed = faults
             .iter()
-            .map(|spec| Armed { spec: spec.clone(), fired: None, injected: String::new(), measured: None, throttled: None, error: false })
+            .map(|spec| Armed {
+                spec: spec.clone(),
+                fired: None,
+                injected: String::new(),
+                measured: None,
+                throttled: None,
+                error: false,
+            })
             .collect();
         Injector {
             primary,
@@ -712,8 +723,14 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
         "the run did not complete".to_string()
     } else {
         match spec.kind {
-            FaultKind::Crash => "resumed: the same command continued the crashed run and swapped".into(),
-            FaultKind::KillConnection => "reconnected and continued from the checkpoint; swapped".into(),
+            FaultKind::Crash => match facts.resumed_from {
+                Some(p) => format!("resumed: the same command continued the crashed run (stopped in {p}) and swapped"),
+                None => "swapped".into(),
+            },
+            FaultKind::KillConnection => match facts.reconnects {
+                0 => "retried on a new session and continued; swapped".into(),
+                n => format!("reconnected {n} time(s) and continued from the checkpoint; swapped"),
+            },
             FaultKind::Blocker | FaultKind::LockStorm => {
                 let mut t = match (phase, cut_over) {
                     (Phase::CutOver, Some(d)) => {
@@ -941,6 +958,8 @@ mod tests {
             cut_over_attempts: 2,
             writes_blocked: Duration::from_millis(12),
             rows_checksummed: Some(5),
+            reconnects: 1,
+            ..RunFacts::default()
         };
         let reports = inj.finish(&facts).await;
         let mut l = log.lock().unwrap().clone();
@@ -953,6 +972,7 @@ mod tests {
         assert_eq!(reports[0].writes_blocked_ms, Some(12));
         assert_eq!(reports[1].checksum_matched, Some(true));
         assert!(reports[1].to_string().contains("terminated 1 session(s)"), "{}", reports[1]);
+        assert!(reports[1].response.starts_with("reconnected 1 time(s)"), "{}", reports[1]);
         assert!(reports[2].response.starts_with("throttled"), "{}", reports[2]);
     }
 

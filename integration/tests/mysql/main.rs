@@ -21,6 +21,8 @@
 //!   nothing injected without the flag; the replica pause (`rehearsal::alone`) runs alone.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
+//! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
+//!   from its checkpoint (run alone).
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -34,5 +36,6 @@ mod lifecycle;
 mod pre_swap_check;
 mod refusals;
 mod rehearsal;
+mod restart;
 mod throttle;
 mod types;

@@ -72,7 +72,8 @@ async fn rehearse_on(
     cfg.faults = faults.iter().map(|f| f.parse().unwrap()).collect();
     tweak(&mut cfg);
     let runner = Runner::new(db.dialect().await, cfg).with_replicas(replicas);
-    let writers = Workload::start(&db.dsn, initial, WorkloadConfig::default(), PhaseSource::Runner(runner.progress())).await.unwrap();
+    let writers =
+        Workload::start(&db.dsn, initial, WorkloadConfig::default(), PhaseSource::Runner(runner.progress())).await.unwrap();
     writers.wait_for_ops(200).await.unwrap();
     let UnderWriters { summary, model, report, .. } =
         migrate_under_writers(label, &runner, &db.table(&spec.name), ALTER, writers).await;
@@ -96,7 +97,7 @@ async fn kill_connection_mid_backfill_is_survived() {
     assert_eq!(fault.phase, Some(Phase::Backfill));
     assert!(fault.injected.starts_with("terminated "), "shadowswap's own sessions were killed: {fault}");
     assert_eq!(summary.rows_checksummed.map(|_| true), fault.checksum_matched, "{fault}");
-    assert!(fault.response.contains("reconnected"), "{fault}");
+    assert!(fault.response.contains("reconnected") || fault.response.contains("retried on a new session"), "{fault}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -110,7 +111,7 @@ async fn a_blocker_at_the_cut_over_is_waited_out() {
     let fired = fault.fired_at.unwrap();
     // The swap came only after the blocker's transaction ended.
     assert!(summary.elapsed >= fired + hold, "swapped {:?} into the run, the blocker fired at {fired:?}", summary.elapsed);
-    assert!(fault.response.contains("the cut-over waited and retried"), "{fault}");
+    assert!(fault.response.starts_with("the cut-over waited"), "{fault}");
     let blocked = fault.writes_blocked_ms.unwrap();
     assert!(blocked <= 1_000 + 500, "writes blocked {blocked} ms, more than the lock timeout");
     println!("blocker: {} attempt(s), writes blocked {blocked} ms", summary.cut_over.attempts);
@@ -128,7 +129,11 @@ async fn a_lock_storm_at_the_cut_over_is_survived() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no storm count: {fault}"));
     assert!(ran >= 4, "the storm ran {ran} transactions: {fault}");
-    println!("lock storm: {ran} transactions; {} attempt(s), writes blocked {} ms", summary.cut_over.attempts, summary.cut_over.swap_time.as_millis());
+    println!(
+        "lock storm: {ran} transactions; {} attempt(s), writes blocked {} ms",
+        summary.cut_over.attempts,
+        summary.cut_over.swap_time.as_millis()
+    );
 }
 
 /// The CLI's arguments for `db` (the ALTER executed, small fixed chunks).
@@ -186,10 +191,13 @@ async fn without_inject_fault_nothing_is_injected() {
 
     // Only with --execute: a dry run injects nothing and says so.
     let dsn = db.dsn.clone();
-    let dry = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", ALTER, "--inject-fault", "crash@preflight"], &[]).await;
+    let dry =
+        run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", ALTER, "--inject-fault", "crash@preflight"], &[]).await;
     assert_eq!(dry.status.code(), Some(2), "{}", stderr(&dry));
     assert!(stderr(&dry).contains("--inject-fault needs --execute"), "{}", stderr(&dry));
-    let bad = run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", ALTER, "--execute", "--inject-fault", "crash@copy"], &[]).await;
+    let bad =
+        run_cli(&["alter", "--dsn", &dsn, "--table", "t", "--alter", ALTER, "--execute", "--inject-fault", "crash@copy"], &[])
+            .await;
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("unknown phase \"copy\""), "{}", stderr(&bad));
 }
@@ -238,7 +246,10 @@ mod alone {
         assert_eq!(fault.spec.kind, FaultKind::ReplicaPause);
         assert_eq!(fault.phase, Some(Phase::Backfill));
         let throttled = fault.throttled.expect("measured");
-        assert!(throttled >= Duration::from_secs(1), "the copy was throttled only {throttled:?} while the replica was paused: {fault}");
+        assert!(
+            throttled >= Duration::from_secs(1),
+            "the copy was throttled only {throttled:?} while the replica was paused: {fault}"
+        );
         assert!(fault.response.starts_with("throttled"), "{fault}");
         replica.ensure_applying().await;
         assert_eq!(replica.status_field("Slave_SQL_Running").await.as_deref(), Some("Yes"), "resumed after the fault");

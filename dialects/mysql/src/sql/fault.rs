@@ -6,7 +6,8 @@
 //! - The blocker: [`blocker`] — in an open transaction, a read of the table holds its metadata
 //!   lock until the transaction ends (MariaDB KB, "Metadata Locking"), so `RENAME TABLE` waits.
 //! - A lock-storm step: [`storm_step`] — a short transaction that locks a few rows as a write
-//!   would (`FOR UPDATE`), holds them [`STORM_HOLD_SECONDS`], and rolls back.
+//!   would (`FOR UPDATE SKIP LOCKED`: each session its own rows), holds them
+//!   [`STORM_HOLD_SECONDS`], and rolls back.
 //! - The replica: [`PAUSE_REPLICA`] / [`RESUME_REPLICA`] stop and start the SQL (apply) thread
 //!   only; the IO thread keeps receiving (MariaDB KB, "STOP REPLICA").
 
@@ -50,7 +51,7 @@ pub const STORM_SETUP: &str = "SET SESSION lock_wait_timeout = 1, SESSION innodb
 /// [`STORM_HOLD_SECONDS`], roll back.
 pub fn storm_step(table: &TableRef) -> String {
     format!(
-        "START TRANSACTION; SELECT 1 FROM {} LIMIT {STORM_ROWS} FOR UPDATE; DO SLEEP({STORM_HOLD_SECONDS}); ROLLBACK",
+        "START TRANSACTION; SELECT 1 FROM {} LIMIT {STORM_ROWS} FOR UPDATE SKIP LOCKED; DO SLEEP({STORM_HOLD_SECONDS}); ROLLBACK",
         Qualified(table)
     )
 }
@@ -72,7 +73,7 @@ mod tests {
         assert_eq!(blocker(&t), "SELECT 1 FROM `d``b`.`t``1` LIMIT 1");
         assert_eq!(
             storm_step(&t),
-            "START TRANSACTION; SELECT 1 FROM `d``b`.`t``1` LIMIT 10 FOR UPDATE; DO SLEEP(0.05); ROLLBACK"
+            "START TRANSACTION; SELECT 1 FROM `d``b`.`t``1` LIMIT 10 FOR UPDATE SKIP LOCKED; DO SLEEP(0.05); ROLLBACK"
         );
         assert_eq!(STORM_SETUP, "SET SESSION lock_wait_timeout = 1, SESSION innodb_lock_wait_timeout = 1");
         assert_eq!(SESSIONS, "SELECT ID, COMMAND, TIME FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()");

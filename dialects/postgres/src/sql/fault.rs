@@ -7,7 +7,8 @@
 //! - The blocker: [`blocker`] — `LOCK TABLE … IN ACCESS SHARE MODE` in an open transaction,
 //!   which the swap's `ACCESS EXCLUSIVE` lock conflicts with (docs, "Explicit Locking").
 //! - A lock-storm step: [`storm_step`] — a short transaction that locks a few rows as a write
-//!   would (`FOR UPDATE`), holds them [`STORM_HOLD_SECONDS`], and rolls back.
+//!   would (`FOR UPDATE SKIP LOCKED`: each session its own rows), holds them
+//!   [`STORM_HOLD_SECONDS`], and rolls back.
 //! - The replica: [`PAUSE_REPLAY`] / [`RESUME_REPLAY`] (docs, "Recovery Control Functions";
 //!   superuser, or `EXECUTE` granted on them).
 
@@ -46,7 +47,7 @@ pub const STORM_SETUP: &str = "SET lock_timeout = '1s'";
 /// [`STORM_HOLD_SECONDS`], roll back.
 pub fn storm_step(table: &TableRef) -> String {
     format!(
-        "BEGIN; SELECT 1 FROM {} LIMIT {STORM_ROWS} FOR UPDATE; SELECT pg_catalog.pg_sleep({STORM_HOLD_SECONDS}); ROLLBACK",
+        "BEGIN; SELECT 1 FROM {} LIMIT {STORM_ROWS} FOR UPDATE SKIP LOCKED; SELECT pg_catalog.pg_sleep({STORM_HOLD_SECONDS}); ROLLBACK",
         Qualified(table)
     )
 }
@@ -67,7 +68,7 @@ mod tests {
         assert_eq!(blocker(&t), "BEGIN; LOCK TABLE \"s\"\"x\".\"t\"\"1\" IN ACCESS SHARE MODE");
         assert_eq!(
             storm_step(&t),
-            "BEGIN; SELECT 1 FROM \"s\"\"x\".\"t\"\"1\" LIMIT 10 FOR UPDATE; SELECT pg_catalog.pg_sleep(0.05); ROLLBACK"
+            "BEGIN; SELECT 1 FROM \"s\"\"x\".\"t\"\"1\" LIMIT 10 FOR UPDATE SKIP LOCKED; SELECT pg_catalog.pg_sleep(0.05); ROLLBACK"
         );
         assert!(TERMINATE_OWN_SESSIONS.contains("WHERE a.pid = ANY($1::int4[]) AND a.pid <> pg_catalog.pg_backend_pid()"));
         assert_eq!(PAUSE_REPLAY, "SELECT pg_catalog.pg_wal_replay_pause()");

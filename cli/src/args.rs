@@ -138,6 +138,9 @@ pub struct AlterArgs {
     faults: Vec<FaultSpec>,
 }
 
+/// How often progress is published when a fault fires at a percentage (`--inject-fault …:N%`).
+const FAULT_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
 impl AlterArgs {
     /// The engine's configuration for these arguments; everything not given as a flag keeps the
     /// engine's default.
@@ -146,7 +149,18 @@ impl AlterArgs {
             execute: self.execute,
             approve_renamed_columns: self.approve_renamed_columns,
             attempt_instant_ddl: self.attempt_instant_ddl,
-            copy: CopyConfig { chunk_time: self.chunk_time, fixed_chunk_rows: self.chunk_size, ..CopyConfig::default() },
+            copy: CopyConfig {
+                chunk_time: self.chunk_time,
+                fixed_chunk_rows: self.chunk_size,
+                // A fault at N% of the backfill or checksum fires on the published progress:
+                // publish it often enough to fire close to the mark.
+                progress_interval: if self.faults.iter().any(|f| f.at_percent.is_some()) {
+                    FAULT_PROGRESS_INTERVAL
+                } else {
+                    CopyConfig::default().progress_interval
+                },
+                ..CopyConfig::default()
+            },
             checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
             cut_over: CutOverConfig {
                 lock_timeout: self.cut_over_lock_timeout,
@@ -285,6 +299,8 @@ mod tests {
         assert!(alter(&["--execute"]).config().faults.is_empty(), "no fault without --inject-fault");
         let a = alter(&["--execute", "--inject-fault", "blocker@cut-over:3s", "--inject-fault", "crash@backfill:50%"]);
         assert!(a.check().is_ok());
+        assert_eq!(a.config().copy.progress_interval, Duration::from_millis(100), "a percentage fault: frequent progress");
+        assert_eq!(alter(&["--execute"]).config().copy.progress_interval, CopyConfig::default().progress_interval);
         let f = a.config().faults;
         assert_eq!(f.iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["blocker@cut-over:3s", "crash@backfill:50%"]);
         assert!(alter(&["--inject-fault", "crash@checksum"]).check().unwrap_err().contains("needs --execute"));

@@ -223,7 +223,7 @@ mod tests {
         assert_eq!(
             lines[1],
             "fault blocker@cut-over:3s fired at 2.5 s (cut-over): a separate session held a lock on db.t in an open \
-             transaction for 3.0 s; shadowswap the cut-over waited and retried: 3.1 s from its start to the swap, swapped in \
+             transaction for 3.0 s; shadowswap: the cut-over waited and retried: 3.1 s from its start to the swap, swapped in \
              1 attempt(s); application writes blocked 42 ms"
         );
         assert_eq!(summary(&swapped(), false).lines().count(), 1, "no fault lines without faults");

@@ -482,7 +482,11 @@ impl Injector {
             FaultKind::Blocker => match self.primary.open_blocker(names).await {
                 Ok(session) => {
                     self.hold(i, duration, vec![session], false);
-                    Ok(format!("a separate session held a lock on {} in an open transaction for {}", names.table, secs(duration)))
+                    Ok(format!(
+                        "a separate session held a lock on {} in an open transaction, for up to {}",
+                        names.table,
+                        secs(duration)
+                    ))
                 }
                 Err(e) => Err(e),
             },
@@ -506,7 +510,11 @@ impl Injector {
                     None => {
                         let n = sessions.len();
                         self.hold(i, duration, sessions, true);
-                        Ok(format!("{n} sessions ran short locking transactions on {} for {}", names.table, secs(duration)))
+                        Ok(format!(
+                            "{n} sessions ran short locking transactions on {}, for up to {}",
+                            names.table,
+                            secs(duration)
+                        ))
                     }
                 }
             }
@@ -581,51 +589,58 @@ impl Injector {
     fn hold(&self, i: usize, duration: Duration, sessions: Vec<Box<dyn FaultSession>>, storm: bool) {
         let (stop, state) = (self.stop.clone(), self.state.clone());
         let task = tokio::spawn(async move {
-            let until = Instant::now() + duration;
+            let began = Instant::now();
+            let until = began + duration;
             let mut handles = Vec::new();
             for mut s in sessions {
                 let stop = stop.clone();
                 handles.push(tokio::spawn(async move {
-                    let mut steps = 0u64;
+                    let (mut steps, mut failed) = (0u64, 0u64);
                     let mut last_error = None;
-                    loop {
-                        if storm {
-                            tokio::select! {
-                                r = s.step() => match r { Ok(()) => steps += 1, Err(e) => last_error = Some(e.to_string()) },
-                                _ = stop.cancelled() => break,
+                    if storm {
+                        // A step is one short transaction: never cut off mid-statement.
+                        while Instant::now() < until && !stop.is_cancelled() {
+                            match s.step().await {
+                                Ok(()) => steps += 1,
+                                Err(e) => {
+                                    failed += 1;
+                                    last_error = Some(e.to_string());
+                                }
                             }
-                            if Instant::now() >= until || stop.is_cancelled() {
-                                break;
-                            }
-                        } else {
-                            tokio::select! {
-                                _ = tokio::time::sleep_until(until.into()) => break,
-                                _ = stop.cancelled() => break,
-                            }
+                        }
+                    } else {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until.into()) => {}
+                            _ = stop.cancelled() => {}
                         }
                     }
                     if let Err(e) = s.release().await {
                         tracing::warn!(target: LOG_TARGET, error = %e, "releasing an injected fault's session");
                     }
-                    (steps, last_error)
+                    (steps, failed, last_error)
                 }));
             }
-            let mut steps = 0;
-            let mut errors = Vec::new();
+            let (mut steps, mut failed) = (0, 0);
+            let mut last_error = None;
             for h in handles {
-                if let Ok((n, e)) = h.await {
+                if let Ok((n, f, e)) = h.await {
                     steps += n;
-                    errors.extend(e);
+                    failed += f;
+                    last_error = last_error.or(e);
                 }
             }
-            tracing::warn!(target: LOG_TARGET, transactions = steps, "injected fault released");
-            if storm {
-                let mut text = format!("{steps} short locking transactions ran");
-                if let Some(e) = errors.first() {
-                    text.push_str(&format!(" (a storm session's last error: {e})"));
-                }
-                state.lock().unwrap().armed[i].measured = Some(text);
+            let held = began.elapsed();
+            tracing::warn!(target: LOG_TARGET, held_s = held.as_secs_f64(), transactions = steps, "injected fault released");
+            let ended = if held + Duration::from_millis(100) < duration { " (the run ended first)" } else { "" };
+            let mut text = if storm {
+                format!("{steps} short locking transactions ran in {}{ended}", secs(held))
+            } else {
+                format!("the blocker was released after {}{ended}", secs(held))
+            };
+            if failed > 0 {
+                text.push_str(&format!(", {failed} of them gave up waiting (last: {})", last_error.unwrap_or_default()));
             }
+            state.lock().unwrap().armed[i].measured = Some(text);
         });
         self.state.lock().unwrap().tasks.push(task);
     }
@@ -733,9 +748,10 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
             },
             FaultKind::Blocker | FaultKind::LockStorm => {
                 let mut t = match (phase, cut_over) {
-                    (Phase::CutOver, Some(d)) => {
+                    (Phase::CutOver, Some(d)) if facts.cut_over_attempts > 1 => {
                         format!("the cut-over waited and retried: {} from its start to the swap", secs(d))
                     }
+                    (Phase::CutOver, Some(d)) => format!("the cut-over waited its turn: {} from its start to the swap", secs(d)),
                     _ => "waited for the locks and went on".into(),
                 };
                 t.push_str(&format!(", swapped in {} attempt(s)", facts.cut_over_attempts));
@@ -774,7 +790,7 @@ impl fmt::Display for FaultReport {
             _ => write!(f, "fault {}: {}", self.spec, self.injected)?,
         }
         if !self.response.is_empty() {
-            write!(f, "; shadowswap {}", self.response)?;
+            write!(f, "; shadowswap: {}", self.response)?;
         }
         if let Some(ms) = self.writes_blocked_ms {
             write!(f, "; application writes blocked {ms} ms")?;

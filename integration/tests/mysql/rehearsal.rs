@@ -122,18 +122,19 @@ async fn a_lock_storm_at_the_cut_over_is_survived() {
     let (summary, fault) = rehearse("ft_storm", 3_000, 500, &["lock-storm@cut-over:3s"], |_| {}).await;
     assert_eq!(fault.phase, Some(Phase::CutOver));
     assert!(fault.injected.starts_with("4 sessions ran short locking transactions"), "{fault}");
-    let ran: u64 = fault
-        .response
-        .split("; ")
-        .find_map(|p| p.strip_suffix(" short locking transactions ran"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no storm count: {fault}"));
+    let ran = storm_transactions(&fault);
     assert!(ran >= 4, "the storm ran {ran} transactions: {fault}");
     println!(
         "lock storm: {ran} transactions; {} attempt(s), writes blocked {} ms",
         summary.cut_over.attempts,
         summary.cut_over.swap_time.as_millis()
     );
+}
+
+/// How many transactions the storm ran, from its report ("N short locking transactions ran in …").
+fn storm_transactions(fault: &FaultReport) -> u64 {
+    let part = fault.response.split("; ").find(|p| p.contains(" short locking transactions ran in "));
+    part.and_then(|p| p.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no storm count: {fault}"))
 }
 
 /// The CLI's arguments for `db` (the ALTER executed, small fixed chunks).

@@ -334,7 +334,8 @@ struct State {
 pub struct Injector {
     primary: Arc<dyn Rehearsal>,
     replicas: Vec<Arc<dyn Rehearsal>>,
-    started: Instant,
+    /// When the run started ([`Injector::start`]); the clock of `fired_at`.
+    started: Arc<Mutex<Instant>>,
     stop: CancellationToken,
     state: Arc<Mutex<State>>,
 }
@@ -356,7 +357,7 @@ impl Injector {
         Injector {
             primary,
             replicas,
-            started: Instant::now(),
+            started: Arc::new(Mutex::new(Instant::now())),
             stop: CancellationToken::new(),
             state: Arc::new(Mutex::new(State { armed, ..State::default() })),
         }
@@ -378,13 +379,14 @@ impl Injector {
         self.state.lock().unwrap().resumed = true;
     }
 
-    /// Start (the run's clock started when the injector was made): log the loud warning, and watch `progress` for the faults that fire at a
-    /// percentage or in the postponed wait (and for the phase times the report uses). Call once,
-    /// when the run starts.
+    /// Start the run's clock, log the loud warning, and watch `progress` for the faults that
+    /// fire at a percentage or in the postponed wait (and for the phase times the report uses).
+    /// Call once, when the run starts.
     pub fn start(&self, names: &Names, progress: watch::Receiver<Progress>) {
         if !self.active() {
             return;
         }
+        *self.started.lock().unwrap() = Instant::now();
         let specs: Vec<String> = self.state.lock().unwrap().armed.iter().map(|a| a.spec.to_string()).collect();
         tracing::warn!(
             target: LOG_TARGET,
@@ -397,12 +399,17 @@ impl Injector {
         self.state.lock().unwrap().tasks.push(watcher);
     }
 
+    /// Time since the run started.
+    fn elapsed(&self) -> Duration {
+        self.started.lock().unwrap().elapsed()
+    }
+
     /// A cheap clone for tasks.
     fn handle(&self) -> Injector {
         Injector {
             primary: self.primary.clone(),
             replicas: self.replicas.clone(),
-            started: self.started,
+            started: self.started.clone(),
             stop: self.stop.clone(),
             state: self.state.clone(),
         }
@@ -431,7 +438,7 @@ impl Injector {
             {
                 let mut st = self.state.lock().unwrap();
                 if st.phases.last().map(|(ph, _)| *ph) != Some(p.phase) {
-                    let at = self.started.elapsed();
+                    let at = self.elapsed();
                     st.phases.push((p.phase, at));
                 }
             }
@@ -463,10 +470,10 @@ impl Injector {
             if a.fired.is_some() {
                 return;
             }
-            a.fired = Some((self.started.elapsed(), phase));
+            a.fired = Some((self.elapsed(), phase));
             (a.spec.clone(), resumed)
         };
-        let at_s = self.started.elapsed().as_secs_f64();
+        let at_s = self.elapsed().as_secs_f64();
         tracing::warn!(target: LOG_TARGET, fault = %spec, phase = %phase, at_s, "injecting fault");
         let duration = spec.duration.unwrap_or_default();
         let outcome: Result<String> = match spec.kind {

@@ -26,6 +26,8 @@
 //!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
+//! - [`rehearsal`]          — fault rehearsals (`--inject-fault`): each kind survived under
+//!   writers; nothing injected without the flag; the replay pause (`rehearsal::alone`) runs alone.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
 //!   continues from its checkpoint (run alone).
 //!
@@ -44,6 +46,7 @@ mod lifecycle;
 mod pgbench;
 mod pre_swap_check;
 mod refusals;
+mod rehearsal;
 mod restart;
 mod safety;
 mod security;

@@ -723,15 +723,30 @@ fn time_in(st: &State, phase: Phase) -> Option<Duration> {
 fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
     let spec = a.spec.clone();
     let Some((at, phase)) = a.fired else {
+        // A resumed run may start past the point where the crash fired in the run it resumes.
+        let crashed_before = a.spec.kind == FaultKind::Crash && st.resumed;
+        let (injected, response) = if crashed_before {
+            (
+                "fired in the run this one resumed (which crashed there)".to_string(),
+                match (facts.swapped, facts.resumed_from) {
+                    (true, Some(p)) => {
+                        format!("resumed: the same command continued the crashed run (stopped in {p}) and swapped")
+                    }
+                    (true, None) => "swapped".to_string(),
+                    _ => "the run did not complete".to_string(),
+                },
+            )
+        } else {
+            let at =
+                a.spec.at_percent.map_or_else(|| phase_name(a.spec.phase), |n| format!("{n}% of {}", phase_name(a.spec.phase)));
+            (format!("did not fire: the run did not reach {at}"), String::new())
+        };
         return FaultReport {
             spec,
             fired_at: None,
             phase: None,
-            injected: format!(
-                "did not fire: the run did not reach {}",
-                a.spec.at_percent.map_or_else(|| phase_name(a.spec.phase), |n| format!("{n}% of {}", phase_name(a.spec.phase)))
-            ),
-            response: String::new(),
+            injected,
+            response,
             writes_blocked_ms: None,
             checksum_matched: None,
             throttled: None,
@@ -1024,6 +1039,24 @@ mod tests {
         assert_eq!(reports[0].phase, Some(Phase::Backfill));
         assert!(reports[1].fired_at.is_none());
         assert!(reports[1].to_string().contains("did not reach postponed"), "{}", reports[1]);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_run_does_not_crash_again_and_says_it_resumed() {
+        let fake = Arc::new(Fake::default());
+        let faults = [spec("crash@backfill"), spec("crash@checksum:50%")];
+        let inj = Injector::new(&faults, fake, vec![]);
+        let (_tx, rx) = watch::channel(Progress { rows_estimated: 100, ..Progress::default() });
+        inj.start(&names(), rx.clone());
+        inj.set_resumed();
+        inj.enter(Phase::Backfill, &names(), &rx).await; // would abort the test process otherwise
+        let facts = RunFacts { swapped: true, resumed_from: Some(Phase::Checksum), ..RunFacts::default() };
+        let reports = inj.finish(&facts).await;
+        assert!(reports[0].injected.starts_with("not injected again"), "{}", reports[0]);
+        assert!(reports[1].injected.starts_with("fired in the run this one resumed"), "{}", reports[1]);
+        for r in &reports {
+            assert!(r.response.contains("resumed: the same command continued the crashed run (stopped in checksum)"), "{r}");
+        }
     }
 
     #[tokio::test]

@@ -304,6 +304,8 @@ pub struct RunFacts {
     pub reconnects: u32,
     /// The phase of the interrupted run this one resumed, if it did.
     pub resumed_from: Option<Phase>,
+    /// The cut-over's lock timeout: how long a failed attempt may have queued the application.
+    pub lock_timeout: Duration,
 }
 
 /// One fault and its state during the run.
@@ -777,6 +779,15 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
                     _ => "waited for the locks and went on".into(),
                 };
                 t.push_str(&format!(", swapped in {} attempt(s)", facts.cut_over_attempts));
+                if facts.cut_over_attempts > 1 {
+                    // A failed attempt waited for its lock: the application's queries on the
+                    // table queued behind it meanwhile.
+                    t.push_str(&format!(
+                        " (each of the {} failed attempt(s) may have held up the application's queries on the table for up to the lock timeout, {})",
+                        facts.cut_over_attempts - 1,
+                        secs(facts.lock_timeout)
+                    ));
+                }
                 if let Some(m) = &a.measured {
                     t.push_str(&format!("; {m}"));
                 }
@@ -997,6 +1008,7 @@ mod tests {
             writes_blocked: Duration::from_millis(12),
             rows_checksummed: Some(5),
             reconnects: 1,
+            lock_timeout: Duration::from_secs(2),
             ..RunFacts::default()
         };
         let reports = inj.finish(&facts).await;
@@ -1006,7 +1018,8 @@ mod tests {
         assert_eq!(reports.len(), 3);
         assert!(reports.iter().all(|r| r.fired_at.is_some()));
         assert_eq!(reports[0].phase, Some(Phase::CutOver));
-        assert!(reports[0].response.contains("2 attempt(s)"), "{}", reports[0]);
+        assert!(reports[0].response.contains("2 attempt(s) (each of the 1 failed attempt(s) may have held up"), "{}", reports[0]);
+        assert!(reports[0].response.contains("for up to the lock timeout, 2.0 s)"), "{}", reports[0]);
         assert_eq!(reports[0].writes_blocked_ms, Some(12));
         assert_eq!(reports[1].checksum_matched, Some(true));
         assert!(reports[1].to_string().contains("terminated 1 session(s)"), "{}", reports[1]);

@@ -146,6 +146,7 @@ impl<D: Dialect> Runner<D> {
                 rows_checksummed: s.rows_checksummed,
                 reconnects: s.reconnects,
                 resumed_from: s.resumed_from,
+                lock_timeout: self.config.cut_over.lock_timeout,
             },
             _ => RunFacts::default(),
         };

@@ -131,9 +131,10 @@ pub struct AlterArgs {
     /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     reconnect_timeout: Duration,
-    /// Rehearsal on a clone: inject a fault (repeatable), KIND@PHASE[:N%][:DURATION], e.g.
-    /// kill-connection@backfill:50%, blocker@cut-over:10s, replica-pause@backfill:20s,
-    /// crash@checksum, lock-storm@cut-over:10s. Only with --execute. See docs/rehearsal.md.
+    /// Rehearsal on a clone: inject a fault (repeatable), KIND@PHASE optionally followed by :N%
+    /// and :DURATION, e.g. kill-connection@backfill:50%, blocker@cut-over:10s,
+    /// replica-pause@backfill:20s, crash@checksum, lock-storm@cut-over:10s. Only with --execute.
+    /// See docs/rehearsal.md.
     #[arg(long = "inject-fault", value_name = "SPEC")]
     faults: Vec<FaultSpec>,
 }

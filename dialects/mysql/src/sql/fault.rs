@@ -1,4 +1,4 @@
-//! Fault rehearsals (`--inject-fault`): the statements of [`crate::fault`]. None changes data.
+//! Fault rehearsals (`--inject-fault`): the statements `fault.rs` runs. None changes data.
 //!
 //! - The session list: shadowswap's own working sessions are the pool's, whose connection ids
 //!   the dialect records ([`crate::MySql`]); [`SESSIONS`] reads which of them still exist, and

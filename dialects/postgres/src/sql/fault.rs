@@ -1,4 +1,4 @@
-//! Fault rehearsals (`--inject-fault`): the statements of [`crate::fault`]. None changes data.
+//! Fault rehearsals (`--inject-fault`): the statements `fault.rs` runs. None changes data.
 //!
 //! - The session list: shadowswap's own working sessions are the pool's, whose backend pids
 //!   [`BACKEND_PID`] records as each is created; [`TERMINATE_OWN_SESSIONS`] ends those still

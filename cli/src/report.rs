@@ -207,7 +207,8 @@ mod tests {
             fired_at: Some(Duration::from_millis(2500)),
             phase: Some(shadowswap_engine::Phase::CutOver),
             injected: "a separate session held a lock on db.t in an open transaction for 3.0 s".into(),
-            response: "the cut-over waited and retried: 3.1 s from its start to the swap, swapped in 1 attempt(s)".into(),
+            response: "the cut-over waited and retried: 3.1 s from the fault in place to the swap, swapped in 1 attempt(s)"
+                .into(),
             writes_blocked_ms: Some(42),
             checksum_matched: None,
             throttled: None,
@@ -223,7 +224,7 @@ mod tests {
         assert_eq!(
             lines[1],
             "fault blocker@cut-over:3s fired at 2.5 s (cut-over): a separate session held a lock on db.t in an open \
-             transaction for 3.0 s; shadowswap: the cut-over waited and retried: 3.1 s from its start to the swap, swapped in \
+             transaction for 3.0 s; shadowswap: the cut-over waited and retried: 3.1 s from the fault in place to the swap, swapped in \
              1 attempt(s); application writes blocked 42 ms"
         );
         assert_eq!(summary(&swapped(), false).lines().count(), 1, "no fault lines without faults");

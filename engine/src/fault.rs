@@ -318,6 +318,8 @@ struct Armed {
     /// transactions a storm ran.
     measured: Option<String>,
     throttled: Option<Duration>,
+    /// When the fault was in place (into the run), after its setup.
+    ready: Option<Duration>,
     error: bool,
 }
 
@@ -353,6 +355,7 @@ impl Injector {
                 injected: String::new(),
                 measured: None,
                 throttled: None,
+                ready: None,
                 error: false,
             })
             .collect();
@@ -529,8 +532,10 @@ impl Injector {
             }
             FaultKind::ReplicaPause => self.pause_replicas(i, duration, progress).await,
         };
+        let ready = self.elapsed();
         let mut st = self.state.lock().unwrap();
         let a = &mut st.armed[i];
+        a.ready = Some(ready);
         match outcome {
             Ok(text) => a.injected = text,
             Err(e) => {
@@ -714,11 +719,10 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// How long the run spent in `phase` (from its entry to the next phase's), when it was seen.
-fn time_in(st: &State, phase: Phase) -> Option<Duration> {
+/// When the run left `phase` (the next phase's entry, into the run), when it was seen.
+fn end_of(st: &State, phase: Phase) -> Option<Duration> {
     let i = st.phases.iter().position(|(p, _)| *p == phase)?;
-    let end = st.phases.get(i + 1).map(|(_, t)| *t)?;
-    Some(end.saturating_sub(st.phases[i].1))
+    st.phases.get(i + 1).map(|(_, t)| *t)
 }
 
 /// One fault's report.
@@ -755,7 +759,8 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
         };
     };
     let before_cut_over = !phase.swapped();
-    let cut_over = time_in(st, Phase::CutOver);
+    // From the moment the fault was in place to the end of the cut-over (the swap).
+    let cut_over = end_of(st, Phase::CutOver).zip(a.ready).map(|(end, ready)| end.saturating_sub(ready));
     let response = if a.error {
         "nothing to respond to".to_string()
     } else if !facts.swapped {
@@ -773,9 +778,11 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
             FaultKind::Blocker | FaultKind::LockStorm => {
                 let mut t = match (phase, cut_over) {
                     (Phase::CutOver, Some(d)) if facts.cut_over_attempts > 1 => {
-                        format!("the cut-over waited and retried: {} from its start to the swap", secs(d))
+                        format!("the cut-over waited and retried: {} from the fault in place to the swap", secs(d))
                     }
-                    (Phase::CutOver, Some(d)) => format!("the cut-over waited its turn: {} from its start to the swap", secs(d)),
+                    (Phase::CutOver, Some(d)) => {
+                        format!("the cut-over waited its turn: {} from the fault in place to the swap", secs(d))
+                    }
                     _ => "waited for the locks and went on".into(),
                 };
                 t.push_str(&format!(", swapped in {} attempt(s)", facts.cut_over_attempts));

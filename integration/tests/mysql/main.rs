@@ -19,6 +19,8 @@
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
 //! - [`rehearsal`]       — fault rehearsals (`--inject-fault`): each kind survived under writers;
 //!   nothing injected without the flag; the replica pause (`rehearsal::alone`) runs alone.
+//! - [`resume`]          — checkpoint, resume and reconnect: kill -9 in each phase and run again,
+//!   a different ALTER, a TRUNCATE while dead, killed sessions, every connection cut.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
@@ -37,5 +39,6 @@ mod pre_swap_check;
 mod refusals;
 mod rehearsal;
 mod restart;
+mod resume;
 mod throttle;
 mod types;

@@ -468,21 +468,22 @@ impl Injector {
 
     /// Fire fault `i` now, in `phase`: put it in place, and spawn what holds it for its duration.
     async fn fire(&self, i: usize, phase: Phase, names: &Names, progress: watch::Receiver<Progress>) {
-        let (spec, resumed) = {
+        let spec = {
             let mut st = self.state.lock().unwrap();
             let resumed = st.resumed;
             let a = &mut st.armed[i];
-            if a.fired.is_some() {
+            // A crash fault of a resumed run fired in the run it resumes: not again (the report
+            // says so).
+            if a.fired.is_some() || (a.spec.kind == FaultKind::Crash && resumed) {
                 return;
             }
             a.fired = Some((self.elapsed(), phase));
-            (a.spec.clone(), resumed)
+            a.spec.clone()
         };
         let at_s = self.elapsed().as_secs_f64();
         tracing::warn!(target: LOG_TARGET, fault = %spec, phase = %phase, at_s, "injecting fault");
         let duration = spec.duration.unwrap_or_default();
         let outcome: Result<String> = match spec.kind {
-            FaultKind::Crash if resumed => Ok("not injected again: this run resumes the one it crashed".into()),
             FaultKind::Crash => crash(&spec),
             FaultKind::KillConnection => self.primary.kill_own_sessions().await.map(|killed| {
                 if killed.is_empty() {
@@ -753,8 +754,8 @@ fn report(a: &Armed, st: &State, facts: &RunFacts) -> FaultReport {
             phase: None,
             injected,
             response,
-            writes_blocked_ms: None,
-            checksum_matched: None,
+            writes_blocked_ms: (crashed_before && facts.swapped).then_some(facts.writes_blocked.as_millis() as u64),
+            checksum_matched: (crashed_before && facts.swapped && facts.rows_checksummed.is_some()).then_some(true),
             throttled: None,
         };
     };
@@ -1070,11 +1071,17 @@ mod tests {
         inj.start(&names(), rx.clone());
         inj.set_resumed();
         inj.enter(Phase::Backfill, &names(), &rx).await; // would abort the test process otherwise
-        let facts = RunFacts { swapped: true, resumed_from: Some(Phase::Checksum), ..RunFacts::default() };
+        let facts = RunFacts {
+            swapped: true,
+            resumed_from: Some(Phase::Checksum),
+            rows_checksummed: Some(100),
+            writes_blocked: Duration::from_millis(9),
+            ..RunFacts::default()
+        };
         let reports = inj.finish(&facts).await;
-        assert!(reports[0].injected.starts_with("not injected again"), "{}", reports[0]);
-        assert!(reports[1].injected.starts_with("fired in the run this one resumed"), "{}", reports[1]);
         for r in &reports {
+            assert!(r.fired_at.is_none() && r.injected.starts_with("fired in the run this one resumed"), "{r}");
+            assert_eq!((r.writes_blocked_ms, r.checksum_matched), (Some(9), Some(true)), "{r}");
             assert!(r.response.contains("resumed: the same command continued the crashed run (stopped in checksum)"), "{r}");
         }
     }

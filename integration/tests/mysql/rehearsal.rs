@@ -173,7 +173,9 @@ async fn a_crash_at_the_checksum_is_resumed_by_the_same_command() {
     let (model, report) = writers.stop().await.unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(out.starts_with("swapped "), "{out}");
-    assert!(out.contains("fault crash@checksum"), "the summary reports the fault: {out}");
+    assert!(out.contains("fault crash@checksum: fired in the run this one resumed"), "the summary reports the fault: {out}");
+    assert!(out.contains("resumed a run stopped in checksum"), "{out}");
+    assert!(!err.contains("injected crash"), "not injected again on the resumed run: {err}");
     let verification = workload::verify(&db.pool, &model).await.unwrap();
     assert!(verification.ok(), "{verification}\nwriters: {report}");
     db.assert_clean(&["t"]).await;

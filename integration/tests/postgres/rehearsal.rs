@@ -157,7 +157,7 @@ async fn a_crash_mid_backfill_is_resumed_by_the_same_command() {
     let (model, report) = writers.stop().await.unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(out.starts_with("swapped "), "{out}");
-    assert!(out.contains("fault crash@backfill:50%"), "the summary reports the fault: {out}");
+    assert!(out.contains("fault crash@backfill:50%: fired in the run this one resumed"), "the summary reports the fault: {out}");
     assert!(!err.contains("injected crash"), "not injected again on the resumed run: {err}");
     let verification = workload::verify(&db.client, &model).await.unwrap();
     assert!(verification.ok(), "{verification}\nwriters: {report}");

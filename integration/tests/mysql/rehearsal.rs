@@ -147,16 +147,17 @@ fn cli_args(db: &TestDb, extra: &[&str]) -> Vec<String> {
     a
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crash_at_the_checksum_is_resumed_by_the_same_command() {
-    let (db, _spec, initial) = seeded("ft_crash", 10_000).await;
+/// Run the CLI with `--inject-fault <fault>` (a crash) under writers: it aborts; run the very
+/// same command again: it resumes from the phase `stopped_in` and completes, exactly. Returns
+/// the second run's summary.
+async fn crash_then_the_same_command(label: &str, rows: u64, fault: &str, stopped_in: &str) -> String {
+    let (db, _spec, initial) = seeded(label, rows).await;
     let (running, rx) = watch::channel(true);
     let writers = Workload::start(&db.dsn, initial, WorkloadConfig::default(), PhaseSource::Flag(rx)).await.unwrap();
     writers.wait_for_ops(200).await.unwrap();
-    let args = cli_args(&db, &["--inject-fault", "crash@checksum"]);
+    let args = cli_args(&db, &["--inject-fault", fault]);
 
-    let first = Spawned::watched("crash", &args);
-    let (status, out, err) = first.finish(Duration::from_secs(120)).await;
+    let (status, out, err) = Spawned::watched(&format!("{label} crash"), &args).finish(Duration::from_secs(120)).await;
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(6), "aborted (SIGABRT) as a crash would: {status}\n{err}");
     assert!(err.contains("FAULT INJECTION"), "the loud warning: {err}");
@@ -167,19 +168,40 @@ async fn a_crash_at_the_checksum_is_resumed_by_the_same_command() {
     let ops = writers.ops();
     writers.wait_for_ops(ops + 200).await.unwrap();
 
-    let second = Spawned::watched("resume", &args);
-    let (status, out, err) = second.finish(Duration::from_secs(180)).await;
+    let (status, out, err) = Spawned::watched(&format!("{label} again"), &args).finish(Duration::from_secs(180)).await;
     running.send_replace(false);
     let (model, report) = writers.stop().await.unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(out.starts_with("swapped "), "{out}");
-    assert!(out.contains("fault crash@checksum: fired in the run this one resumed"), "the summary reports the fault: {out}");
-    assert!(out.contains("resumed a run stopped in checksum"), "{out}");
+    assert!(out.contains(&format!("fault {fault}: fired in the run this one resumed")), "the summary reports the fault: {out}");
+    assert!(out.contains(&format!("resumed a run stopped in {stopped_in}")), "{out}");
     assert!(!err.contains("injected crash"), "not injected again on the resumed run: {err}");
     let verification = workload::verify(&db.pool, &model).await.unwrap();
-    assert!(verification.ok(), "{verification}\nwriters: {report}");
+    assert!(verification.ok(), "[{label}] {verification}\nwriters: {report}");
     db.assert_clean(&["t"]).await;
-    println!("crash@checksum then the same command: {}", out.trim());
+    println!("[{label}] {fault} then the same command: {}", out.trim());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_at_the_checksum_is_resumed_by_the_same_command() {
+    crash_then_the_same_command("ft_crash", 10_000, "crash@checksum", "checksum").await;
+}
+
+/// The rehearsal DBAs ask for most: a crash at half the backfill. The second run copies only
+/// what remained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_at_half_the_backfill_is_resumed_and_copies_only_the_rest() {
+    const ROWS: u64 = 20_000;
+    let out = crash_then_the_same_command("ft_crash_half", ROWS, "crash@backfill:50%", "backfill").await;
+    let number_after = |marker: &str| -> u64 {
+        let tail = out.split(marker).nth(1).unwrap_or_else(|| panic!("no {marker:?} in {out}"));
+        tail.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number after {marker:?} in {out}"))
+    };
+    let before = number_after("that had copied ");
+    let now = number_after("s: ");
+    assert!(before >= ROWS * 4 / 10, "the crashed run had copied {before} rows, not about half of {ROWS}");
+    assert!(now <= ROWS - before + ROWS / 10, "the second run copied {now} rows after {before}: more than what remained");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -330,6 +330,8 @@ struct State {
     /// When each phase began, in order, into the run.
     phases: Vec<(Phase, Duration)>,
     resumed: bool,
+    /// Replicas whose apply an injected `replica-pause` holds paused now.
+    paused: Vec<Arc<dyn Rehearsal>>,
 }
 
 /// Fires the configured faults as the run moves through its phases (see the module docs), owns
@@ -484,7 +486,16 @@ impl Injector {
         tracing::warn!(target: LOG_TARGET, fault = %spec, phase = %phase, at_s, "injecting fault");
         let duration = spec.duration.unwrap_or_default();
         let outcome: Result<String> = match spec.kind {
-            FaultKind::Crash => crash(&spec),
+            FaultKind::Crash => {
+                // The rehearsal's own pause is the environment, not shadowswap's state: a crash of
+                // shadowswap would not leave a replica paused, so neither does this one. Blocker
+                // and storm sessions end with the process (the server rolls them back).
+                let paused = std::mem::take(&mut self.state.lock().unwrap().paused);
+                for r in &paused {
+                    resume(r).await;
+                }
+                crash(&spec)
+            }
             FaultKind::KillConnection => self.primary.kill_own_sessions().await.map(|killed| {
                 if killed.is_empty() {
                     "no working session of shadowswap was open to terminate".into()
@@ -563,6 +574,7 @@ impl Injector {
             }
             paused.push(r.clone());
         }
+        self.state.lock().unwrap().paused.extend(paused.iter().cloned());
         let (stop, state) = (self.stop.clone(), self.state.clone());
         let task = tokio::spawn(async move {
             let until = Instant::now() + duration;
@@ -586,7 +598,13 @@ impl Injector {
             if let Some(t) = since {
                 throttled += t.elapsed();
             }
-            for p in &paused {
+            let still: Vec<_> = {
+                let mut st = state.lock().unwrap();
+                let mine: Vec<_> = st.paused.iter().filter(|r| paused.iter().any(|p| Arc::ptr_eq(p, r))).cloned().collect();
+                st.paused.retain(|r| !paused.iter().any(|p| Arc::ptr_eq(p, r)));
+                mine
+            };
+            for p in &still {
                 resume(p).await;
             }
             tracing::warn!(target: LOG_TARGET, throttled_s = throttled.as_secs_f64(), "injected replica pause ended; replica apply resumed");

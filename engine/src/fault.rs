@@ -23,17 +23,21 @@
 //!   cut-over attempt looks for blockers.
 //! - With `N%` (backfill and checksum only): once the phase's progress reaches N% of the
 //!   table's estimated rows (rows copied, or rows checksummed). Progress is published once per
-//!   progress interval (1 s by default), so the fault fires within about one interval of the
-//!   mark, while chunks keep running. When the server has no estimate (0 rows), it fires at
+//!   [progress interval](crate::config::CopyConfig::progress_interval) (the CLI makes it 100 ms
+//!   when such a fault is given), so the fault fires within about one interval of the mark,
+//!   while chunks keep running. When the server has no estimate (0 rows), it fires at
 //!   the first progress the phase publishes. When the phase ends before reaching the mark
 //!   (the estimate was too high) the fault did not fire, and the report says so.
 //! - `postponed` faults fire when the run enters the postponed wait (only with
 //!   `--postpone-cut-over-flag-file` or `--cut-over-window`), observed from the progress.
 //! - A phase the run never reaches: the fault does not fire, and the report says so.
 //!
-//! A `crash` fault aborts the process at once (no cleanup, no summary), leaving the state for a
-//! resume; when the same command is run again and resumes, crash faults are not injected again
-//! ([`Injector::set_resumed`]), so that "the same command" completes.
+//! Held faults (blocker, storm, replica pause) last their duration or until the run ends,
+//! whichever is first. A `crash` fault aborts the process at once (no cleanup, no summary; only a
+//! replica an injected pause holds is resumed first), leaving the state for a resume; when the
+//! same command is run again and resumes (the runner finds a checkpoint), crash faults are not
+//! injected again ([`Injector::set_resumed`]), so that "the same command" completes, and the
+//! report says the crash fired in the run it resumed.
 
 use std::fmt;
 use std::str::FromStr;

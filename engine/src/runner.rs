@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::backfill::{self, BackfillStats};
@@ -84,16 +84,29 @@ pub struct Runner<D: Dialect> {
     replicas: Vec<Arc<D>>,
     config: MigrationConfig,
     cancel: CancellationToken,
+    /// Cancelled by the lock keeper when another run took the advisory lock.
+    lock_lost: CancellationToken,
     progress: watch::Sender<Progress>,
     faults: Injector,
 }
+
+/// The run's advisory lock, shared by the run and its lock keeper.
+type SharedLock = Arc<Mutex<Box<dyn RunLock>>>;
 
 impl<D: Dialect> Runner<D> {
     /// A runner for `dialect` with `config`.
     pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
         let (progress, _) = watch::channel(Progress::default());
         let faults = Injector::new(&config.faults, dialect.clone() as Arc<dyn Rehearsal>, Vec::new());
-        Self { dialect, replicas: Vec::new(), config, cancel: CancellationToken::new(), progress, faults }
+        Self {
+            faults,
+            dialect,
+            replicas: Vec::new(),
+            config,
+            cancel: CancellationToken::new(),
+            lock_lost: CancellationToken::new(),
+            progress,
+        }
     }
 
     /// Measure replica lag on these replicas (each a connection to a replica of the primary):
@@ -135,9 +148,10 @@ impl<D: Dialect> Runner<D> {
         let started = Instant::now();
         let d = &*self.dialect;
         let names = d.names(table);
-        let mut lock = d.acquire_run_lock(&names).await?;
+        let lock = Arc::new(Mutex::new(d.acquire_run_lock(&names).await?));
+        let keeper = self.config.execute.then(|| self.keep_lock(&names, &lock));
         self.faults.start(&names, self.progress.subscribe());
-        let mut result = self.run_locked(&names, spec, started, &mut lock).await;
+        let mut result = self.run_locked(&names, spec, started, &lock).await;
         let facts = match &result {
             Ok(Outcome::Swapped(s)) => RunFacts {
                 swapped: true,
@@ -154,13 +168,59 @@ impl<D: Dialect> Runner<D> {
         if let Ok(Outcome::Swapped(s)) = &mut result {
             s.faults = reports;
         }
+        if let Some((stop, task)) = keeper {
+            stop.cancel();
+            let _ = task.await;
+        }
+        if self.lock_lost.is_cancelled() && result.is_err() {
+            result = Err(Error::LockLost(names.table.clone()));
+        }
+        let lock = Arc::into_inner(lock).expect("the lock keeper has ended").into_inner();
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
         }
         result
     }
 
-    async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &mut Box<dyn RunLock>) -> Result<Outcome> {
+    /// The lock keeper: every `config.reconnect.lock_check` it checks that the advisory lock's
+    /// session is alive (which also keeps it from looking idle to a proxy that resets idle
+    /// sessions) and takes the lock again on a new session when it was lost. When another run
+    /// took it meanwhile, this run stops at its next safe point without removing anything: the
+    /// other run owns the table's shadow now ([`Error::LockLost`]).
+    fn keep_lock(&self, names: &Names, lock: &SharedLock) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let stop = CancellationToken::new();
+        let (d, names, lock, every) = (self.dialect.clone(), names.clone(), lock.clone(), self.config.reconnect.lock_check);
+        let (cancel, lost, stopped) = (self.cancel.clone(), self.lock_lost.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.cancelled() => return,
+                }
+                let mut held = lock.lock().await;
+                if let Ok(true) = held.is_held().await {
+                    continue;
+                }
+                match d.acquire_run_lock(&names).await {
+                    Ok(fresh) => {
+                        *held = fresh;
+                        tracing::warn!(target: progress::LOG_TARGET, "the advisory lock's session was lost; took the lock again");
+                    }
+                    Err(Error::AnotherRun(_)) => {
+                        tracing::error!(target: progress::LOG_TARGET, "another shadowswap run took the advisory lock; stopping without removing anything");
+                        lost.cancel();
+                        cancel.cancel();
+                        return;
+                    }
+                    // The server is away: the run's own reconnect takes the lock again.
+                    Err(_) => {}
+                }
+            }
+        });
+        (stop, task)
+    }
+
+    async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &SharedLock) -> Result<Outcome> {
         let d = &*self.dialect;
         let pending = d.checkpoint_read(names).await?;
         if pending.is_some() && self.config.execute {
@@ -270,6 +330,7 @@ impl<D: Dialect> Runner<D> {
         match self.migrate(plan, &mut undo, started, resume).await {
             Ok(summary) => Ok(summary),
             Err(cause) if cause.is_connection() => Err(cause),
+            Err(_) if self.lock_lost.is_cancelled() => Err(Error::LockLost(plan.names.table.clone())),
             Err(cause) => {
                 self.set_phase(Phase::Aborting);
                 tracing::error!(error = %cause, "run failed before the swap; removing what it created");
@@ -287,9 +348,10 @@ impl<D: Dialect> Runner<D> {
     /// `config.reconnect.timeout`, then take the advisory lock again if its session was lost.
     /// Errors: [`Error::ConnectionLost`] after the timeout; [`Error::AnotherRun`] when another run
     /// took the lock meanwhile; [`Error::Cancelled`].
-    async fn reconnect(&self, names: &Names, lock: &mut Box<dyn RunLock>, cause: Error) -> Result<()> {
+    async fn reconnect(&self, names: &Names, lock: &SharedLock, cause: Error) -> Result<()> {
         let cfg = &self.config.reconnect;
         let d = &*self.dialect;
+        let mut lock = lock.lock().await;
         tracing::warn!(target: progress::LOG_TARGET, error = %cause, timeout_s = cfg.timeout.as_secs(), "lost the connection to the server; reconnecting");
         let began = Instant::now();
         let mut delay = cfg.backoff_min;

@@ -50,6 +50,9 @@ impl MySql {
             .user(Some(dsn.user.clone()))
             .pass(dsn.password.clone())
             .prefer_socket(false)
+            // A dead peer (a stalled network, no reset) is noticed by TCP keepalive probes after
+            // 30 s of silence rather than never.
+            .tcp_keepalive(Some(std::time::Duration::from_secs(30)))
             .setup(sql::connect::SESSION_SETUP.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         if let Some(db) = &dsn.database {
             opts = opts.db_name(Some(db.clone()));

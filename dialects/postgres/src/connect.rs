@@ -71,6 +71,12 @@ impl Postgres {
         let options = dsn::session_options(row.get::<_, String>(4).parse::<u32>().unwrap_or(0), superuser);
         let mut session = dsn.config.clone();
         session.options(&options);
+        // `Fast` recycling hands out a pooled session only if its connection is not closed: a
+        // session the server ended while it sat idle (`pg_terminate_backend`, a restart, a proxy
+        // cutting it) is closed by the driver as soon as the server's FATAL or the socket's end
+        // arrives, and dropped here instead of being handed out. One that dies at the very
+        // moment it is handed out fails its first statement as a connection error
+        // ([`errors::class`]), and the runner reconnects (`postgres resume::every_dropped_…`).
         let mgr =
             Manager::from_connect(session.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let sessions = crate::fault::SessionPids::default();

@@ -28,6 +28,8 @@
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
 //! - [`rehearsal`]          — fault rehearsals (`--inject-fault`): each kind survived under
 //!   writers; nothing injected without the flag; the replay pause (`rehearsal::alone`) runs alone.
+//! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
+//!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
 //!   continues from its checkpoint (run alone).
 //!
@@ -48,6 +50,7 @@ mod pre_swap_check;
 mod refusals;
 mod rehearsal;
 mod restart;
+mod resume;
 mod safety;
 mod security;
 mod throttle;

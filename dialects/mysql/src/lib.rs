@@ -22,6 +22,8 @@
 //!   cut-over blockers): the engine's `Signals` trait.
 //! - [`identity`]   — the table identity recorded at capture and compared before the swap.
 //! - `cutover.rs`   — the check before the cut-over and the `RENAME TABLE` swap.
+//! - `fault.rs`     — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (kill
+//!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
 //! - [`errors`]     — classification of driver errors, and every server error code and message
 //!   text shadowswap looks at.
 //! - [`sql`]        — the pure SQL builders, one submodule per phase, and the dry run ([`sql::dry_run`]).
@@ -45,6 +47,7 @@ mod copy;
 mod cutover;
 pub mod dsn;
 pub mod errors;
+mod fault;
 pub mod identity;
 mod inspect;
 mod preflight;

@@ -14,8 +14,10 @@
 //!
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
-//! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
-//! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner).
+//! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance),
+//! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), and by concept [`deps`]
+//! (dependents carried over) and [`owner`] (working as the table's owner); [`fault`] holds the
+//! fault rehearsals' statements (`--inject-fault`).
 
 use std::fmt;
 
@@ -30,6 +32,7 @@ pub mod connect;
 pub mod copy;
 pub mod cutover;
 pub mod deps;
+pub mod fault;
 pub mod inspect;
 pub mod owner;
 pub mod preflight;

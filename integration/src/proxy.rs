@@ -39,13 +39,7 @@ pub struct Proxy {
 impl Proxy {
     /// Start forwarding to `upstream` ([`Link::Forward`]).
     pub async fn start(upstream: SocketAddr) -> Proxy {
-        Proxy::start_at(upstream, 0).await
-    }
-
-    /// [`Proxy::start`] on `127.0.0.1:port` (0: any free port): after [`Link::Refuse`], a new
-    /// proxy on the old one's port is the server coming back (a restart as clients see it).
-    pub async fn start_at(upstream: SocketAddr, port: u16) -> Proxy {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (link, rx) = watch::channel(Link::Forward);
         let task = tokio::spawn(async move {

@@ -7,8 +7,11 @@
 //! What a resumed process needs for the cut-over's own checks
 //! ([`crate::cutover::verify_unchanged`]) is read from the server, not kept in memory: the
 //! table's columns and indexes (the plan, made again, whose fingerprint the engine compares with
-//! the checkpoint's) and the capture triggers (checked here). A `TRUNCATE` while no shadowswap
-//! runs is captured like any other write (the truncate trigger empties the shadow too).
+//! the checkpoint's) and the capture triggers (checked here). What the install saw is persisted
+//! in the checkpoint's `capture_identity` (the table's and the shadow's OIDs, written by
+//! [`crate::capture`] in the install's transaction), so a table or shadow dropped and created
+//! again while no run was active is refused. A `TRUNCATE` while no shadowswap runs is captured
+//! like any other write (the truncate trigger empties the shadow too).
 
 use shadowswap_engine::checkpoint::Checkpoint;
 use shadowswap_engine::error::Result;
@@ -18,6 +21,7 @@ use shadowswap_engine::phase::Phase;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::GenericClient;
 
 use crate::sql::capture::{capture_sources, capture_triggers, CAPTURE_DEFINITIONS, CAPTURE_TRIGGER_TYPES, FUNCTION_SEARCH_PATH};
 use crate::sql::checkpoint as q;
@@ -99,6 +103,16 @@ pub(crate) async fn read(pg: &Postgres, names: &Names) -> Result<Option<Checkpoi
     }))
 }
 
+/// The capture's identity now ([`q::capture_identity`]: the table's and the shadow's OIDs).
+pub(crate) async fn capture_identity_now(c: &impl GenericClient, plan: &Plan) -> Result<String> {
+    let n = &plan.names;
+    let r = c
+        .query_one(q::RELATION_OIDS, &[&Qualified(&n.table).to_string(), &Qualified(&n.shadow).to_string()])
+        .await
+        .map_err(|e| errors::db("reading the capture's identity", e))?;
+    Ok(q::capture_identity(r.get(0), r.get(1)))
+}
+
 fn not_a_checkpoint(names: &Names, why: &str) -> Error {
     Error::refused(format!(
         "{} exists but cannot be read as shadowswap's checkpoint ({why}); run `shadowswap cleanup` for {} or drop it",
@@ -135,7 +149,9 @@ pub fn key_from_text(plan: &Plan, text: &str) -> Result<PgKey> {
     Ok(PgKey(values))
 }
 
-/// What a resume checks (see `Dialect::verify_resumable`): the shadow exists with the columns
+/// What a resume checks (see `Dialect::verify_resumable`): the table and the shadow are the
+/// ones the capture was installed on (their OIDs, recorded in the checkpoint's
+/// `capture_identity` by the install: [`q::capture_identity`]); the shadow exists with the columns
 /// and indexes of the altered table (`plan.altered`, indexes compared without their names, which
 /// differ between the shadow and the trial copy), and the four capture triggers exist on the
 /// table exactly as [`crate::sql::capture::capture`] creates them for this plan (event and
@@ -155,6 +171,22 @@ pub(crate) async fn verify_resumable(pg: &Postgres, plan: &Plan) -> Result<()> {
         return Err(refuse(format!("its shadow table {} is missing", n.shadow)));
     }
     let c = pg.client().await?;
+    // The table and the shadow are the ones the capture was installed on.
+    let recorded: Option<String> = match c.query_opt(&q::select(&n.checkpoint), &[]).await {
+        Ok(row) => row.and_then(|r| r.get(13)),
+        Err(e) => return Err(errors::db(ctx, e)),
+    };
+    let Some(recorded) = recorded else {
+        return Err(refuse(format!("its checkpoint {} records no capture identity", n.checkpoint)));
+    };
+    let now = capture_identity_now(&**c, plan).await?;
+    if recorded != now {
+        return Err(refuse(format!(
+            "{} or its shadow {} was dropped and created again since the capture was installed ({recorded}; now {now}), \
+             so the shadow may have missed writes",
+            n.table, n.shadow
+        )));
+    }
     let shadow = inspect::shape_on(&**c, &Qualified(&n.shadow).to_string()).await.map_err(|e| errors::db(ctx, e))?;
     if shadow.columns != plan.altered.columns || index_shapes(&shadow.indexes) != index_shapes(&plan.altered.indexes) {
         return Err(refuse(format!(

@@ -1,8 +1,8 @@
 //! The backfill and the checksum: the key range (low key and high watermark), each chunk's
 //! end, the copy of one chunk (as the table's owner, under `ROW SHARE` on the table, advancing
-//! the checkpoint in the same transaction), and the
-//! checksum of one chunk on both sides from one snapshot. The statements are
-//! [`crate::sql::copy`]'s.
+//! the checkpoint in the same transaction), and the checksum of one chunk on both sides from
+//! one snapshot. The statements are [`crate::sql::copy`]'s (and the checkpoint's advance,
+//! [`crate::sql::checkpoint`]'s).
 
 use std::time::Duration;
 
@@ -92,7 +92,8 @@ pub(crate) async fn copy_chunk(
     if updated != Some(1) {
         drop(tx);
         return Err(Error::refused(format!(
-            "the checkpoint row of {} is missing ({} has no row), so the copy cannot record its progress;              run `shadowswap cleanup` for this table and start again",
+            "the checkpoint row of {} is missing ({} has no row), so the copy cannot record its progress; \
+             run `shadowswap cleanup` for this table and start again",
             plan.names.table, plan.names.checkpoint
         )));
     }

@@ -26,10 +26,12 @@
 //!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
-//! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
-//!   continues from its checkpoint (run alone).
+//! - [`rehearsal`]          — fault rehearsals (`--inject-fault`): each kind survived under
+//!   writers; nothing injected without the flag; the replay pause (`rehearsal::alone`) runs alone.
 //! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
 //!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
+//! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
+//!   continues from its checkpoint (run alone).
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -46,6 +48,7 @@ mod lifecycle;
 mod pgbench;
 mod pre_swap_check;
 mod refusals;
+mod rehearsal;
 mod restart;
 mod resume;
 mod safety;

@@ -76,6 +76,21 @@ pub fn set_capture_identity(ckpt: &TableRef) -> String {
     format!("UPDATE {} SET capture_identity = $1 WHERE id = 1", Qualified(ckpt))
 }
 
+/// Whether relation `$1` (a qualified name, as text) exists.
+pub const RELATION_EXISTS: &str = "SELECT pg_catalog.to_regclass($1) IS NOT NULL";
+
+/// The OIDs of relations `$1` and `$2` (qualified names, as text), as `bigint`: what
+/// [`capture_identity`] is made of.
+pub const RELATION_OIDS: &str = "SELECT $1::text::regclass::oid::bigint, $2::text::regclass::oid::bigint";
+
+/// The capture's identity as the checkpoint records it: the OIDs of the table the triggers
+/// follow and of the shadow they write, which a table or shadow dropped and created again
+/// (e.g. restored from a dump, with the capture functions and triggers, while no run was
+/// active) does not keep.
+pub fn capture_identity(table_oid: i64, shadow_oid: i64) -> String {
+    format!("table oid {table_oid}, shadow oid {shadow_oid}")
+}
+
 fn advance_with(ckpt: &TableRef, low_watermark: &str, chunk_rows: &str, rows: &str) -> String {
     format!(
         "UPDATE {} SET low_watermark = {low_watermark}, chunk_rows = {chunk_rows}, rows_copied = rows_copied + {rows}, \
@@ -149,5 +164,12 @@ mod tests {
              rows_copied = rows_copied + 498, updated_at = pg_catalog.now() WHERE id = 1"
         );
         assert!(advance_outline(&ckpt()).contains("low_watermark = $1, chunk_rows = $2, rows_copied = rows_copied + $3"));
+    }
+
+    #[test]
+    fn the_capture_identity_is_the_two_oids() {
+        assert_eq!(capture_identity(16384, 16390), "table oid 16384, shadow oid 16390");
+        assert_eq!(set_capture_identity(&ckpt()), "UPDATE \"s\"\"x\".\"_t_ssw_ckpt\" SET capture_identity = $1 WHERE id = 1");
+        assert!(RELATION_OIDS.contains("$1::text::regclass::oid::bigint, $2::text::regclass::oid::bigint"));
     }
 }

@@ -40,6 +40,9 @@ pub struct MigrationConfig {
     pub throttle: ThrottleConfig,
     /// What to do when the connection to the server breaks mid-run.
     pub reconnect: ReconnectConfig,
+    /// Faults to inject on purpose (`--inject-fault`, rehearsals on a clone); empty by default,
+    /// and then nothing is injected. See [`crate::fault`].
+    pub faults: Vec<crate::fault::FaultSpec>,
 }
 
 /// Reconnecting after a dropped connection (server restart, `KILL CONNECTION`,

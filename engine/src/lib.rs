@@ -30,6 +30,8 @@
 //!   the constraint steps done without a long lock.
 //! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
 //!   after the swap.
+//! - [`fault`]     — fault rehearsals (`--inject-fault`): the spec grammar, the [`fault::Rehearsal`]
+//!   server actions, the injector the runner calls at each phase entry, the fault reports.
 //! - [`retry`]     — the engine's one retry policy (exponential backoff with jitter).
 //! - [`progress`]  — the progress snapshot published to the CLI.
 //! - [`error`]     — [`Error`]: every message says what to do next.
@@ -53,6 +55,7 @@ pub mod staged;
 pub mod throttle;
 
 pub mod error;
+pub mod fault;
 pub mod progress;
 pub mod retry;
 

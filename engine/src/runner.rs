@@ -28,6 +28,7 @@ use crate::config::MigrationConfig;
 use crate::cutover::{self, CutOverStats};
 use crate::dialect::{Dialect, RunLock};
 use crate::error::{Error, Result};
+use crate::fault::{FaultReport, Injector, Rehearsal, RunFacts};
 use crate::model::TableRef;
 use crate::names::Names;
 use crate::phase::Phase;
@@ -73,6 +74,8 @@ pub struct Summary {
     pub reconnects: u32,
     /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
     pub warnings: Vec<String>,
+    /// The injected faults (`--inject-fault`) and how the run met each; empty without them.
+    pub faults: Vec<FaultReport>,
 }
 
 /// Drives one migration of one table. See the module docs.
@@ -84,6 +87,7 @@ pub struct Runner<D: Dialect> {
     /// Cancelled by the lock keeper when another run took the advisory lock.
     lock_lost: CancellationToken,
     progress: watch::Sender<Progress>,
+    faults: Injector,
 }
 
 /// The run's advisory lock, shared by the run and its lock keeper.
@@ -93,7 +97,9 @@ impl<D: Dialect> Runner<D> {
     /// A runner for `dialect` with `config`.
     pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
         let (progress, _) = watch::channel(Progress::default());
+        let faults = Injector::new(&config.faults, dialect.clone() as Arc<dyn Rehearsal>, Vec::new());
         Self {
+            faults,
             dialect,
             replicas: Vec::new(),
             config,
@@ -107,6 +113,7 @@ impl<D: Dialect> Runner<D> {
     /// copying pauses while any lags more than `config.throttle.max_lag` or cannot be reached,
     /// and the cut-over waits until all are within it.
     pub fn with_replicas(mut self, replicas: Vec<Arc<D>>) -> Self {
+        self.faults.set_replicas(replicas.iter().map(|r| r.clone() as Arc<dyn Rehearsal>).collect());
         self.replicas = replicas;
         self
     }
@@ -126,6 +133,11 @@ impl<D: Dialect> Runner<D> {
         progress::set_phase(&self.progress, next);
     }
 
+    /// Fire the faults injected at `phase`'s entry (`--inject-fault`; nothing without it).
+    async fn inject(&self, phase: Phase, names: &Names) {
+        self.faults.enter(phase, names, &self.progress.subscribe()).await;
+    }
+
     /// Run the migration of `table` with the ALTER `spec`. With `config.execute == false` this is
     /// the dry run: preflight only, nothing created.
     ///
@@ -138,7 +150,24 @@ impl<D: Dialect> Runner<D> {
         let names = d.names(table);
         let lock = Arc::new(Mutex::new(d.acquire_run_lock(&names).await?));
         let keeper = self.config.execute.then(|| self.keep_lock(&names, &lock));
+        self.faults.start(&names, self.progress.subscribe());
         let mut result = self.run_locked(&names, spec, started, &lock).await;
+        let facts = match &result {
+            Ok(Outcome::Swapped(s)) => RunFacts {
+                swapped: true,
+                cut_over_attempts: s.cut_over.attempts,
+                writes_blocked: s.cut_over.swap_time,
+                rows_checksummed: s.rows_checksummed,
+                reconnects: s.reconnects,
+                resumed_from: s.resumed_from,
+                lock_timeout: self.config.cut_over.lock_timeout,
+            },
+            _ => RunFacts::default(),
+        };
+        let reports = self.faults.finish(&facts).await;
+        if let Ok(Outcome::Swapped(s)) = &mut result {
+            s.faults = reports;
+        }
         if let Some((stop, task)) = keeper {
             stop.cancel();
             let _ = task.await;
@@ -194,6 +223,11 @@ impl<D: Dialect> Runner<D> {
     async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &SharedLock) -> Result<Outcome> {
         let d = &*self.dialect;
         let pending = d.checkpoint_read(names).await?;
+        if pending.is_some() && self.config.execute {
+            // A crash fault of the same command already fired in the run this one resumes.
+            self.faults.set_resumed();
+        }
+        self.inject(Phase::Preflight, names).await;
         if let Some(ckpt) = &pending {
             if let Some(refusal) = ckpt.refusal(&names.table, spec) {
                 return Err(refusal);
@@ -380,6 +414,7 @@ impl<D: Dialect> Runner<D> {
             warnings,
             resumed_from: Some(ckpt.phase),
             reconnects: 0,
+            faults: Vec::new(),
         }
     }
 
@@ -396,6 +431,7 @@ impl<D: Dialect> Runner<D> {
         ckpt.phase = phase;
         self.dialect.checkpoint_write(&plan.names, ckpt).await?;
         self.set_phase(phase);
+        self.inject(phase, &plan.names).await;
         Ok(())
     }
 
@@ -466,6 +502,7 @@ impl<D: Dialect> Runner<D> {
             warnings,
             resumed_from,
             reconnects: 0,
+            faults: Vec::new(),
         })
     }
 
@@ -483,6 +520,7 @@ impl<D: Dialect> Runner<D> {
         let mut backfill = BackfillStats { rows_before: ckpt.rows_copied, ..BackfillStats::default() };
         if ckpt.phase <= Phase::Backfill {
             self.set_phase(Phase::Backfill);
+            self.inject(Phase::Backfill, &plan.names).await;
             backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle, ckpt).await?;
             tracing::info!(
                 rows = backfill.rows,
@@ -535,6 +573,7 @@ impl<D: Dialect> Runner<D> {
             warnings: Vec::new(),
             resumed_from: None,
             reconnects: 0,
+            faults: Vec::new(),
         })
     }
 }

@@ -99,6 +99,9 @@ impl Signals for Fake {
     }
 }
 
+/// No fault rehearsals either: every default refuses.
+impl shadowswap_engine::fault::Rehearsal for Fake {}
+
 #[async_trait]
 impl Dialect for Fake {
     type Key = u64;

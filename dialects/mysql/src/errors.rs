@@ -10,6 +10,8 @@ use crate::dsn::Dsn;
 
 /// `ER_LOCK_WAIT_TIMEOUT`: a row lock or metadata lock wait timed out.
 pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// `ER_NO_SUCH_THREAD`: "Unknown thread id" (`KILL` of a session that has ended).
+pub const UNKNOWN_THREAD: u16 = 1094;
 /// `ER_LOCK_DEADLOCK`.
 pub const DEADLOCK: u16 = 1213;
 /// `ER_DUP_ENTRY`: "Duplicate entry '%s' for key '%s'".

@@ -22,6 +22,8 @@
 //!   cut-over blockers): the engine's `Signals` trait.
 //! - [`identity`]   — the table identity recorded at capture and compared before the swap.
 //! - `cutover.rs`   — the check before the cut-over and the `RENAME TABLE` swap.
+//! - `fault.rs`     — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (kill
+//!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
 //! - `staged_backfill.rs` — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the `EXPLAIN UPDATE` trial.
 //! - `staged_contract.rs` — the staged path's contract (`shadowswap contract`): which way each
@@ -49,6 +51,7 @@ mod copy;
 mod cutover;
 pub mod dsn;
 pub mod errors;
+mod fault;
 pub mod identity;
 mod inspect;
 mod preflight;

@@ -25,6 +25,9 @@ pub struct Postgres {
     /// The user's search path (see [`sql::owner::search_path_value`]), for the ALTER text only.
     pub(crate) user_search_path: String,
     pub(crate) parser: sqlparser::dialect::PostgreSqlDialect,
+    /// Backend pids of the pool's sessions: shadowswap's own working sessions, for
+    /// `--inject-fault kill-connection` ([`crate::fault`]).
+    pub(crate) sessions: crate::fault::SessionPids,
 }
 
 impl Postgres {
@@ -76,9 +79,14 @@ impl Postgres {
         // ([`errors::class`]), and the runner reconnects (`postgres resume::every_dropped_…`).
         let mgr =
             Manager::from_connect(session.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
-        let me =
-            Postgres { pool, dsn, session, default_schema, user_search_path, parser: sqlparser::dialect::PostgreSqlDialect {} };
+        let sessions = crate::fault::SessionPids::default();
+        let pool = Pool::builder(mgr)
+            .max_size(8)
+            .post_create(crate::fault::record_backend_pids(sessions.clone()))
+            .build()
+            .map_err(|e| Error::refused(format!("connection pool: {e}")))?;
+        let parser = sqlparser::dialect::PostgreSqlDialect {};
+        let me = Postgres { pool, dsn, session, default_schema, user_search_path, parser, sessions };
         drop(me.client().await?);
         Ok(me)
     }
@@ -163,7 +171,7 @@ pub(crate) async fn acquire_run_lock(pg: &Postgres, names: &Names) -> Result<Box
 
 /// A failed connection to `dsn`, as the user should read it: a TLS setup problem explained
 /// (`sslmode`, certificates), otherwise as [`errors::connect`] classifies it.
-fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
+pub(crate) fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
     let target = dsn.to_string();
     if let Some(reason) = dsn.tls.explain(&e, &target) {
         return Error::refused(reason);

@@ -18,6 +18,8 @@
 //! - [`checkpoint`] — checkpoint and resume: the checkpoint row written and read, the chunk
 //!   key's exact text form, the checks before a resume (each chunk's advance is in [`copy`]).
 //! - [`dry_run`]   — the dry run's SQL, from the same builders as the run.
+//! - `fault.rs`    — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (terminate
+//!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
 //! - [`staged_backfill`] — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the rolled-back EXPLAIN trial.
 //! - [`staged_contract`] — the staged path's contract (`shadowswap contract`): each step planned
@@ -58,6 +60,8 @@ pub mod cutover;
 
 pub mod checkpoint;
 pub mod dry_run;
+
+mod fault;
 
 pub mod alter;
 pub mod deps;

@@ -3,11 +3,11 @@
 //! The table is walked like the shadow copy's backfill walks it ([`ChunkWalk`], [`ChunkSizer`]:
 //! keyset ranges `(after, upto]` on the primary key or a usable unique key, sized to
 //! `config.copy.chunk_time`), and each chunk is one short transaction
-//! ([`Staged::backfill_chunk`]): `UPDATE t SET <set> WHERE <key in (after, upto]> AND (<where>)`,
+//! ([`Staged::backfill_chunk`](super::Staged::backfill_chunk)): `UPDATE t SET <set> WHERE <key in (after, upto]> AND (<where>)`,
 //! then the checkpoint's advance. The `SET` is evaluated on each row's current version inside
 //! that transaction, so a value a writer wrote meanwhile is never overwritten with a stale one,
 //! and only rows still matching `<where>` are touched: the backfill is idempotent. Locks are
-//! held on one chunk at a time; the [throttle](crate::throttle) pauses between chunks.
+//! held on one chunk at a time; the [`throttle`] pauses between chunks.
 //!
 //! **Checkpoint.** The run records itself in the checkpoint table `_<t>_ssw_ckpt` with the text
 //! `backfill SET … WHERE …` ([`BackfillSpec::text`]) in place of an ALTER, and each chunk advances
@@ -21,7 +21,8 @@
 //! any remain, at most [`MAX_PASSES`] times.
 //!
 //! **Validation, before anything changes** ([`check_fragments`] and the server's trial,
-//! [`Staged::backfill_check`]): `--set` must parse as one assignment list and `--where` as one
+//! [`Staged::backfill_check`](super::Staged::backfill_check)): `--set` must parse as one
+//! assignment list and `--where` as one
 //! expression (no `;`, no comments); every assigned column must exist, not be generated, and not
 //! be a column of the chunk key; then the server plans the whole `UPDATE` without running it.
 
@@ -76,7 +77,7 @@ impl BackfillSpec {
 }
 
 /// The backfill's statements, rendered by the dialect from the builders the run uses
-/// ([`Staged::backfill_sql`]), with their placeholders.
+/// ([`Staged::backfill_sql`](super::Staged::backfill_sql)), with their placeholders.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackfillSql {
     /// One chunk's transaction, in order (the lock wait, the `UPDATE`, the checkpoint's advance).
@@ -207,10 +208,9 @@ async fn run_locked<D: Dialect>(
 }
 
 /// Every check that changes nothing: the table and its shape, the chunk key, the fragments'
-/// form ([`check_fragments`]) and the server's trial ([`Staged::backfill_check`]). Returns the
-/// backfill's plan ([`Plan::unchanged`], its text [`BackfillSpec::text`]).
-///
-/// [`Staged::backfill_check`]: crate::staged::Staged::backfill_check
+/// form ([`check_fragments`]) and the server's trial
+/// ([`Staged::backfill_check`](super::Staged::backfill_check)). Returns the backfill's plan
+/// ([`Plan::unchanged`], its text [`BackfillSpec::text`]).
 pub async fn prepare<D: Dialect>(d: &D, names: &Names, spec: &BackfillSpec) -> Result<Plan> {
     let shape = d.inspect(&names.table).await?;
     let plan = Plan::unchanged(names.clone(), &spec.text(), shape, d.rules())?;
@@ -347,7 +347,8 @@ async fn drop_checkpoint<D: Dialect>(d: &D, plan: &Plan, config: &MigrationConfi
 
 fn publish(progress: &watch::Sender<Progress>, rows: u64, chunk_rows: u64) {
     progress.send_modify(|p| {
-        p.rows_copied = rows.min(p.rows_estimated.max(rows));
+        // Rows walked count each chunk as full; the last chunk of a pass is usually shorter.
+        p.rows_copied = if p.rows_estimated > 0 { rows.min(p.rows_estimated) } else { rows };
         p.chunk_rows = chunk_rows;
     });
 }
@@ -407,10 +408,11 @@ pub fn check_fragments(
         let tokens = Tokenizer::new(sql_dialect, text)
             .tokenize()
             .map_err(|e| Error::refused(format!("cannot parse {flag} {text:?}: {e}; check its quoting")))?;
-        if tokens
-            .iter()
-            .any(|t| matches!(t, Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))))
-        {
+        // MySQL's tokenizer expands `/*!…*/` (an executable comment) into code: refused as well.
+        let executable = text.contains("/*!") || text.contains("/*M!");
+        let comment =
+            |t: &Token| matches!(t, Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)));
+        if executable || tokens.iter().any(comment) {
             return Err(Error::refused(format!("{flag} {text:?} contains a comment; remove it")));
         }
         if tokens.iter().any(|t| matches!(t, Token::SemiColon)) {
@@ -479,5 +481,88 @@ fn example(flag: &str) -> &'static str {
         "--set \"note = concat('#', id)\""
     } else {
         "--where \"note IS NULL\""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Column, Index, TableShape};
+    use crate::names::{char_len, Names};
+    use crate::preflight::plan::Rules;
+
+    fn rules() -> Rules {
+        Rules {
+            eq: |a, b| a.eq_ignore_ascii_case(b),
+            key_column_ok: |_| true,
+            type_change_refusal: |_, _| None,
+            key_change_refusal: crate::preflight::plan::unchanged_key_column,
+        }
+    }
+
+    fn plan() -> Plan {
+        let shape = TableShape {
+            columns: vec![
+                Column::new("id", "int"),
+                Column { nullable: true, ..Column::new("note", "varchar(64)") },
+                Column { generated: true, nullable: true, ..Column::new("g", "int") },
+            ],
+            indexes: vec![Index {
+                name: "PRIMARY".into(),
+                columns: vec!["id".into()],
+                unique: true,
+                primary: true,
+                partial: false,
+            }],
+            estimated_rows: 10,
+        };
+        let names = Names::new(&TableRef::new("db", "t"), 64, char_len);
+        Plan::unchanged(names, "backfill SET x WHERE y", shape, rules()).unwrap()
+    }
+
+    fn check(set: &str, where_: &str) -> std::result::Result<(), String> {
+        let spec = BackfillSpec { set: set.into(), where_: where_.into() };
+        check_fragments(&plan(), &spec, &sqlparser::dialect::MySqlDialect {}, rules().eq, false).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_plan_of_a_backfill_keeps_the_shape_and_records_its_text() {
+        let p = plan();
+        assert_eq!(p.key.index, "PRIMARY");
+        assert_eq!(p.analysis.spec, "backfill SET x WHERE y");
+        assert!(p.added_columns.is_empty() && p.dropped_columns.is_empty() && p.new_unique_keys.is_empty());
+        let spec = BackfillSpec { set: " note = concat('#', id) ".into(), where_: " note IS NULL\n".into() };
+        assert_eq!(spec.text(), "backfill SET note = concat('#', id) WHERE note IS NULL");
+    }
+
+    #[test]
+    fn good_fragments_pass() {
+        assert_eq!(check("note = concat('#', id)", "note IS NULL"), Ok(()));
+        assert_eq!(check("NOTE = 'a;b', note = 'c'", "note IS NULL OR note = ';'"), Ok(()), "a ';' inside a literal is text");
+        assert_eq!(check("t.note = 'x'", "id > 5"), Ok(()), "a qualified column");
+    }
+
+    #[test]
+    fn bad_fragments_are_refused_in_one_line() {
+        let cases = [
+            ("note = 1; DROP TABLE t", "note IS NULL", "contains ';'"),
+            ("note = 1", "note IS NULL; DELETE FROM t", "contains ';'"),
+            ("note = 1 -- x", "note IS NULL", "contains a comment"),
+            ("note = 1", "/*!50000 note IS NULL */", "comment"),
+            ("note = 1", "/*M!100000 note IS NULL */", "comment"),
+            ("note = 1 note = 2", "note IS NULL", "is not one assignment list"),
+            ("note", "note IS NULL", "is not one assignment list"),
+            ("note = 1", "note IS NULL note", "is not one expression"),
+            ("", "note IS NULL", "--set is empty"),
+            ("note = 1", " ", "--where is empty"),
+            ("id = id + 1", "note IS NULL", "a column of the chunk key PRIMARY"),
+            ("(note, ID) = (1, 2)", "note IS NULL", "a column of the chunk key"),
+            ("nope = 1", "note IS NULL", "which db.t does not have"),
+            ("g = 1", "note IS NULL", "a generated column"),
+        ];
+        for (set, where_, expect) in cases {
+            let e = check(set, where_).expect_err(&format!("{set} / {where_}"));
+            assert!(e.contains(expect) && !e.contains('\n'), "{set} / {where_}: {e}");
+        }
     }
 }

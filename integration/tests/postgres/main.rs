@@ -29,6 +29,8 @@
 //!   long lock, under writers (model) and a probe (latency under the lock timeout); failures
 //!   undone.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
+//! - [`rehearsal`]          — fault rehearsals (`--inject-fault`): each kind survived under
+//!   writers; nothing injected without the flag; the replay pause (`rehearsal::alone`) runs alone.
 //! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
 //!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
@@ -50,6 +52,7 @@ mod lifecycle;
 mod pgbench;
 mod pre_swap_check;
 mod refusals;
+mod rehearsal;
 mod restart;
 mod resume;
 mod safety;

@@ -19,14 +19,17 @@
 //! - [`identity`] — the table identity the cut-over compares (InnoDB id, definition, triggers).
 //! - [`cutover`]  — the `RENAME TABLE` swap.
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
+//! - [`fault`]    — fault rehearsals (`--inject-fault`): session list, `KILL CONNECTION`, the
+//!   blocker, a lock-storm step, pausing the replica's SQL thread.
 //! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
 //!   its short names are for `sql::staged_backfill::…`).
 //! - [`staged_contract`] — the staged contract: a clause in place (`ALGORITHM=INSTANT`, else
 //!   `INPLACE, LOCK=NONE`), the probe table it is tried on first, the shadow-copy step (not
 //!   re-exported either).
 //!
-//! Every item of the submodules is also re-exported here (`sql::copy_chunk` and
-//! `sql::copy::copy_chunk` are the same function).
+//! Every item of the submodules but [`fault`]'s is also re-exported here (`sql::copy_chunk` and
+//! `sql::copy::copy_chunk` are the same function); fault statements are always named
+//! `sql::fault::…`, so that none is mistaken for a step of a run.
 
 use std::fmt;
 
@@ -38,6 +41,7 @@ pub mod checkpoint;
 pub mod connect;
 pub mod copy;
 pub mod cutover;
+pub mod fault;
 pub mod identity;
 pub mod inspect;
 pub mod preflight;

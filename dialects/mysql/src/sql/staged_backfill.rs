@@ -1,4 +1,4 @@
-//! The staged backfill's statements ([`crate::staged_backfill`]): one chunk's `UPDATE` along the
+//! The staged backfill's statements (`staged_backfill.rs` of this crate): one chunk's `UPDATE` along the
 //! chunk key, the count of rows still matching `--where`, and the server's trial of the
 //! fragments. The operator's `--set` and `--where` are inserted as given (the engine has checked
 //! their form, `shadowswap_engine::staged::backfill::check_fragments`, and the server judges them
@@ -7,13 +7,13 @@
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
 
-use super::copy::{copy_time_zone, force_key, innodb_lock_wait_timeout, key_names, key_range_where};
+use super::copy::{copy_time_zone, force_key, innodb_lock_wait_timeout, key_names};
 use super::Qualified;
 
 /// `UPDATE t FORCE INDEX (key) SET <set> WHERE <chunk range> AND (<where>)`, in the server's
 /// default time zone like the copy ([`copy_time_zone`]: the time zone an application session
 /// evaluates the same expressions in). `range` is the chunk's key predicate
-/// ([`key_range_where`]). InnoDB's UPDATE reads each row's latest committed version under an
+/// ([`super::copy::key_range_where`]). InnoDB's UPDATE reads each row's latest committed version under an
 /// exclusive row lock and evaluates `SET` and `WHERE` on it (MariaDB KB, "InnoDB Lock Modes":
 /// locking reads see the latest version), so a value written meanwhile is never overwritten by
 /// a stale one.
@@ -46,11 +46,12 @@ pub fn check(plan: &Plan, spec: &BackfillSpec) -> String {
 }
 
 /// The chunk `(after, upto]`'s key predicate with placeholders, for the dry run (a chunk in
-/// the middle of the table: both ends given).
+/// the middle of the table: both ends given), as the alter's dry run shows it
+/// ([`super::dry_run`]): the generic keyset range. For an ENUM chunk key the run writes the
+/// range as lists of index numbers ([`super::copy::key_range_where`]), which depend on the bounds' values.
 fn outline_range(plan: &Plan) -> String {
-    let (cols, _) = key_names(plan);
-    let dummy: Vec<mysql_async::Value> = plan.key.columns.iter().map(|_| mysql_async::Value::NULL).collect();
-    key_range_where(&cols, &plan.key.columns, Some(&dummy), Some(&dummy)).0
+    let placeholders = vec!["?"; plan.key.columns.len()];
+    super::copy::range_where(&key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders).0
 }
 
 /// Every statement the backfill runs, for the dry run: one chunk's transaction (with the lock
@@ -76,6 +77,7 @@ pub fn outline(plan: &Plan, spec: &BackfillSpec, lock_wait_s: u64) -> BackfillSq
 
 #[cfg(test)]
 mod tests {
+    use super::super::copy::key_range_where;
     use super::super::test_plans::{enum_key_plan, plan};
     use super::*;
 
@@ -114,7 +116,16 @@ mod tests {
         let p = enum_key_plan();
         let s = BackfillSpec { set: "name = 'x'".into(), where_: "name = ''".into() };
         let o = outline(&p, &s, 1);
-        assert!(o.chunk[2].starts_with("UPDATE `d``b`.`t x` FORCE INDEX (`PRIMARY`) SET name = 'x' WHERE "), "{}", o.chunk[2]);
-        assert!(o.chunk[2].contains("`e` IN ("), "{}", o.chunk[2]);
+        assert!(o.chunk[2].contains("UPDATE `d``b`.`t x` FORCE INDEX (`PRIMARY`) SET name = 'x' WHERE "), "{}", o.chunk[2]);
+        let (cols, _) = key_names(&p);
+        let (range, params) = key_range_where(
+            &cols,
+            &p.key.columns,
+            Some(&[mysql_async::Value::UInt(1), mysql_async::Value::Int(5)]),
+            Some(&[mysql_async::Value::UInt(2), mysql_async::Value::Int(9)]),
+        );
+        let run = update_chunk(&p, &s, &range);
+        assert!(run.contains("`e` IN (?)") && run.ends_with("AND (name = '')"), "{run}");
+        assert_eq!(params.len(), 6, "{params:?}");
     }
 }

@@ -15,8 +15,10 @@
 //!
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
-//! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
-//! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner);
+//! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance),
+//! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), and by concept [`deps`]
+//! (dependents carried over) and [`owner`] (working as the table's owner); [`fault`] holds the
+//! fault rehearsals' statements (`--inject-fault`);
 //! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial),
 //! [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE, CONCURRENTLY).
 
@@ -33,6 +35,7 @@ pub mod connect;
 pub mod copy;
 pub mod cutover;
 pub mod deps;
+pub mod fault;
 pub mod inspect;
 pub mod owner;
 pub mod preflight;

@@ -7,11 +7,14 @@
 use std::time::Duration;
 
 use shadowswap_engine::config::CutOverConfig;
-use shadowswap_engine::error::Result;
+use shadowswap_engine::dialect::Dialect;
+use shadowswap_engine::error::{ErrorClass, Result};
 use shadowswap_engine::model::TableRef;
 use shadowswap_engine::staged::contract::{ContractClause, ContractOp, ContractStep};
 use shadowswap_engine::Error;
 
+use crate::sql::connect::set_lock_timeout;
+use crate::sql::shadow::create_like;
 use crate::sql::staged_contract as q;
 use crate::sql::Qualified;
 use crate::{errors, Postgres};
@@ -79,9 +82,43 @@ pub(crate) async fn step(
         }
         _ => {}
     }
+    trial(pg, table, clause, cut_over.lock_timeout).await?;
     let attempts = cut_over.retries + 1;
     Ok(q::step(table, &clause.text, &clause.op, cut_over.lock_timeout, attempts, drop_invalid)
         .expect("object_name said it has a step"))
+}
+
+/// The server's judgement of `clause` before anything changes: the step's first statement (the
+/// `NOT VALID` constraint, which carries the operator's CHECK expression or the FOREIGN KEY's
+/// references) on an empty copy of the table's definition (`names.trial`), with the user's search
+/// path, in a transaction rolled back; locks wait at most `lock_wait`. A UNIQUE step names only
+/// quoted columns (and its concurrent build fails leaving nothing). Errors: [`Error::Refused`]
+/// quoting the server.
+async fn trial(pg: &Postgres, table: &TableRef, clause: &ContractClause, lock_wait: Duration) -> Result<()> {
+    if !matches!(clause.op, ContractOp::SetNotNull { .. } | ContractOp::AddForeignKey { .. } | ContractOp::AddCheck { .. }) {
+        return Ok(());
+    }
+    let ctx = "trying the contract clause on an empty copy";
+    let scratch = table.sibling(pg.names(table).trial);
+    let Some(step) = q::step(&scratch, &clause.text, &clause.op, lock_wait, 1, false) else { return Ok(()) };
+    let mut c = pg.client().await?;
+    let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+    tx.batch_execute(&set_lock_timeout(lock_wait)).await.map_err(|e| errors::db(ctx, e))?;
+    tx.batch_execute(&create_like(&scratch, table)).await.map_err(|e| errors::db(ctx, e))?;
+    tx.query_one(q::SET_LOCAL_SEARCH_PATH, &[&pg.user_search_path]).await.map_err(|e| errors::db(ctx, e))?;
+    let r = tx.batch_execute(&step.statements[0]).await;
+    let _ = tx.rollback().await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.as_db_error().is_some() && errors::class(errors::state(&e)) == ErrorClass::Fatal => {
+            Err(Error::refused(format!(
+                "the server rejects contract clause {:?}: {}; fix the clause (nothing was changed)",
+                clause.text,
+                errors::message(&e)
+            )))
+        }
+        Err(e) => Err(errors::db(ctx, e)),
+    }
 }
 
 /// Runs `sql` outside a transaction with the session's lock timeout at `lock_timeout` and the

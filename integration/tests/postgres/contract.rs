@@ -302,6 +302,25 @@ async fn dry_run_and_refusals_through_the_cli() {
     .await;
     assert_refused(&out, &["DROP COLUMN hits", "no technique that avoids a long lock"]);
     assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"], "refused before anything changed");
+    // The server judges every clause (on an empty copy, rolled back) before the first step runs.
+    for (alter, phrase) in [
+        (
+            "ALTER COLUMN note SET NOT NULL, ADD CONSTRAINT bad CHECK (no_such_fn(id) > 0)",
+            "function no_such_fn(bigint) does not exist",
+        ),
+        (
+            "ALTER COLUMN note SET NOT NULL, ADD FOREIGN KEY (id) REFERENCES nowhere (id)",
+            "relation \"public.nowhere\" does not exist",
+        ),
+        ("ALTER COLUMN no_such_column SET NOT NULL", "column \"no_such_column\" does not exist"),
+    ] {
+        let out = run_cli(&["contract", "--dsn", &db.dsn, "--table", "t", "--alter", alter, "--execute"], &[]).await;
+        assert_refused(&out, &["the server rejects contract clause", phrase, "nothing was changed"]);
+        assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"], "{alter}: nothing changed");
+        let not_null =
+            db.scalar("SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'note'").await;
+        assert_eq!(not_null.as_deref(), Some("false"), "{alter}: step 1 did not run");
+    }
     let out = run_cli(
         &["contract", "--dsn", &db.dsn, "--table", "t", "--alter", "ALTER COLUMN note SET NOT NULL; DROP TABLE t", "--execute"],
         &[],

@@ -65,6 +65,9 @@ pub const CURRENT_SEARCH_PATH: &str = "SELECT pg_catalog.current_setting('search
 /// as in their session), then the pinned one is put back the same way.
 pub const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
 
+/// [`SET_SEARCH_PATH`] for the current transaction only (the trial's, rolled back).
+pub const SET_LOCAL_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, true)";
+
 /// Back to the server's default lock timeout.
 pub const RESET_LOCK_TIMEOUT: &str = "RESET lock_timeout";
 

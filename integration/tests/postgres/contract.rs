@@ -200,6 +200,18 @@ async fn a_null_fails_the_step_cleanly() {
             .as_deref(),
         Some("false")
     );
+    // A killed run's NOT VALID check is dropped first the next time.
+    db.exec(
+        "UPDATE t SET note = 'x' WHERE id = 777; ALTER TABLE t ADD CONSTRAINT _t_note_ssw_nn CHECK (note IS NOT NULL) NOT VALID",
+    )
+    .await;
+    let plan = contract::plan(&d, &db.table("t"), "ALTER COLUMN note SET NOT NULL", &config()).await.unwrap();
+    assert!(plan.steps[0].statements[0].ends_with(r#"DROP CONSTRAINT IF EXISTS "_t_note_ssw_nn""#), "{}", plan.render());
+    contract::run(&d, &db.table("t"), "ALTER COLUMN note SET NOT NULL", &config(), &CancellationToken::new()).await.unwrap();
+    assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"]);
+    let not_null =
+        db.scalar("SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'note'").await;
+    assert_eq!(not_null.as_deref(), Some("true"));
 }
 
 #[tokio::test]

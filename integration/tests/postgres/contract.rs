@@ -345,3 +345,23 @@ async fn dry_run_and_refusals_through_the_cli() {
     assert!(stdout(&out).contains("contracted public.t: 2 step(s)"), "{}", stdout(&out));
     assert_eq!(constraints(&db).await, vec!["t_email_key:u:true", "t_pkey:p:true"]);
 }
+
+#[tokio::test]
+async fn cancelled_while_waiting_for_a_lock_leaves_nothing() {
+    let db = fixture("sc_pg_cancel").await;
+    let b = blocker(&db.dsn, Duration::from_millis(2000));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d = db.dialect().await;
+    let cancel = CancellationToken::new();
+    let run = {
+        let (d, table, cancel) = (d.clone(), db.table("t"), cancel.clone());
+        tokio::spawn(async move { contract::run(&d, &table, "ADD CONSTRAINT pos CHECK (id > 0)", &config(), &cancel).await })
+    };
+    // The first statement waits out its lock timeout at least once behind the blocker.
+    tokio::time::sleep(LOCK_TIMEOUT * 2).await;
+    cancel.cancel();
+    let err = run.await.unwrap().unwrap_err();
+    assert!(matches!(err, shadowswap_engine::Error::Cancelled(_)), "{err}");
+    b.await.unwrap();
+    assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"], "nothing of the step is left");
+}

@@ -27,6 +27,8 @@
 //!   up), the bounded, backed-off attempts, and the in-place ALTER.
 //! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
 //!   after the swap.
+//! - [`revert`]    — the revert window (`--revert-window`): the swap with reverse capture, the
+//!   wait, `shadowswap revert` and `shadowswap finish`.
 //! - [`retry`]     — the engine's one retry policy (exponential backoff with jitter).
 //! - [`progress`]  — the progress snapshot published to the CLI.
 //! - [`error`]     — [`Error`]: every message says what to do next.
@@ -46,6 +48,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod cleanup;
 pub mod cutover;
+pub mod revert;
 pub mod throttle;
 
 pub mod error;

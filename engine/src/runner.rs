@@ -26,6 +26,7 @@ use crate::names::Names;
 use crate::phase::Phase;
 use crate::preflight::{self, plan::Plan};
 use crate::progress::{self, Progress};
+use crate::revert;
 use crate::throttle::{self, Throttle};
 
 /// `shadowswap cleanup` and its report, at their old paths (they live in [`crate::cleanup`](mod@crate::cleanup)).
@@ -61,6 +62,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
     pub warnings: Vec<String>,
+    /// With `--revert-window`: the window's end (RFC 3339) and how the wait for it ended.
+    pub revert_window: Option<(String, revert::WindowEnd)>,
 }
 
 /// Drives one migration of one table. See the module docs.
@@ -70,13 +73,22 @@ pub struct Runner<D: Dialect> {
     config: MigrationConfig,
     cancel: CancellationToken,
     progress: watch::Sender<Progress>,
+    /// The plan of a run that opened a revert window, for the wait after the lock is released.
+    window_plan: std::sync::Mutex<Option<Plan>>,
 }
 
 impl<D: Dialect> Runner<D> {
     /// A runner for `dialect` with `config`.
     pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
         let (progress, _) = watch::channel(Progress::default());
-        Self { dialect, replicas: Vec::new(), config, cancel: CancellationToken::new(), progress }
+        Self {
+            dialect,
+            replicas: Vec::new(),
+            config,
+            cancel: CancellationToken::new(),
+            progress,
+            window_plan: std::sync::Mutex::new(None),
+        }
     }
 
     /// Measure replica lag on these replicas (each a connection to a replica of the primary):
@@ -117,7 +129,11 @@ impl<D: Dialect> Runner<D> {
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
         }
-        result
+        // The revert window is waited out without the advisory lock (`revert`/`finish` take it).
+        match result {
+            Ok(Outcome::Swapped(s)) if s.revert_window.is_some() => self.wait_revert_window(s).await,
+            other => other,
+        }
     }
 
     async fn run_locked(&self, names: &Names, spec: &str, started: Instant) -> Result<Outcome> {
@@ -152,7 +168,9 @@ impl<D: Dialect> Runner<D> {
 
     /// Every check that changes nothing, in order, and the plan (see [`crate::preflight`]).
     pub async fn preflight(&self, names: &Names, spec: &str) -> Result<Plan> {
+        revert::open_window_refusal(&*self.dialect, names).await?;
         let plan = preflight::run(&*self.dialect, names, spec, &self.config).await?;
+        revert::refusal(&*self.dialect, &plan, &self.config)?;
         self.progress.send_modify(|p| p.rows_estimated = plan.estimated_rows());
         Ok(plan)
     }
@@ -189,9 +207,19 @@ impl<D: Dialect> Runner<D> {
         }
 
         // The swap happened: from here on nothing is undone, problems become warnings.
-        self.set_phase(Phase::Cleanup);
-        let AfterSwap { old_table_kept, warnings } = cleanup::after_swap(d, plan, undo, cfg).await;
-        self.set_phase(Phase::Done);
+        let mut revert_window = None;
+        let AfterSwap { old_table_kept, warnings } = if cfg.revert_window.is_some() {
+            self.set_phase(Phase::RevertWindow);
+            let (after, until) = revert::after_swap(d, plan, undo, cfg).await;
+            revert_window = until.map(|u| (u, revert::WindowEnd::Expired));
+            *self.window_plan.lock().expect("window plan") = Some(plan.clone());
+            after
+        } else {
+            self.set_phase(Phase::Cleanup);
+            let after = cleanup::after_swap(d, plan, undo, cfg).await;
+            self.set_phase(Phase::Done);
+            after
+        };
         Ok(Summary {
             table: plan.names.table.clone(),
             old_table_kept,
@@ -201,7 +229,36 @@ impl<D: Dialect> Runner<D> {
             in_place: false,
             elapsed: started.elapsed(),
             warnings,
+            revert_window,
         })
+    }
+
+    /// Wait out the revert window after the swap (see [`revert::wait`]), with the plan the run
+    /// kept for it.
+    async fn wait_revert_window(&self, mut summary: Summary) -> Result<Outcome> {
+        let d = &*self.dialect;
+        let Some((until, _)) = summary.revert_window.take() else { return Ok(Outcome::Swapped(summary)) };
+        let plan = self.window_plan.lock().expect("window plan").take();
+        let Some(plan) = plan else { return Ok(Outcome::Swapped(summary)) };
+        let end = revert::wait(d, &plan, &until, &self.config, &self.progress, &self.cancel).await;
+        match &end {
+            revert::WindowEnd::Expired | revert::WindowEnd::Finished => {
+                summary.old_table_kept = None;
+                self.set_phase(Phase::Cleanup);
+                self.set_phase(Phase::Done);
+            }
+            revert::WindowEnd::Reverted => {
+                summary.old_table_kept = None;
+                summary.warnings.push(format!(
+                    "the swap was reverted by `shadowswap revert`: {} has its definition before the ALTER again",
+                    summary.table
+                ));
+            }
+            revert::WindowEnd::LeftOpen { .. } => {}
+            revert::WindowEnd::FinishFailed(w) => summary.warnings.push(w.clone()),
+        }
+        summary.revert_window = Some((until, end));
+        Ok(Outcome::Swapped(summary))
     }
 
     /// Backfill, checksum, wait for the cut-over conditions, swap.
@@ -232,7 +289,7 @@ impl<D: Dialect> Runner<D> {
 
         self.set_phase(Phase::CutOver);
         d.prepare_cut_over(plan).await?;
-        let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
+        let cut_over = revert::cut_over(d, plan, cfg, &self.cancel).await?;
         tracing::info!(attempts = cut_over.attempts, writes_blocked_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
         Ok((backfill, rows_checksummed, cut_over))
     }
@@ -258,6 +315,7 @@ impl<D: Dialect> Runner<D> {
             in_place: true,
             elapsed: started.elapsed(),
             warnings: Vec::new(),
+            revert_window: None,
         })
     }
 }

@@ -16,6 +16,7 @@
 //! - [`copy`]     — keyset predicates, key range and chunk end, the chunk copy, the checksum.
 //! - [`identity`] — the table identity the cut-over compares (InnoDB id, definition, triggers).
 //! - [`cutover`]  — the `RENAME TABLE` swap.
+//! - [`revert`]   — the revert window: reverse triggers, placeholders, the four-way rename, the swap back.
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
 //!
 //! Every item of the submodules is also re-exported here (`sql::copy_chunk` and
@@ -33,6 +34,7 @@ pub mod cutover;
 pub mod identity;
 pub mod inspect;
 pub mod preflight;
+pub mod revert;
 pub mod shadow;
 pub mod signals;
 

@@ -17,6 +17,8 @@
 //! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
 //!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
+//! - [`revert`]          — the revert window: a revert under writers, a write the old table
+//!   cannot take, `finish`, the window's end, the dry run, refusals while it is open.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //!
@@ -31,5 +33,6 @@ mod concurrency;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;
+mod revert;
 mod throttle;
 mod types;

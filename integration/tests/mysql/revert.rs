@@ -46,7 +46,11 @@ async fn revert_under_writers_restores_every_write() {
         async move { runner.run(&table, alter).await }
     };
     let run = tokio::spawn(run);
-    progress.wait_for(|p| p.phase == Phase::RevertWindow).await.unwrap();
+    // The wait has begun (the run released its advisory lock): what the progress shows then.
+    progress
+        .wait_for(|p| p.phase == Phase::RevertWindow && p.waiting_for.as_deref().is_some_and(|w| w.starts_with("revert window until")))
+        .await
+        .unwrap();
     let during: String = db.create_table("t").await;
     assert!(during.contains("`extra`"), "the new table serves in the window: {during}");
     // Writes on the new table in the window.

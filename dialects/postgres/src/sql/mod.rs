@@ -15,6 +15,7 @@
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
 //! (key ranges, chunks, checksum), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
+//! [`revert`] (the revert window's reverse capture and swap back),
 //! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner).
 
 use std::fmt;
@@ -32,6 +33,7 @@ pub mod deps;
 pub mod inspect;
 pub mod owner;
 pub mod preflight;
+pub mod revert;
 pub mod shadow;
 pub mod signals;
 pub mod trial;

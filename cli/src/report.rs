@@ -161,7 +161,8 @@ pub fn window_lines(command: &str, table: &TableRef, r: &WindowReport, json: boo
     }
     let until = r.until.as_deref().unwrap_or("?");
     if !r.executed {
-        let mut lines = vec![format!("dry run: the revert window of {table} is open until {until}; `shadowswap {command}` would run:")];
+        let mut lines =
+            vec![format!("dry run: the revert window of {table} is open until {until}; `shadowswap {command}` would run:")];
         lines.extend(r.sql.iter().map(|s| format!("  {};", s.replace('\n', "\n  "))));
         lines.push("nothing was changed; add --execute to run it".into());
         return lines;

@@ -102,7 +102,12 @@ pub async fn wait_for_window(window: &CutOverWindow, cfg: &CutOverConfig, cancel
 /// Before an attempt: wait (at most `cfg.blocker_wait`) while transactions that would make the
 /// lock request queue are open, logging them once. Attempting anyway after that is still
 /// bounded by the lock timeout.
-async fn wait_for_blockers<D: Signals>(dialect: &D, names: &Names, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<()> {
+async fn wait_for_blockers<D: Signals>(
+    dialect: &D,
+    names: &Names,
+    cfg: &CutOverConfig,
+    cancel: &CancellationToken,
+) -> Result<()> {
     if cfg.blocker_wait.is_zero() {
         return Ok(());
     }

@@ -140,7 +140,8 @@ mod tests {
         let na = Names::new(&TableRef::new("db", &a), 64, char_len);
         let nb = Names::new(&TableRef::new("db", &b), 64, char_len);
         for n in [&na, &nb] {
-            for name in [&n.shadow.name, &n.old.name, &n.trigger_insert, &n.trial, &n.lock, &n.checkpoint.name, &n.revert_insert] {
+            for name in [&n.shadow.name, &n.old.name, &n.trigger_insert, &n.trial, &n.lock, &n.checkpoint.name, &n.revert_insert]
+            {
                 assert!(name.chars().count() <= 64, "{name} too long");
             }
         }

@@ -119,7 +119,8 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         ));
     }
     if !plan.added_columns.is_empty() {
-        lines.push(format!("columns the ALTER adds ({}): not carried back, their values are lost", plan.added_columns.join(", ")));
+        lines
+            .push(format!("columns the ALTER adds ({}): not carried back, their values are lost", plan.added_columns.join(", ")));
     }
     if !plan.not_checksummed.is_empty() {
         lines.push(format!(
@@ -139,9 +140,10 @@ pub async fn cut_over<D: Dialect>(d: &D, plan: &Plan, cfg: &MigrationConfig, can
     // The window is counted from the swap; the checkpoint is written again after it.
     let until = until_from_now(window);
     let ddl = &cfg.ddl;
-    let prepared =
-        with_retry("preparing the revert window", ddl.retry_policy(), cancel, || d.revert_prepare(plan, &until, ddl.lock_timeout))
-            .await;
+    let prepared = with_retry("preparing the revert window", ddl.retry_policy(), cancel, || {
+        d.revert_prepare(plan, &until, ddl.lock_timeout)
+    })
+    .await;
     let swapped = match prepared {
         Ok(()) => {
             cutover::attempts(d, &plan.names, &cfg.cut_over, cancel, "cut-over", |lock_timeout| async move {
@@ -156,9 +158,10 @@ pub async fn cut_over<D: Dialect>(d: &D, plan: &Plan, cfg: &MigrationConfig, can
     };
     if swapped.is_err() {
         let never = CancellationToken::new();
-        if let Err(e) =
-            with_retry("removing the revert window's preparation", ddl.retry_policy(), &never, || d.revert_unprepare(&plan.names, ddl.lock_timeout))
-                .await
+        if let Err(e) = with_retry("removing the revert window's preparation", ddl.retry_policy(), &never, || {
+            d.revert_unprepare(&plan.names, ddl.lock_timeout)
+        })
+        .await
         {
             tracing::warn!(error = %e, "could not remove the revert window's preparation");
         }
@@ -259,9 +262,9 @@ pub async fn wait<D: Dialect>(
                 Ok(r) if r.executed => WindowEnd::Expired,
                 Ok(_) => closed_elsewhere(d, plan).await,
                 Err(Error::AnotherRun(_)) => closed_elsewhere(d, plan).await,
-                Err(e) => WindowEnd::FinishFailed(format!(
-                    "closing the revert window failed: {e}; run `shadowswap finish` for {table}"
-                )),
+                Err(e) => {
+                    WindowEnd::FinishFailed(format!("closing the revert window failed: {e}; run `shadowswap finish` for {table}"))
+                }
             };
         }
         tokio::select! {

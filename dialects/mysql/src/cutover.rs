@@ -35,9 +35,7 @@ pub(crate) async fn cut_over_with(my: &MySql, plan: &Plan, lock_timeout: Duratio
     let ctx = "swapping the tables";
     let mut c = my.conn().await?;
     let checked = verify_identity(my, &mut c, plan).await?;
-    c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), rename))
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
+    c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), rename)).await.map_err(|e| errors::db(ctx, e))?;
     let Some(checked) = checked else { return Ok(()) };
     let n = &plan.names;
     match identity::Identity::read(&mut c, &n.old, n).await {

@@ -56,7 +56,17 @@ pub(crate) async fn prepare(my: &MySql, plan: &Plan, until: &str, lock_timeout: 
     let k = Checkpoint::new(plan, DIALECT);
     c.exec_drop(
         q::upsert_checkpoint(n),
-        (k.table, k.alter, k.fingerprint, k.version, k.dialect, Phase::CutOver.to_string(), k.rows_estimated, k.started_at, until),
+        (
+            k.table,
+            k.alter,
+            k.fingerprint,
+            k.version,
+            k.dialect,
+            Phase::CutOver.to_string(),
+            k.rows_estimated,
+            k.started_at,
+            until,
+        ),
     )
     .await
     .map_err(|e| errors::db(ctx, e))?;
@@ -162,9 +172,7 @@ pub(crate) async fn swap_back(my: &MySql, names: &Names, lock_timeout: Duration)
     drop_forward_leftovers(my, names, lock_timeout).await?;
     let mut c = my.conn().await?;
     ddl(&mut c, "swapping the tables back", &q::rename_swap_back(names), lock_timeout).await?;
-    c.exec_drop(q::set_phase(names), (Phase::Failed.to_string(),))
-        .await
-        .map_err(|e| errors::db("recording the revert", e))?;
+    c.exec_drop(q::set_phase(names), (Phase::Failed.to_string(),)).await.map_err(|e| errors::db("recording the revert", e))?;
     if let Some(why) = broken(state(my, names).await?) {
         return Err(Error::refused(format!(
             "{} was swapped back, but a write in the moment before the swap could not be carried back ({why}); the new \

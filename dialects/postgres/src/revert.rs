@@ -79,10 +79,9 @@ pub(crate) fn in_swap(plan: &Plan, kind: SwapKind) -> Vec<String> {
     match kind {
         SwapKind::Plain => Vec::new(),
         SwapKind::WithRevertWindow => q::in_swap(plan, SEED),
-        SwapKind::Back => vec![format!(
-            "UPDATE {} SET phase = 'failed', updated_at = now() WHERE id = 1",
-            Qualified(&plan.names.checkpoint)
-        )],
+        SwapKind::Back => {
+            vec![format!("UPDATE {} SET phase = 'failed', updated_at = now() WHERE id = 1", Qualified(&plan.names.checkpoint))]
+        }
     }
 }
 
@@ -211,7 +210,11 @@ pub(crate) fn swap_back_sql(names: &Names) -> Vec<String> {
             crate::sql::cutover::lock_tables(&r),
             Qualified(&names.checkpoint)
         ),
-        format!("DROP TRIGGER … (reverse capture); {}; {}", rename_table(&names.table, &names.shadow.name), rename_table(&names.old, &names.table.name)),
+        format!(
+            "DROP TRIGGER … (reverse capture); {}; {}",
+            rename_table(&names.table, &names.shadow.name),
+            rename_table(&names.old, &names.table.name)
+        ),
         "-- then, as the swap did: index and constraint names, statistics objects, identity sequences and their values, \
          views, functions with SQL-standard bodies, rules and policies of other tables, foreign keys from other tables, \
          grants, row-level security and policies, replica identity, comment, owner, triggers of the table's own; COMMIT"

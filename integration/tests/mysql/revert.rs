@@ -34,9 +34,8 @@ async fn revert_under_writers_restores_every_write() {
     cfg.cut_over.poll_interval = Duration::from_millis(50);
     let runner = Runner::new(db.dialect().await, cfg);
     let mut progress = runner.progress();
-    let writers = Workload::start(&db.dsn, initial, WorkloadConfig::default(), PhaseSource::Runner(runner.progress()))
-        .await
-        .unwrap();
+    let writers =
+        Workload::start(&db.dsn, initial, WorkloadConfig::default(), PhaseSource::Runner(runner.progress())).await.unwrap();
     writers.wait_for_ops(200).await.unwrap();
 
     let table = db.table("t");
@@ -48,7 +47,9 @@ async fn revert_under_writers_restores_every_write() {
     let run = tokio::spawn(run);
     // The wait has begun (the run released its advisory lock): what the progress shows then.
     progress
-        .wait_for(|p| p.phase == Phase::RevertWindow && p.waiting_for.as_deref().is_some_and(|w| w.starts_with("revert window until")))
+        .wait_for(|p| {
+            p.phase == Phase::RevertWindow && p.waiting_for.as_deref().is_some_and(|w| w.starts_with("revert window until"))
+        })
         .await
         .unwrap();
     let during: String = db.create_table("t").await;
@@ -110,7 +111,10 @@ async fn a_write_the_old_table_cannot_take_succeeds_and_revert_refuses() {
     let cli = alter_with_window(&db, "MODIFY v VARCHAR(50) NOT NULL", "10m").await;
     db.exec("INSERT INTO t VALUES (3, 'fits'); INSERT INTO t VALUES (4, 'far too long for the old column')").await;
     let broken: Option<String> = db.scalar("SELECT revert_broken FROM _t_ssw_ckpt").await;
-    assert!(broken.as_deref().is_some_and(|b| b.contains("an insert not carried back") && b.contains("Data too long")), "{broken:?}");
+    assert!(
+        broken.as_deref().is_some_and(|b| b.contains("an insert not carried back") && b.contains("Data too long")),
+        "{broken:?}"
+    );
     for extra in [&[][..], &["--execute"][..]] {
         let mut args = vec!["revert", "--dsn", &db.dsn, "--table", "t"];
         args.extend_from_slice(extra);
@@ -151,7 +155,10 @@ async fn dry_run_refusals_and_the_window_closing_at_its_end() {
     tables.sort();
     assert_eq!(tables, ["_t_old", "_t_ssw_ckpt", "t"]);
 
-    assert_refused(&run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await, &["open revert window", "shadowswap finish"]);
+    assert_refused(
+        &run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await,
+        &["open revert window", "shadowswap finish"],
+    );
     let again = run_cli(&["alter", "--dsn", &db.dsn, "--table", "t", "--alter", "ADD COLUMN z INT NULL", "--execute"], &[]).await;
     assert_refused(&again, &["open revert window", "shadowswap finish"]);
 

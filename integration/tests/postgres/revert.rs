@@ -66,7 +66,9 @@ async fn revert_under_writers_restores_every_write_and_the_dependents() {
         tokio::spawn(async move { runner.run(&t, "ADD COLUMN extra int NOT NULL DEFAULT 7, ALTER COLUMN v TYPE bigint").await })
     };
     progress
-        .wait_for(|p| p.phase == Phase::RevertWindow && p.waiting_for.as_deref().is_some_and(|w| w.starts_with("revert window until")))
+        .wait_for(|p| {
+            p.phase == Phase::RevertWindow && p.waiting_for.as_deref().is_some_and(|w| w.starts_with("revert window until"))
+        })
         .await
         .unwrap();
     assert_ne!(carried(&db).await, before, "the new table serves in the window");

@@ -95,12 +95,8 @@ pub fn reverse_triggers(plan: &Plan) -> [String; 3] {
     let o = Qualified(&n.old);
     let old_cols = column_list("", plan.mapping.iter().map(|m| m.source.as_str()));
     let new_vals = column_list("NEW.", plan.mapping.iter().map(|m| m.target.as_str()));
-    let sets = plan
-        .mapping
-        .iter()
-        .map(|m| format!("{} = NEW.{}", Ident(&m.source), Ident(&m.target)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sets =
+        plan.mapping.iter().map(|m| format!("{} = NEW.{}", Ident(&m.source), Ident(&m.target))).collect::<Vec<_>>().join(", ");
     [
         format!(
             "CREATE TRIGGER {} AFTER INSERT ON {s} FOR EACH ROW BEGIN\n{}  INSERT INTO {o} ({old_cols}) VALUES ({new_vals});\nEND",
@@ -271,7 +267,10 @@ mod tests {
             ]
         );
         assert_eq!(drop_reverse_triggers(&n)[0], "DROP TRIGGER IF EXISTS `d``b`.`_t x_ssw_rins`");
-        assert_eq!(read_state(&n), "SELECT phase, alter_text, revert_until, revert_broken FROM `d``b`.`_t x_ssw_ckpt` WHERE id = 1");
+        assert_eq!(
+            read_state(&n),
+            "SELECT phase, alter_text, revert_until, revert_broken FROM `d``b`.`_t x_ssw_ckpt` WHERE id = 1"
+        );
     }
 
     #[test]

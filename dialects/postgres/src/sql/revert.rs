@@ -176,7 +176,12 @@ pub fn reverse_names(n: &Names) -> Names {
 /// (across the ALTER's column `renamed`, `(old, new)` pairs). Only what the swap reads is
 /// meaningful: names, shapes, mapping (the key is the new table's primary key, or its first
 /// unique index).
-pub fn reverse_plan(forward: &Names, analysis: shadowswap_engine::alter::AlterAnalysis, current: TableShape, old: TableShape) -> Plan {
+pub fn reverse_plan(
+    forward: &Names,
+    analysis: shadowswap_engine::alter::AlterAnalysis,
+    current: TableShape,
+    old: TableShape,
+) -> Plan {
     let renamed = analysis.renamed_columns.clone();
     let mapping: Vec<ColumnMap> = old
         .columns
@@ -197,7 +202,8 @@ pub fn reverse_plan(forward: &Names, analysis: shadowswap_engine::alter::AlterAn
     };
     let dropped_columns =
         current.columns.iter().filter(|c| !mapping.iter().any(|m| m.source == c.name)).map(|c| c.name.clone()).collect();
-    let added_columns = old.columns.iter().filter(|c| !mapping.iter().any(|m| m.target == c.name)).map(|c| c.name.clone()).collect();
+    let added_columns =
+        old.columns.iter().filter(|c| !mapping.iter().any(|m| m.target == c.name)).map(|c| c.name.clone()).collect();
     Plan {
         names: reverse_names(forward),
         analysis,
@@ -307,7 +313,10 @@ mod tests {
     fn the_reverse_capture_writes_the_old_table_and_records_failures() {
         let plan = plan_for("t", vec![col("id", "integer"), col("v", "text")], "ADD COLUMN x int");
         let [(fi, ti, ai), (fu, _, _), (fd, _, _), (ft, tt, _)] = reverse_capture(&plan, 0);
-        assert!(fi.starts_with("CREATE FUNCTION \"public\".\"_t_ssw_rins\"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"), "{fi}");
+        assert!(
+            fi.starts_with("CREATE FUNCTION \"public\".\"_t_ssw_rins\"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"),
+            "{fi}"
+        );
         assert!(
             fi.contains("INSERT INTO \"public\".\"_t_old\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE VALUES (NEW.\"id\", NEW.\"v\");\n  EXCEPTION WHEN OTHERS THEN\n    UPDATE \"public\".\"_t_ssw_ckpt\" SET revert_broken = COALESCE(revert_broken"),
             "{fi}"

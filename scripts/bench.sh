@@ -3,7 +3,7 @@
 # shadowswap against its peers and against the server's own limit, on one machine, in one run:
 #
 #   bash scripts/bench.sh [--rows N] [--runs K] [--only mariadb|postgres]
-#                         [--load-only | --idle-only] [--write-doc] [OPTIONS]
+#                         [--load-only | --idle-only | --resume-only] [--write-doc] [OPTIONS]
 #
 # 1. installs what is missing, with apt-get (Debian): sysbench, percona-toolkit (pt-online-schema-
 #    change), postgresql-15-repack (pg_repack), time (GNU time, for peak RSS); the servers as
@@ -28,6 +28,11 @@
 #    (PostgreSQL), both counting latency from each transaction's intended start;
 # 6. prints the medians as one table (and a detail table for the runs under load); with
 #    --write-doc also writes them into docs/benchmarks.md with the machine's facts.
+# With --resume-only, instead: what a kill -9 at 50% of the backfill costs. K times: a whole
+# shadowswap run (defaults); then a run killed (SIGKILL) once its checkpoint says half the rows
+# are copied, followed by the same command again (the resume), and by `shadowswap cleanup`
+# plus a whole run (starting over) on a table restored the same way; prints the time each way
+# loses against the uninterrupted run (results/<time>/resume.tsv).
 #
 # A run during which other work used the machine (its CPU time from /proc, minus the servers',
 # the tools' and the workload's own, over --busy-threshold of all CPUs' time; or steal over 5%)
@@ -39,6 +44,7 @@
 #   --only mariadb|postgres
 #   --idle-only         skip the runs under load
 #   --load-only         skip the idle runs (the baseline then lasts --baseline-seconds)
+#   --resume-only       only the kill -9 at 50% measurement (see above)
 #   --write-doc         write the results into docs/benchmarks.md
 #   --max-redo N        redo a busy run at most N times (default 2)
 #   --busy-threshold F  other work's largest share of the machine's CPU (default 0.10)
@@ -76,6 +82,7 @@ RUN_MARIADB=1
 RUN_PG=1
 DO_IDLE=1
 DO_LOAD=1
+DO_RESUME=0
 WRITE_DOC=0
 MAX_REDO=2
 BUSY_THRESHOLD=0.10
@@ -113,6 +120,7 @@ while [[ $# -gt 0 ]]; do
             ;;
         --idle-only) DO_LOAD=0; shift ;;
         --load-only) DO_IDLE=0; shift ;;
+        --resume-only) DO_IDLE=0; DO_LOAD=0; DO_RESUME=1; shift ;;
         --write-doc) WRITE_DOC=1; shift ;;
         --max-redo) need_value "$@"; MAX_REDO="$2"; shift 2 ;;
         --busy-threshold) need_value "$@"; BUSY_THRESHOLD="$2"; shift 2 ;;
@@ -131,7 +139,7 @@ for v in ROWS RUNS MAX_REDO BASELINE_SECONDS RATE THREADS TOOL_TIMEOUT; do
 done
 ((ROWS >= 1000)) || die "--rows must be at least 1000" 2
 ((RUNS >= 1)) || die "--runs must be at least 1" 2
-((DO_IDLE || DO_LOAD)) || die "--idle-only and --load-only exclude each other" 2
+((DO_IDLE || DO_LOAD || DO_RESUME)) || die "--idle-only and --load-only exclude each other" 2
 [[ "$BUSY_THRESHOLD" =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "--busy-threshold must be a fraction between 0 and 1" 2
 
 # The callers' PG* variables (PGHOST, PGPORT, PGSSLMODE, ...) must not redirect our connections.
@@ -643,6 +651,89 @@ bench_db() {
     fi
 }
 
+# resume_db DB: K times, on a freshly restored table each time: a whole shadowswap run; a run
+# killed with SIGKILL once its checkpoint counts half the rows, then the same command again (the
+# resume); the same kill, then `shadowswap cleanup` and a whole run (starting over). Appends
+# "db run whole_s kill_at_s resume_s cleanup_s restart_s rows_after_resume" to resume.tsv.
+resume_db() {
+    local db="$1" run dsn table ckpt whole kill_at kill_at2 resume cleanup restart rows_after t0
+    local -a cmd
+    if [[ "$db" == mariadb ]]; then
+        dsn="$MY_DSN" table=sbtest1 ckpt=_sbtest1_ssw_ckpt
+        count_sql=(my_sql "$DB" -e)
+        prepare_mariadb
+    else
+        dsn="$PG_DSN" table=pgbench_accounts ckpt=_pgbench_accounts_ssw_ckpt
+        count_sql=(pg_sql -c)
+        prepare_pg
+    fi
+    mapfile -d '' cmd < <(shadowswap_cmd "$dsn" "$table")
+    restore() { if [[ "$db" == mariadb ]]; then restore_mariadb; else restore_pg; fi; }
+    # killed_at_half: start the run, SIGKILL it once the checkpoint counts ROWS/2 rows; prints
+    # the seconds it ran.
+    killed_at_half() {
+        local pid t0 copied
+        t0="$EPOCHREALTIME"
+        "${cmd[@]}" >"$OUT/resume-$db-$run-killed.out" 2>"$OUT/resume-$db-$run-killed.err" &
+        pid=$!
+        while :; do
+            copied="$("${count_sql[@]}" "SELECT rows_copied FROM $ckpt" 2>/dev/null || true)"
+            if [[ -n "$copied" ]] && ((copied >= ROWS / 2)); then
+                break
+            fi
+            pid_alive "$pid" || die "$db: the run ended before half the rows were copied (see $OUT/resume-$db-$run-killed.err)"
+            sleep 0.02
+        done
+        kill -KILL "$pid"
+        wait "$pid" 2>/dev/null || true
+        seconds_between "$t0" "$EPOCHREALTIME"
+    }
+    for ((run = 1; run <= RUNS; run++)); do
+        restore
+        t0="$EPOCHREALTIME"
+        "${cmd[@]}" >"$OUT/resume-$db-$run-whole.out" 2>"$OUT/resume-$db-$run-whole.err" || die "$db: the whole run failed"
+        whole="$(seconds_between "$t0" "$EPOCHREALTIME")"
+
+        restore
+        kill_at="$(killed_at_half)"
+        t0="$EPOCHREALTIME"
+        "${cmd[@]}" >"$OUT/resume-$db-$run-resume.out" 2>"$OUT/resume-$db-$run-resume.err" || die "$db: the resume failed"
+        resume="$(seconds_between "$t0" "$EPOCHREALTIME")"
+        rows_after="$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["rows_copied"])' \
+            "$OUT/resume-$db-$run-resume.out")"
+
+        restore
+        kill_at2="$(killed_at_half)"
+        t0="$EPOCHREALTIME"
+        "$BIN" cleanup --dsn "$dsn" --table "$table" >"$OUT/resume-$db-$run-cleanup.out" 2>&1 || die "$db: cleanup failed"
+        cleanup="$(seconds_between "$t0" "$EPOCHREALTIME")"
+        t0="$EPOCHREALTIME"
+        "${cmd[@]}" >"$OUT/resume-$db-$run-restart.out" 2>"$OUT/resume-$db-$run-restart.err" || die "$db: the run from scratch failed"
+        restart="$(seconds_between "$t0" "$EPOCHREALTIME")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$db" "$run" "$whole" "$kill_at" "$resume" "$kill_at2" "$cleanup" \
+            "$restart" "$rows_after" >>"$OUT/resume.tsv"
+        log "$db run $run: whole ${whole}s; killed at ${kill_at}s, resumed in ${resume}s (copied $rows_after rows);" \
+            "killed at ${kill_at2}s, cleanup ${cleanup}s, from scratch ${restart}s"
+    done
+}
+
+# resume_report: the medians of resume.tsv, and the time lost each way against the whole run.
+resume_report() {
+    "$PY" - "$OUT/resume.tsv" <<'PYEOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+print("| server | whole run s | killed at s | resume s | time lost, resume | cleanup + from scratch s | time lost, start over | rows copied by the resume |")
+print("|---|---|---|---|---|---|---|---|")
+for db in dict.fromkeys(r[0] for r in rows):
+    rs = [r for r in rows if r[0] == db]
+    med = lambda i: statistics.median(float(r[i]) for r in rs)
+    whole, kill, resume, kill2, cleanup, restart = (med(i) for i in (2, 3, 4, 5, 6, 7))
+    lost_resume = kill + resume - whole
+    lost_restart = kill2 + cleanup + restart - whole
+    print(f"| {db} | {whole:.2f} | {kill:.2f} | {resume:.2f} | {lost_resume:.2f} s | {cleanup + restart:.2f} | {lost_restart:.2f} s | {int(statistics.median(int(r[8]) for r in rs))} |")
+PYEOF
+}
+
 # The machine and the software, for the report (key TAB value).
 write_facts() {
     local f="$OUT/facts.tsv" commit
@@ -696,6 +787,16 @@ main() {
     SB_ARGS=(--db-driver=mysql --mysql-host="$HOST" --mysql-port="$MY_PORT" --mysql-user="$USER_NAME"
         --mysql-password="$USER_PASSWORD" --mysql-db="$DB" --tables=1 --table-size="$ROWS")
     write_facts
+    if ((DO_RESUME)); then
+        if ((RUN_MARIADB)); then
+            resume_db mariadb
+        fi
+        if ((RUN_PG)); then
+            resume_db postgres
+        fi
+        resume_report
+        return 0
+    fi
     if ((RUN_MARIADB)); then
         bench_db mariadb
     fi

@@ -19,6 +19,7 @@
 #            with a dump of the primary and replicates from the dump's GTID
 #            position on (see configure_replication).
 #   stop     Stop the server (SIGTERM, SIGKILL after 60 s). Idempotent.
+#   restart  Stop, then start; the data directory is kept.
 #   status   Print running/stopped. Exit 0 if running, 3 if not (LSB style),
 #            4 if the process is alive but does not answer on its port.
 #            For the replica, a second line shows the replication threads.
@@ -874,6 +875,13 @@ cmd_stop() {
     with_lock "$INSTANCE_LOCKFILE" do_stop
 }
 
+# restart: stop then start, keeping the data directory (the tests' server restart
+# mid-migration uses it).
+cmd_restart() {
+    cmd_stop
+    cmd_start
+}
+
 cmd_reset() {
     cmd_install
     with_lock "$INSTANCE_LOCKFILE" do_reset
@@ -934,7 +942,7 @@ main() {
                     shift
                 fi
                 ;;
-            install | start | stop | status | dsn | reset)
+            install | start | stop | restart | status | dsn | reset)
                 instance="$1"
                 shift
                 [[ $# -eq 0 ]] || die "unexpected arguments after '$cmd $instance': $*"
@@ -946,6 +954,7 @@ main() {
         install) cmd_install ;;
         start) cmd_start ;;
         stop) cmd_stop ;;
+        restart) cmd_restart ;;
         status) cmd_status ;;
         dsn) cmd_dsn ;;
         reset) cmd_reset ;;

@@ -20,6 +20,7 @@
 #            running server (a package upgrade since it started).
 #   stop     Stop the server (pg_ctl stop -m fast; immediate shutdown, then
 #            SIGKILL, as fallbacks). Idempotent.
+#   restart  Stop, then start; the data directory is kept.
 #   status   Print running/stopped (the replica: also its replication state).
 #            Exit 0 if running, 3 if not (LSB style), 4 if the process is
 #            alive but does not answer on its port.
@@ -1099,6 +1100,13 @@ cmd_stop() {
     with_lock "$INSTANCE_LOCKFILE" do_stop
 }
 
+# restart: stop then start, keeping the data directory (the tests' server restart
+# mid-migration uses it).
+cmd_restart() {
+    cmd_stop
+    cmd_start
+}
+
 cmd_reset() {
     cmd_install
     with_lock "$INSTANCE_LOCKFILE" do_reset
@@ -1168,6 +1176,7 @@ main() {
         install) cmd_install ;;
         start) cmd_start ;;
         stop) cmd_stop ;;
+        restart) cmd_restart ;;
         status) cmd_status ;;
         dsn) cmd_dsn ;;
         ca) cmd_ca ;;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shadowswap_engine::config::{ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, Threshold, ThrottleConfig};
+use shadowswap_engine::config::{
+    ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, ReconnectConfig, Threshold, ThrottleConfig,
+};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -179,6 +181,10 @@ pub struct AlterArgs {
     /// `shadowswap revert` can swap back; `shadowswap finish` closes the window early.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "attempt_instant_ddl")]
     revert_window: Option<Duration>,
+    /// When the connection to the server breaks (restart, KILL, a proxy), keep reconnecting this
+    /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    reconnect_timeout: Duration,
 }
 
 impl AlterArgs {
@@ -210,6 +216,7 @@ impl AlterArgs {
                 ..ThrottleConfig::default()
             },
             revert_window: self.revert_window,
+            reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
     }
 }

@@ -27,12 +27,15 @@ impl From<Error> for Failure {
 
 impl Failure {
     /// The exit status: 2 for usage errors; 130 when cancelled (after removing what the run
-    /// created); 3 when something the run created is left; 1 otherwise.
+    /// created); 3 when something the run created is left; 4 when the server stayed away longer
+    /// than `--reconnect-timeout` (everything kept: run the same command again to resume); 1
+    /// otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => 2,
             Failure::Error(Error::Cancelled(_)) => 130,
             Failure::Error(Error::CleanupIncomplete { .. }) => 3,
+            Failure::Error(Error::ConnectionLost { .. }) => 4,
             Failure::Error(_) => 1,
         }
     }
@@ -74,6 +77,9 @@ pub fn summary(s: &Summary, json: bool) -> String {
             "swapped": true,
             "elapsed_s": secs,
             "rows_copied": s.backfill.rows,
+            "rows_copied_before_resume": s.backfill.rows_before,
+            "resumed_from": s.resumed_from.map(|p| p.to_string()),
+            "reconnects": s.reconnects,
             "chunks": s.backfill.chunks,
             "backfill_s": s.backfill.elapsed.as_secs_f64(),
             "rows_per_s": rate.round(),
@@ -111,8 +117,16 @@ pub fn summary(s: &Summary, json: bool) -> String {
             Some((until, end)) => format!("revert window until {until}: {}", window_end(end)),
             None => old,
         };
+        let resumed = match s.resumed_from {
+            Some(phase) => format!(" (resumed a run stopped in {phase} that had copied {} rows)", s.backfill.rows_before),
+            None => String::new(),
+        };
+        let reconnects = match s.reconnects {
+            0 => String::new(),
+            n => format!(", reconnected {n} time(s)"),
+        };
         format!(
-            "swapped {} in {secs:.1} s: {} rows copied in {copy_secs:.1} s ({rate:.0} rows/s), {check}, cut-over in {} attempt(s) (application writes blocked {} ms), {old}",
+            "swapped {}{resumed} in {secs:.1} s: {} rows copied in {copy_secs:.1} s ({rate:.0} rows/s), {check}, cut-over in {} attempt(s) (application writes blocked {} ms){reconnects}, {old}",
             s.table,
             s.backfill.rows,
             s.cut_over.attempts,
@@ -180,7 +194,7 @@ pub fn window_lines(command: &str, table: &TableRef, r: &WindowReport, json: boo
 /// What `cleanup` did on `table`, one line each, for stdout.
 pub fn cleanup_lines(table: &TableRef, report: &CleanupReport) -> Vec<String> {
     let mut lines = Vec::new();
-    if report.triggers_dropped.is_empty() && report.shadow_dropped.is_none() {
+    if report.triggers_dropped.is_empty() && report.shadow_dropped.is_none() && report.checkpoint_dropped.is_none() {
         lines.push(format!("nothing to clean up on {table}"));
     }
     if !report.triggers_dropped.is_empty() {
@@ -188,6 +202,9 @@ pub fn cleanup_lines(table: &TableRef, report: &CleanupReport) -> Vec<String> {
     }
     if let Some(s) = &report.shadow_dropped {
         lines.push(format!("dropped shadow table {s}"));
+    }
+    if let Some(c) = &report.checkpoint_dropped {
+        lines.push(format!("dropped checkpoint table {c} (the unfinished run can no longer be resumed)"));
     }
     if let Some(old) = &report.old_table_present {
         lines.push(format!(
@@ -210,7 +227,9 @@ mod tests {
         Summary {
             table: TableRef::new("db", "t"),
             old_table_kept: None,
-            backfill: BackfillStats { rows: 1000, chunks: 3, elapsed: Duration::from_secs(2) },
+            backfill: BackfillStats { rows: 1000, rows_before: 0, chunks: 3, elapsed: Duration::from_secs(2) },
+            resumed_from: None,
+            reconnects: 0,
             rows_checksummed: Some(1000),
             cut_over: CutOverStats { attempts: 2, swap_time: Duration::from_millis(42) },
             in_place: false,
@@ -252,13 +271,16 @@ mod tests {
         assert_eq!(v["cut_over_attempts"], 2);
         assert_eq!(v["writes_blocked_ms"], 42);
         assert_eq!(v["old_table"], serde_json::Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 14, "{v}");
+        assert_eq!(v["resumed_from"], serde_json::Value::Null);
+        assert_eq!(v.as_object().unwrap().len(), 17, "{v}");
     }
 
     #[test]
     fn exit_codes() {
         assert_eq!(Failure::Usage("x".into()).exit_code(), 2);
         assert_eq!(Failure::Error(Error::Cancelled("x".into())).exit_code(), 130);
+        let lost = Error::ConnectionLost { target: "t".into(), waited_s: 300, last: "x".into() };
+        assert_eq!(Failure::Error(lost).exit_code(), 4);
         let left = Error::CleanupIncomplete { cause: Box::new(Error::refused("x")), leftover: "y".into() };
         assert_eq!(Failure::Error(left).exit_code(), 3);
         assert_eq!(Failure::Error(Error::refused("x")).exit_code(), 1);
@@ -272,6 +294,7 @@ mod tests {
             triggers_dropped: vec!["a".into(), "b".into()],
             shadow_dropped: Some(TableRef::new("db", "_t_new")),
             old_table_present: Some(TableRef::new("db", "_t_old")),
+            checkpoint_dropped: None,
         };
         let lines = cleanup_lines(&t, &r);
         assert_eq!(lines.len(), 3);

@@ -21,7 +21,6 @@ use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::TableRef;
 use crate::names::Names;
-use crate::preflight::plan::Plan;
 use crate::retry::with_retry;
 
 /// What a run has created (or may have: each flag is set before its step runs) and must undo on
@@ -34,6 +33,15 @@ pub struct Undo {
     pub capture: bool,
     /// The heartbeat table (runs with replicas).
     pub heartbeat: bool,
+    /// The checkpoint table `_<t>_ssw_ckpt`.
+    pub checkpoint: bool,
+}
+
+impl Undo {
+    /// Everything a run may have created: what a resumed run must undo on failure.
+    pub fn all() -> Undo {
+        Undo { shadow: true, capture: true, heartbeat: true, checkpoint: true }
+    }
 }
 
 /// Drop `table` if it exists, retried with `ddl`'s policy; never cancelled. `what` names it for
@@ -43,7 +51,8 @@ async fn drop_table<D: Dialect>(d: &D, what: &str, table: &TableRef, ddl: &DdlCo
     with_retry(&format!("dropping {what}"), ddl.retry_policy(), &never, || d.drop_table(table, ddl.lock_timeout)).await
 }
 
-/// Undo in reverse order of creation: capture triggers, shadow, heartbeat table. Never cancelled
+/// Undo in reverse order of creation: capture triggers, shadow, heartbeat table, and last the
+/// checkpoint (so a run whose undo stopped half-way is still known to `cleanup`). Never cancelled
 /// (it is what cancellation needs). Stops at the first step that fails (when the triggers stay,
 /// the shadow stays for them: dropping it under live triggers would make every write to the
 /// table fail). Errors: what is left and why, for [`Error::CleanupIncomplete`].
@@ -67,6 +76,11 @@ pub async fn undo_steps<D: Dialect>(d: &D, names: &Names, undo: &Undo, ddl: &Ddl
             return Err(format!("{} remains ({e})", names.heartbeat));
         }
     }
+    if undo.checkpoint {
+        if let Err(e) = drop_table(d, "the checkpoint table", &names.checkpoint, ddl).await {
+            return Err(format!("{} remains ({e})", names.checkpoint));
+        }
+    }
     Ok(())
 }
 
@@ -77,6 +91,8 @@ pub struct CleanupReport {
     pub triggers_dropped: Vec<String>,
     /// The shadow table, if it was dropped.
     pub shadow_dropped: Option<TableRef>,
+    /// The checkpoint table, if it was dropped (the unfinished run can no longer be resumed).
+    pub checkpoint_dropped: Option<TableRef>,
     /// The old table, if one exists (never dropped by cleanup: it may be the only copy of
     /// pre-migration data the operator wants).
     pub old_table_present: Option<TableRef>,
@@ -101,6 +117,7 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
             capture: !triggers.is_empty(),
             shadow: d.table_exists(&names.shadow).await?,
             heartbeat: d.table_exists(&names.heartbeat).await?,
+            checkpoint: d.table_exists(&names.checkpoint).await?,
         };
         undo_steps(d, &names, &found, ddl).await.map_err(|leftover| Error::CleanupIncomplete {
             cause: Box::new(Error::refused(format!("cleanup of {} did not finish", names.table))),
@@ -109,6 +126,7 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
         Ok(CleanupReport {
             triggers_dropped: triggers,
             shadow_dropped: found.shadow.then(|| names.shadow.clone()),
+            checkpoint_dropped: found.checkpoint.then(|| names.checkpoint.clone()),
             old_table_present: d.table_exists(&names.old).await?.then(|| names.old.clone()),
         })
     }
@@ -127,11 +145,11 @@ pub struct AfterSwap {
 }
 
 /// After the swap: drop the heartbeat table (when `undo.heartbeat`; one attempt), the capture
-/// triggers (now on the old table) and the old table unless `config.cut_over.keep_old_table`.
-/// Nothing fails any more: problems become [`AfterSwap::warnings`], each logged.
-pub async fn after_swap<D: Dialect>(d: &D, plan: &Plan, undo: &Undo, config: &MigrationConfig) -> AfterSwap {
+/// triggers (now on the old table), the old table unless `config.cut_over.keep_old_table`, and
+/// last the checkpoint. Nothing fails any more: problems become [`AfterSwap::warnings`], each
+/// logged. Also what a resume finishes when it finds the swap done.
+pub async fn after_swap<D: Dialect>(d: &D, names: &Names, undo: &Undo, config: &MigrationConfig) -> AfterSwap {
     let ddl = &config.ddl;
-    let names = &plan.names;
     let mut warnings = Vec::new();
     if undo.heartbeat {
         if let Err(e) = d.drop_table(&names.heartbeat, ddl.lock_timeout).await {
@@ -160,6 +178,11 @@ pub async fn after_swap<D: Dialect>(d: &D, plan: &Plan, undo: &Undo, config: &Mi
             }
         }
     };
+    if undo.checkpoint {
+        if let Err(e) = drop_table(d, "the checkpoint table", &names.checkpoint, ddl).await {
+            warnings.push(format!("{} could not be dropped: {e}; drop it with DROP TABLE", names.checkpoint));
+        }
+    }
     for w in &warnings {
         tracing::warn!(target: crate::progress::LOG_TARGET, "{w}");
     }

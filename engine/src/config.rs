@@ -3,7 +3,8 @@
 //!
 //! [`MigrationConfig`] holds one part per concern, in phase order: [`CopyConfig`] (backfill),
 //! [`ChecksumConfig`], [`CutOverConfig`] (with its daily [`CutOverWindow`]), [`DdlConfig`] (DDL
-//! on the live table outside the cut-over) and [`ThrottleConfig`] (with its [`Threshold`]s).
+//! on the live table outside the cut-over), [`ThrottleConfig`] (with its [`Threshold`]s) and
+//! [`ReconnectConfig`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,6 +41,28 @@ pub struct MigrationConfig {
     /// `--revert-window`: after the swap keep the old table in sync by reverse capture for this
     /// long, so `shadowswap revert` can swap back (see [`crate::revert`]). `None`: no window.
     pub revert_window: Option<Duration>,
+    /// What to do when the connection to the server breaks mid-run.
+    pub reconnect: ReconnectConfig,
+}
+
+/// Reconnecting after a dropped connection (server restart, `KILL CONNECTION`,
+/// `pg_terminate_backend`, a proxy resetting sessions): the runner retries with backoff, takes
+/// its advisory lock again, re-verifies the shadow and the capture triggers, and continues from
+/// the checkpoint.
+#[derive(Debug, Clone)]
+pub struct ReconnectConfig {
+    /// How long to keep trying before stopping, resumable (`--reconnect-timeout`). Default 5 min.
+    pub timeout: Duration,
+    /// First pause between attempts. Default 250 ms.
+    pub backoff_min: Duration,
+    /// Longest pause between attempts. Default 10 s.
+    pub backoff_max: Duration,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(300), backoff_min: Duration::from_millis(250), backoff_max: Duration::from_secs(10) }
+    }
 }
 
 /// Backfill settings.

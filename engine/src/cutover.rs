@@ -137,7 +137,7 @@ async fn wait_for_blockers<D: Signals>(
 }
 
 /// Result of a successful cut-over.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CutOverStats {
     /// Attempts made, the successful one included.
     pub attempts: u32,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::checkpoint::{Checkpoint, ChunkMark};
 use crate::error::{Error, Result};
 use crate::model::{TableRef, TableShape};
 use crate::names::Names;
@@ -30,6 +31,10 @@ pub struct ChunkChecksum {
 pub trait RunLock: Send {
     /// Release the lock and close its session.
     async fn release(self: Box<Self>) -> Result<()>;
+
+    /// Whether the lock's session is still alive and holds the lock (a dropped connection, e.g.
+    /// a server restart, loses it). Errors only for what is not a lost connection.
+    async fn is_held(&mut self) -> Result<bool>;
 }
 
 /// The throttle's and cut-over controller's read-only signals from one server (a primary or a
@@ -108,7 +113,9 @@ pub trait Dialect: Signals + 'static {
 
     /// Server-specific refusals: triggers of the user's own, foreign keys, leftovers of an
     /// earlier run, table kinds the dialect cannot migrate. Creates nothing.
-    async fn preflight(&self, names: &Names, original: &TableShape) -> Result<()>;
+    /// When `resuming`, the shadow, the capture triggers and the checkpoint of the run being
+    /// resumed are not leftovers ([`Dialect::verify_resumable`] checks them instead).
+    async fn preflight(&self, names: &Names, original: &TableShape, resuming: bool) -> Result<()>;
 
     /// Apply `alter.spec` to a private, temporary copy of the table's definition and return the
     /// resulting shape; leaves nothing behind. Errors: [`crate::Error::AlterRejected`].
@@ -150,6 +157,36 @@ pub trait Dialect: Signals + 'static {
     /// `DROP TABLE IF EXISTS`. Idempotent.
     async fn drop_table(&self, table: &TableRef, lock_timeout: Duration) -> Result<()>;
 
+    // ---- checkpoint and resume (see crate::checkpoint) ----
+
+    /// The dialect's name as checkpoints record it (`mariadb`, `postgresql`).
+    fn dialect_name(&self) -> &'static str;
+
+    /// Create the checkpoint table `names.checkpoint` when missing and make its one row `ckpt`
+    /// (every field; dialect-owned columns, such as a recorded capture identity, keep their
+    /// values). Autocommitted.
+    async fn checkpoint_write(&self, names: &Names, ckpt: &Checkpoint) -> Result<()>;
+
+    /// The checkpoint row of `names.table`; `None` when there is no checkpoint table or row.
+    /// Errors: [`crate::Error::Refused`] when the table exists but cannot be read as a checkpoint.
+    async fn checkpoint_read(&self, names: &Names) -> Result<Option<Checkpoint>>;
+
+    /// A chunk key as text that [`Dialect::key_from_text`] reads back exactly (every column's
+    /// value and type), for the checkpoint's watermarks.
+    fn key_to_text(&self, key: &Self::Key) -> String;
+
+    /// The key [`Dialect::key_to_text`] wrote. Errors: [`crate::Error::Refused`] for text it did
+    /// not write, or a key whose column count differs from `plan.key`.
+    fn key_from_text(&self, plan: &Plan, text: &str) -> Result<Self::Key>;
+
+    /// Before a resume (or after a reconnect): check that what the earlier run created is still
+    /// there and untouched — the shadow with the definition this plan gives it, the capture
+    /// triggers this plan installs (names and bodies), and the table itself unchanged since the
+    /// capture started (MariaDB: the identity recorded in the checkpoint) — and restore any state
+    /// the dialect keeps in memory for the cut-over's checks. Errors: [`crate::Error::Refused`]
+    /// naming what is missing or changed and saying to run `shadowswap cleanup`.
+    async fn verify_resumable(&self, plan: &Plan) -> Result<()>;
+
     /// Lowest and highest chunk-key value in the original table now (`None` when empty).
     /// The highest is the backfill's high watermark.
     async fn key_range(&self, plan: &Plan) -> Result<Option<(Self::Key, Self::Key)>>;
@@ -159,9 +196,19 @@ pub trait Dialect: Signals + 'static {
     async fn chunk_end(&self, plan: &Plan, after: Option<&Self::Key>, high: &Self::Key, rows: u64) -> Result<Self::Key>;
 
     /// Copy the rows with key in `(after, upto]` into the shadow, server-side, in one short
-    /// transaction that is correct against concurrent writes and capture. Returns rows copied.
+    /// transaction that is correct against concurrent writes and capture, and in the same
+    /// transaction advance the checkpoint: `low_watermark` and `chunk_rows` from `mark`,
+    /// `rows_copied` by the rows copied. Returns rows copied. Copying a chunk again gives the
+    /// same shadow (a resume re-copies the chunk a crash interrupted).
     /// Errors: [`crate::Error::DuplicateKey`] when a new unique key rejects a row.
-    async fn copy_chunk(&self, plan: &Plan, after: Option<&Self::Key>, upto: &Self::Key, lock_wait: Duration) -> Result<u64>;
+    async fn copy_chunk(
+        &self,
+        plan: &Plan,
+        after: Option<&Self::Key>,
+        upto: &Self::Key,
+        lock_wait: Duration,
+        mark: &ChunkMark,
+    ) -> Result<u64>;
 
     /// Checksum the rows with key in `(after, upto]` of the original and of the shadow, both
     /// from one consistent snapshot. `after = None` starts at the lowest key, `upto = None` runs

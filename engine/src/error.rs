@@ -90,6 +90,17 @@ pub enum Error {
         /// What is left and why it could not be removed.
         leftover: String,
     },
+    /// The server could not be reached again within `--reconnect-timeout`; the run stopped
+    /// without removing anything, so running the same command again resumes it.
+    #[error("lost the connection to {target} and could not reconnect within {waited_s} s: {last}; nothing was removed: run the same command again to resume once the server is back (or `shadowswap cleanup` for this table to give the run up)")]
+    ConnectionLost {
+        /// The DSN with the password removed.
+        target: String,
+        /// How long reconnecting was tried (seconds).
+        waited_s: u64,
+        /// The last error.
+        last: String,
+    },
     /// The run was cancelled (signal or caller).
     #[error("cancelled: {0}")]
     Cancelled(String),
@@ -114,9 +125,18 @@ impl Error {
         }
     }
 
-    /// True when a retry with backoff may succeed (lock timeouts, deadlocks, broken connections).
+    /// True when retrying the statement with backoff may succeed: lock timeouts and deadlocks.
+    /// A broken connection is not retried statement by statement: the runner reconnects, takes
+    /// its advisory lock again, re-verifies and continues from the checkpoint
+    /// ([`Error::is_connection`]).
     pub fn is_retryable(&self) -> bool {
-        self.class() != ErrorClass::Fatal
+        matches!(self.class(), ErrorClass::LockTimeout | ErrorClass::Deadlock)
+    }
+
+    /// True when the connection to the server broke (or could not be made again): the run
+    /// reconnects for up to `--reconnect-timeout`, then stops, resumable.
+    pub fn is_connection(&self) -> bool {
+        self.class() == ErrorClass::Connection || matches!(self, Error::Unreachable { .. })
     }
 
     /// Shorthand for a preflight refusal.

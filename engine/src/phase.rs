@@ -4,8 +4,9 @@ use std::fmt;
 
 /// Where a run is. Forward order: Preflight → CreateShadow → InstallCapture → Backfill →
 /// Checksum → Postponed → CutOver → Cleanup → Done. Any phase before Cleanup may move to
-/// Aborting (undo), which ends in Failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Aborting (undo), which ends in Failed. The order of the variants is the forward order
+/// (`Ord` compares by it: a checkpoint in `Checksum` is past `Backfill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Phase {
     /// Checks that change nothing.
     #[default]
@@ -55,6 +56,8 @@ impl Phase {
                 | (Cleanup, Done)
                 | (Preflight | CreateShadow | InstallCapture | Backfill | Checksum | Postponed | CutOver, Aborting)
                 | (Aborting, Failed)
+                // Stopped without undoing (the server stayed away): resumable.
+                | (Preflight | CreateShadow | InstallCapture | Backfill | Checksum | Postponed | CutOver, Failed)
         )
     }
 

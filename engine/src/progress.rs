@@ -30,8 +30,12 @@ pub struct Progress {
 }
 
 /// Move the published progress to phase `next` and clear what it waited for; the transition is
-/// logged (debug builds assert that [`Phase::can_move_to`] allows it).
+/// logged (debug builds assert that [`Phase::can_move_to`] allows it). Entering the phase the run
+/// is in (again, after a reconnect) changes nothing.
 pub(crate) fn set_phase(progress: &watch::Sender<Progress>, next: Phase) {
+    if progress.borrow().phase == next {
+        return;
+    }
     progress.send_modify(|p| {
         debug_assert!(p.phase.can_move_to(next), "phase {} -> {next} is not allowed", p.phase);
         tracing::info!(target: LOG_TARGET, from = %p.phase, to = %next, "phase");

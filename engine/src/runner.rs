@@ -6,6 +6,12 @@
 //!
 //! Any failure before the swap undoes what the run created ([`crate::cleanup::undo_steps`]);
 //! after the swap nothing is undone and problems become warnings in the [`Summary`].
+//!
+//! Every phase is recorded in the [checkpoint](crate::checkpoint) before it starts, and the
+//! backfill advances it chunk by chunk. Running the same ALTER again after a crash **resumes**
+//! ([`Runner::run`] reads the checkpoint first); a dropped connection is not a failure either:
+//! the run reconnects ([`crate::config::ReconnectConfig`]) and continues from the checkpoint, and
+//! only when the server stays away does it stop, leaving everything for a resume.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backfill::{self, BackfillStats};
 use crate::capture;
+use crate::checkpoint::{Checkpoint, Resume};
 use crate::checksum;
 use crate::cleanup::{self, AfterSwap, Undo};
 use crate::config::MigrationConfig;
 use crate::cutover::{self, CutOverStats};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, RunLock};
 use crate::error::{Error, Result};
 use crate::model::TableRef;
 use crate::names::Names;
@@ -58,8 +65,13 @@ pub struct Summary {
     pub cut_over: CutOverStats,
     /// True when the ALTER was applied in place (metadata only) instead of copying.
     pub in_place: bool,
-    /// Wall time of the whole run.
+    /// Wall time of the whole run (of this process, when it resumed an earlier one).
     pub elapsed: Duration,
+    /// Set when this run resumed an interrupted one: the phase it stopped in. The rows that run
+    /// had copied are [`BackfillStats::rows_before`].
+    pub resumed_from: Option<Phase>,
+    /// Times the connection broke and the run reconnected and continued.
+    pub reconnects: u32,
     /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
     pub warnings: Vec<String>,
     /// With `--revert-window`: the window's end (RFC 3339) and how the wait for it ended.
@@ -124,8 +136,8 @@ impl<D: Dialect> Runner<D> {
         let started = Instant::now();
         let d = &*self.dialect;
         let names = d.names(table);
-        let lock = d.acquire_run_lock(&names).await?;
-        let result = self.run_locked(&names, spec, started).await;
+        let mut lock = d.acquire_run_lock(&names).await?;
+        let result = self.run_locked(&names, spec, started, &mut lock).await;
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
         }
@@ -136,12 +148,30 @@ impl<D: Dialect> Runner<D> {
         }
     }
 
-    async fn run_locked(&self, names: &Names, spec: &str, started: Instant) -> Result<Outcome> {
-        let plan = self.preflight(names, spec).await?;
+    async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &mut Box<dyn RunLock>) -> Result<Outcome> {
+        let d = &*self.dialect;
+        // An open revert window is not a run to resume: refuse, naming finish and revert.
+        revert::open_window_refusal(d, names).await?;
+        let pending = d.checkpoint_read(names).await?;
+        if let Some(ckpt) = &pending {
+            if let Some(refusal) = ckpt.refusal(&names.table, spec) {
+                return Err(refusal);
+            }
+            if self.config.execute && self.swapped_already(names, ckpt).await? {
+                return Ok(Outcome::Swapped(self.finish_after_swap(names, ckpt, started).await));
+            }
+        }
+        let mut plan = self.preflight(names, spec, pending.is_some()).await?;
+        if let Some(ckpt) = &pending {
+            if let Some(refusal) = ckpt.plan_refusal(&plan, d.dialect_name()) {
+                return Err(refusal);
+            }
+        }
+        plan.checkpoint = pending.clone();
         if !self.config.execute {
             return Ok(Outcome::DryRun(Box::new(plan)));
         }
-        if self.config.attempt_instant_ddl {
+        if self.config.attempt_instant_ddl && pending.is_none() {
             match plan.metadata_only {
                 Some(true) => return self.alter_in_place(&plan, started).await.map(Outcome::Swapped),
                 Some(false) => tracing::info!("--attempt-instant-ddl: the ALTER is not metadata-only here; copying"),
@@ -150,13 +180,85 @@ impl<D: Dialect> Runner<D> {
                 }
             }
         }
+        let mut resume = pending;
+        let mut reconnects = 0;
+        loop {
+            let mut broken = match self.execute(&plan, resume.take(), started).await {
+                Ok(mut summary) => {
+                    summary.reconnects = reconnects;
+                    return Ok(Outcome::Swapped(summary));
+                }
+                Err(e) if e.is_connection() => e,
+                Err(e) => return Err(e),
+            };
+            // Reconnect, then read where the run stands: the checkpoint, and whether the swap
+            // happened (the connection may have broken during it). A break meanwhile starts over.
+            resume = loop {
+                self.reconnect(names, lock, broken).await?;
+                reconnects += 1;
+                let stands = async {
+                    let ckpt = d.checkpoint_read(names).await?;
+                    let swapped = match &ckpt {
+                        Some(c) => self.swapped_already(names, c).await?,
+                        None => false,
+                    };
+                    Ok::<_, Error>((ckpt, swapped))
+                };
+                match stands.await {
+                    Ok((Some(ckpt), true)) => {
+                        let mut summary = self.finish_after_swap(names, &ckpt, started).await;
+                        summary.reconnects = reconnects;
+                        return Ok(Outcome::Swapped(summary));
+                    }
+                    Ok((ckpt, _)) => break ckpt,
+                    Err(e) if e.is_connection() => broken = e,
+                    Err(e) => return Err(e),
+                }
+            };
+        }
+    }
+
+    /// One pass of the executing run, fresh (`resume` is `None`) or from a checkpoint. A failure
+    /// undoes what the run created, except a broken connection: then everything stays, for the
+    /// reconnect (or a later run) to resume.
+    async fn execute(&self, plan: &Plan, resume: Option<Checkpoint>, started: Instant) -> Result<Summary> {
+        let d = &*self.dialect;
         let mut undo = Undo::default();
-        match self.migrate(&plan, &mut undo, started).await {
-            Ok(summary) => Ok(Outcome::Swapped(summary)),
+        let resume = match resume {
+            Some(ckpt) if ckpt.resumes_at() == Resume::StartOver => {
+                tracing::info!(
+                    target: progress::LOG_TARGET,
+                    phase = %ckpt.phase,
+                    "the unfinished run stopped before its capture was complete; removing what it created and starting over"
+                );
+                cleanup::undo_steps(d, &plan.names, &Undo::all(), &self.config.ddl).await.map_err(|leftover| {
+                    Error::CleanupIncomplete { cause: Box::new(Error::refused("starting over")), leftover }
+                })?;
+                None
+            }
+            other => other,
+        };
+        if let Some(ckpt) = &resume {
+            undo = Undo::all();
+            d.verify_resumable(plan).await?;
+            tracing::info!(
+                target: progress::LOG_TARGET,
+                phase = %ckpt.phase,
+                rows_copied = ckpt.rows_copied,
+                rows_estimated = ckpt.rows_estimated,
+                "resuming at key {}: {} of {} rows already copied",
+                ckpt.low_watermark.as_deref().unwrap_or("(start)"),
+                ckpt.rows_copied,
+                ckpt.rows_estimated
+            );
+        }
+        match self.migrate(plan, &mut undo, started, resume).await {
+            Ok(summary) => Ok(summary),
+            Err(cause) if cause.is_connection() => Err(cause),
             Err(cause) => {
                 self.set_phase(Phase::Aborting);
                 tracing::error!(error = %cause, "run failed before the swap; removing what it created");
-                let undone = cleanup::undo_steps(&*self.dialect, &plan.names, &undo, &self.config.ddl).await;
+                let undone = cleanup::undo_steps(d, &plan.names, &undo, &self.config.ddl).await;
                 self.set_phase(Phase::Failed);
                 match undone {
                     Ok(()) => Err(cause),
@@ -166,28 +268,126 @@ impl<D: Dialect> Runner<D> {
         }
     }
 
+    /// Wait for the server after a broken connection: retry with backoff for up to
+    /// `config.reconnect.timeout`, then take the advisory lock again if its session was lost.
+    /// Errors: [`Error::ConnectionLost`] after the timeout; [`Error::AnotherRun`] when another run
+    /// took the lock meanwhile; [`Error::Cancelled`].
+    async fn reconnect(&self, names: &Names, lock: &mut Box<dyn RunLock>, cause: Error) -> Result<()> {
+        let cfg = &self.config.reconnect;
+        let d = &*self.dialect;
+        tracing::warn!(target: progress::LOG_TARGET, error = %cause, timeout_s = cfg.timeout.as_secs(), "lost the connection to the server; reconnecting");
+        let began = Instant::now();
+        let mut delay = cfg.backoff_min;
+        let mut last: String;
+        loop {
+            match lock.is_held().await {
+                Ok(true) => break,
+                Ok(false) => match d.acquire_run_lock(names).await {
+                    Ok(fresh) => {
+                        *lock = fresh;
+                        break;
+                    }
+                    Err(e) if e.is_connection() => last = e.to_string(),
+                    Err(e) => return Err(e),
+                },
+                Err(e) if e.is_connection() => last = e.to_string(),
+                Err(e) => return Err(e),
+            }
+            if began.elapsed() >= cfg.timeout {
+                self.set_phase(Phase::Failed);
+                return Err(Error::ConnectionLost { target: d.target(), waited_s: began.elapsed().as_secs(), last });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay.min(cfg.timeout.saturating_sub(began.elapsed()))) => {}
+                _ = self.cancel.cancelled() => return Err(Error::Cancelled("stopped while reconnecting".into())),
+            }
+            delay = (delay * 2).min(cfg.backoff_max);
+        }
+        tracing::info!(target: progress::LOG_TARGET, after_ms = began.elapsed().as_millis() as u64, "reconnected; continuing from the checkpoint");
+        Ok(())
+    }
+
+    /// Whether the run `ckpt` records got as far as the swap: its checkpoint says so, or it was
+    /// in its cut-over and the tables show the swap happened (the shadow gone, the old table
+    /// present; the swap is atomic, so it is one or the other).
+    async fn swapped_already(&self, names: &Names, ckpt: &Checkpoint) -> Result<bool> {
+        let d = &*self.dialect;
+        Ok(match ckpt.resumes_at() {
+            Resume::AfterSwap => true,
+            Resume::CutOverOrAfter => !d.table_exists(&names.shadow).await? && d.table_exists(&names.old).await?,
+            _ => false,
+        })
+    }
+
+    /// A resume that finds the swap done: the cleanup after it, as a run would have done it.
+    async fn finish_after_swap(&self, names: &Names, ckpt: &Checkpoint, started: Instant) -> Summary {
+        tracing::info!(target: progress::LOG_TARGET, phase = %ckpt.phase, "the unfinished run had swapped the tables; finishing its cleanup");
+        self.progress.send_modify(|p| p.phase = Phase::CutOver);
+        self.set_phase(Phase::Cleanup);
+        let AfterSwap { old_table_kept, warnings } = cleanup::after_swap(&*self.dialect, names, &Undo::all(), &self.config).await;
+        self.set_phase(Phase::Done);
+        Summary {
+            table: names.table.clone(),
+            old_table_kept,
+            backfill: BackfillStats { rows_before: ckpt.rows_copied, ..BackfillStats::default() },
+            rows_checksummed: None,
+            cut_over: CutOverStats::default(),
+            in_place: false,
+            elapsed: started.elapsed(),
+            warnings,
+            resumed_from: Some(ckpt.phase),
+            reconnects: 0,
+            revert_window: None,
+        }
+    }
+
     /// Every check that changes nothing, in order, and the plan (see [`crate::preflight`]).
-    pub async fn preflight(&self, names: &Names, spec: &str) -> Result<Plan> {
-        revert::open_window_refusal(&*self.dialect, names).await?;
-        let plan = preflight::run(&*self.dialect, names, spec, &self.config).await?;
+    /// `resuming`: a checkpoint of the same ALTER exists (what its run created is expected).
+    pub async fn preflight(&self, names: &Names, spec: &str, resuming: bool) -> Result<Plan> {
+        let plan = preflight::run(&*self.dialect, names, spec, &self.config, resuming).await?;
         revert::refusal(&*self.dialect, &plan, &self.config)?;
         self.progress.send_modify(|p| p.rows_estimated = plan.estimated_rows());
         Ok(plan)
     }
 
-    /// The phases after preflight, up to and including the cleanup after the swap. Every step
-    /// that creates something records it in `undo` first.
-    async fn migrate(&self, plan: &Plan, undo: &mut Undo, started: Instant) -> Result<Summary> {
+    /// Record `phase` in the checkpoint, then publish it.
+    async fn enter(&self, plan: &Plan, ckpt: &mut Checkpoint, phase: Phase) -> Result<()> {
+        ckpt.phase = phase;
+        self.dialect.checkpoint_write(&plan.names, ckpt).await?;
+        self.set_phase(phase);
+        Ok(())
+    }
+
+    /// The phases after preflight, up to and including the cleanup after the swap, fresh or
+    /// from `resume`. Every step that creates something records it in `undo` (and the phase in
+    /// the checkpoint) first.
+    async fn migrate(&self, plan: &Plan, undo: &mut Undo, started: Instant, resume: Option<Checkpoint>) -> Result<Summary> {
         let d = &*self.dialect;
         let cfg = &self.config;
+        let resumed_from = resume.as_ref().map(|c| c.phase);
+        let mut ckpt = match resume {
+            Some(ckpt) => {
+                // Published as the phase to redo: the backfill, or the checksum (a run past it
+                // goes on to the wait and the cut-over from there).
+                self.progress.send_modify(|p| {
+                    p.phase = ckpt.phase.min(Phase::Checksum).max(Phase::Backfill);
+                    p.rows_copied = ckpt.rows_copied;
+                });
+                ckpt
+            }
+            None => {
+                let mut ckpt = Checkpoint::new(plan, d.dialect_name());
+                undo.checkpoint = true;
+                undo.shadow = true;
+                self.enter(plan, &mut ckpt, Phase::CreateShadow).await?;
+                d.create_shadow(plan, cfg.ddl.lock_timeout).await?;
 
-        self.set_phase(Phase::CreateShadow);
-        undo.shadow = true;
-        d.create_shadow(plan, cfg.ddl.lock_timeout).await?;
-
-        self.set_phase(Phase::InstallCapture);
-        undo.capture = true;
-        capture::install(d, plan, &cfg.ddl, &self.cancel).await?;
+                undo.capture = true;
+                self.enter(plan, &mut ckpt, Phase::InstallCapture).await?;
+                capture::install(d, plan, &cfg.ddl, &self.cancel).await?;
+                ckpt
+            }
+        };
 
         let (mut throttle, tasks) = throttle::start(
             &self.dialect,
@@ -199,7 +399,7 @@ impl<D: Dialect> Runner<D> {
             undo,
         )
         .await?;
-        let swapped = self.copy_verify_swap(plan, &mut throttle).await;
+        let swapped = self.copy_verify_swap(plan, &mut throttle, &mut ckpt).await;
         tasks.shutdown().await;
         let (backfill, rows_checksummed, cut_over) = swapped?;
         if let Err(e) = d.after_cut_over(plan).await {
@@ -209,14 +409,19 @@ impl<D: Dialect> Runner<D> {
         // The swap happened: from here on nothing is undone, problems become warnings.
         let mut revert_window = None;
         let AfterSwap { old_table_kept, warnings } = if cfg.revert_window.is_some() {
+            // The old table and the checkpoint stay for the window (see crate::revert).
             self.set_phase(Phase::RevertWindow);
             let (after, until) = revert::after_swap(d, plan, undo, cfg).await;
             revert_window = until.map(|u| (u, revert::WindowEnd::Expired));
             *self.window_plan.lock().expect("window plan") = Some(plan.clone());
             after
         } else {
+            ckpt.phase = Phase::Cleanup;
+            if let Err(e) = d.checkpoint_write(&plan.names, &ckpt).await {
+                tracing::warn!(error = %e, "recording the swap in the checkpoint");
+            }
             self.set_phase(Phase::Cleanup);
-            let after = cleanup::after_swap(d, plan, undo, cfg).await;
+            let after = cleanup::after_swap(d, &plan.names, undo, cfg).await;
             self.set_phase(Phase::Done);
             after
         };
@@ -229,6 +434,8 @@ impl<D: Dialect> Runner<D> {
             in_place: false,
             elapsed: started.elapsed(),
             warnings,
+            resumed_from,
+            reconnects: 0,
             revert_window,
         })
     }
@@ -262,22 +469,32 @@ impl<D: Dialect> Runner<D> {
     }
 
     /// Backfill, checksum, wait for the cut-over conditions, swap.
-    async fn copy_verify_swap(&self, plan: &Plan, throttle: &mut Throttle) -> Result<(BackfillStats, Option<u64>, CutOverStats)> {
+    /// A resumed run skips the phases its checkpoint is past: a checkpoint in `Checksum` had
+    /// finished its backfill, one in `Postponed` or `CutOver` its checksum too.
+    async fn copy_verify_swap(
+        &self,
+        plan: &Plan,
+        throttle: &mut Throttle,
+        ckpt: &mut Checkpoint,
+    ) -> Result<(BackfillStats, Option<u64>, CutOverStats)> {
         let d = &*self.dialect;
         let cfg = &self.config;
-        self.set_phase(Phase::Backfill);
-        let backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
-        tracing::info!(
-            rows = backfill.rows,
-            chunks = backfill.chunks,
-            seconds = backfill.elapsed.as_secs_f64(),
-            "backfill complete"
-        );
+        let mut backfill = BackfillStats { rows_before: ckpt.rows_copied, ..BackfillStats::default() };
+        if ckpt.phase <= Phase::Backfill {
+            self.set_phase(Phase::Backfill);
+            backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle, ckpt).await?;
+            tracing::info!(
+                rows = backfill.rows,
+                chunks = backfill.chunks,
+                seconds = backfill.elapsed.as_secs_f64(),
+                "backfill complete"
+            );
+        }
         // A TRUNCATE or DDL during the backfill: stop now rather than checksum or wait for nothing.
         capture::verify(d, plan).await?;
 
-        let rows_checksummed = if cfg.checksum.enabled {
-            self.set_phase(Phase::Checksum);
+        let rows_checksummed = if cfg.checksum.enabled && ckpt.phase <= Phase::Checksum {
+            self.enter(plan, ckpt, Phase::Checksum).await?;
             let rows = checksum::run(d, plan, &cfg.checksum, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
             tracing::info!(rows, "checksum matches");
             Some(rows)
@@ -287,7 +504,7 @@ impl<D: Dialect> Runner<D> {
 
         cutover::wait_until_ready(&cfg.cut_over, throttle, &self.progress, &self.cancel).await?;
 
-        self.set_phase(Phase::CutOver);
+        self.enter(plan, ckpt, Phase::CutOver).await?;
         d.prepare_cut_over(plan).await?;
         let cut_over = revert::cut_over(d, plan, cfg, &self.cancel).await?;
         tracing::info!(attempts = cut_over.attempts, writes_blocked_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
@@ -315,6 +532,8 @@ impl<D: Dialect> Runner<D> {
             in_place: true,
             elapsed: started.elapsed(),
             warnings: Vec::new(),
+            resumed_from: None,
+            reconnects: 0,
             revert_window: None,
         })
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shadowswap_engine::alter::AlterAnalysis;
+use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::config::MigrationConfig;
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock, Signals};
 use shadowswap_engine::error::ErrorClass;
@@ -27,6 +28,16 @@ struct Fake {
     lose: Option<u64>,
     /// Keys the original has beyond the high watermark (not walked, not copied).
     late: Vec<u64>,
+    /// The checkpoint row, as the server would keep it.
+    checkpoint: Mutex<Option<Checkpoint>>,
+    /// Break the connection at this call of `copy_chunk` (1-based), once.
+    break_at_copy: Option<usize>,
+    copies: Mutex<usize>,
+    /// The shadow and the old table exist (for a resume after the swap).
+    swapped: bool,
+    /// After the first connection break the server stays away: the lock's session is gone and
+    /// no new session can be made.
+    server_gone: bool,
 }
 
 impl Fake {
@@ -41,13 +52,21 @@ impl Fake {
     fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
+    fn ckpt(&self) -> Option<Checkpoint> {
+        self.checkpoint.lock().unwrap().clone()
+    }
 }
 
-struct Lock;
+struct Lock {
+    gone: bool,
+}
 #[async_trait]
 impl RunLock for Lock {
     async fn release(self: Box<Self>) -> Result<()> {
         Ok(())
+    }
+    async fn is_held(&mut self) -> Result<bool> {
+        Ok(!self.gone)
     }
 }
 
@@ -89,16 +108,19 @@ impl Dialect for Fake {
     }
     async fn acquire_run_lock(&self, _: &Names) -> Result<Box<dyn RunLock>> {
         self.step("lock")?;
-        Ok(Box::new(Lock))
+        if self.server_gone && self.calls().iter().filter(|c| *c == "lock").count() > 1 {
+            return Err(Error::Unreachable { target: "fake".into(), reason: "connection refused".into() });
+        }
+        Ok(Box::new(Lock { gone: self.server_gone }))
     }
     async fn inspect(&self, _: &TableRef) -> Result<TableShape> {
         Ok(shape())
     }
-    async fn table_exists(&self, _: &TableRef) -> Result<bool> {
-        Ok(false)
+    async fn table_exists(&self, t: &TableRef) -> Result<bool> {
+        Ok(self.swapped && t.name == "_t_old")
     }
-    async fn preflight(&self, _: &Names, _: &TableShape) -> Result<()> {
-        self.step("preflight")
+    async fn preflight(&self, _: &Names, _: &TableShape, resuming: bool) -> Result<()> {
+        self.step(if resuming { "preflight (resuming)" } else { "preflight" })
     }
     async fn trial_alter(&self, _: &Names, _: &AlterAnalysis) -> Result<TableShape> {
         Ok(shape())
@@ -131,12 +153,50 @@ impl Dialect for Fake {
         let rest: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= high).collect();
         Ok(rest.get(rows as usize - 1).copied().unwrap_or(*high))
     }
-    async fn copy_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64, _: Duration) -> Result<u64> {
+    async fn copy_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64, _: Duration, mark: &ChunkMark) -> Result<u64> {
         self.step("copy_chunk")?;
+        let n = {
+            let mut c = self.copies.lock().unwrap();
+            *c += 1;
+            *c
+        };
+        if self.break_at_copy == Some(n) {
+            return Err(Error::Database {
+                context: "copy".into(),
+                message: "connection reset".into(),
+                class: ErrorClass::Connection,
+            });
+        }
         let chunk: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= upto).collect();
         let mut s = self.shadow.lock().unwrap();
+        s.retain(|k| after.is_some_and(|a| k <= a) || k > upto);
         s.extend(chunk.iter().filter(|k| Some(**k) != self.lose));
+        let mut ckpt = self.checkpoint.lock().unwrap();
+        let c = ckpt.as_mut().expect("the checkpoint is written before the backfill");
+        c.low_watermark = Some(mark.low_watermark.clone());
+        c.rows_copied += chunk.len() as u64;
+        c.chunk_rows = mark.chunk_rows;
         Ok(chunk.len() as u64)
+    }
+    fn dialect_name(&self) -> &'static str {
+        "fake"
+    }
+    async fn checkpoint_write(&self, _: &Names, ckpt: &Checkpoint) -> Result<()> {
+        self.step(&format!("checkpoint {}", ckpt.phase))?;
+        *self.checkpoint.lock().unwrap() = Some(ckpt.clone());
+        Ok(())
+    }
+    async fn checkpoint_read(&self, _: &Names) -> Result<Option<Checkpoint>> {
+        Ok(self.ckpt())
+    }
+    fn key_to_text(&self, key: &u64) -> String {
+        key.to_string()
+    }
+    fn key_from_text(&self, _: &Plan, text: &str) -> Result<u64> {
+        text.parse().map_err(|_| Error::refused("bad key"))
+    }
+    async fn verify_resumable(&self, _: &Plan) -> Result<()> {
+        self.step("verify_resumable")
     }
     async fn checksum_chunk(&self, _: &Plan, after: Option<&u64>, upto: Option<&u64>) -> Result<(ChunkChecksum, ChunkChecksum)> {
         let sum = |keys: &[u64]| {
@@ -184,7 +244,22 @@ async fn completes_in_order_and_copies_every_row() {
     assert_eq!(s.rows_checksummed, Some(10));
     assert_eq!(
         without_copies(&calls),
-        ["lock", "preflight", "create_shadow", "install_capture", "cut_over", "remove_capture", "drop _t_old"]
+        [
+            "lock",
+            "preflight",
+            "checkpoint create shadow",
+            "create_shadow",
+            "checkpoint install capture",
+            "install_capture",
+            "checkpoint backfill",
+            "checkpoint checksum",
+            "checkpoint cut-over",
+            "cut_over",
+            "checkpoint cleanup",
+            "remove_capture",
+            "drop _t_old",
+            "drop _t_ssw_ckpt"
+        ]
     );
 }
 
@@ -202,7 +277,11 @@ async fn failure_at_each_step_before_the_swap_undoes_in_reverse() {
         assert!(r.is_err(), "{step}");
         let undo: Vec<&str> =
             calls.iter().skip_while(|c| *c != step).skip(1).map(String::as_str).filter(|c| *c != step).collect();
-        let expected: &[&str] = if step == "create_shadow" { &["drop _t_new"] } else { &["remove_capture", "drop _t_new"] };
+        let expected: &[&str] = if step == "create_shadow" {
+            &["drop _t_new", "drop _t_ssw_ckpt"]
+        } else {
+            &["remove_capture", "drop _t_new", "drop _t_ssw_ckpt"]
+        };
         assert_eq!(undo, expected, "after a failure at {step}: triggers first (if installed), then the shadow");
         assert!(!calls.iter().any(|c| c == "drop _t_old" || c == "drop t"), "undo never touches the table or the old table");
     }
@@ -214,7 +293,7 @@ async fn cut_over_lock_timeouts_are_retried_then_reported() {
     let Err(Error::CutOverExhausted { attempts, .. }) = r else { panic!("{r:?}") };
     assert_eq!(attempts, 3, "one attempt plus two retries");
     assert_eq!(calls.iter().filter(|c| *c == "cut_over").count(), 3);
-    assert_eq!(calls.last().map(String::as_str), Some("drop _t_new"));
+    assert_eq!(calls.last().map(String::as_str), Some("drop _t_ssw_ckpt"));
 }
 
 #[tokio::test]
@@ -247,4 +326,111 @@ async fn preflight_refusal_creates_nothing() {
     let (r, calls) = run(Fake { fail: Some("preflight"), ..Fake::default() }, config()).await;
     assert!(r.is_err());
     assert_eq!(calls, ["lock", "preflight"]);
+}
+
+#[tokio::test]
+async fn a_broken_connection_reconnects_and_continues_from_the_checkpoint() {
+    let mut cfg = config();
+    cfg.reconnect.backoff_min = Duration::from_millis(1);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), break_at_copy: Some(3), ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.reconnects, 1);
+    assert_eq!(s.backfill.rows_before, 6, "two chunks of 3 were copied before the break");
+    assert_eq!(s.backfill.rows, 4, "only what remained was copied after it");
+    assert_eq!(s.rows_checksummed, Some(10));
+    let calls = fake.calls();
+    assert!(calls.iter().any(|c| c == "verify_resumable"), "{calls:?}");
+    assert!(!calls.iter().any(|c| c == "drop _t_new"), "nothing undone: {calls:?}");
+}
+
+fn checkpoint_at(phase: shadowswap_engine::Phase, low: Option<u64>, rows: u64) -> Checkpoint {
+    // The plan the fake gives is the same every time, so its fingerprint is too.
+    let names = Names::new(&TableRef::new("db", "t"), 64, char_len);
+    let analysis = shadowswap_engine::alter::analyze("ADD COLUMN c INT", &sqlparser::dialect::GenericDialect {}).unwrap();
+    let rules =
+        Rules { eq: |a, b| a == b, key_column_ok: |_| true, type_change_refusal: |_, _| None, key_change_refusal: |_, _| None };
+    let plan = Plan::build(names, analysis, shape(), shape(), rules, false).unwrap();
+    let mut c = Checkpoint::new(&plan, "fake");
+    c.phase = phase;
+    c.low_watermark = low.map(|k| k.to_string());
+    c.high_watermark = Some("10".into());
+    c.rows_copied = rows;
+    c
+}
+
+#[tokio::test]
+async fn a_run_with_a_checkpoint_resumes_after_its_low_watermark() {
+    let fake = Arc::new(Fake {
+        rows: (1..=10).collect(),
+        checkpoint: Mutex::new(Some(checkpoint_at(shadowswap_engine::Phase::Backfill, Some(6), 6))),
+        shadow: Mutex::new((1..=6).collect()),
+        ..Fake::default()
+    });
+    let r = Runner::new(fake.clone(), config()).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.resumed_from, Some(shadowswap_engine::Phase::Backfill));
+    assert_eq!((s.backfill.rows_before, s.backfill.rows), (6, 4));
+    let calls = fake.calls();
+    assert!(!calls.iter().any(|c| c == "create_shadow" || c == "install_capture"), "{calls:?}");
+    assert_eq!(&calls[..3], ["lock", "preflight (resuming)", "verify_resumable"]);
+}
+
+#[tokio::test]
+async fn a_different_alter_on_a_table_with_a_checkpoint_is_refused() {
+    let fake = Arc::new(Fake {
+        rows: (1..=10).collect(),
+        checkpoint: Mutex::new(Some(checkpoint_at(shadowswap_engine::Phase::Backfill, Some(6), 6))),
+        ..Fake::default()
+    });
+    let r = Runner::new(fake.clone(), config()).run(&TableRef::new("db", "t"), "ADD COLUMN d INT").await;
+    let Err(Error::Refused(msg)) = r else { panic!("{r:?}") };
+    assert!(msg.contains("shadowswap cleanup"), "{msg}");
+    assert_eq!(fake.calls(), ["lock"]);
+}
+
+#[tokio::test]
+async fn a_run_stopped_before_its_capture_was_complete_starts_over() {
+    let fake = Arc::new(Fake {
+        rows: (1..=10).collect(),
+        checkpoint: Mutex::new(Some(checkpoint_at(shadowswap_engine::Phase::InstallCapture, None, 0))),
+        ..Fake::default()
+    });
+    let r = Runner::new(fake.clone(), config()).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!((s.backfill.rows_before, s.backfill.rows), (0, 10));
+    let calls = fake.calls();
+    let undo = calls.iter().position(|c| c == "remove_capture").expect("undo first");
+    let create = calls.iter().position(|c| c == "create_shadow").expect("then created again");
+    assert!(undo < create, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_run_that_had_swapped_only_finishes_its_cleanup() {
+    let fake = Arc::new(Fake {
+        rows: (1..=10).collect(),
+        checkpoint: Mutex::new(Some(checkpoint_at(shadowswap_engine::Phase::CutOver, Some(10), 10))),
+        swapped: true,
+        ..Fake::default()
+    });
+    let r = Runner::new(fake.clone(), config()).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.resumed_from, Some(shadowswap_engine::Phase::CutOver));
+    assert_eq!(fake.calls(), ["lock", "drop _t_ssw_hb", "remove_capture", "drop _t_old", "drop _t_ssw_ckpt"]);
+}
+
+#[tokio::test]
+async fn a_server_that_stays_away_stops_the_run_resumable_after_the_reconnect_timeout() {
+    let mut cfg = config();
+    cfg.reconnect.timeout = Duration::from_millis(30);
+    cfg.reconnect.backoff_min = Duration::from_millis(1);
+    cfg.reconnect.backoff_max = Duration::from_millis(5);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), break_at_copy: Some(2), server_gone: true, ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Err(Error::ConnectionLost { .. }) = r else { panic!("{r:?}") };
+    let calls = fake.calls();
+    assert!(calls.iter().filter(|c| *c == "lock").count() > 2, "kept trying: {calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("drop") || c == "remove_capture"), "nothing undone: {calls:?}");
+    let ckpt = fake.ckpt().expect("the checkpoint stays");
+    assert_eq!((ckpt.low_watermark.as_deref(), ckpt.rows_copied), (Some("3"), 3), "one chunk of 3 recorded");
 }

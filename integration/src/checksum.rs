@@ -61,7 +61,7 @@ pub async fn tells_every_difference<T: TestDatabase>(
     let d = db.dialect().await;
     let names = d.names(&db.table("t"));
     db.exec(setup.split("-- shadow\n").next().unwrap()).await;
-    let plan = shadowswap_engine::Runner::new(d.clone(), fast_config()).preflight(&names, alter).await.unwrap();
+    let plan = shadowswap_engine::Runner::new(d.clone(), fast_config()).preflight(&names, alter, false).await.unwrap();
     db.exec(setup.split("-- shadow\n").nth(1).expect("setup has a '-- shadow' part")).await;
     let sums = |plan: &Plan| {
         let (d, lo, hi) = (d.clone(), key(50), key(150));

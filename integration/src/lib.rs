@@ -38,3 +38,4 @@ pub mod oracle;
 pub mod postgres;
 pub mod proxy;
 pub mod run;
+pub mod server;

@@ -126,6 +126,17 @@ impl RunLock for MyRunLock {
             conn.exec_first(sql::connect::RELEASE_LOCK, (name,)).await.map_err(|e| errors::db("releasing the lock", e))?;
         conn.disconnect().await.map_err(|e| errors::db("closing the lock session", e))
     }
+
+    /// A `GET_LOCK` lock lives as long as its session: the session answering a ping holds it.
+    async fn is_held(&mut self) -> Result<bool> {
+        match self.conn.ping().await {
+            Ok(()) => Ok(true),
+            Err(e) => match errors::db("checking the lock session", e) {
+                e if e.is_connection() => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

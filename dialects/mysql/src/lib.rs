@@ -56,6 +56,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mysql_async::Value;
 use shadowswap_engine::alter::AlterAnalysis;
+use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
@@ -112,7 +113,7 @@ impl Dialect for MySql {
     }
 
     // preflight
-    async fn preflight(&self, names: &Names, _original: &TableShape) -> Result<()> {
+    async fn preflight(&self, names: &Names, _original: &TableShape, _resuming: bool) -> Result<()> {
         preflight::preflight(self, names).await
     }
 
@@ -160,8 +161,40 @@ impl Dialect for MySql {
         copy::chunk_end(self, plan, after, high, rows).await
     }
 
-    async fn copy_chunk(&self, plan: &Plan, after: Option<&MyKey>, upto: &MyKey, lock_wait: Duration) -> Result<u64> {
+    async fn copy_chunk(
+        &self,
+        plan: &Plan,
+        after: Option<&MyKey>,
+        upto: &MyKey,
+        lock_wait: Duration,
+        _mark: &ChunkMark,
+    ) -> Result<u64> {
         copy::copy_chunk(self, plan, after, upto, lock_wait).await
+    }
+
+    // checkpoint and resume (STUBS: the dialect's checkpoint is being written)
+    fn dialect_name(&self) -> &'static str {
+        "mariadb"
+    }
+
+    async fn checkpoint_write(&self, _names: &Names, _ckpt: &Checkpoint) -> Result<()> {
+        Ok(())
+    }
+
+    async fn checkpoint_read(&self, _names: &Names) -> Result<Option<Checkpoint>> {
+        Ok(None)
+    }
+
+    fn key_to_text(&self, key: &MyKey) -> String {
+        key.to_string()
+    }
+
+    fn key_from_text(&self, _plan: &Plan, text: &str) -> Result<MyKey> {
+        Err(shadowswap_engine::Error::refused(format!("cannot read checkpoint key {text}")))
+    }
+
+    async fn verify_resumable(&self, _plan: &Plan) -> Result<()> {
+        Ok(())
     }
 
     async fn checksum_chunk(

@@ -118,6 +118,21 @@ impl RunLock for PgRunLock {
         let _ = driver.await;
         r.map(|_| ()).map_err(|e| errors::db("releasing the advisory lock", e))
     }
+
+    /// A session-level advisory lock lives as long as its session: the session answering a
+    /// query holds it.
+    async fn is_held(&mut self) -> Result<bool> {
+        if self.client.is_closed() {
+            return Ok(false);
+        }
+        match self.client.simple_query("SELECT 1").await {
+            Ok(_) => Ok(true),
+            Err(e) => match errors::db("checking the advisory lock's session", e) {
+                e if e.is_connection() => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
 }
 
 /// Takes the advisory lock for `names.table` on a session of its own.

@@ -71,6 +71,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shadowswap_engine::alter::AlterAnalysis;
+use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
@@ -121,7 +122,7 @@ impl Dialect for Postgres {
         inspect::table_exists(self, table).await
     }
 
-    async fn preflight(&self, names: &Names, original: &TableShape) -> Result<()> {
+    async fn preflight(&self, names: &Names, original: &TableShape, _resuming: bool) -> Result<()> {
         preflight::preflight(self, names, original).await
     }
 
@@ -173,8 +174,40 @@ impl Dialect for Postgres {
         copy::chunk_end(self, plan, after, high, rows).await
     }
 
-    async fn copy_chunk(&self, plan: &Plan, after: Option<&PgKey>, upto: &PgKey, lock_wait: Duration) -> Result<u64> {
+    async fn copy_chunk(
+        &self,
+        plan: &Plan,
+        after: Option<&PgKey>,
+        upto: &PgKey,
+        lock_wait: Duration,
+        _mark: &ChunkMark,
+    ) -> Result<u64> {
         copy::copy_chunk(self, plan, after, upto, lock_wait).await
+    }
+
+    // checkpoint and resume (STUBS: the dialect's checkpoint is being written)
+    fn dialect_name(&self) -> &'static str {
+        "postgresql"
+    }
+
+    async fn checkpoint_write(&self, _names: &Names, _ckpt: &Checkpoint) -> Result<()> {
+        Ok(())
+    }
+
+    async fn checkpoint_read(&self, _names: &Names) -> Result<Option<Checkpoint>> {
+        Ok(None)
+    }
+
+    fn key_to_text(&self, key: &PgKey) -> String {
+        key.to_string()
+    }
+
+    fn key_from_text(&self, _plan: &Plan, text: &str) -> Result<PgKey> {
+        Err(shadowswap_engine::Error::refused(format!("cannot read checkpoint key {text}")))
+    }
+
+    async fn verify_resumable(&self, _plan: &Plan) -> Result<()> {
+        Ok(())
     }
 
     async fn checksum_chunk(

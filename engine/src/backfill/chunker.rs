@@ -68,6 +68,13 @@ impl<'a, D: Dialect> ChunkWalk<'a, D> {
         Ok(Self { dialect, plan, high, after: None, sizer })
     }
 
+    /// A walk that continues after `after` (the checkpoint's low watermark; `None`: from the
+    /// start) up to `high` (the high watermark the backfill took when it began; `None`: the table
+    /// was empty).
+    pub fn resume(dialect: &'a D, plan: &'a Plan, sizer: ChunkSizer, after: Option<D::Key>, high: Option<D::Key>) -> Self {
+        Self { dialect, plan, high, after, sizer }
+    }
+
     /// The high watermark, if the table had rows.
     pub fn high_watermark(&self) -> Option<&D::Key> {
         self.high.as_ref()

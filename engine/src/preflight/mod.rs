@@ -26,14 +26,15 @@ use crate::names::Names;
 use plan::Plan;
 
 /// Run the preflight checks in order (see the module docs) for the ALTER `spec` on
-/// `names.table`; returns the plan. Creates nothing.
+/// `names.table`; returns the plan. Creates nothing. `resuming`: a matching checkpoint exists,
+/// so what its run created is not refused as leftovers.
 ///
 /// Errors: the first refusal ([`Error::Refused`], [`Error::NoSuchTable`],
 /// [`Error::AlterRejected`], [`Error::DuplicateKey`], ...).
-pub async fn run<D: Dialect>(d: &D, names: &Names, spec: &str, config: &MigrationConfig) -> Result<Plan> {
+pub async fn run<D: Dialect>(d: &D, names: &Names, spec: &str, config: &MigrationConfig, resuming: bool) -> Result<Plan> {
     let analysis = alter::analyze(spec, d.sql_dialect())?;
     let original = d.inspect(&names.table).await?;
-    d.preflight(names, &original).await?;
+    d.preflight(names, &original, resuming).await?;
     let altered = d.trial_alter(names, &analysis).await?;
     let mut plan = Plan::build(names.clone(), analysis, original, altered, d.rules(), config.approve_renamed_columns)?;
     plan.sql = d.render_sql(&plan);

@@ -113,6 +113,9 @@ pub struct Plan {
     /// Whether the server can apply the ALTER without rewriting or scanning the table
     /// (`None`: the dialect cannot tell).
     pub metadata_only: Option<bool>,
+    /// The checkpoint of an unfinished run of this same ALTER, which this run resumes (the dry
+    /// run shows it).
+    pub checkpoint: Option<crate::checkpoint::Checkpoint>,
 }
 
 impl Plan {
@@ -263,6 +266,7 @@ impl Plan {
             new_unique_keys,
             sql: PlanSql::default(),
             metadata_only: None,
+            checkpoint: None,
         })
     }
 
@@ -285,6 +289,18 @@ impl Plan {
             self.key.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         );
         s += &format!("estimated rows: {}\n", self.estimated_rows());
+        s += &format!("checkpoint:     {}\n", n.checkpoint);
+        if let Some(c) = &self.checkpoint {
+            s += &format!(
+                "pending:        an unfinished run of this ALTER (started {}) stopped in {} with {} of about {} rows copied \
+                 (low watermark {}); --execute resumes it, `shadowswap cleanup` gives it up\n",
+                c.started_at,
+                c.phase,
+                c.rows_copied,
+                c.rows_estimated,
+                c.low_watermark.as_deref().unwrap_or("none")
+            );
+        }
         match self.metadata_only {
             Some(true) => {
                 s += "metadata-only:  yes: the server applies this ALTER without rewriting or scanning the table; \

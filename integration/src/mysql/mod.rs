@@ -65,6 +65,14 @@ impl TestDb {
         TestDb { name, dsn, pool }
     }
 
+    /// The existing database `ssw_<name>` on a fresh pool (after a server restart).
+    pub async fn reconnect(name: &str) -> TestDb {
+        let name = format!("ssw_{name}");
+        let dsn = format!("{}/{name}", server_dsn().trim_end_matches('/'));
+        let pool = Pool::new(dsn.as_str());
+        TestDb { name, dsn, pool }
+    }
+
     /// Run statements separated by `;` (no `;` inside literals, please).
     pub async fn exec(&self, sql: &str) {
         let mut c = self.pool.get_conn().await.unwrap();

@@ -140,7 +140,7 @@ async fn migrate_and_compare(db: &TestDb, alter: &str, values: KeyValues, checks
     cfg.cut_over.keep_old_table = true;
     let d = db.dialect().await;
     let names = shadowswap_engine::Dialect::names(&*d, &db.table("t"));
-    let plan = shadowswap_engine::Runner::new(d.clone(), fast_config()).preflight(&names, alter).await.unwrap();
+    let plan = shadowswap_engine::Runner::new(d.clone(), fast_config()).preflight(&names, alter, false).await.unwrap();
     let run = PostponedRun::start(d, cfg, db.table("t"), alter, &db.name, Duration::from_secs(120)).await;
     // Writes while the capture alone keeps the shadow in sync.
     let before: u64 = db.scalar("SELECT COUNT(*) FROM _t_new").await;

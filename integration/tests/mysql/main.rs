@@ -21,6 +21,8 @@
 //!   cannot take, `finish`, the window's end, the dry run, refusals while it is open.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
+//! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
+//!   from its checkpoint (run alone).
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -33,6 +35,7 @@ mod concurrency;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;
+mod restart;
 mod revert;
 mod throttle;
 mod types;

@@ -156,7 +156,7 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     let d = db.dialect().await;
     let runner = Runner::new(d.clone(), fast_config());
     let names = d.names(&db.table("t"));
-    let plan = runner.preflight(&names, ALTER).await.unwrap();
+    let plan = runner.preflight(&names, ALTER, false).await.unwrap();
     let lock = Duration::from_secs(2);
     d.create_shadow(&plan, lock).await.unwrap();
     d.install_capture(&plan, lock).await.unwrap();
@@ -189,7 +189,7 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     }
     // The first chunk copies rows up to 12 and commits after the early snapshots were taken.
     let key = |k: &str| shadowswap_postgres::PgKey(vec![k.to_string()]);
-    assert_eq!(d.copy_chunk(&plan, None, &key("12"), lock).await.unwrap(), 10);
+    assert_eq!(d.copy_chunk(&plan, None, &key("12"), lock, &mark(&d, &key("12"))).await.unwrap(), 10);
     let mut outcomes = Vec::new();
     for ((iso, early, stmts, must_commit), c) in cases.iter().zip(&writers) {
         if !*early {
@@ -222,7 +222,7 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     }
     // The second chunk copies the rest; then the shadow must equal the table.
     let (_, high) = d.key_range(&plan).await.unwrap().expect("rows");
-    d.copy_chunk(&plan, Some(&key("12")), &high, lock).await.unwrap();
+    d.copy_chunk(&plan, Some(&key("12")), &high, lock, &mark(&d, &high)).await.unwrap();
     let diff = db
         .text_rows(&format!(
             "SELECT coalesce(o.id, s.id)::text, o.v::text, s.v::text FROM t o FULL JOIN public.\"{}\" s ON s.id = o.id \
@@ -234,4 +234,10 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     d.remove_capture(&names, lock).await.unwrap();
     d.drop_table(&plan.names.shadow, lock).await.unwrap();
     db.assert_clean(&["t"]).await;
+}
+
+/// The checkpoint mark of a chunk ending at `upto`, as the backfill passes it.
+fn mark(d: &shadowswap_postgres::Postgres, upto: &shadowswap_postgres::PgKey) -> shadowswap_engine::checkpoint::ChunkMark {
+    use shadowswap_engine::Dialect;
+    shadowswap_engine::checkpoint::ChunkMark { low_watermark: d.key_to_text(upto), chunk_rows: 10 }
 }

@@ -28,6 +28,8 @@
 //!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
+//! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
+//!   continues from its checkpoint (run alone).
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).
@@ -44,6 +46,7 @@ mod lifecycle;
 mod pgbench;
 mod pre_swap_check;
 mod refusals;
+mod restart;
 mod revert;
 mod safety;
 mod security;

@@ -70,13 +70,18 @@ fn old_key_match(plan: &Plan, row: &str) -> String {
         .join(" AND ")
 }
 
-/// The error handler every reverse trigger declares first: the failing statement's change is
-/// undone (statement atomicity), the application's write goes on, and the first failure is
-/// recorded in the checkpoint row's `revert_broken` (MariaDB KB "DECLARE HANDLER", "GET
-/// DIAGNOSTICS"). In the writer's transaction: if it rolls back, so does the record.
+/// The error handlers every reverse trigger declares first: a lock wait timeout (1205) or a
+/// deadlock (1213) is raised again, as the application's own statement would meet it (InnoDB
+/// rolls back the statement or the whole transaction then; swallowing it would hide that);
+/// any other error is caught: the failing statement's change is undone (statement atomicity),
+/// the application's write goes on, and the first failure is recorded in the checkpoint row's
+/// `revert_broken` (MariaDB KB "DECLARE HANDLER": a handler for an error code is chosen over one
+/// for `SQLEXCEPTION`; "GET DIAGNOSTICS"). In the writer's transaction: if it rolls back, so does
+/// the record.
 fn handler(names: &Names, event: &str) -> String {
     format!(
-        "  DECLARE ssw_msg TEXT DEFAULT NULL;\n  DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN\n    GET DIAGNOSTICS \
+        "  DECLARE ssw_msg TEXT DEFAULT NULL;\n  DECLARE EXIT HANDLER FOR 1205, 1213 RESIGNAL;\n  DECLARE CONTINUE HANDLER FOR \
+         SQLEXCEPTION BEGIN\n    GET DIAGNOSTICS \
          CONDITION 1 ssw_msg = MESSAGE_TEXT;\n    UPDATE {} SET revert_broken = COALESCE(revert_broken, CONCAT(UTC_TIMESTAMP(6), \
          ' UTC, {event} not carried back to the old table: ', ssw_msg)) WHERE id = 1;\n  END;\n",
         Qualified(&names.checkpoint)
@@ -219,7 +224,8 @@ mod tests {
         let [ins, upd, del] = reverse_triggers(&p);
         let handler = |ev: &str| {
             format!(
-                "  DECLARE ssw_msg TEXT DEFAULT NULL;\n  DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN\n    GET DIAGNOSTICS \
+                "  DECLARE ssw_msg TEXT DEFAULT NULL;\n  DECLARE EXIT HANDLER FOR 1205, 1213 RESIGNAL;\n  DECLARE CONTINUE \
+                 HANDLER FOR SQLEXCEPTION BEGIN\n    GET DIAGNOSTICS \
                  CONDITION 1 ssw_msg = MESSAGE_TEXT;\n    UPDATE `d`.`_t_ssw_ckpt` SET revert_broken = COALESCE(revert_broken, \
                  CONCAT(UTC_TIMESTAMP(6), ' UTC, {ev} not carried back to the old table: ', ssw_msg)) WHERE id = 1;\n  END;\n"
             )

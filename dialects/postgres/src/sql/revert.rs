@@ -61,9 +61,14 @@ fn old_key_match(plan: &Plan, row: &str) -> String {
 
 /// The statement in a sub-block whose failure is recorded, not raised (PL/pgSQL "Trapping
 /// Errors": the sub-block's changes are rolled back to its start, the writer's are kept).
+/// Errors of concurrency and cancellation (class 40 `transaction_rollback`: serialization
+/// failures, deadlocks; `lock_not_available`; `query_canceled`) are raised again: the writer's
+/// transaction meets them as it would without the trigger, and must retry; caught, they would
+/// mark the window broken for nothing (seen with SERIALIZABLE writers).
 fn guarded(names: &Names, event: &str, stmt: &str, i: &str) -> String {
     format!(
-        "{i}BEGIN\n{i}  {stmt};\n{i}EXCEPTION WHEN OTHERS THEN\n{i}  UPDATE {} SET revert_broken = COALESCE(revert_broken, \
+        "{i}BEGIN\n{i}  {stmt};\n{i}EXCEPTION WHEN transaction_rollback OR lock_not_available OR query_canceled THEN\n{i}  \
+         RAISE;\n{i}WHEN OTHERS THEN\n{i}  UPDATE {} SET revert_broken = COALESCE(revert_broken, \
          to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || {} || SQLERRM) WHERE id = 1;\n{i}END;\n",
         Qualified(&names.checkpoint),
         literal(&format!(" UTC, {event} not carried back to the old table: "))
@@ -218,6 +223,7 @@ pub fn reverse_plan(
         new_unique_keys: Vec::new(),
         sql: PlanSql::default(),
         metadata_only: None,
+        checkpoint: None,
     }
 }
 
@@ -318,7 +324,7 @@ mod tests {
             "{fi}"
         );
         assert!(
-            fi.contains("INSERT INTO \"public\".\"_t_old\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE VALUES (NEW.\"id\", NEW.\"v\");\n  EXCEPTION WHEN OTHERS THEN\n    UPDATE \"public\".\"_t_ssw_ckpt\" SET revert_broken = COALESCE(revert_broken"),
+            fi.contains("INSERT INTO \"public\".\"_t_old\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE VALUES (NEW.\"id\", NEW.\"v\");\n  EXCEPTION WHEN transaction_rollback OR lock_not_available OR query_canceled THEN\n    RAISE;\n  WHEN OTHERS THEN\n    UPDATE \"public\".\"_t_ssw_ckpt\" SET revert_broken = COALESCE(revert_broken"),
             "{fi}"
         );
         assert!(fi.contains("E' UTC, an insert not carried back to the old table: ' || SQLERRM"), "{fi}");

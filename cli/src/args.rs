@@ -179,7 +179,7 @@ pub struct AlterArgs {
     cut_over_window: Option<CutOverWindow>,
     /// After the swap, keep the old table in sync with the new one for this long (e.g. 30m), so
     /// `shadowswap revert` can swap back; `shadowswap finish` closes the window early.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "attempt_instant_ddl")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["attempt_instant_ddl", "keep_old_table"])]
     revert_window: Option<Duration>,
     /// When the connection to the server breaks (restart, KILL, a proxy), keep reconnecting this
     /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.

@@ -155,7 +155,13 @@ pub(crate) async fn swap_back(pg: &Postgres, names: &Names, lock_timeout: Durati
     let current = inspect::inspect(pg, &names.table).await?;
     let old = inspect::inspect(pg, &names.old).await?;
     let plan = q::reverse_plan(names, analysis, current, old);
-    swap_transaction(pg, &plan, lock_timeout, SwapKind::Back).await
+    swap_transaction(pg, &plan, lock_timeout, SwapKind::Back).await?;
+    // As after the swap, with the roles flipped: subscriptions that replicated into the new table
+    // follow the table back, and the foreign keys re-added NOT VALID are validated.
+    if let Err(e) = crate::cutover::after_cut_over(pg, &plan).await {
+        tracing::warn!(error = %e, "after the swap back");
+    }
+    Ok(())
 }
 
 /// After the swap back: the new table (now `_<t>_new`) and the checkpoint, in one transaction.

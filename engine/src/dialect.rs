@@ -305,8 +305,10 @@ pub trait Dialect: Signals + 'static {
 
     /// One attempt of `shadowswap revert`'s swap back (the old table becomes the table again),
     /// waiting at most `lock_timeout` for its locks; refuses, without swapping, when the reverse
-    /// capture recorded a failure. On failure the new table keeps serving.
-    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+    /// capture recorded a failure. On failure the new table keeps serving. Returns the wall time
+    /// of the swap statement or transaction itself (lock wait included): how long application
+    /// writes were blocked, as [`crate::cutover::CutOverStats::swap_time`] measures the swap.
+    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<Duration> {
         let _ = lock_timeout;
         Err(Error::refused(format!("shadowswap revert is not supported for {}", names.table)))
     }

@@ -360,11 +360,7 @@ pub async fn revert<D: Dialect>(
         }
         let stats = cutover::attempts(d, &names, cfg, cancel, "revert", |lock_timeout| {
             let names = &names;
-            async move {
-                let t0 = Instant::now();
-                d.revert_swap(names, lock_timeout).await?;
-                Ok(t0.elapsed())
-            }
+            async move { d.revert_swap(names, lock_timeout).await }
         })
         .await?;
         tracing::info!(target: LOG_TARGET, attempts = stats.attempts, writes_blocked_ms = stats.swap_time.as_millis() as u64, "swapped back");

@@ -244,7 +244,7 @@ impl Dialect for MySql {
         revert::state(self, names).await
     }
 
-    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<Duration> {
         revert::swap_back(self, names, lock_timeout).await
     }
 

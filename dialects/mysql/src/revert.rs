@@ -10,7 +10,7 @@
 //! capture triggers, now on `_<t>_old`, write into the empty `_<t>_new` placeholder until
 //! [`window_opened`] drops them. Checked on the test server (docs/revert.md, "MariaDB").
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -160,7 +160,7 @@ pub(crate) async fn state(my: &MySql, names: &Names) -> Result<Option<RevertStat
 /// forward capture and the placeholders are gone, `RENAME TABLE t TO _t_new, _t_old TO t`, then
 /// read the record again: a failure in the moment between the check and the rename (MariaDB
 /// cannot rename under `LOCK TABLES`) keeps the new table as `_<t>_new` and says so.
-pub(crate) async fn swap_back(my: &MySql, names: &Names, lock_timeout: Duration) -> Result<()> {
+pub(crate) async fn swap_back(my: &MySql, names: &Names, lock_timeout: Duration) -> Result<Duration> {
     let broken = |s: Option<RevertState>| s.and_then(|s| s.revert_broken);
     if let Some(why) = broken(state(my, names).await?) {
         return Err(Error::refused(format!(
@@ -171,7 +171,9 @@ pub(crate) async fn swap_back(my: &MySql, names: &Names, lock_timeout: Duration)
     }
     drop_forward_leftovers(my, names, lock_timeout).await?;
     let mut c = my.conn().await?;
+    let t0 = Instant::now();
     ddl(&mut c, "swapping the tables back", &q::rename_swap_back(names), lock_timeout).await?;
+    let blocked = t0.elapsed();
     c.exec_drop(q::set_phase(names), (Phase::Failed.to_string(),)).await.map_err(|e| errors::db("recording the revert", e))?;
     if let Some(why) = broken(state(my, names).await?) {
         return Err(Error::refused(format!(
@@ -180,7 +182,7 @@ pub(crate) async fn swap_back(my: &MySql, names: &Names, lock_timeout: Duration)
             names.table, names.shadow
         )));
     }
-    Ok(())
+    Ok(blocked)
 }
 
 /// After the swap back: the new table (now `_<t>_new`, its reverse triggers go with it) and the

@@ -10,7 +10,7 @@
 //! triggers, policies, grants, owner, comments, identity sequences and their values, index and
 //! statistics names) is carried back by the same code.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shadowswap_engine::alter;
 use shadowswap_engine::checkpoint::Checkpoint;
@@ -147,7 +147,7 @@ pub(crate) async fn state(pg: &Postgres, names: &Names) -> Result<Option<RevertS
 
 /// One attempt of the swap back: the reverse plan from both tables as they are now and the
 /// checkpoint's ALTER (for its column renames), then the swap transaction with the roles flipped.
-pub(crate) async fn swap_back(pg: &Postgres, names: &Names, lock_timeout: Duration) -> Result<()> {
+pub(crate) async fn swap_back(pg: &Postgres, names: &Names, lock_timeout: Duration) -> Result<Duration> {
     let Some(s) = state(pg, names).await? else {
         return Err(Error::refused(format!("{} has no revert window", names.table)));
     };
@@ -155,13 +155,15 @@ pub(crate) async fn swap_back(pg: &Postgres, names: &Names, lock_timeout: Durati
     let current = inspect::inspect(pg, &names.table).await?;
     let old = inspect::inspect(pg, &names.old).await?;
     let plan = q::reverse_plan(names, analysis, current, old);
+    let t0 = Instant::now();
     swap_transaction(pg, &plan, lock_timeout, SwapKind::Back).await?;
+    let blocked = t0.elapsed();
     // As after the swap, with the roles flipped: subscriptions that replicated into the new table
     // follow the table back, and the foreign keys re-added NOT VALID are validated.
     if let Err(e) = crate::cutover::after_cut_over(pg, &plan).await {
         tracing::warn!(error = %e, "after the swap back");
     }
-    Ok(())
+    Ok(blocked)
 }
 
 /// After the swap back: the new table (now `_<t>_new`) and the checkpoint, in one transaction.

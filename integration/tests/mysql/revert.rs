@@ -176,3 +176,52 @@ async fn dry_run_refusals_and_the_window_closing_at_its_end() {
     assert!(out.contains("revert window until") && out.contains("ended; reverse capture and old table dropped"), "{out}");
     db.assert_clean(&["t"]).await;
 }
+
+/// SIGTERM while `alter` waits out the window: it exits 0 saying the window stays open (nothing
+/// is closed or dropped), and `finish` closes it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_alter_leaves_the_window_open() {
+    let db = TestDb::new("rv_interrupted").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5) NOT NULL) ENGINE=InnoDB; INSERT INTO t VALUES (1, 'a')").await;
+    let cli = alter_with_window(&db, "MODIFY v VARCHAR(50) NOT NULL", "10m").await;
+    cli.signal("TERM");
+    let (status, out, err) = cli.finish(Duration::from_secs(30)).await;
+    assert!(status.success(), "{err}");
+    assert!(out.contains("interrupted, the window stays open until") && out.contains("shadowswap finish"), "{out}");
+    assert!(err.contains("stays open"), "{err}");
+    db.exec("INSERT INTO t VALUES (2, 'b')").await;
+    let in_old: u64 = db.scalar("SELECT COUNT(*) FROM _t_old").await;
+    assert_eq!(in_old, 2, "the reverse capture still runs");
+    let out = run_cli(&["finish", "--dsn", &db.dsn, "--table", "t", "--execute"], &[]).await;
+    assert!(out.status.success(), "{out:?}");
+    db.assert_clean(&["t"]).await;
+}
+
+/// The dry run of `alter … --revert-window` says what a revert restores and prints the reverse
+/// capture; an ALTER whose reverse cannot be exact is refused up front, naming the column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_says_what_a_revert_restores_and_inexact_reverses_are_refused() {
+    let db = TestDb::new("rv_dry_run").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5) NOT NULL, d INT NOT NULL DEFAULT 3, n INT NOT NULL) ENGINE=InnoDB")
+        .await;
+    let args = |alter: &'static str| {
+        ["alter", "--dsn", &db.dsn, "--table", "t", "--alter", alter, "--revert-window", "5m"].map(String::from)
+    };
+    let out =
+        run_cli(&args("MODIFY v VARCHAR(50) NOT NULL, DROP COLUMN d, ADD COLUMN x INT NULL").each_ref().map(|s| s.as_str()), &[])
+            .await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for want in [
+        "columns the ALTER drops (d): rows inserted in the window get their default, updated rows keep their value",
+        "columns the ALTER adds (x): not carried back",
+        "columns whose type changes (v)",
+        "CREATE TRIGGER `ssw_rv_dry_run`.`_t_ssw_rins` AFTER INSERT ON `ssw_rv_dry_run`.`_t_new`",
+        "RENAME TABLE `ssw_rv_dry_run`.`_t_old` TO `ssw_rv_dry_run`.`_t_ssw_rold`",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let refused = run_cli(&args("DROP COLUMN n").each_ref().map(|s| s.as_str()), &[]).await;
+    assert_refused(&refused, &["--revert-window cannot be used for this ALTER", "drops NOT NULL column n, which has no DEFAULT"]);
+    db.assert_clean(&["t"]).await;
+}

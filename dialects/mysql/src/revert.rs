@@ -153,7 +153,17 @@ pub(crate) async fn state(my: &MySql, names: &Names) -> Result<Option<RevertStat
     let mut c = my.conn().await?;
     let row: Option<(String, String, Option<String>, Option<String>)> =
         c.query_first(q::read_state(names)).await.map_err(|e| errors::db("reading the checkpoint", e))?;
-    Ok(row.map(|(phase, alter, revert_until, revert_broken)| RevertState { phase, alter, revert_until, revert_broken }))
+    drop(c);
+    let Some((mut phase, alter, revert_until, revert_broken)) = row else { return Ok(None) };
+    // The phase is recorded just after the rename (MariaDB cannot do both in one step): a run
+    // killed in between left the window open, which the reverse triggers on the table show.
+    if revert_until.is_some() && phase == Phase::CutOver.to_string() {
+        let on_table = reverse_triggers_present(my, names).await?.iter().any(|(_, on)| *on == names.table.name);
+        if on_table {
+            phase = Phase::RevertWindow.to_string();
+        }
+    }
+    Ok(Some(RevertState { phase, alter, revert_until, revert_broken }))
 }
 
 /// One attempt of the swap back: refuse if the reverse capture recorded a failure, make sure the

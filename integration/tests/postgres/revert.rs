@@ -169,3 +169,30 @@ impl TestTable {
         shadowswap_engine::TableRef::new("public", "t")
     }
 }
+
+/// A `TRUNCATE` of the new table in the window cannot be carried back: the reverse capture's
+/// statement trigger records it, `revert` refuses naming `finish`, and the waiting run notices
+/// the `finish` that follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncate_in_the_window_makes_revert_refuse() {
+    let db = PgTestDb::new("pgrv_truncate").await;
+    db.exec("CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO public.t SELECT g, g FROM generate_series(1, 100) g")
+        .await;
+    let mut cfg = chunked_config(None);
+    cfg.revert_window = Some(Duration::from_secs(600));
+    cfg.cut_over.poll_interval = Duration::from_millis(50);
+    let runner = Runner::new(db.dialect().await, cfg);
+    let mut progress = runner.progress();
+    let run = tokio::spawn(async move { runner.run(&TestTable::t(), "ALTER COLUMN v TYPE bigint").await });
+    progress.wait_for(|p| p.waiting_for.as_deref().is_some_and(|w| w.starts_with("revert window until"))).await.unwrap();
+    db.exec("TRUNCATE public.t").await;
+    let d = db.dialect().await;
+    let never = CancellationToken::new();
+    let e =
+        revert::revert(&*d, &TestTable::t(), &CutOverConfig::default(), &DdlConfig::default(), true, &never).await.unwrap_err();
+    assert!(e.to_string().contains("a TRUNCATE of the table") && e.to_string().contains("shadowswap finish"), "{e}");
+    revert::finish(&*d, &TestTable::t(), &DdlConfig::default(), true, &never).await.unwrap();
+    let Outcome::Swapped(summary) = run.await.unwrap().unwrap() else { panic!("expected a swap") };
+    assert_eq!(summary.revert_window.map(|(_, end)| end), Some(WindowEnd::Finished));
+    db.assert_clean(&["t"]).await;
+}

@@ -290,10 +290,11 @@ pub trait Dialect: Signals + 'static {
         Err(Error::refused(format!("--revert-window is not supported for {}", plan.names.table)))
     }
 
-    /// After that swap: drop what it no longer needs (the forward capture, placeholders) and set
-    /// the checkpoint's phase to `revert window`. Idempotent.
-    async fn revert_window_opened(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-        let _ = (plan, lock_timeout);
+    /// After that swap: drop what it no longer needs (the forward capture, placeholders), set
+    /// the checkpoint's phase to `revert window` and its `revert_until` to `until` (RFC 3339: the
+    /// window counted from the swap). Idempotent.
+    async fn revert_window_opened(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
+        let _ = (plan, until, lock_timeout);
         Ok(())
     }
 

@@ -137,7 +137,8 @@ pub fn describe(plan: &Plan) -> Vec<String> {
 /// controller. If no attempt swaps, what the preparation created is removed before returning.
 pub async fn cut_over<D: Dialect>(d: &D, plan: &Plan, cfg: &MigrationConfig, cancel: &CancellationToken) -> Result<CutOverStats> {
     let Some(window) = cfg.revert_window else { return cutover::cut_over(d, plan, &cfg.cut_over, cancel).await };
-    // The window is counted from the swap; the checkpoint is written again after it.
+    // Recorded before the swap (a run killed right after it still has an end), and counted
+    // again from the swap once it happened ([`after_swap`]).
     let until = until_from_now(window);
     let ddl = &cfg.ddl;
     let prepared = with_retry("preparing the revert window", ddl.retry_policy(), cancel, || {
@@ -187,8 +188,9 @@ pub async fn after_swap<D: Dialect>(d: &D, plan: &Plan, undo: &Undo, cfg: &Migra
         }
     }
     let never = CancellationToken::new();
+    let until = until_from_now(cfg.revert_window.unwrap_or_default());
     let opened = with_retry("opening the revert window", cfg.ddl.retry_policy(), &never, || {
-        d.revert_window_opened(plan, cfg.ddl.lock_timeout)
+        d.revert_window_opened(plan, &until, cfg.ddl.lock_timeout)
     })
     .await;
     if let Err(e) = opened {

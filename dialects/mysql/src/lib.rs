@@ -236,8 +236,8 @@ impl Dialect for MySql {
         revert::cut_over_with_revert(self, plan, lock_timeout).await
     }
 
-    async fn revert_window_opened(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-        revert::window_opened(self, plan, lock_timeout).await
+    async fn revert_window_opened(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
+        revert::window_opened(self, plan, until, lock_timeout).await
     }
 
     async fn revert_state(&self, names: &Names) -> Result<Option<shadowswap_engine::revert::RevertState>> {

@@ -118,12 +118,12 @@ pub(crate) async fn cut_over_with_revert(my: &MySql, plan: &Plan, lock_timeout: 
 }
 
 /// After the swap: drop the forward capture (now on `_<t>_old`, under its lock) and then the
-/// placeholders, and record the window as open with its end counted from now.
-pub(crate) async fn window_opened(my: &MySql, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+/// placeholders, and record the window as open until `until` (counted from the swap).
+pub(crate) async fn window_opened(my: &MySql, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
     let n = &plan.names;
     drop_forward_leftovers(my, n, lock_timeout).await?;
     let mut c = my.conn().await?;
-    c.exec_drop(q::set_phase(n), (Phase::RevertWindow.to_string(),))
+    c.exec_drop(q::set_phase_and_end(n), (Phase::RevertWindow.to_string(), until))
         .await
         .map_err(|e| errors::db("recording the revert window", e))
 }

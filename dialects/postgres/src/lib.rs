@@ -256,6 +256,10 @@ impl Dialect for Postgres {
         revert::cut_over_with_revert(self, plan, lock_timeout).await
     }
 
+    async fn revert_window_opened(&self, plan: &Plan, until: &str, _lock_timeout: Duration) -> Result<()> {
+        revert::window_opened(self, plan, until).await
+    }
+
     async fn revert_state(&self, names: &Names) -> Result<Option<shadowswap_engine::revert::RevertState>> {
         revert::state(self, names).await
     }

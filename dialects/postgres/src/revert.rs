@@ -72,6 +72,14 @@ pub(crate) async fn cut_over_with_revert(pg: &Postgres, plan: &Plan, lock_timeou
     swap_transaction(pg, plan, lock_timeout, SwapKind::WithRevertWindow).await
 }
 
+/// After the swap (whose transaction created the reverse capture and set the phase): the
+/// window's end, counted from the swap.
+pub(crate) async fn window_opened(pg: &Postgres, plan: &Plan, until: &str) -> Result<()> {
+    let c = pg.client().await?;
+    c.execute(&q::set_end(&plan.names), &[&until]).await.map_err(|e| errors::db("recording the revert window", e))?;
+    Ok(())
+}
+
 /// What the swap transaction of `kind` runs after the swap's own statements: the reverse capture
 /// and the phase for [`SwapKind::WithRevertWindow`], the phase `failed` ("ended without a swap")
 /// for [`SwapKind::Back`].

@@ -202,6 +202,11 @@ pub fn set_phase(names: &Names) -> String {
     format!("UPDATE {} SET phase = ? WHERE id = 1", Qualified(&names.checkpoint))
 }
 
+/// Sets the checkpoint's phase and the window's end; parameters: the phase, the end (RFC 3339).
+pub fn set_phase_and_end(names: &Names) -> String {
+    format!("UPDATE {} SET phase = ?, revert_until = ? WHERE id = 1", Qualified(&names.checkpoint))
+}
+
 /// Clears the window from the checkpoint (the swap did not happen).
 pub fn clear_window(names: &Names) -> String {
     format!("UPDATE {} SET revert_until = NULL, revert_broken = NULL WHERE id = 1", Qualified(&names.checkpoint))

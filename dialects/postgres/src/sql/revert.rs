@@ -295,6 +295,11 @@ pub fn set_phase(names: &Names) -> String {
     format!("UPDATE {} SET phase = $1, updated_at = now() WHERE id = 1", Qualified(&names.checkpoint))
 }
 
+/// Sets the window's end; parameter `$1`: the end (RFC 3339).
+pub fn set_end(names: &Names) -> String {
+    format!("UPDATE {} SET revert_until = $1, updated_at = now() WHERE id = 1", Qualified(&names.checkpoint))
+}
+
 /// Clears the window from the checkpoint (the swap did not happen).
 pub fn clear_window(names: &Names) -> String {
     format!("UPDATE {} SET revert_until = NULL, revert_broken = NULL WHERE id = 1", Qualified(&names.checkpoint))

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use shadowswap_engine::config::{
     ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, ReconnectConfig, Threshold, ThrottleConfig,
 };
+use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -185,7 +186,16 @@ pub struct AlterArgs {
     /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     reconnect_timeout: Duration,
+    /// Rehearsal on a clone: inject a fault (repeatable), KIND@PHASE optionally followed by :N%
+    /// and :DURATION, e.g. kill-connection@backfill:50%, blocker@cut-over:10s,
+    /// replica-pause@backfill:20s, crash@checksum, lock-storm@cut-over:10s. Only with --execute.
+    /// See docs/rehearsal.md.
+    #[arg(long = "inject-fault", value_name = "SPEC")]
+    faults: Vec<FaultSpec>,
 }
+
+/// How often progress is published when a fault fires at a percentage (`--inject-fault …:N%`).
+const FAULT_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 impl AlterArgs {
     /// The engine's configuration for these arguments; everything not given as a flag keeps the
@@ -195,7 +205,18 @@ impl AlterArgs {
             execute: self.execute,
             approve_renamed_columns: self.approve_renamed_columns,
             attempt_instant_ddl: self.attempt_instant_ddl,
-            copy: CopyConfig { chunk_time: self.chunk_time, fixed_chunk_rows: self.chunk_size, ..CopyConfig::default() },
+            copy: CopyConfig {
+                chunk_time: self.chunk_time,
+                fixed_chunk_rows: self.chunk_size,
+                // A fault at N% of the backfill or checksum fires on the published progress:
+                // publish it often enough to fire close to the mark.
+                progress_interval: if self.faults.iter().any(|f| f.at_percent.is_some()) {
+                    FAULT_PROGRESS_INTERVAL
+                } else {
+                    CopyConfig::default().progress_interval
+                },
+                ..CopyConfig::default()
+            },
             checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
             cut_over: CutOverConfig {
                 lock_timeout: self.cut_over_lock_timeout,
@@ -216,8 +237,25 @@ impl AlterArgs {
                 ..ThrottleConfig::default()
             },
             revert_window: self.revert_window,
+            faults: self.faults.clone(),
             reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
+    }
+
+    /// Combinations the flags cannot express: `--inject-fault` only with `--execute` (a dry run
+    /// injects nothing), `replica-pause` only with a `--replica`. Errors: the usage message.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.faults.is_empty() && !self.execute {
+            return Err(
+                "--inject-fault needs --execute (a dry run injects nothing); rehearse on a clone, never on production".into()
+            );
+        }
+        if let Some(f) = self.faults.iter().find(|f| f.kind == FaultKind::ReplicaPause) {
+            if self.replicas.is_empty() {
+                return Err(format!("--inject-fault {f} needs a --replica whose apply it pauses"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -319,6 +357,24 @@ mod tests {
             Command::Alter(a).dsns(),
             ("mysql://u@h/db", &["mysql://u@r1/db".to_string(), "mysql://u@r2/db".to_string()][..])
         );
+    }
+
+    #[test]
+    fn faults_reach_the_config_only_when_given() {
+        assert!(alter(&["--execute"]).config().faults.is_empty(), "no fault without --inject-fault");
+        let a = alter(&["--execute", "--inject-fault", "blocker@cut-over:3s", "--inject-fault", "crash@backfill:50%"]);
+        assert!(a.check().is_ok());
+        assert_eq!(a.config().copy.progress_interval, Duration::from_millis(100), "a percentage fault: frequent progress");
+        assert_eq!(alter(&["--execute"]).config().copy.progress_interval, CopyConfig::default().progress_interval);
+        let f = a.config().faults;
+        assert_eq!(f.iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["blocker@cut-over:3s", "crash@backfill:50%"]);
+        assert!(alter(&["--inject-fault", "crash@checksum"]).check().unwrap_err().contains("needs --execute"));
+        let e = alter(&["--execute", "--inject-fault", "replica-pause@backfill"]).check().unwrap_err();
+        assert!(e.contains("needs a --replica"), "{e}");
+        assert!(alter(&["--execute", "--replica", "mysql://u@r/db", "--inject-fault", "replica-pause@backfill"]).check().is_ok());
+        let bad = ["shadowswap", "alter", "--dsn", "d", "--table", "t", "--alter", "x", "--inject-fault", "boom@backfill"];
+        let e = Cli::try_parse_from(bad).unwrap_err().to_string();
+        assert!(e.contains("unknown fault kind \"boom\""), "{e}");
     }
 
     #[test]

@@ -95,6 +95,7 @@ async fn run_with<S: Server>(
     match command {
         Command::Alter(args) => {
             let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
+            args.check().map_err(Failure::Usage)?;
             let runner = Runner::new(primary.clone(), args.config()).with_replicas(replicas);
             let cancel = runner.cancel_token();
             let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use shadowswap_engine::cleanup::CleanupReport;
+use shadowswap_engine::fault::FaultReport;
 use shadowswap_engine::revert::{WindowEnd, WindowReport};
 use shadowswap_engine::runner::{Outcome, Summary};
 use shadowswap_engine::{Error, TableRef};
@@ -95,6 +96,9 @@ pub fn summary(s: &Summary, json: bool) -> String {
             v["revert_window_until"] = serde_json::json!(until);
             v["revert_window"] = serde_json::json!(window_end(end));
         }
+        if !s.faults.is_empty() {
+            v["faults"] = s.faults.iter().map(fault_json).collect();
+        }
         v.to_string()
     } else {
         if s.in_place {
@@ -125,13 +129,19 @@ pub fn summary(s: &Summary, json: bool) -> String {
             0 => String::new(),
             n => format!(", reconnected {n} time(s)"),
         };
-        format!(
+        let mut line = format!(
             "swapped {}{resumed} in {secs:.1} s: {} rows copied in {copy_secs:.1} s ({rate:.0} rows/s), {check}, cut-over in {} attempt(s) (application writes blocked {} ms){reconnects}, {old}",
             s.table,
             s.backfill.rows,
             s.cut_over.attempts,
             s.cut_over.swap_time.as_millis()
-        )
+        );
+        // One more line per injected fault (--inject-fault).
+        for f in &s.faults {
+            line.push('\n');
+            line.push_str(&f.to_string());
+        }
+        line
     }
 }
 
@@ -191,6 +201,23 @@ pub fn window_lines(command: &str, table: &TableRef, r: &WindowReport, json: boo
     }
 }
 
+/// One injected fault's report as JSON: when it fired (phase, seconds into the run), what was
+/// injected, what shadowswap did, how long application writes were blocked at the cut-over, and
+/// whether the checksum still matched.
+fn fault_json(f: &FaultReport) -> serde_json::Value {
+    serde_json::json!({
+        "fault": f.spec.to_string(),
+        "fired": f.fired_at.is_some(),
+        "phase": f.phase.map(|p| p.to_string()),
+        "at_s": f.fired_at.map(|d| d.as_secs_f64()),
+        "injected": f.injected,
+        "response": f.response,
+        "writes_blocked_ms": f.writes_blocked_ms,
+        "checksum_matched": f.checksum_matched,
+        "throttled_s": f.throttled.map(|d| d.as_secs_f64()),
+    })
+}
+
 /// What `cleanup` did on `table`, one line each, for stdout.
 pub fn cleanup_lines(table: &TableRef, report: &CleanupReport) -> Vec<String> {
     let mut lines = Vec::new();
@@ -236,7 +263,44 @@ mod tests {
             elapsed: Duration::from_millis(3250),
             warnings: Vec::new(),
             revert_window: None,
+            faults: Vec::new(),
         }
+    }
+
+    fn with_fault() -> Summary {
+        let fault = FaultReport {
+            spec: "blocker@cut-over:3s".parse().unwrap(),
+            fired_at: Some(Duration::from_millis(2500)),
+            phase: Some(shadowswap_engine::Phase::CutOver),
+            injected: "a separate session held a lock on db.t in an open transaction for 3.0 s".into(),
+            response: "the cut-over waited and retried: 3.1 s from the fault in place to the swap, swapped in 1 attempt(s)"
+                .into(),
+            writes_blocked_ms: Some(42),
+            checksum_matched: None,
+            throttled: None,
+        };
+        Summary { faults: vec![fault], ..swapped() }
+    }
+
+    #[test]
+    fn fault_reports_follow_the_summary() {
+        let text = summary(&with_fault(), false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(
+            lines[1],
+            "fault blocker@cut-over:3s fired at 2.5 s (cut-over): a separate session held a lock on db.t in an open \
+             transaction for 3.0 s; shadowswap: the cut-over waited and retried: 3.1 s from the fault in place to the swap, swapped in \
+             1 attempt(s); application writes blocked 42 ms"
+        );
+        assert_eq!(summary(&swapped(), false).lines().count(), 1, "no fault lines without faults");
+        let v: serde_json::Value = serde_json::from_str(&summary(&with_fault(), true)).unwrap();
+        assert_eq!(v["faults"][0]["fault"], "blocker@cut-over:3s");
+        assert_eq!(v["faults"][0]["phase"], "cut-over");
+        assert_eq!(v["faults"][0]["at_s"], 2.5);
+        assert_eq!(v["faults"][0]["writes_blocked_ms"], 42);
+        assert!(v["faults"][0]["response"].as_str().unwrap().contains("waited"));
+        assert!(serde_json::from_str::<serde_json::Value>(&summary(&swapped(), true)).unwrap().get("faults").is_none());
     }
 
     #[test]

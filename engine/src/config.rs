@@ -43,6 +43,9 @@ pub struct MigrationConfig {
     pub revert_window: Option<Duration>,
     /// What to do when the connection to the server breaks mid-run.
     pub reconnect: ReconnectConfig,
+    /// Faults to inject on purpose (`--inject-fault`, rehearsals on a clone); empty by default,
+    /// and then nothing is injected. See [`crate::fault`].
+    pub faults: Vec<crate::fault::FaultSpec>,
 }
 
 /// Reconnecting after a dropped connection (server restart, `KILL CONNECTION`,
@@ -57,11 +60,19 @@ pub struct ReconnectConfig {
     pub backoff_min: Duration,
     /// Longest pause between attempts. Default 10 s.
     pub backoff_max: Duration,
+    /// How often the advisory lock's session is checked (and kept busy) while the run executes;
+    /// a lost session is replaced. Default 5 s.
+    pub lock_check: Duration,
 }
 
 impl Default for ReconnectConfig {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(300), backoff_min: Duration::from_millis(250), backoff_max: Duration::from_secs(10) }
+        Self {
+            timeout: Duration::from_secs(300),
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(10),
+            lock_check: Duration::from_secs(5),
+        }
     }
 }
 

@@ -89,7 +89,7 @@ pub trait Signals: Send + Sync {
 /// connect (target, run lock), inspect, preflight, shadow, capture, copy (backfill and
 /// checksum), cut-over, cleanup. See the module docs.
 #[async_trait]
-pub trait Dialect: Signals + 'static {
+pub trait Dialect: Signals + crate::fault::Rehearsal + 'static {
     /// A chunk boundary: the values of the chunk key's columns for one row. Opaque to the engine.
     type Key: Clone + PartialEq + Send + Sync + fmt::Debug + fmt::Display + 'static;
 
@@ -268,10 +268,11 @@ pub trait Dialect: Signals + 'static {
         Vec::new()
     }
 
-    /// Before the cut-over attempts of a run with a revert window: record the window in the
-    /// checkpoint row (`revert_until`, RFC 3339; `revert_broken` cleared) and create whatever the
-    /// swap needs to start the reverse capture atomically (MariaDB: placeholders and the reverse
-    /// triggers on the shadow). Idempotent; each DDL waits at most `lock_timeout`.
+    /// Before the cut-over attempts of a run with a revert window (the engine has written the
+    /// window's end, `until` (RFC 3339), into the checkpoint row): clear the row's
+    /// `revert_broken` and create whatever the swap needs to start the reverse capture atomically
+    /// (MariaDB: placeholders and the reverse triggers on the shadow). Idempotent; each DDL waits
+    /// at most `lock_timeout`.
     async fn revert_prepare(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
         let _ = (until, lock_timeout);
         Err(Error::refused(format!("--revert-window is not supported for {}", plan.names.table)))

@@ -49,6 +49,10 @@ pub enum Error {
     /// Another shadowswap run holds the advisory lock for this table.
     #[error("another shadowswap run is working on {0} (its advisory lock is held); wait for it to finish, or stop it first")]
     AnotherRun(TableRef),
+    /// While this run worked, its advisory lock's session was lost and another run took the lock:
+    /// this run stopped without removing anything (the other run owns the shadow now).
+    #[error("another shadowswap run took the advisory lock of {0} after this run's lock session was lost; this run stopped without removing anything: let the other run finish (or stop it and run `shadowswap cleanup`)")]
+    LockLost(TableRef),
     /// The server rejected the ALTER when it was applied to the shadow table.
     #[error("the server rejected the ALTER: {0}; fix the ALTER spec (it is what follows ALTER TABLE t)")]
     AlterRejected(String),

@@ -27,6 +27,8 @@
 //!   up), the bounded, backed-off attempts, and the in-place ALTER.
 //! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
 //!   after the swap.
+//! - [`fault`]     — fault rehearsals (`--inject-fault`): the spec grammar, the [`fault::Rehearsal`]
+//!   server actions, the injector the runner calls at each phase entry, the fault reports.
 //! - [`revert`]    — the revert window (`--revert-window`): the swap with reverse capture, the
 //!   wait, `shadowswap revert` and `shadowswap finish`.
 //! - [`retry`]     — the engine's one retry policy (exponential backoff with jitter).
@@ -52,6 +54,7 @@ pub mod revert;
 pub mod throttle;
 
 pub mod error;
+pub mod fault;
 pub mod progress;
 pub mod retry;
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::Checkpoint;
 use crate::cleanup::{AfterSwap, Undo};
 use crate::config::{CutOverConfig, DdlConfig, MigrationConfig};
 use crate::cutover::{self, CutOverStats};
@@ -141,9 +142,16 @@ pub async fn cut_over<D: Dialect>(d: &D, plan: &Plan, cfg: &MigrationConfig, can
     // again from the swap once it happened ([`after_swap`]).
     let until = until_from_now(window);
     let ddl = &cfg.ddl;
-    let prepared = with_retry("preparing the revert window", ddl.retry_policy(), cancel, || {
-        d.revert_prepare(plan, &until, ddl.lock_timeout)
-    })
+    let prepared = async {
+        // The window's end in the checkpoint row (written by the run at each phase; a run
+        // without one gets a fresh row), then the dialect's preparation.
+        let mut ckpt = d.checkpoint_read(&plan.names).await?.unwrap_or_else(|| Checkpoint::new(plan, d.dialect_name()));
+        ckpt.phase = Phase::CutOver;
+        ckpt.revert_until = Some(until.clone());
+        d.checkpoint_write(&plan.names, &ckpt).await?;
+        with_retry("preparing the revert window", ddl.retry_policy(), cancel, || d.revert_prepare(plan, &until, ddl.lock_timeout))
+            .await
+    }
     .await;
     let swapped = match prepared {
         Ok(()) => {

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::backfill::{self, BackfillStats};
@@ -28,6 +28,7 @@ use crate::config::MigrationConfig;
 use crate::cutover::{self, CutOverStats};
 use crate::dialect::{Dialect, RunLock};
 use crate::error::{Error, Result};
+use crate::fault::{FaultReport, Injector, Rehearsal, RunFacts};
 use crate::model::TableRef;
 use crate::names::Names;
 use crate::phase::Phase;
@@ -76,6 +77,8 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// With `--revert-window`: the window's end (RFC 3339) and how the wait for it ended.
     pub revert_window: Option<(String, revert::WindowEnd)>,
+    /// The injected faults (`--inject-fault`) and how the run met each; empty without them.
+    pub faults: Vec<FaultReport>,
 }
 
 /// Drives one migration of one table. See the module docs.
@@ -84,20 +87,29 @@ pub struct Runner<D: Dialect> {
     replicas: Vec<Arc<D>>,
     config: MigrationConfig,
     cancel: CancellationToken,
+    /// Cancelled by the lock keeper when another run took the advisory lock.
+    lock_lost: CancellationToken,
     progress: watch::Sender<Progress>,
     /// The plan of a run that opened a revert window, for the wait after the lock is released.
     window_plan: std::sync::Mutex<Option<Plan>>,
+    faults: Injector,
 }
+
+/// The run's advisory lock, shared by the run and its lock keeper.
+type SharedLock = Arc<Mutex<Box<dyn RunLock>>>;
 
 impl<D: Dialect> Runner<D> {
     /// A runner for `dialect` with `config`.
     pub fn new(dialect: Arc<D>, config: MigrationConfig) -> Self {
         let (progress, _) = watch::channel(Progress::default());
+        let faults = Injector::new(&config.faults, dialect.clone() as Arc<dyn Rehearsal>, Vec::new());
         Self {
+            faults,
             dialect,
             replicas: Vec::new(),
             config,
             cancel: CancellationToken::new(),
+            lock_lost: CancellationToken::new(),
             progress,
             window_plan: std::sync::Mutex::new(None),
         }
@@ -107,6 +119,7 @@ impl<D: Dialect> Runner<D> {
     /// copying pauses while any lags more than `config.throttle.max_lag` or cannot be reached,
     /// and the cut-over waits until all are within it.
     pub fn with_replicas(mut self, replicas: Vec<Arc<D>>) -> Self {
+        self.faults.set_replicas(replicas.iter().map(|r| r.clone() as Arc<dyn Rehearsal>).collect());
         self.replicas = replicas;
         self
     }
@@ -126,6 +139,11 @@ impl<D: Dialect> Runner<D> {
         progress::set_phase(&self.progress, next);
     }
 
+    /// Fire the faults injected at `phase`'s entry (`--inject-fault`; nothing without it).
+    async fn inject(&self, phase: Phase, names: &Names) {
+        self.faults.enter(phase, names, &self.progress.subscribe()).await;
+    }
+
     /// Run the migration of `table` with the ALTER `spec`. With `config.execute == false` this is
     /// the dry run: preflight only, nothing created.
     ///
@@ -136,8 +154,34 @@ impl<D: Dialect> Runner<D> {
         let started = Instant::now();
         let d = &*self.dialect;
         let names = d.names(table);
-        let mut lock = d.acquire_run_lock(&names).await?;
-        let result = self.run_locked(&names, spec, started, &mut lock).await;
+        let lock = Arc::new(Mutex::new(d.acquire_run_lock(&names).await?));
+        let keeper = self.config.execute.then(|| self.keep_lock(&names, &lock));
+        self.faults.start(&names, self.progress.subscribe());
+        let mut result = self.run_locked(&names, spec, started, &lock).await;
+        let facts = match &result {
+            Ok(Outcome::Swapped(s)) => RunFacts {
+                swapped: true,
+                cut_over_attempts: s.cut_over.attempts,
+                writes_blocked: s.cut_over.swap_time,
+                rows_checksummed: s.rows_checksummed,
+                reconnects: s.reconnects,
+                resumed_from: s.resumed_from,
+                lock_timeout: self.config.cut_over.lock_timeout,
+            },
+            _ => RunFacts::default(),
+        };
+        let reports = self.faults.finish(&facts).await;
+        if let Ok(Outcome::Swapped(s)) = &mut result {
+            s.faults = reports;
+        }
+        if let Some((stop, task)) = keeper {
+            stop.cancel();
+            let _ = task.await;
+        }
+        if self.lock_lost.is_cancelled() && result.is_err() {
+            result = Err(Error::LockLost(names.table.clone()));
+        }
+        let lock = Arc::into_inner(lock).expect("the lock keeper has ended").into_inner();
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
         }
@@ -148,11 +192,54 @@ impl<D: Dialect> Runner<D> {
         }
     }
 
-    async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &mut Box<dyn RunLock>) -> Result<Outcome> {
+    /// The lock keeper: every `config.reconnect.lock_check` it checks that the advisory lock's
+    /// session is alive (which also keeps it from looking idle to a proxy that resets idle
+    /// sessions) and takes the lock again on a new session when it was lost. When another run
+    /// took it meanwhile, this run stops at its next safe point without removing anything: the
+    /// other run owns the table's shadow now ([`Error::LockLost`]).
+    fn keep_lock(&self, names: &Names, lock: &SharedLock) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let stop = CancellationToken::new();
+        let (d, names, lock, every) = (self.dialect.clone(), names.clone(), lock.clone(), self.config.reconnect.lock_check);
+        let (cancel, lost, stopped) = (self.cancel.clone(), self.lock_lost.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.cancelled() => return,
+                }
+                let mut held = lock.lock().await;
+                if let Ok(true) = held.is_held().await {
+                    continue;
+                }
+                match d.acquire_run_lock(&names).await {
+                    Ok(fresh) => {
+                        *held = fresh;
+                        tracing::warn!(target: progress::LOG_TARGET, "the advisory lock's session was lost; took the lock again");
+                    }
+                    Err(Error::AnotherRun(_)) => {
+                        tracing::error!(target: progress::LOG_TARGET, "another shadowswap run took the advisory lock; stopping without removing anything");
+                        lost.cancel();
+                        cancel.cancel();
+                        return;
+                    }
+                    // The server is away: the run's own reconnect takes the lock again.
+                    Err(_) => {}
+                }
+            }
+        });
+        (stop, task)
+    }
+
+    async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &SharedLock) -> Result<Outcome> {
         let d = &*self.dialect;
         // An open revert window is not a run to resume: refuse, naming finish and revert.
         revert::open_window_refusal(d, names).await?;
         let pending = d.checkpoint_read(names).await?;
+        if pending.is_some() && self.config.execute {
+            // A crash fault of the same command already fired in the run this one resumes.
+            self.faults.set_resumed();
+        }
+        self.inject(Phase::Preflight, names).await;
         if let Some(ckpt) = &pending {
             if let Some(refusal) = ckpt.refusal(&names.table, spec) {
                 return Err(refusal);
@@ -255,6 +342,7 @@ impl<D: Dialect> Runner<D> {
         match self.migrate(plan, &mut undo, started, resume).await {
             Ok(summary) => Ok(summary),
             Err(cause) if cause.is_connection() => Err(cause),
+            Err(_) if self.lock_lost.is_cancelled() => Err(Error::LockLost(plan.names.table.clone())),
             Err(cause) => {
                 self.set_phase(Phase::Aborting);
                 tracing::error!(error = %cause, "run failed before the swap; removing what it created");
@@ -272,9 +360,10 @@ impl<D: Dialect> Runner<D> {
     /// `config.reconnect.timeout`, then take the advisory lock again if its session was lost.
     /// Errors: [`Error::ConnectionLost`] after the timeout; [`Error::AnotherRun`] when another run
     /// took the lock meanwhile; [`Error::Cancelled`].
-    async fn reconnect(&self, names: &Names, lock: &mut Box<dyn RunLock>, cause: Error) -> Result<()> {
+    async fn reconnect(&self, names: &Names, lock: &SharedLock, cause: Error) -> Result<()> {
         let cfg = &self.config.reconnect;
         let d = &*self.dialect;
+        let mut lock = lock.lock().await;
         tracing::warn!(target: progress::LOG_TARGET, error = %cause, timeout_s = cfg.timeout.as_secs(), "lost the connection to the server; reconnecting");
         let began = Instant::now();
         let mut delay = cfg.backoff_min;
@@ -338,6 +427,7 @@ impl<D: Dialect> Runner<D> {
             resumed_from: Some(ckpt.phase),
             reconnects: 0,
             revert_window: None,
+            faults: Vec::new(),
         }
     }
 
@@ -355,6 +445,7 @@ impl<D: Dialect> Runner<D> {
         ckpt.phase = phase;
         self.dialect.checkpoint_write(&plan.names, ckpt).await?;
         self.set_phase(phase);
+        self.inject(phase, &plan.names).await;
         Ok(())
     }
 
@@ -437,6 +528,7 @@ impl<D: Dialect> Runner<D> {
             resumed_from,
             reconnects: 0,
             revert_window,
+            faults: Vec::new(),
         })
     }
 
@@ -482,6 +574,7 @@ impl<D: Dialect> Runner<D> {
         let mut backfill = BackfillStats { rows_before: ckpt.rows_copied, ..BackfillStats::default() };
         if ckpt.phase <= Phase::Backfill {
             self.set_phase(Phase::Backfill);
+            self.inject(Phase::Backfill, &plan.names).await;
             backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle, ckpt).await?;
             tracing::info!(
                 rows = backfill.rows,
@@ -535,6 +628,7 @@ impl<D: Dialect> Runner<D> {
             resumed_from: None,
             reconnects: 0,
             revert_window: None,
+            faults: Vec::new(),
         })
     }
 }

@@ -38,6 +38,8 @@ struct Fake {
     /// After the first connection break the server stays away: the lock's session is gone and
     /// no new session can be made.
     server_gone: bool,
+    /// The lock's session is lost and another run takes the lock; each chunk takes 5 ms.
+    stolen: bool,
 }
 
 impl Fake {
@@ -94,6 +96,9 @@ impl Signals for Fake {
     }
 }
 
+/// No fault rehearsals either: every default refuses.
+impl shadowswap_engine::fault::Rehearsal for Fake {}
+
 #[async_trait]
 impl Dialect for Fake {
     type Key = u64;
@@ -108,10 +113,14 @@ impl Dialect for Fake {
     }
     async fn acquire_run_lock(&self, _: &Names) -> Result<Box<dyn RunLock>> {
         self.step("lock")?;
-        if self.server_gone && self.calls().iter().filter(|c| *c == "lock").count() > 1 {
+        let again = self.calls().iter().filter(|c| *c == "lock").count() > 1;
+        if self.server_gone && again {
             return Err(Error::Unreachable { target: "fake".into(), reason: "connection refused".into() });
         }
-        Ok(Box::new(Lock { gone: self.server_gone }))
+        if self.stolen && again {
+            return Err(Error::AnotherRun(TableRef::new("db", "t")));
+        }
+        Ok(Box::new(Lock { gone: self.server_gone || self.stolen }))
     }
     async fn inspect(&self, _: &TableRef) -> Result<TableShape> {
         Ok(shape())
@@ -160,6 +169,9 @@ impl Dialect for Fake {
             *c += 1;
             *c
         };
+        if self.stolen {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if self.break_at_copy == Some(n) {
             return Err(Error::Database {
                 context: "copy".into(),
@@ -433,4 +445,16 @@ async fn a_server_that_stays_away_stops_the_run_resumable_after_the_reconnect_ti
     assert!(!calls.iter().any(|c| c.starts_with("drop") || c == "remove_capture"), "nothing undone: {calls:?}");
     let ckpt = fake.ckpt().expect("the checkpoint stays");
     assert_eq!((ckpt.low_watermark.as_deref(), ckpt.rows_copied), (Some("3"), 3), "one chunk of 3 recorded");
+}
+
+#[tokio::test]
+async fn a_lock_taken_by_another_run_stops_this_one_without_removing_anything() {
+    let mut cfg = config();
+    cfg.copy.fixed_chunk_rows = Some(1);
+    cfg.reconnect.lock_check = Duration::from_millis(1);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), stolen: true, ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Err(Error::LockLost(_)) = r else { panic!("{r:?}") };
+    let calls = fake.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("drop") || c == "remove_capture" || c == "cut_over"), "{calls:?}");
 }

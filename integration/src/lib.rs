@@ -20,6 +20,8 @@
 //! - [`postgres`]     — PostgreSQL: a database per test ([`postgres::PgTestDb`]), the standby,
 //!   load, concurrent writers, and pgbench.
 //! - [`proxy`]        — a TCP proxy that makes a server unreachable mid-test (refused or silent).
+//! - [`resume`]       — crash and resume with the binary: a run killed at a log event or a
+//!   server-side condition, run again, its JSON summary.
 //! - [`model`]        — what both workloads share: keys, the model, op choice, counts, the writer
 //!   loop, and the row-by-row comparison of a table with the model.
 //! - [`differential`] — differential testing: the same generated ALTER natively on a clone and
@@ -37,5 +39,6 @@ pub mod mysql;
 pub mod oracle;
 pub mod postgres;
 pub mod proxy;
+pub mod resume;
 pub mod run;
 pub mod server;

@@ -1,8 +1,9 @@
 //! A TCP proxy on a loopback port in front of a server (a replica, in the throttle tests), to make
 //! that server unreachable in the middle of a run without touching the shared server itself:
 //! [`Proxy::set`] with [`Link::Refuse`] (a server that went away: connection refused, open
-//! connections cut) or [`Link::Stall`] (a network partition: connections stay open, nothing
-//! passes, new ones are accepted and never answered). Also the DSN surgery to route a run
+//! connections cut), [`Link::Stall`] (a network partition: connections stay open, nothing
+//! passes, new ones are accepted and never answered) or [`Link::Reset`] (a restart: every
+//! connection cut, new ones closed at once, until [`Link::Forward`] again). Also the DSN surgery to route a run
 //! through it ([`address`], [`with_port`]).
 
 use std::net::SocketAddr;
@@ -21,6 +22,10 @@ pub enum Link {
     Stall,
     /// The port is closed and every connection through it is cut: connection refused.
     Refuse,
+    /// Every open connection is cut, and new ones are closed as soon as they are accepted, for
+    /// as long as this is set; [`Link::Forward`] again lets new connections through: a server
+    /// restart as its clients see it.
+    Reset,
 }
 
 /// A TCP forwarder on `127.0.0.1:`[`Proxy::port`] to an upstream address; stops when dropped.
@@ -46,15 +51,17 @@ impl Proxy {
                         let Ok((mut down, _)) = accepted else { continue };
                         let mut rx = rx.clone();
                         conns.spawn(async move {
-                            if *rx.borrow() == Link::Forward {
+                            let cut = |l: &Link| matches!(l, Link::Refuse | Link::Reset);
+                            let now = *rx.borrow();
+                            if now == Link::Forward {
                                 let Ok(mut up) = TcpStream::connect(upstream).await else { return };
                                 tokio::select! {
                                     _ = tokio::io::copy_bidirectional(&mut down, &mut up) => return,
                                     _ = rx.wait_for(|l| *l != Link::Forward) => {}
                                 }
-                                let _ = rx.wait_for(|l| *l == Link::Refuse).await;
-                            } else {
-                                let _ = rx.wait_for(|l| *l == Link::Refuse).await;
+                                let _ = rx.wait_for(cut).await;
+                            } else if now != Link::Reset {
+                                let _ = rx.wait_for(cut).await;
                             }
                         });
                     }

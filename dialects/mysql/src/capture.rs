@@ -11,10 +11,11 @@ use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::Plan;
 
 use crate::connect::whole_seconds;
-use crate::{errors, identity, sql, MySql};
+use crate::{checkpoint, errors, identity, sql, MySql};
 
 /// Create the capture triggers, each statement waiting at most `lock_timeout` for its lock, and
-/// record the table's identity under the same lock for the checks before the swap.
+/// record the table's identity under the same lock for the checks before the swap (in memory
+/// and in the checkpoint's `capture_identity`, [`checkpoint::record_identity`]).
 ///
 /// A retry starts from scratch: no trigger, and an empty shadow, since a failed attempt may have
 /// left some of the triggers working for a while (the backfill has not started, so the shadow
@@ -28,6 +29,8 @@ pub(crate) async fn install_capture(my: &MySql, plan: &Plan, lock_timeout: Durat
     let id = trigger_ddl_locked(my, "creating the capture triggers", &plan.names.table, &stmts, lock_timeout, Some(&plan.names))
         .await?;
     if let Some(id) = id {
+        // Persisted too, so a resumed run compares with the identity the capture started with.
+        checkpoint::record_identity(my, &plan.names, &id).await?;
         my.captured.lock().expect("identity map").insert(plan.names.table.clone(), id);
     }
     Ok(())

@@ -25,6 +25,9 @@ pub struct MySql {
     /// The identity of each table whose capture this dialect installed, as read under the
     /// trigger lock ([`identity`]), for the checks before the swap.
     pub(crate) captured: std::sync::Mutex<std::collections::HashMap<TableRef, identity::Identity>>,
+    /// Connection ids of the pool's sessions, recorded by [`MySql::conn`]: shadowswap's own
+    /// working sessions, for `--inject-fault kill-connection` ([`crate::fault`]).
+    pub(crate) sessions: std::sync::Mutex<std::collections::BTreeSet<u32>>,
 }
 
 /// A duration in whole seconds, rounded up, at least 1: `lock_wait_timeout` and
@@ -47,12 +50,22 @@ impl MySql {
             .user(Some(dsn.user.clone()))
             .pass(dsn.password.clone())
             .prefer_socket(false)
+            // A dead peer (a stalled network, no reset) is noticed by TCP keepalive probes after
+            // 30 s of silence rather than never.
+            .tcp_keepalive(Some(std::time::Duration::from_secs(30)))
             .setup(sql::connect::SESSION_SETUP.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         if let Some(db) = &dsn.database {
             opts = opts.db_name(Some(db.clone()));
         }
         let pool = Pool::new(opts.clone());
-        let me = MySql { pool, opts, dsn, parser: sqlparser::dialect::MySqlDialect {}, captured: Default::default() };
+        let me = MySql {
+            pool,
+            opts,
+            dsn,
+            parser: sqlparser::dialect::MySqlDialect {},
+            captured: Default::default(),
+            sessions: Default::default(),
+        };
         match me.pool.get_conn().await {
             Ok(mut c) => {
                 let _: Option<u8> =
@@ -73,9 +86,12 @@ impl MySql {
         let _ = self.pool.disconnect().await;
     }
 
-    /// A pooled session, set up with [`sql::connect::SESSION_SETUP`].
+    /// A pooled session, set up with [`sql::connect::SESSION_SETUP`]; its connection id is
+    /// recorded in [`MySql::sessions`].
     pub(crate) async fn conn(&self) -> Result<Conn> {
-        self.pool.get_conn().await.map_err(|e| errors::connect(&self.dsn, e))
+        let c = self.pool.get_conn().await.map_err(|e| errors::connect(&self.dsn, e))?;
+        self.sessions.lock().unwrap().insert(c.id());
+        Ok(c)
     }
 
     /// Run DDL `stmt` in a pooled session, waiting at most `lock_timeout` for metadata locks.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, TxOpts, Value};
+use shadowswap_engine::checkpoint::ChunkMark;
 use shadowswap_engine::dialect::ChunkChecksum;
 use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
@@ -29,9 +30,18 @@ pub(crate) async fn chunk_end(my: &MySql, plan: &Plan, after: Option<&MyKey>, hi
 }
 
 /// Copy the rows with key in `(after, upto]` into the shadow in one transaction: lock the
-/// chunk's rows in the original (shared), clear the chunk's range in the shadow, copy. Row lock
-/// waits last at most `lock_wait`. Returns the rows copied. Errors: see [`errors::copy_failed`].
-pub(crate) async fn copy_chunk(my: &MySql, plan: &Plan, after: Option<&MyKey>, upto: &MyKey, lock_wait: Duration) -> Result<u64> {
+/// chunk's rows in the original (shared), clear the chunk's range in the shadow, copy, and
+/// advance the checkpoint by `mark` and the rows copied ([`sql::checkpoint::advance_checkpoint`]),
+/// so the checkpoint commits or rolls back with the chunk. Row lock waits last at most
+/// `lock_wait`. Returns the rows copied. Errors: see [`errors::copy_failed`].
+pub(crate) async fn copy_chunk(
+    my: &MySql,
+    plan: &Plan,
+    after: Option<&MyKey>,
+    upto: &MyKey,
+    lock_wait: Duration,
+    mark: &ChunkMark,
+) -> Result<u64> {
     let ctx = "copying a chunk";
     let (where_orig, p_orig) = where_range(plan, false, after, upto);
     let (where_shadow, p_shadow) = where_range(plan, true, after, upto);
@@ -45,6 +55,9 @@ pub(crate) async fn copy_chunk(my: &MySql, plan: &Plan, after: Option<&MyKey>, u
         .await
         .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
     let rows = tx.affected_rows();
+    tx.exec_drop(sql::checkpoint::advance_checkpoint(&plan.names), (&mark.low_watermark, mark.chunk_rows, rows))
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
     Ok(rows)
 }

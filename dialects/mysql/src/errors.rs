@@ -10,6 +10,8 @@ use crate::dsn::Dsn;
 
 /// `ER_LOCK_WAIT_TIMEOUT`: a row lock or metadata lock wait timed out.
 pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// `ER_NO_SUCH_THREAD`: "Unknown thread id" (`KILL` of a session that has ended).
+pub const UNKNOWN_THREAD: u16 = 1094;
 /// `ER_LOCK_DEADLOCK`.
 pub const DEADLOCK: u16 = 1213;
 /// `ER_DUP_ENTRY`: "Duplicate entry '%s' for key '%s'".
@@ -18,8 +20,19 @@ pub const DUP_ENTRY: u16 = 1062;
 pub const NO_SUCH_TABLE: u16 = 1146;
 /// `ER_ACCESS_DENIED_ERROR`.
 pub const ACCESS_DENIED: u16 = 1045;
+/// `ER_BAD_FIELD_ERROR`: unknown column (e.g. a checkpoint table shadowswap did not make).
+pub const BAD_FIELD: u16 = 1054;
 /// `ER_BAD_DB_ERROR`: unknown database.
 pub const BAD_DB: u16 = 1049;
+
+/// `ER_CONNECTION_KILLED`: "Connection was killed", what MariaDB sends a session that `KILL
+/// CONNECTION` ends in the middle of a statement (an idle one just sees its socket closed).
+pub const CONNECTION_KILLED: u16 = 1927;
+/// `ER_SERVER_SHUTDOWN`: "Server shutdown in progress", sent to sessions as the server stops.
+/// (2006 "server has gone away" and 2013 "lost connection" are libmysqlclient's codes for a
+/// closed socket; `mysql_async` reports that as an I/O error or `ConnectionClosed` instead, but
+/// a proxy or another client library may relay them.)
+pub const SERVER_SHUTDOWN: u16 = 1053;
 
 /// `ER_UNKNOWN_TABLE`: e.g. an information_schema table of a plugin that is not loaded
 /// (`METADATA_LOCK_INFO` without `metadata_lock_info`).
@@ -50,14 +63,17 @@ pub fn code(e: &mysql_async::Error) -> Option<u16> {
     }
 }
 
-/// The error as an engine error, with `context` saying what shadowswap was doing.
+/// The error as an engine error, with `context` saying what shadowswap was doing. A session
+/// that broke (killed, the server stopping or restarting, the socket cut, e.g. by a proxy) is
+/// [`ErrorClass::Connection`]: I/O errors, `ConnectionClosed`, [`CONNECTION_KILLED`],
+/// [`SERVER_SHUTDOWN`]; the runner reconnects for those. (A pooled session that broke while idle
+/// never surfaces: the pool checks an idle session before handing it out and opens a new one.)
 pub fn db(context: &str, e: mysql_async::Error) -> Error {
     let class = match &e {
         mysql_async::Error::Server(s) => match s.code {
             LOCK_WAIT_TIMEOUT => ErrorClass::LockTimeout,
             DEADLOCK => ErrorClass::Deadlock,
-            // 1927 ER_CONNECTION_KILLED, 2006 server gone away, 2013 lost connection.
-            1927 | 2006 | 2013 => ErrorClass::Connection,
+            CONNECTION_KILLED | SERVER_SHUTDOWN | 2006 | 2013 => ErrorClass::Connection,
             _ => ErrorClass::Fatal,
         },
         mysql_async::Error::Io(_) => ErrorClass::Connection,
@@ -172,6 +188,23 @@ mod tests {
             "{e}"
         );
         assert!(matches!(copy_failed(&t, "copying", server(LOCK_WAIT_TIMEOUT, "Lock wait timeout")), Error::Database { .. }));
+    }
+
+    #[test]
+    fn a_broken_session_is_a_connection_error() {
+        let io = |kind| mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(kind, "x")));
+        for e in [
+            server(CONNECTION_KILLED, "Connection was killed"),
+            server(SERVER_SHUTDOWN, "Server shutdown in progress"),
+            io(std::io::ErrorKind::ConnectionReset),
+            io(std::io::ErrorKind::UnexpectedEof),
+            mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed),
+        ] {
+            let shown = e.to_string();
+            assert!(db("copying a chunk", e).is_connection(), "{shown}");
+        }
+        assert!(!db("x", server(1317, "Query execution was interrupted")).is_connection());
+        assert!(!db("x", server(DUP_ENTRY, "Duplicate entry")).is_connection());
     }
 
     #[test]

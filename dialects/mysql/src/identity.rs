@@ -21,8 +21,9 @@ use shadowswap_engine::names::Names;
 
 use crate::{errors, sql};
 
-/// A table's identity as the capture knows it. See the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A table's identity as the capture knows it. See the module docs. Kept in the checkpoint as
+/// JSON (`capture_identity`, [`crate::checkpoint`]) so a resumed run can compare it too.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// InnoDB table id; `None` when it cannot be read (no `PROCESS` privilege, unusual name).
     pub table_id: Option<u64>,

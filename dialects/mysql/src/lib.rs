@@ -9,15 +9,21 @@
 //! - `inspect.rs`   — columns, indexes, engine and row estimate of a table.
 //! - [`alter`]      — what MariaDB makes of an ALTER: the plan's rules (chunk-key types, refused
 //!   type changes), DATETIME ↔ TIMESTAMP conversion, clock defaults in the spec.
-//! - `preflight.rs` — refusals that need the server, the trial ALTER on a temporary copy, the
-//!   duplicate search for a new unique key.
+//! - `preflight.rs` — refusals that need the server (leftovers of an earlier run, except what a
+//!   resumed run created), the trial ALTER on a temporary copy, the duplicate search for a new
+//!   unique key.
 //! - `shadow.rs`    — the shadow table (create, ALTER, AUTO_INCREMENT carry-over) and `DROP TABLE`.
 //! - `capture.rs`   — the capture triggers, installed and removed under `LOCK TABLES … WRITE`.
-//! - `copy.rs`      — backfill (key range, chunk end, chunk copy) and the chunk checksum.
+//! - `copy.rs`      — backfill (key range, chunk end, chunk copy with the checkpoint's advance in
+//!   its transaction) and the chunk checksum.
+//! - [`checkpoint`] — the checkpoint row (write, read), the chunk key's text form for its
+//!   watermarks, the capture identity kept in it, and the checks before a resume.
 //! - `signals.rs`   — the throttle's signals (heartbeat, status variables, throttle query,
 //!   cut-over blockers): the engine's `Signals` trait.
 //! - [`identity`]   — the table identity recorded at capture and compared before the swap.
 //! - `cutover.rs`   — the check before the cut-over and the `RENAME TABLE` swap.
+//! - `fault.rs`     — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (kill
+//!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
 //! - `revert.rs`    — the revert window: reverse capture started by a four-way `RENAME TABLE`,
 //!   the swap back, `finish` (docs/revert.md).
 //! - [`errors`]     — classification of driver errors, and every server error code and message
@@ -37,11 +43,13 @@
 
 pub mod alter;
 mod capture;
+pub mod checkpoint;
 mod connect;
 mod copy;
 mod cutover;
 pub mod dsn;
 pub mod errors;
+mod fault;
 pub mod identity;
 mod inspect;
 mod preflight;
@@ -113,8 +121,8 @@ impl Dialect for MySql {
     }
 
     // preflight
-    async fn preflight(&self, names: &Names, _original: &TableShape, _resuming: bool) -> Result<()> {
-        preflight::preflight(self, names).await
+    async fn preflight(&self, names: &Names, _original: &TableShape, resuming: bool) -> Result<()> {
+        preflight::preflight(self, names, resuming).await
     }
 
     async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape> {
@@ -167,34 +175,34 @@ impl Dialect for MySql {
         after: Option<&MyKey>,
         upto: &MyKey,
         lock_wait: Duration,
-        _mark: &ChunkMark,
+        mark: &ChunkMark,
     ) -> Result<u64> {
-        copy::copy_chunk(self, plan, after, upto, lock_wait).await
+        copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await
     }
 
-    // checkpoint and resume (STUBS: the dialect's checkpoint is being written)
+    // checkpoint and resume
     fn dialect_name(&self) -> &'static str {
         "mariadb"
     }
 
-    async fn checkpoint_write(&self, _names: &Names, _ckpt: &Checkpoint) -> Result<()> {
-        Ok(())
+    async fn checkpoint_write(&self, names: &Names, ckpt: &Checkpoint) -> Result<()> {
+        checkpoint::write(self, names, ckpt).await
     }
 
-    async fn checkpoint_read(&self, _names: &Names) -> Result<Option<Checkpoint>> {
-        Ok(None)
+    async fn checkpoint_read(&self, names: &Names) -> Result<Option<Checkpoint>> {
+        checkpoint::read(self, names).await
     }
 
     fn key_to_text(&self, key: &MyKey) -> String {
-        key.to_string()
+        checkpoint::key_to_text(key)
     }
 
-    fn key_from_text(&self, _plan: &Plan, text: &str) -> Result<MyKey> {
-        Err(shadowswap_engine::Error::refused(format!("cannot read checkpoint key {text}")))
+    fn key_from_text(&self, plan: &Plan, text: &str) -> Result<MyKey> {
+        checkpoint::key_from_text(plan, text)
     }
 
-    async fn verify_resumable(&self, _plan: &Plan) -> Result<()> {
-        Ok(())
+    async fn verify_resumable(&self, plan: &Plan) -> Result<()> {
+        checkpoint::verify_resumable(self, plan).await
     }
 
     async fn checksum_chunk(

@@ -15,8 +15,11 @@ use crate::{errors, sql, MySql};
 
 /// Server-specific refusals for `names.table`: not a base table, not InnoDB, partitioned, still
 /// carrying capture triggers of an earlier run or triggers of its own, foreign keys either way,
-/// no privilege to create triggers while binary logging is on, a shadow or old table left over.
-pub(crate) async fn preflight(my: &MySql, names: &Names) -> Result<()> {
+/// no privilege to create triggers while binary logging is on, a shadow, old table or checkpoint
+/// table left over. When `resuming` (a checkpoint of this same ALTER exists), the capture
+/// triggers, the shadow and the checkpoint table are the run's own, not leftovers
+/// (`verify_resumable` checks them); the old table and the table's own triggers still refuse.
+pub(crate) async fn preflight(my: &MySql, names: &Names, resuming: bool) -> Result<()> {
     let t = &names.table;
     let mut c = my.conn().await?;
     let info: Option<(String, Option<String>, Option<String>)> = c
@@ -36,8 +39,11 @@ pub(crate) async fn preflight(my: &MySql, names: &Names) -> Result<()> {
     if options.as_deref().is_some_and(|o| o.contains("partitioned")) {
         return Err(Error::refused(format!("{t} is partitioned; shadowswap does not migrate partitioned tables yet")));
     }
-    let triggers: Vec<String> =
+    let mut triggers: Vec<String> =
         c.exec(sql::preflight::TABLE_TRIGGERS, (&t.schema, &t.name)).await.map_err(|e| errors::db("listing triggers", e))?;
+    if resuming {
+        triggers.retain(|tr| !names.triggers().contains(&tr.as_str()));
+    }
     if triggers.iter().any(|tr| names.triggers().contains(&tr.as_str())) {
         return Err(Error::refused(format!(
             "{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first"
@@ -78,7 +84,14 @@ pub(crate) async fn preflight(my: &MySql, names: &Names) -> Result<()> {
         )));
     }
     drop(c);
-    if table_exists(my, &names.shadow).await? {
+    if !resuming && table_exists(my, &names.checkpoint).await? {
+        return Err(Error::refused(format!(
+            "{} already exists without a checkpoint of this table's run (left by an earlier run?); run `shadowswap \
+             cleanup` for this table first",
+            names.checkpoint
+        )));
+    }
+    if !resuming && table_exists(my, &names.shadow).await? {
         return Err(Error::refused(format!(
             "{} already exists (left by an earlier run?); run `shadowswap cleanup` for this table, or drop or rename it",
             names.shadow

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use shadowswap_engine::checkpoint::Checkpoint;
 use shadowswap_engine::error::Result;
 use shadowswap_engine::names::Names;
 use shadowswap_engine::phase::Phase;
@@ -27,9 +26,6 @@ use crate::connect::whole_seconds;
 use crate::inspect::table_exists;
 use crate::sql::revert as q;
 use crate::{cutover, errors, sql, MySql};
-
-/// The dialect name checkpoints record.
-const DIALECT: &str = "mariadb";
 
 /// Reverse triggers that exist now, with the table each is on.
 async fn reverse_triggers_present(my: &MySql, names: &Names) -> Result<Vec<(String, String)>> {
@@ -45,31 +41,15 @@ async fn ddl(c: &mut Conn, ctx: &str, stmt: &str, lock_timeout: Duration) -> Res
     c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), stmt)).await.map_err(|e| errors::db(ctx, e))
 }
 
-/// See [`shadowswap_engine::Dialect::revert_prepare`]: the checkpoint row, the placeholders,
+/// See [`shadowswap_engine::Dialect::revert_prepare`]: `revert_broken` cleared, the placeholders,
 /// then the reverse triggers on the shadow (all three at once under `LOCK TABLES … WRITE`, see
 /// [`trigger_ddl_locked`]).
 pub(crate) async fn prepare(my: &MySql, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
     let n = &plan.names;
     let ctx = "preparing the revert window";
+    let _ = until;
     let mut c = my.conn().await?;
-    ddl(&mut c, ctx, &q::create_checkpoint(n), lock_timeout).await?;
-    let k = Checkpoint::new(plan, DIALECT);
-    c.exec_drop(
-        q::upsert_checkpoint(n),
-        (
-            k.table,
-            k.alter,
-            k.fingerprint,
-            k.version,
-            k.dialect,
-            Phase::CutOver.to_string(),
-            k.rows_estimated,
-            k.started_at,
-            until,
-        ),
-    )
-    .await
-    .map_err(|e| errors::db(ctx, e))?;
+    c.query_drop(q::clear_broken(n)).await.map_err(|e| errors::db(ctx, e))?;
     for stmt in q::create_placeholders(n) {
         ddl(&mut c, ctx, &stmt, lock_timeout).await?;
     }

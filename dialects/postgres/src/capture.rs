@@ -9,11 +9,14 @@ use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::Plan;
 
 use crate::sql::capture as q;
+use crate::sql::checkpoint as qc;
 use crate::sql::connect::set_lock_timeout;
+use crate::sql::Qualified;
 use crate::{errors, inspect, owner, Postgres};
 
 /// Creates the capture triggers (each statement waits at most `lock_timeout` for its lock), all
-/// together or none.
+/// together or none, and records their identity in the checkpoint (see
+/// [`crate::sql::checkpoint::capture_identity`]) in the same transaction.
 pub(crate) async fn install_capture(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<()> {
     let ctx = "installing the capture triggers";
     let mut c = pg.client().await?;
@@ -31,6 +34,14 @@ pub(crate) async fn install_capture(pg: &Postgres, plan: &Plan, lock_timeout: Du
     tx.batch_execute(&set_lock_timeout(lock_timeout)).await.map_err(|e| errors::db(ctx, e))?;
     for s in &stmts {
         tx.execute(s.as_str(), &[]).await.map_err(|e| errors::db(ctx, e))?;
+    }
+    // The capture's identity, in the checkpoint when there is one (the run writes it before
+    // installing), committed with the triggers: back in the session's own role for it.
+    tx.batch_execute(crate::sql::owner::RESET_ROLE).await.map_err(|e| errors::db(ctx, e))?;
+    let ckpt = Qualified(&plan.names.checkpoint).to_string();
+    if tx.query_one(qc::RELATION_EXISTS, &[&ckpt]).await.map_err(|e| errors::db(ctx, e))?.get::<_, bool>(0) {
+        let identity = crate::checkpoint::capture_identity_now(&*tx, plan).await?;
+        tx.execute(&qc::set_capture_identity(&plan.names.checkpoint), &[&identity]).await.map_err(|e| errors::db(ctx, e))?;
     }
     tx.commit().await.map_err(|e| errors::db(ctx, e))
 }

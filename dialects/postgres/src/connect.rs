@@ -25,6 +25,9 @@ pub struct Postgres {
     /// The user's search path (see [`sql::owner::search_path_value`]), for the ALTER text only.
     pub(crate) user_search_path: String,
     pub(crate) parser: sqlparser::dialect::PostgreSqlDialect,
+    /// Backend pids of the pool's sessions: shadowswap's own working sessions, for
+    /// `--inject-fault kill-connection` ([`crate::fault`]).
+    pub(crate) sessions: crate::fault::SessionPids,
 }
 
 impl Postgres {
@@ -68,11 +71,22 @@ impl Postgres {
         let options = dsn::session_options(row.get::<_, String>(4).parse::<u32>().unwrap_or(0), superuser);
         let mut session = dsn.config.clone();
         session.options(&options);
+        // `Fast` recycling hands out a pooled session only if its connection is not closed: a
+        // session the server ended while it sat idle (`pg_terminate_backend`, a restart, a proxy
+        // cutting it) is closed by the driver as soon as the server's FATAL or the socket's end
+        // arrives, and dropped here instead of being handed out. One that dies at the very
+        // moment it is handed out fails its first statement as a connection error
+        // ([`errors::class`]), and the runner reconnects (`postgres resume::every_dropped_…`).
         let mgr =
             Manager::from_connect(session.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(mgr).max_size(8).build().map_err(|e| Error::refused(format!("connection pool: {e}")))?;
-        let me =
-            Postgres { pool, dsn, session, default_schema, user_search_path, parser: sqlparser::dialect::PostgreSqlDialect {} };
+        let sessions = crate::fault::SessionPids::default();
+        let pool = Pool::builder(mgr)
+            .max_size(8)
+            .post_create(crate::fault::record_backend_pids(sessions.clone()))
+            .build()
+            .map_err(|e| Error::refused(format!("connection pool: {e}")))?;
+        let parser = sqlparser::dialect::PostgreSqlDialect {};
+        let me = Postgres { pool, dsn, session, default_schema, user_search_path, parser, sessions };
         drop(me.client().await?);
         Ok(me)
     }
@@ -157,7 +171,7 @@ pub(crate) async fn acquire_run_lock(pg: &Postgres, names: &Names) -> Result<Box
 
 /// A failed connection to `dsn`, as the user should read it: a TLS setup problem explained
 /// (`sslmode`, certificates), otherwise as [`errors::connect`] classifies it.
-fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
+pub(crate) fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
     let target = dsn.to_string();
     if let Some(reason) = dsn.tls.explain(&e, &target) {
         return Error::refused(reason);

@@ -1,16 +1,20 @@
 //! The backfill and the checksum: the key range (low key and high watermark), each chunk's
-//! end, the copy of one chunk (as the table's owner, under `ROW SHARE` on the table), and the
-//! checksum of one chunk on both sides from one snapshot. The statements are
-//! [`crate::sql::copy`]'s.
+//! end, the copy of one chunk (as the table's owner, under `ROW SHARE` on the table, advancing
+//! the checkpoint in the same transaction), and the checksum of one chunk on both sides from
+//! one snapshot. The statements are [`crate::sql::copy`]'s (and the checkpoint's advance,
+//! [`crate::sql::checkpoint`]'s).
 
 use std::time::Duration;
 
+use shadowswap_engine::checkpoint::ChunkMark;
 use shadowswap_engine::dialect::ChunkChecksum;
 use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::SimpleQueryMessage;
 
+use crate::sql::checkpoint as qc;
 use crate::sql::copy as q;
 use crate::sql::Qualified;
 use crate::{errors, generated_names, inspect, owner, PgKey, Postgres};
@@ -41,15 +45,19 @@ pub(crate) async fn chunk_end(pg: &Postgres, plan: &Plan, after: Option<&PgKey>,
 }
 
 /// Copies the rows with key in `(after, upto]` into the shadow in one transaction, as the
-/// table's owner (the insert evaluates the shadow's CHECKs, defaults and index expressions).
+/// table's owner (the insert evaluates the shadow's CHECKs, defaults and index expressions),
+/// and in the same transaction, back in the session's own role, advances the checkpoint by
+/// `mark` and the rows copied ([`crate::sql::checkpoint::chunk_end`]): both commit or neither.
 /// Errors: [`Error::DuplicateKey`] (a new unique key rejects a row; named as a plain ALTER
-/// would name it), [`Error::Refused`] (the altered table rejects a row's values).
+/// would name it), [`Error::Refused`] (the altered table rejects a row's values; the checkpoint
+/// row is missing), [`Error::Database`] (the checkpoint table is missing, among others).
 pub(crate) async fn copy_chunk(
     pg: &Postgres,
     plan: &Plan,
     after: Option<&PgKey>,
     upto: &PgKey,
     lock_wait: Duration,
+    mark: &ChunkMark,
 ) -> Result<u64> {
     let ctx = "copying a chunk";
     let (where_, p) = q::chunk_range(plan, after.map(|k| &k.0[..]), &upto.0);
@@ -73,7 +81,22 @@ pub(crate) async fn copy_chunk(
             return Err(errors::rejected_row(&plan.names.table, &e).unwrap_or_else(|| errors::db(ctx, e)));
         }
     };
-    // The commit ends acting as the owner (SET LOCAL).
+    // Back to the session's role (the owner need not have any privilege on the checkpoint
+    // table) and the checkpoint's advance, in one round trip, before the commit.
+    let advance = qc::chunk_end(&plan.names.checkpoint, &mark.low_watermark, mark.chunk_rows, rows);
+    let done = tx.simple_query(&advance).await.map_err(|e| errors::db("recording the chunk in the checkpoint", e))?;
+    let updated = done.iter().rev().find_map(|m| match m {
+        SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    if updated != Some(1) {
+        drop(tx);
+        return Err(Error::refused(format!(
+            "the checkpoint row of {} is missing ({} has no row), so the copy cannot record its progress; \
+             run `shadowswap cleanup` for this table and start again",
+            plan.names.table, plan.names.checkpoint
+        )));
+    }
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
     Ok(rows)
 }

@@ -8,7 +8,9 @@ use shadowswap_engine::plan::{Plan, PlanSql};
 
 use crate::sql;
 
-/// The SQL `plan` will run, for the dry run.
+/// The SQL `plan` will run, for the dry run: the checkpoint table's creation first (it is
+/// written before the shadow is created), and each chunk's copy followed by the checkpoint's
+/// advance in the same transaction.
 ///
 /// The capture has no shadow to read identity kinds from: `GENERATED ALWAYS` identity columns
 /// still show in the SET lists here, the run leaves them out. Nor key operators: the run
@@ -16,9 +18,9 @@ use crate::sql;
 /// `OPERATOR("public".=)` for `citext`).
 pub fn plan_sql(plan: &Plan) -> PlanSql {
     PlanSql {
-        shadow: sql::shadow::outline(plan).to_vec(),
+        shadow: std::iter::once(sql::checkpoint::create(&plan.names.checkpoint)).chain(sql::shadow::outline(plan)).collect(),
         capture: sql::capture::outline(plan),
-        copy: sql::copy::outline(plan),
+        copy: format!("{};\n  {}", sql::copy::outline(plan), sql::checkpoint::advance_outline(&plan.names.checkpoint)),
         cut_over: sql::cutover::outline(plan),
     }
 }
@@ -38,9 +40,13 @@ mod tests {
         // The shadow: the run's create and ALTER (see `shadow::create_shadow`).
         assert_eq!(
             dry.shadow,
-            [sql::shadow::create_like(&n.shadow, &n.table), sql::shadow::alter_table(&n.shadow, &plan.analysis.spec)]
+            [
+                sql::checkpoint::create(&n.checkpoint),
+                sql::shadow::create_like(&n.shadow, &n.table),
+                sql::shadow::alter_table(&n.shadow, &plan.analysis.spec)
+            ]
         );
-        assert_eq!(dry.shadow[1], "ALTER TABLE \"public\".\"_t_new\" ADD COLUMN c int DEFAULT 7");
+        assert_eq!(dry.shadow[2], "ALTER TABLE \"public\".\"_t_new\" ADD COLUMN c int DEFAULT 7");
         // The capture: the run's statements after it acts as the owner and drops leftovers,
         // for a table without identity columns or extension key types, seed aside.
         let run = sql::capture::install(&plan, "owner", &[], &[], 0);
@@ -48,7 +54,13 @@ mod tests {
         assert_eq!(dry.capture.len(), 12);
         // The copy: the run's statement for a chunk with both ends.
         let (where_, _) = sql::copy::chunk_range(&plan, Some(&["1".to_string()]), &["2".to_string()]);
-        assert_eq!(dry.copy, sql::copy::copy_chunk(&plan, &where_, &[]));
+        let (copy, advance) = dry.copy.split_once(";\n  ").unwrap();
+        assert_eq!(copy, sql::copy::copy_chunk(&plan, &where_, &[]));
+        // The checkpoint's advance in the chunk's transaction: the run's statement, values aside.
+        assert_eq!(
+            advance.replace("$1", "E'[\"2\"]'").replace("$2", "10").replace("$3", "9"),
+            sql::checkpoint::advance(&n.checkpoint, "[\"2\"]", 10, 9)
+        );
         // The cut-over: its locks and renames are the run's statements.
         let swap = sql::cutover::swap(&plan, &Deps::default());
         assert!(sql::cutover::begin_swap(n, std::time::Duration::from_secs(1)).contains(&sql::cutover::lock_tables(n)));

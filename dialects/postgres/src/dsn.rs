@@ -16,6 +16,11 @@ use tokio_postgres::Config;
 
 use crate::tls::{SslMode, Tls};
 
+/// How long connecting may take when the DSN gives no `connect_timeout` (seconds: 10).
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Idle time before TCP keepalive probes a session (seconds: 30), so a dead peer is noticed.
+pub(crate) const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Session settings shadowswap's connections start with (passed as libpq `options`, which take
 /// precedence over anything `ALTER DATABASE … SET` / `ALTER ROLE … SET` configured — a database
 /// or role owner controls those, so shadowswap's SQL must not depend on them):
@@ -167,6 +172,13 @@ impl Dsn {
                 config.password(p);
             }
         }
+        // A stalled network (no reset, no answer) must not hang a run past --reconnect-timeout:
+        // connecting gives up after CONNECT_TIMEOUT unless the DSN says otherwise, and TCP
+        // keepalive probes an idle session after KEEPALIVE_IDLE.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
         let params = TlsParams { sslmode: params.sslmode.or(env_sslmode), sslrootcert: params.sslrootcert.or(env_sslrootcert) };
         let mode = match params.sslmode.as_deref() {
             None => None,
@@ -337,6 +349,9 @@ mod tests {
         let d = parse("postgres://u:p%3Fw@h:1/db?connect_timeout=5&sslmode=require").unwrap();
         assert_eq!(d.config.get_password(), Some(&b"p?w"[..]));
         assert_eq!(d.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(5)));
+        let d = parse("postgres://u@h:1/db").unwrap();
+        assert_eq!(d.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT), "a default when the DSN gives none");
+        assert_eq!(d.config.get_keepalives_idle(), KEEPALIVE_IDLE);
     }
 
     #[test]

@@ -25,15 +25,25 @@ pub fn message(e: &tokio_postgres::Error) -> String {
 
 /// How the engine treats an error with SQLSTATE `state` (`None`: no server error, e.g. the
 /// connection broke): lock timeouts and deadlocks are retryable, shutdowns and broken
-/// connections are connection errors, anything else the server said is fatal.
+/// connections are connection errors ([`ends_session`]), anything else the server said is fatal.
 pub fn class(state: Option<&SqlState>) -> ErrorClass {
     match state {
         Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE => ErrorClass::LockTimeout,
         Some(s) if *s == SqlState::T_R_DEADLOCK_DETECTED || *s == SqlState::T_R_SERIALIZATION_FAILURE => ErrorClass::Deadlock,
-        Some(s) if *s == SqlState::ADMIN_SHUTDOWN || *s == SqlState::CONNECTION_FAILURE => ErrorClass::Connection,
+        Some(s) if ends_session(s) => ErrorClass::Connection,
         Some(_) => ErrorClass::Fatal,
         None => ErrorClass::Connection,
     }
+}
+
+/// Whether the server sends SQLSTATE `s` when it ends the session (or refuses a new one for
+/// now): class 08 (connection exception), `admin_shutdown` 57P01 (`pg_terminate_backend`, a
+/// fast or smart shutdown), `crash_shutdown` 57P02 (another backend crashed), `cannot_connect_now`
+/// 57P03 (starting up, shutting down, in recovery), `idle_session_timeout` 57P05 and
+/// `idle_in_transaction_session_timeout` 25P03. PostgreSQL documentation, "Appendix A.
+/// PostgreSQL Error Codes".
+pub fn ends_session(s: &SqlState) -> bool {
+    s.code().starts_with("08") || matches!(s.code(), "57P01" | "57P02" | "57P03" | "57P05" | "25P03")
 }
 
 /// The error as an engine error, with `context` saying what shadowswap was doing.
@@ -102,9 +112,11 @@ pub fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The ALTER's own error: anything the server said about it is [`Error::AlterRejected`] with
-/// the server's message; no server answer is a database error in `context`.
+/// the server's message; no server answer, or the server ending the session
+/// ([`ends_session`]: a restart, `pg_terminate_backend`), is a database error in `context`
+/// (a connection error, for the engine to reconnect).
 pub fn alter_rejected(context: &str, e: tokio_postgres::Error) -> Error {
-    if e.as_db_error().is_some() {
+    if e.as_db_error().is_some() && class(state(&e)) != ErrorClass::Connection {
         Error::AlterRejected(message(&e))
     } else {
         db(context, e)
@@ -179,6 +191,10 @@ mod tests {
         assert_eq!(class(Some(&SqlState::ADMIN_SHUTDOWN)), ErrorClass::Connection);
         assert_eq!(class(Some(&SqlState::UNIQUE_VIOLATION)), ErrorClass::Fatal);
         assert_eq!(class(None), ErrorClass::Connection);
+        for code in ["57P01", "57P02", "57P03", "57P05", "25P03", "08006", "08003", "08000"] {
+            assert_eq!(class(Some(&SqlState::from_code(code))), ErrorClass::Connection, "{code}");
+        }
+        assert_eq!(class(Some(&SqlState::from_code("57014"))), ErrorClass::Fatal, "query_canceled is not a lost session");
     }
 
     #[test]

@@ -15,9 +15,13 @@
 //! - [`copy`]      — the backfill (key range, chunk end, chunk copy) and the checksum.
 //! - [`signals`]   — the throttle's signals (`impl Signals`): heartbeat, load, blockers.
 //! - [`cutover`]   — verify, the swap transaction, generated names, ACLs, after the swap.
+//! - [`checkpoint`] — checkpoint and resume: the checkpoint row written and read, the chunk
+//!   key's exact text form, the checks before a resume (each chunk's advance is in [`copy`]).
 //! - [`revert`]    — the revert window: reverse capture created in the swap transaction, the
 //!   swap back (the swap with the roles flipped), `finish` (docs/revert.md).
 //! - [`dry_run`]   — the dry run's SQL, from the same builders as the run.
+//! - `fault.rs`    — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (terminate
+//!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
 //!
 //! By concept:
 //! - [`sql`]       — SQL builders per phase, and the quoting they all use (`Ident`,
@@ -53,7 +57,10 @@ pub mod signals;
 pub mod cutover;
 pub mod revert;
 
+pub mod checkpoint;
 pub mod dry_run;
+
+mod fault;
 
 pub mod alter;
 pub mod deps;
@@ -122,8 +129,8 @@ impl Dialect for Postgres {
         inspect::table_exists(self, table).await
     }
 
-    async fn preflight(&self, names: &Names, original: &TableShape, _resuming: bool) -> Result<()> {
-        preflight::preflight(self, names, original).await
+    async fn preflight(&self, names: &Names, original: &TableShape, resuming: bool) -> Result<()> {
+        preflight::preflight(self, names, original, resuming).await
     }
 
     async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape> {
@@ -180,34 +187,33 @@ impl Dialect for Postgres {
         after: Option<&PgKey>,
         upto: &PgKey,
         lock_wait: Duration,
-        _mark: &ChunkMark,
+        mark: &ChunkMark,
     ) -> Result<u64> {
-        copy::copy_chunk(self, plan, after, upto, lock_wait).await
+        copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await
     }
 
-    // checkpoint and resume (STUBS: the dialect's checkpoint is being written)
     fn dialect_name(&self) -> &'static str {
         "postgresql"
     }
 
-    async fn checkpoint_write(&self, _names: &Names, _ckpt: &Checkpoint) -> Result<()> {
-        Ok(())
+    async fn checkpoint_write(&self, names: &Names, ckpt: &Checkpoint) -> Result<()> {
+        checkpoint::write(self, names, ckpt).await
     }
 
-    async fn checkpoint_read(&self, _names: &Names) -> Result<Option<Checkpoint>> {
-        Ok(None)
+    async fn checkpoint_read(&self, names: &Names) -> Result<Option<Checkpoint>> {
+        checkpoint::read(self, names).await
     }
 
     fn key_to_text(&self, key: &PgKey) -> String {
-        key.to_string()
+        checkpoint::key_to_text(key)
     }
 
-    fn key_from_text(&self, _plan: &Plan, text: &str) -> Result<PgKey> {
-        Err(shadowswap_engine::Error::refused(format!("cannot read checkpoint key {text}")))
+    fn key_from_text(&self, plan: &Plan, text: &str) -> Result<PgKey> {
+        checkpoint::key_from_text(plan, text)
     }
 
-    async fn verify_resumable(&self, _plan: &Plan) -> Result<()> {
-        Ok(())
+    async fn verify_resumable(&self, plan: &Plan) -> Result<()> {
+        checkpoint::verify_resumable(self, plan).await
     }
 
     async fn checksum_chunk(
@@ -244,8 +250,8 @@ impl Dialect for Postgres {
         revert::window_sql(plan)
     }
 
-    async fn revert_prepare(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
-        revert::prepare(self, plan, until, lock_timeout).await
+    async fn revert_prepare(&self, plan: &Plan, _until: &str, _lock_timeout: Duration) -> Result<()> {
+        revert::prepare(self, plan).await
     }
 
     async fn revert_unprepare(&self, names: &Names, _lock_timeout: Duration) -> Result<()> {

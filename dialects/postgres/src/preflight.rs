@@ -21,14 +21,18 @@ use crate::sql::Qualified;
 use crate::{alter, errors, inspect, owner, Postgres};
 
 /// The dialect's preflight: the table checks ([`table_checks`]), the owner's privileges,
-/// subscriptions ([`refuse_subscriptions`]), and no shadow or old table left by an earlier run.
-pub(crate) async fn preflight(pg: &Postgres, names: &Names, _original: &TableShape) -> Result<()> {
+/// subscriptions ([`refuse_subscriptions`]), and no shadow, old table or checkpoint table left
+/// by an earlier run. When `resuming` (a checkpoint of this same ALTER exists), the shadow, the
+/// capture triggers and the checkpoint are the run's own (`verify_resumable` checks them); an
+/// old table is still refused.
+pub(crate) async fn preflight(pg: &Postgres, names: &Names, _original: &TableShape, resuming: bool) -> Result<()> {
     let c = pg.client().await?;
-    table_checks(&**c, names).await?;
+    table_checks(&**c, names, resuming).await?;
     owner::preflight(&**c, &names.table).await?;
     drop(c);
     refuse_subscriptions(pg, names).await?;
-    for leftover in [&names.shadow, &names.old] {
+    let leftovers = if resuming { vec![&names.old] } else { vec![&names.shadow, &names.old, &names.checkpoint] };
+    for leftover in leftovers {
         if inspect::table_exists(pg, leftover).await? {
             return Err(Error::refused(format!(
                 "{leftover} already exists (left by an earlier run?); run `shadowswap cleanup` for this table, or drop or rename it"
@@ -55,9 +59,9 @@ fn refuse_if(found: Vec<String>, msg: impl Fn(String) -> String) -> Result<()> {
 
 /// Refusals for tables the rename swap cannot migrate safely: not a plain, logged, permanent
 /// table; not owned by (a role of) the session's user; inheritance; publications; materialized
-/// views; rules; a foreign key to itself; capture functions left by an earlier run; and
-/// dependents of kinds the swap cannot carry over ([`refuse_unhandled`]).
-pub(crate) async fn table_checks(c: &impl GenericClient, names: &Names) -> Result<()> {
+/// views; rules; a foreign key to itself; capture functions left by an earlier run (unless
+/// `resuming` it); and dependents of kinds the swap cannot carry over ([`refuse_unhandled`]).
+pub(crate) async fn table_checks(c: &impl GenericClient, names: &Names, resuming: bool) -> Result<()> {
     let t = &names.table;
     let ctx = "checking the table";
     let row = c.query_opt(q::TABLE_KIND, &[&t.schema, &t.name]).await.map_err(|e| errors::db(ctx, e))?;
@@ -104,10 +108,14 @@ pub(crate) async fn table_checks(c: &impl GenericClient, names: &Names) -> Resul
     refuse_if(strings(c, ctx, q::SELF_FOREIGN_KEYS, &[&oid]).await?, |l| {
         format!("{t} has a foreign key to itself ({l}); shadowswap cannot re-point it, drop it for the migration")
     })?;
-    let ours: Vec<String> = capture_triggers(names).into();
-    refuse_if(strings(c, ctx, CAPTURE_FUNCTIONS, &[&t.schema, &ours]).await?, |_| {
-        format!("{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first")
-    })?;
+    if !resuming {
+        let ours: Vec<String> = capture_triggers(names).into();
+        refuse_if(strings(c, ctx, CAPTURE_FUNCTIONS, &[&t.schema, &ours]).await?, |_| {
+            format!(
+                "{t} still has capture triggers from an earlier shadowswap run; run `shadowswap cleanup` for this table first"
+            )
+        })?;
+    }
     refuse_unhandled(c, names).await
 }
 

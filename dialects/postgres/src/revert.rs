@@ -13,10 +13,8 @@
 use std::time::{Duration, Instant};
 
 use shadowswap_engine::alter;
-use shadowswap_engine::checkpoint::Checkpoint;
 use shadowswap_engine::error::Result;
 use shadowswap_engine::names::Names;
-use shadowswap_engine::phase::Phase;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::revert::RevertState;
 use shadowswap_engine::Error;
@@ -31,31 +29,14 @@ use crate::sql::revert as q;
 use crate::sql::Qualified;
 use crate::{errors, inspect, Postgres};
 
-/// The dialect name checkpoints record.
-const DIALECT: &str = "postgresql";
-
 /// Seed of the reverse capture's dollar-quote tags.
 const SEED: u64 = 0x5eed_7e7e;
 
-/// See [`shadowswap_engine::Dialect::revert_prepare`]: the checkpoint row only (the reverse
+/// See [`shadowswap_engine::Dialect::revert_prepare`]: `revert_broken` cleared (the reverse
 /// capture is created in the swap transaction).
-pub(crate) async fn prepare(pg: &Postgres, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
-    let n = &plan.names;
-    let ctx = "recording the revert window";
+pub(crate) async fn prepare(pg: &Postgres, plan: &Plan) -> Result<()> {
     let c = pg.client().await?;
-    c.batch_execute(&format!("SET lock_timeout = '{}ms'; {}", lock_timeout.as_millis().max(1), q::create_checkpoint(n)))
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
-    let k = Checkpoint::new(plan, DIALECT);
-    let rows = k.rows_estimated as i64;
-    let phase = Phase::CutOver.to_string();
-    c.execute(
-        &q::upsert_checkpoint(n),
-        &[&k.table, &k.alter, &k.fingerprint, &k.version, &k.dialect, &phase, &rows, &k.started_at, &until],
-    )
-    .await
-    .map_err(|e| errors::db(ctx, e))?;
-    Ok(())
+    c.batch_execute(&q::clear_broken(&plan.names)).await.map_err(|e| errors::db("recording the revert window", e))
 }
 
 /// See [`shadowswap_engine::Dialect::revert_unprepare`]: clear the window from the checkpoint.

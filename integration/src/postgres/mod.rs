@@ -8,9 +8,11 @@
 //! - [`workload`] — concurrent writers (autocommit and multi-statement transactions in all three
 //!   isolation levels) that keep an exact model of what they wrote.
 //! - [`pgbench`]  — pgbench for the demo and the tests.
+//! - [`resume`]   — kill a run at a log event or checkpoint, run the same command again.
 
 pub mod load;
 pub mod pgbench;
+pub mod resume;
 pub mod standby;
 pub mod workload;
 

@@ -40,8 +40,8 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     let (status, _, err) = cli.finish(Duration::from_secs(10)).await;
     assert_eq!(status.signal(), Some(9), "killed: {status:?}\n{err}");
 
-    // What a killed run leaves (tables listed in the server's collation order): the triggers and a partial shadow; the original is untouched.
-    assert_eq!(db.tables().await, ["t", "_t_new"]);
+    // What a killed run leaves (tables listed in the server's collation order): the triggers, a partial shadow and the checkpoint; the original is untouched.
+    assert_eq!(db.tables().await, ["t", "_t_new", "_t_ssw_ckpt"]);
     assert_eq!(db.triggers().await, capture_triggers());
     assert_eq!(db.seeded("t").await, before, "the original is unchanged");
     let copied = db.count("_t_new").await.unwrap();
@@ -123,7 +123,7 @@ async fn postpone_flag_file_holds_the_cut_over_in_sync_until_removed() {
     for i in 0..6i64 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(cli.running(), "the run must wait while the flag file exists:\n{}", cli.stderr_text());
-        assert_eq!(db.tables().await, ["t", "_t_new"]);
+        assert_eq!(db.tables().await, ["t", "_t_new", "_t_ssw_ckpt"]);
         assert_eq!(db.triggers().await, capture_triggers());
         assert_eq!(db.create_table("t").await, ddl, "not swapped while postponed");
         db.exec(&format!(

@@ -17,6 +17,10 @@
 //! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
 //!   throttler on replica lag (`throttle::replica`) and the other signals (`throttle::signals`:
 //!   flag file, load, query), and the cut-over controller (`throttle::cut_over`: blockers, window).
+//! - [`rehearsal`]       — fault rehearsals (`--inject-fault`): each kind survived under writers;
+//!   nothing injected without the flag; the replica pause (`rehearsal::alone`) runs alone.
+//! - [`resume`]          — checkpoint, resume and reconnect: kill -9 in each phase and run again,
+//!   a different ALTER, a TRUNCATE while dead, killed sessions, every connection cut.
 //! - [`revert`]          — the revert window: a revert under writers, a write the old table
 //!   cannot take, `finish`, the window's end, the dry run, refusals while it is open.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
@@ -35,7 +39,9 @@ mod concurrency;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;
+mod rehearsal;
 mod restart;
+mod resume;
 mod revert;
 mod throttle;
 mod types;

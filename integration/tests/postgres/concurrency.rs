@@ -21,6 +21,7 @@
 
 use std::time::{Duration, Instant};
 
+use shadowswap_engine::checkpoint::Checkpoint;
 use shadowswap_engine::{Dialect, Runner};
 use shadowswap_integration::model::{assert_writes_during_backfill, migrate_under_writers, UnderWriters};
 use shadowswap_integration::postgres::workload::{self, Isolation, Model, PgTable, Workload, WorkloadConfig};
@@ -160,6 +161,8 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     let lock = Duration::from_secs(2);
     d.create_shadow(&plan, lock).await.unwrap();
     d.install_capture(&plan, lock).await.unwrap();
+    // Each chunk advances the checkpoint in its own transaction: the run writes the row first.
+    d.checkpoint_write(&names, &Checkpoint::new(&plan, d.dialect_name())).await.unwrap();
 
     // (isolation, snapshot taken before the first chunk, statements, must commit)
     let cases: [(&str, bool, &str, bool); 11] = [
@@ -233,6 +236,7 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     assert!(diff.is_empty(), "the shadow differs from the table (id, table v, shadow v): {diff:?}; outcomes {outcomes:?}");
     d.remove_capture(&names, lock).await.unwrap();
     d.drop_table(&plan.names.shadow, lock).await.unwrap();
+    d.drop_table(&plan.names.checkpoint, lock).await.unwrap();
     db.assert_clean(&["t"]).await;
 }
 

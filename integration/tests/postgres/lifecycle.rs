@@ -40,7 +40,7 @@ async fn killed_mid_backfill_leaves_a_state_that_cleanup_removes() {
     // original is untouched.
     let mut tables = db.tables().await;
     tables.sort();
-    assert_eq!(tables, ["_t_new", "t"]);
+    assert_eq!(tables, ["_t_new", "_t_ssw_ckpt", "t"], "the shadow and the checkpoint beside the table");
     assert_eq!(
         db.capture_leftovers().await,
         ["_t_ssw_del", "_t_ssw_del", "_t_ssw_ins", "_t_ssw_ins", "_t_ssw_trn", "_t_ssw_trn", "_t_ssw_upd", "_t_ssw_upd"],

@@ -28,6 +28,10 @@
 //!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
+//! - [`rehearsal`]          — fault rehearsals (`--inject-fault`): each kind survived under
+//!   writers; nothing injected without the flag; the replay pause (`rehearsal::alone`) runs alone.
+//! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
+//!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
 //!   continues from its checkpoint (run alone).
 //!
@@ -46,7 +50,9 @@ mod lifecycle;
 mod pgbench;
 mod pre_swap_check;
 mod refusals;
+mod rehearsal;
 mod restart;
+mod resume;
 mod revert;
 mod safety;
 mod security;

@@ -545,13 +545,18 @@ async fn dry_run_changes_nothing() {
         "estimated rows: 4\n",
         "column mapping:\n  id\n  email\n  ts\n  d\n  note (added: default or computed value)\n  n (dropped)\n",
         "new unique key: t_note_uq (covers added columns: a duplicate stops the copy)\n",
-        "shadow DDL:\n  CREATE TABLE \"public\".\"_t_new\" (LIKE \"public\".\"t\" INCLUDING ALL);\n",
+        // The checkpoint table first: the run records its phase before creating the shadow.
+        "shadow DDL:\n  CREATE TABLE IF NOT EXISTS \"public\".\"_t_ssw_ckpt\" (id integer PRIMARY KEY CHECK (id = 1), ",
+        "\n  CREATE TABLE \"public\".\"_t_new\" (LIKE \"public\".\"t\" INCLUDING ALL);\n",
         &format!("  ALTER TABLE \"public\".\"_t_new\" {spec};\n"),
         "capture triggers:\n",
         "CREATE FUNCTION \"public\".\"_t_ssw_ins\"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER",
         "CREATE TRIGGER \"_t_ssw_upd\" AFTER UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"_t_ssw_upd\"()",
         "CREATE TRIGGER \"_t_ssw_del\" AFTER DELETE ON \"public\".\"t\"",
         "copy chunk:\n  INSERT INTO \"public\".\"_t_new\"",
+        // Each chunk advances the checkpoint in its own transaction.
+        "FOR SHARE ON CONFLICT (\"id\") DO UPDATE SET",
+        ";\n  UPDATE \"public\".\"_t_ssw_ckpt\" SET low_watermark = $1, chunk_rows = $2, rows_copied = rows_copied + $3, updated_at = pg_catalog.now() WHERE id = 1;\n",
         "cut-over:\n  BEGIN; SET LOCAL lock_timeout = …; LOCK TABLE \"public\".\"t\", \"public\".\"_t_new\" IN ACCESS EXCLUSIVE MODE;",
         "dry run: every preflight check passed and nothing was changed; add --execute to migrate",
     ] {

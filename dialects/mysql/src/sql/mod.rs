@@ -13,14 +13,19 @@
 //! - [`shadow`]   — the shadow table: `CREATE TABLE … LIKE` + the ALTER, AUTO_INCREMENT carry-over,
 //!   the server's time zone offset, `DROP TABLE`.
 //! - [`capture`]  — the capture triggers, the trigger lock, listing and dropping them.
+//! - [`checkpoint`] — the checkpoint table: create, upsert, read, the per-chunk advance (in the
+//!   chunk's transaction), the capture identity kept in it.
 //! - [`copy`]     — keyset predicates, key range and chunk end, the chunk copy, the checksum.
 //! - [`identity`] — the table identity the cut-over compares (InnoDB id, definition, triggers).
 //! - [`cutover`]  — the `RENAME TABLE` swap.
 //! - [`revert`]   — the revert window: reverse triggers, placeholders, the four-way rename, the swap back.
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
+//! - [`fault`]    — fault rehearsals (`--inject-fault`): session list, `KILL CONNECTION`, the
+//!   blocker, a lock-storm step, pausing the replica's SQL thread.
 //!
-//! Every item of the submodules is also re-exported here (`sql::copy_chunk` and
-//! `sql::copy::copy_chunk` are the same function).
+//! Every item of the submodules but [`fault`]'s is also re-exported here (`sql::copy_chunk` and
+//! `sql::copy::copy_chunk` are the same function); fault statements are always named
+//! `sql::fault::…`, so that none is mistaken for a step of a run.
 
 use std::fmt;
 
@@ -28,9 +33,11 @@ use shadowswap_engine::model::TableRef;
 use shadowswap_engine::plan::{Plan, PlanSql};
 
 pub mod capture;
+pub mod checkpoint;
 pub mod connect;
 pub mod copy;
 pub mod cutover;
+pub mod fault;
 pub mod identity;
 pub mod inspect;
 pub mod preflight;
@@ -39,6 +46,7 @@ pub mod shadow;
 pub mod signals;
 
 pub use capture::*;
+pub use checkpoint::*;
 pub use connect::*;
 pub use copy::*;
 pub use cutover::*;
@@ -92,19 +100,23 @@ pub fn with_lock_timeout(secs: u64, stmt: &str) -> String {
     format!("SET STATEMENT lock_wait_timeout = {secs} FOR {stmt}")
 }
 
-/// The SQL of `plan` for the dry run, from the builders the run executes: the shadow's
-/// statements ([`shadow::create_shadow`]), the capture triggers ([`capture::capture_triggers`]),
-/// one chunk's copy ([`copy::copy_chunk`], over the generic keyset range with `?` for the
-/// bounds) and the swap ([`cutover::rename_swap`]). The run sends each metadata-locking statement
+/// The SQL of `plan` for the dry run, from the builders the run executes: the checkpoint table
+/// ([`checkpoint::create_checkpoint_table`]) and the shadow's statements
+/// ([`shadow::create_shadow`]), the capture triggers ([`capture::capture_triggers`]), one
+/// chunk's copy ([`copy::copy_chunk`], over the generic keyset range with `?` for the bounds)
+/// followed by the checkpoint's advance in the same transaction
+/// ([`checkpoint::advance_checkpoint`]), and the swap ([`cutover::rename_swap`]). The run sends each metadata-locking statement
 /// wrapped in [`with_lock_timeout`]; for an ENUM chunk key its copy's range is written as lists
 /// of index numbers ([`copy::key_range_where`]), which depend on the bounds' values.
 pub fn dry_run(plan: &Plan) -> PlanSql {
     let placeholders = vec!["?"; plan.key.columns.len()];
     let (where_, _) = copy::range_where(&copy::key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders);
+    let mut shadow = vec![checkpoint::create_checkpoint_table(&plan.names)];
+    shadow.extend(shadow::create_shadow(plan));
     PlanSql {
-        shadow: shadow::create_shadow(plan).to_vec(),
+        shadow,
         capture: capture::capture_triggers(plan).to_vec(),
-        copy: copy::copy_chunk(plan, &where_),
+        copy: format!("{};\n  {}", copy::copy_chunk(plan, &where_), checkpoint::advance_checkpoint(&plan.names)),
         cut_over: cutover::rename_swap(plan),
     }
 }
@@ -177,7 +189,8 @@ mod tests {
     fn the_dry_run_prints_what_the_run_executes() {
         for p in [plan("int(11)", "ADD COLUMN created DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"), enum_key_plan()] {
             let dry = dry_run(&p);
-            assert_eq!(dry.shadow, shadow::create_shadow(&p).to_vec());
+            assert_eq!(dry.shadow[0], checkpoint::create_checkpoint_table(&p.names));
+            assert_eq!(dry.shadow[1..], shadow::create_shadow(&p));
             assert_eq!(dry.capture, capture::capture_triggers(&p).to_vec());
             assert_eq!(dry.cut_over, cutover::rename_swap(&p));
             // The run's chunk copy, for bounds the run reads, is the dry run's (for an ENUM key
@@ -185,7 +198,9 @@ mod tests {
             if !p.key.columns.iter().any(copy::is_enum) {
                 let key: Vec<mysql_async::Value> = p.key.columns.iter().map(|_| mysql_async::Value::Int(1)).collect();
                 let (where_, _) = copy::key_range_where(&copy::key_names(&p).0, &p.key.columns, Some(&key), Some(&key));
-                assert_eq!(dry.copy, copy::copy_chunk(&p, &where_));
+                let (copy, advance) = dry.copy.split_once(";\n  ").expect("copy, then the checkpoint's advance");
+                assert_eq!(copy, copy::copy_chunk(&p, &where_));
+                assert_eq!(advance, checkpoint::advance_checkpoint(&p.names));
             }
         }
     }
@@ -194,7 +209,7 @@ mod tests {
     fn the_dry_run_text() {
         let dry = dry_run(&plan("int(11)", "ADD COLUMN created DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"));
         assert_eq!(
-            dry.shadow,
+            dry.shadow[1..],
             [
                 "CREATE TABLE `d`.`_t_new` LIKE `d`.`t`",
                 "ALTER TABLE `d`.`_t_new` ADD COLUMN created DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"
@@ -208,15 +223,19 @@ mod tests {
         assert_eq!(
             dry.copy,
             "SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d`.`_t_new` (`id`, `c`) SELECT `id`, `c` FROM \
-             `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE"
+             `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  UPDATE `d`.`_t_ssw_ckpt` \
+             SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1"
         );
+        assert!(dry.shadow[0].starts_with("CREATE TABLE IF NOT EXISTS `d`.`_t_ssw_ckpt` ("), "{}", dry.shadow[0]);
         assert_eq!(dry.cut_over, "RENAME TABLE `d`.`t` TO `d`.`_t_old`, `d`.`_t_new` TO `d`.`t`");
         let dry = dry_run(&enum_key_plan());
         assert_eq!(
             dry.copy,
             "SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d``b`.`_t x_new` (`e`, `id`, `ts`, `name`) SELECT \
              `e`, `id`, CONVERT_TZ(`ts`, @@global.time_zone, @@session.time_zone), `name` FROM `d``b`.`t x` FORCE INDEX \
-             (`PRIMARY`) WHERE ((`e` > ?) OR (`e` = ? AND `id` > ?)) AND ((`e` < ?) OR (`e` = ? AND `id` <= ?)) LOCK IN SHARE MODE"
+             (`PRIMARY`) WHERE ((`e` > ?) OR (`e` = ? AND `id` > ?)) AND ((`e` < ?) OR (`e` = ? AND `id` <= ?)) LOCK IN SHARE MODE;\n  \
+             UPDATE `d``b`.`_t x_ssw_ckpt` SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = \
+             UTC_TIMESTAMP(6) WHERE id = 1"
         );
     }
 }

@@ -173,28 +173,9 @@ pub fn drop_table_if_exists(table: &TableRef) -> String {
     format!("DROP TABLE IF EXISTS {}", Qualified(table))
 }
 
-/// The checkpoint table (common columns of issue 9), created if the run has not created it.
-pub fn create_checkpoint(names: &Names) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} (id INT NOT NULL PRIMARY KEY, table_name TEXT NOT NULL, alter_text TEXT NOT NULL, \
-         fingerprint VARCHAR(64) NOT NULL, version VARCHAR(64) NOT NULL, dialect VARCHAR(32) NOT NULL, phase VARCHAR(32) \
-         NOT NULL, low_watermark TEXT NULL, high_watermark TEXT NULL, rows_copied BIGINT UNSIGNED NOT NULL DEFAULT 0, \
-         rows_estimated BIGINT UNSIGNED NOT NULL DEFAULT 0, chunk_rows BIGINT UNSIGNED NOT NULL DEFAULT 0, started_at \
-         VARCHAR(40) NOT NULL, updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), \
-         revert_until VARCHAR(40) NULL, revert_broken TEXT NULL, capture_identity TEXT NULL) ENGINE=InnoDB",
-        Qualified(&names.checkpoint)
-    )
-}
-
-/// Writes the window into the checkpoint row (inserted when missing); parameters: table, ALTER,
-/// fingerprint, version, dialect, phase, rows estimated, started at, revert until.
-pub fn upsert_checkpoint(names: &Names) -> String {
-    format!(
-        "INSERT INTO {} (id, table_name, alter_text, fingerprint, version, dialect, phase, rows_estimated, started_at, \
-         revert_until, revert_broken) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON DUPLICATE KEY UPDATE phase = \
-         VALUES(phase), revert_until = VALUES(revert_until), revert_broken = NULL",
-        Qualified(&names.checkpoint)
-    )
+/// Clears `revert_broken` in the checkpoint row (a new window starts with none).
+pub fn clear_broken(names: &Names) -> String {
+    format!("UPDATE {} SET revert_broken = NULL WHERE id = 1", Qualified(&names.checkpoint))
 }
 
 /// Sets the checkpoint's phase; parameter: the phase.

@@ -105,6 +105,47 @@ pub const CAPTURE_FUNCTIONS: &str = "SELECT p.proname::text FROM pg_proc p JOIN 
 /// `TRUNCATE` is not MVCC-bound, so the truncate trigger empties the shadow at any isolation.
 pub fn capture(plan: &Plan, always_identity: &[String], key_eq: &[String], seed: u64) -> [(String, String, String); 4] {
     let n = &plan.names;
+    let function = |name: &str, source: &str| {
+        format!(
+            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = {FUNCTION_SEARCH_PATH} AS {}",
+            function_name(&n.table, name),
+            dollar_quote(source, seed)
+        )
+    };
+    let trigger = |name: &str, event: &str, level: &str| {
+        (
+            format!(
+                "CREATE TRIGGER {} AFTER {event} ON {} FOR EACH {level} EXECUTE FUNCTION {}()",
+                Ident(name),
+                Qualified(&n.table),
+                function_name(&n.table, name)
+            ),
+            format!("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}", Qualified(&n.table), Ident(name)),
+        )
+    };
+    let events = [("INSERT", "ROW"), ("UPDATE", "ROW"), ("DELETE", "ROW"), ("TRUNCATE", "STATEMENT")];
+    let sources = capture_sources(plan, always_identity, key_eq);
+    std::array::from_fn(|i| {
+        let (name, source) = &sources[i];
+        let (t, a) = trigger(name, events[i].0, events[i].1);
+        (function(name, source), t, a)
+    })
+}
+
+/// The `search_path` every capture function is created with (`SET search_path = …`), as
+/// `pg_proc.proconfig` then holds it: `search_path=pg_catalog, pg_temp`.
+pub const FUNCTION_SEARCH_PATH: &str = "pg_catalog, pg_temp";
+
+/// `pg_trigger.tgtype` of each capture trigger, in [`capture_triggers`] order: `AFTER … FOR
+/// EACH ROW` insert (`ROW` 1 + `INSERT` 4), update (1 + 16), delete (1 + 8), and `AFTER
+/// TRUNCATE FOR EACH STATEMENT` (32). Bits from PostgreSQL's `catalog/pg_trigger.h`.
+pub const CAPTURE_TRIGGER_TYPES: [i32; 4] = [5, 17, 9, 32];
+
+/// The name and the source (`pg_proc.prosrc`: the text inside the dollar quotes) of each capture
+/// function, in [`capture_triggers`] order; [`capture`] creates them, and a resume compares the
+/// functions it finds with them ([`CAPTURE_DEFINITIONS`]). See [`capture`] for what they do.
+pub fn capture_sources(plan: &Plan, always_identity: &[String], key_eq: &[String]) -> [(String, String); 4] {
+    let n = &plan.names;
     let s = Qualified(&n.shadow);
     let upsert = format!(
         "INSERT INTO {s} ({}) OVERRIDING SYSTEM VALUE VALUES ({}) {}",
@@ -128,24 +169,7 @@ pub fn capture(plan: &Plan, always_identity: &[String], key_eq: &[String], seed:
         .chain(identity_sources)
         .collect::<Vec<_>>()
         .join(" OR ");
-    let function = |name: &str, body: String| {
-        format!(
-            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}",
-            function_name(&n.table, name),
-            dollar_quote(&format!("\nBEGIN\n{body}  RETURN NULL;\nEND\n"), seed)
-        )
-    };
-    let trigger = |name: &str, event: &str, level: &str| {
-        (
-            format!(
-                "CREATE TRIGGER {} AFTER {event} ON {} FOR EACH {level} EXECUTE FUNCTION {}()",
-                Ident(name),
-                Qualified(&n.table),
-                function_name(&n.table, name)
-            ),
-            format!("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}", Qualified(&n.table), Ident(name)),
-        )
-    };
+    let source = |body: String| format!("\nBEGIN\n{body}  RETURN NULL;\nEND\n");
     let old_key = key_match(plan, "OLD", key_eq);
     let delete_old = |indent: &str| {
         format!(
@@ -162,18 +186,27 @@ pub fn capture(plan: &Plan, always_identity: &[String], key_eq: &[String], seed:
             column_list("", plan.key.shadow_columns.iter().map(String::as_str)),
         )
     };
-    let truncate = truncate_trigger(n);
-    let with = |f: String, (t, a): (String, String)| (f, t, a);
     [
-        with(function(&n.trigger_insert, format!("  {upsert};\n")), trigger(&n.trigger_insert, "INSERT", "ROW")),
-        with(
-            function(&n.trigger_update, format!("  IF {key_changed} THEN\n{}  END IF;\n  {upsert};\n", delete_old("    "))),
-            trigger(&n.trigger_update, "UPDATE", "ROW"),
+        (n.trigger_insert.to_string(), source(format!("  {upsert};\n"))),
+        (
+            n.trigger_update.to_string(),
+            source(format!("  IF {key_changed} THEN\n{}  END IF;\n  {upsert};\n", delete_old("    "))),
         ),
-        with(function(&n.trigger_delete, delete_old("  ")), trigger(&n.trigger_delete, "DELETE", "ROW")),
-        with(function(&truncate, format!("  TRUNCATE TABLE {s};\n")), trigger(&truncate, "TRUNCATE", "STATEMENT")),
+        (n.trigger_delete.to_string(), source(delete_old("  "))),
+        (truncate_trigger(n), source(format!("  TRUNCATE TABLE {s};\n"))),
     ]
 }
+
+/// What a resume checks of each capture trigger on table `$1` (a qualified name, as text) among
+/// the names `$2` (text[]): its name, `tgtype`, `tgenabled`, whether it is plain (no `WHEN`, no
+/// `UPDATE OF` columns, no arguments), and its function's schema, name, source, `SECURITY
+/// DEFINER` flag and settings (`proconfig`).
+pub const CAPTURE_DEFINITIONS: &str = "SELECT t.tgname::text, t.tgtype::int, t.tgenabled::text, \
+     (t.tgqual IS NULL AND t.tgnargs = 0 AND pg_catalog.cardinality(t.tgattr::int2[]) = 0), \
+     n.nspname::text, p.proname::text, p.prosrc, p.prosecdef, coalesce(p.proconfig, '{}')::text[] \
+     FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+     WHERE t.tgrelid = $1::text::regclass AND t.tgname::text = ANY($2)";
 
 /// Drop one capture trigger and its function (idempotent).
 pub fn drop_capture(on: &TableRef, name: &str) -> [String; 2] {

@@ -14,9 +14,11 @@
 //!
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
-//! (key ranges, chunks, checksum), [`signals`], [`cutover`] (the swap) and [`acl`] (its grants),
-//! [`revert`] (the revert window's reverse capture and swap back),
-//! and by concept [`deps`] (dependents carried over) and [`owner`] (working as the table's owner).
+//! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance),
+//! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), [`revert`] (the revert window's
+//! reverse capture and swap back), and by concept [`deps`] (dependents carried over) and [`owner`]
+//! (working as the table's owner); [`fault`] holds the fault rehearsals' statements
+//! (`--inject-fault`).
 
 use std::fmt;
 
@@ -26,10 +28,12 @@ use shadowswap_engine::model::TableRef;
 
 pub mod acl;
 pub mod capture;
+pub mod checkpoint;
 pub mod connect;
 pub mod copy;
 pub mod cutover;
 pub mod deps;
+pub mod fault;
 pub mod inspect;
 pub mod owner;
 pub mod preflight;

@@ -266,28 +266,9 @@ pub const OWNED_SEQUENCE_NAMES: &str = "SELECT n.nspname::text, s.relname::text 
      ON n.oid = s.relnamespace WHERE d.refobjid = $1::text::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass AND \
      s.relkind = 'S' AND d.deptype IN ('a', 'i')";
 
-/// The checkpoint table (common columns of issue 9), created if the run has not created it.
-pub fn create_checkpoint(names: &Names) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, table_name text NOT NULL, alter_text text NOT NULL, \
-         fingerprint text NOT NULL, version text NOT NULL, dialect text NOT NULL, phase text NOT NULL, low_watermark text, \
-         high_watermark text, rows_copied bigint NOT NULL DEFAULT 0, rows_estimated bigint NOT NULL DEFAULT 0, chunk_rows \
-         bigint NOT NULL DEFAULT 0, started_at text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), revert_until \
-         text, revert_broken text, capture_identity text)",
-        Qualified(&names.checkpoint)
-    )
-}
-
-/// Writes the window into the checkpoint row (inserted when missing); parameters (text unless
-/// said): table, ALTER, fingerprint, version, dialect, phase, rows estimated (bigint), started
-/// at, revert until.
-pub fn upsert_checkpoint(names: &Names) -> String {
-    format!(
-        "INSERT INTO {} (id, table_name, alter_text, fingerprint, version, dialect, phase, rows_estimated, started_at, \
-         revert_until, revert_broken) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) ON CONFLICT (id) DO UPDATE SET \
-         phase = EXCLUDED.phase, revert_until = EXCLUDED.revert_until, revert_broken = NULL, updated_at = now()",
-        Qualified(&names.checkpoint)
-    )
+/// Clears `revert_broken` in the checkpoint row (a new window starts with none).
+pub fn clear_broken(names: &Names) -> String {
+    format!("UPDATE {} SET revert_broken = NULL WHERE id = 1", Qualified(&names.checkpoint))
 }
 
 /// Sets the checkpoint's phase; parameter `$1`: the phase.

@@ -21,6 +21,8 @@
 //!   nothing injected without the flag; the replica pause (`rehearsal::alone`) runs alone.
 //! - [`resume`]          — checkpoint, resume and reconnect: kill -9 in each phase and run again,
 //!   a different ALTER, a TRUNCATE while dead, killed sessions, every connection cut.
+//! - [`revert`]          — the revert window: a revert under writers, a write the old table
+//!   cannot take, `finish`, the window's end, the dry run, refusals while it is open.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
@@ -40,5 +42,6 @@ mod refusals;
 mod rehearsal;
 mod restart;
 mod resume;
+mod revert;
 mod throttle;
 mod types;

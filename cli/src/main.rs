@@ -105,7 +105,7 @@ async fn run_with<S: Server>(
             args.check().map_err(Failure::Usage)?;
             let runner = Runner::new(primary.clone(), args.config()).with_replicas(replicas);
             let cancel = runner.cancel_token();
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Alter));
             let shown = tokio::spawn(progress::show(runner.progress(), bar.clone(), cancel.clone()));
             let result = runner.run(&table, &args.alter).await;
             signals.abort();
@@ -130,7 +130,7 @@ async fn run_with<S: Server>(
             let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
             let (cut_over, ddl) = args.config();
             let cancel = tokio_util::sync::CancellationToken::new();
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Revert));
             let done = revert::revert(&*primary, &table, &cut_over, &ddl, args.execute, &cancel).await;
             signals.abort();
             for line in report::window_lines("revert", &table, &done?, json) {
@@ -151,7 +151,7 @@ async fn run_with<S: Server>(
             let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
             let cancel = CancellationToken::new();
             let (progress_tx, progress_rx) = watch::channel(Progress::default());
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Backfill));
             let stop_display = CancellationToken::new();
             let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
             let result =

@@ -1,5 +1,6 @@
-//! The command line: clap's argument structs, and [`AlterArgs::config`], which turns them into
-//! the engine's [`MigrationConfig`]. Defaults not offered as flags come from the engine's
+//! The command line: clap's argument structs, and [`AlterArgs::config`] / [`BackfillArgs::config`],
+//! which turn them into the engine's [`MigrationConfig`]. The chunk and throttle flags are one
+//! group each ([`ChunkArgs`], [`ThrottleArgs`]), flattened into every command that has them. Defaults not offered as flags come from the engine's
 //! `Default`s.
 
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use shadowswap_engine::config::{
     ChecksumConfig, CopyConfig, CutOverConfig, DdlConfig, ReconnectConfig, Threshold, ThrottleConfig,
 };
 use shadowswap_engine::fault::{FaultKind, FaultSpec};
+use shadowswap_engine::staged::backfill::BackfillSpec;
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -45,6 +47,9 @@ pub enum Command {
     Alter(AlterArgs),
     /// Remove what an interrupted run left on a table (capture triggers, shadow table).
     Cleanup(TargetArgs),
+    /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
+    /// WHERE <where>. Without --execute: a dry run.
+    Backfill(BackfillArgs),
 }
 
 /// The server and table a command works on.
@@ -70,12 +75,8 @@ pub struct AlterArgs {
     /// Migrate. Without it, a dry run: every preflight check, the plan printed, nothing changed.
     #[arg(long)]
     execute: bool,
-    /// Target time per chunk; the chunk size adapts to it.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
-    chunk_time: Duration,
-    /// A fixed chunk size in rows, instead of adapting to --chunk-time.
-    #[arg(long, conflicts_with = "chunk_time")]
-    chunk_size: Option<u64>,
+    #[command(flatten)]
+    chunk: ChunkArgs,
     /// Keep the old table as _T_old after the swap (default: drop it).
     #[arg(long)]
     keep_old_table: bool,
@@ -103,26 +104,8 @@ pub struct AlterArgs {
     /// and retries instead of copying. Otherwise copy as usual.
     #[arg(long)]
     attempt_instant_ddl: bool,
-    /// A replica of the server to watch for lag (repeatable). Copying pauses while one lags more
-    /// than --max-lag or cannot be reached; the cut-over waits for all to be within it.
-    #[arg(long = "replica", value_name = "DSN")]
-    pub replicas: Vec<String>,
-    /// Largest replica lag tolerated, measured with shadowswap's own heartbeat.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
-    max_lag: Duration,
-    /// Pause copying while a load figure is above a limit: VAR=N (repeatable, or comma-separated).
-    /// MySQL: global status variables such as Threads_running=25; PostgreSQL: active_backends=N.
-    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
-    max_load: Vec<Threshold>,
-    /// Stop the run (removing what it created) when a load figure is above a limit: VAR=N.
-    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
-    critical_load: Vec<Threshold>,
-    /// Pause copying while this query's first column is non-zero (run on the primary).
-    #[arg(long, value_name = "SQL")]
-    throttle_query: Option<String>,
-    /// Pause copying while this file exists.
-    #[arg(long, value_name = "PATH")]
-    throttle_flag_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
     /// Cut over only inside this daily window, e.g. "02:00-04:30" or "02:00-04:30 Europe/Berlin"
     /// (default UTC); until it opens the run stays in sync.
     #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
@@ -141,6 +124,107 @@ pub struct AlterArgs {
 
 /// How often progress is published when a fault fires at a percentage (`--inject-fault …:N%`).
 const FAULT_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// The chunk flags `alter` and `backfill` share: how big each chunk is.
+#[derive(Args, Debug)]
+pub struct ChunkArgs {
+    /// Target time per chunk; the chunk size adapts to it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    pub chunk_time: Duration,
+    /// A fixed chunk size in rows, instead of adapting to --chunk-time.
+    #[arg(long, conflicts_with = "chunk_time")]
+    pub chunk_size: Option<u64>,
+}
+
+impl ChunkArgs {
+    /// The engine's copy settings for these flags (the rest: the engine's defaults).
+    pub fn config(&self) -> CopyConfig {
+        CopyConfig { chunk_time: self.chunk_time, fixed_chunk_rows: self.chunk_size, ..CopyConfig::default() }
+    }
+}
+
+/// The throttle flags `alter` and `backfill` share: what pauses the work between chunks.
+#[derive(Args, Debug)]
+pub struct ThrottleArgs {
+    /// A replica of the server to watch for lag (repeatable). Copying pauses while one lags more
+    /// than --max-lag or cannot be reached; the cut-over waits for all to be within it.
+    #[arg(long = "replica", value_name = "DSN")]
+    pub replicas: Vec<String>,
+    /// Largest replica lag tolerated, measured with shadowswap's own heartbeat.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub max_lag: Duration,
+    /// Pause copying while a load figure is above a limit: VAR=N (repeatable, or comma-separated).
+    /// MySQL: global status variables such as Threads_running=25; PostgreSQL: active_backends=N.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    pub max_load: Vec<Threshold>,
+    /// Stop the run (removing what it created) when a load figure is above a limit: VAR=N.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    pub critical_load: Vec<Threshold>,
+    /// Pause copying while this query's first column is non-zero (run on the primary).
+    #[arg(long, value_name = "SQL")]
+    pub throttle_query: Option<String>,
+    /// Pause copying while this file exists.
+    #[arg(long, value_name = "PATH")]
+    pub throttle_flag_file: Option<PathBuf>,
+}
+
+impl ThrottleArgs {
+    /// The engine's throttle settings for these flags (the rest: the engine's defaults).
+    pub fn config(&self) -> ThrottleConfig {
+        ThrottleConfig {
+            max_lag: self.max_lag,
+            max_load: self.max_load.clone(),
+            critical_load: self.critical_load.clone(),
+            throttle_query: self.throttle_query.clone(),
+            flag_file: self.throttle_flag_file.clone(),
+            ..ThrottleConfig::default()
+        }
+    }
+}
+
+/// `shadowswap backfill`: the target, the fragments of the in-place UPDATE, the chunk and
+/// throttle settings.
+#[derive(Args, Debug)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// What follows SET in the UPDATE, e.g. "note = concat('#', id)". Never a chunk-key column.
+    #[arg(long)]
+    pub set: String,
+    /// The rows still to backfill, e.g. "note IS NULL": only rows matching it are updated, so
+    /// running again is harmless.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub where_: String,
+    /// Update. Without it, a dry run: every check, the statements, the chunk key and an
+    /// estimate of the matching rows printed, nothing changed.
+    #[arg(long)]
+    pub execute: bool,
+    /// After a pass, walk the table again while rows still match --where (writers may still
+    /// write old-shape rows), at most 10 passes.
+    #[arg(long)]
+    pub until_none: bool,
+    #[command(flatten)]
+    pub chunk: ChunkArgs,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
+}
+
+impl BackfillArgs {
+    /// The engine's configuration for these arguments; everything not given as a flag keeps the
+    /// engine's default.
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            copy: self.chunk.config(),
+            throttle: self.throttle.config(),
+            ..MigrationConfig::default()
+        }
+    }
+
+    /// The fragments, as the engine takes them.
+    pub fn spec(&self) -> BackfillSpec {
+        BackfillSpec { set: self.set.clone(), where_: self.where_.clone() }
+    }
+}
 
 impl AlterArgs {
     /// The engine's configuration for these arguments; everything not given as a flag keeps the
@@ -151,8 +235,6 @@ impl AlterArgs {
             approve_renamed_columns: self.approve_renamed_columns,
             attempt_instant_ddl: self.attempt_instant_ddl,
             copy: CopyConfig {
-                chunk_time: self.chunk_time,
-                fixed_chunk_rows: self.chunk_size,
                 // A fault at N% of the backfill or checksum fires on the published progress:
                 // publish it often enough to fire close to the mark.
                 progress_interval: if self.faults.iter().any(|f| f.at_percent.is_some()) {
@@ -160,7 +242,7 @@ impl AlterArgs {
                 } else {
                     CopyConfig::default().progress_interval
                 },
-                ..CopyConfig::default()
+                ..self.chunk.config()
             },
             checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
             cut_over: CutOverConfig {
@@ -173,14 +255,7 @@ impl AlterArgs {
                 ..CutOverConfig::default()
             },
             ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
-            throttle: ThrottleConfig {
-                max_lag: self.max_lag,
-                max_load: self.max_load.clone(),
-                critical_load: self.critical_load.clone(),
-                throttle_query: self.throttle_query.clone(),
-                flag_file: self.throttle_flag_file.clone(),
-                ..ThrottleConfig::default()
-            },
+            throttle: self.throttle.config(),
             faults: self.faults.clone(),
             reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
@@ -195,7 +270,7 @@ impl AlterArgs {
             );
         }
         if let Some(f) = self.faults.iter().find(|f| f.kind == FaultKind::ReplicaPause) {
-            if self.replicas.is_empty() {
+            if self.throttle.replicas.is_empty() {
                 return Err(format!("--inject-fault {f} needs a --replica whose apply it pauses"));
             }
         }
@@ -224,7 +299,8 @@ impl Command {
     /// The `--dsn` of the command and its `--replica` DSNs (none for `cleanup`).
     pub fn dsns(&self) -> (&str, &[String]) {
         match self {
-            Command::Alter(a) => (&a.target.dsn, &a.replicas),
+            Command::Alter(a) => (&a.target.dsn, &a.throttle.replicas),
+            Command::Backfill(b) => (&b.target.dsn, &b.throttle.replicas),
             Command::Cleanup(t) => (&t.dsn, &[]),
         }
     }
@@ -245,7 +321,7 @@ mod tests {
         args.extend_from_slice(extra);
         match parse(&args).command {
             Command::Alter(a) => a,
-            Command::Cleanup(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 

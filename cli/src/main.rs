@@ -10,7 +10,10 @@
 //! - [`progress`] — the progress bar or progress log lines while the run goes.
 //! - [`report`]   — the plan, the summary, the cleanup lines; the error line and exit status.
 //!
-//! Exit status: 0 when the table was swapped (or, for a dry run, when every preflight check
+//! `shadowswap backfill` (the staged path's in-place UPDATE) goes through the same modules:
+//! [`args::BackfillArgs`] → `shadowswap_engine::staged::backfill::run` → [`report::print_backfill`].
+//!
+//! Exit status: 0 when the table was swapped (backfill: when it ran to the end) (or, for a dry run, when every preflight check
 //! passed); 1 when the run failed and everything it created was removed; 3 when it failed and
 //! something is left (the message says what; `shadowswap cleanup` removes it); 130 when
 //! interrupted (after removing what it created); 2 for usage errors.
@@ -31,9 +34,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use shadowswap_engine::cleanup::cleanup;
 use shadowswap_engine::config::DdlConfig;
+use shadowswap_engine::progress::Progress;
+use shadowswap_engine::staged::backfill;
 use shadowswap_engine::Runner;
 use shadowswap_mysql::MySql;
 use shadowswap_postgres::Postgres;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use args::{Cli, Command, LogFormat};
 use connect::{connect, Connected, Server};
@@ -107,6 +114,25 @@ async fn run_with<S: Server>(
                 b.finish_and_clear();
             }
             report::print_outcome(&result?, json);
+            Ok(())
+        }
+        Command::Backfill(args) => {
+            let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
+            let cancel = CancellationToken::new();
+            let (progress_tx, progress_rx) = watch::channel(Progress::default());
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let stop_display = CancellationToken::new();
+            let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
+            let result =
+                backfill::run(&primary, &replicas, &table, &args.spec(), &args.config(), args.until_none, &cancel, &progress_tx)
+                    .await;
+            signals.abort();
+            stop_display.cancel();
+            let _ = shown.await;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            report::print_backfill(&table, &result?, json);
             Ok(())
         }
         Command::Cleanup(target) => {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use shadowswap_engine::cleanup::CleanupReport;
 use shadowswap_engine::fault::FaultReport;
 use shadowswap_engine::runner::{Outcome, Summary};
+use shadowswap_engine::staged::backfill::{BackfillOutcome, BackfillReport};
 use shadowswap_engine::{Error, TableRef};
 
 use crate::secrets;
@@ -153,6 +154,57 @@ fn fault_json(f: &FaultReport) -> serde_json::Value {
     })
 }
 
+/// Print the outcome of `backfill` on stdout: the dry run's plan, or the summary (one line, or
+/// one JSON object with `--log-format json`).
+pub fn print_backfill(table: &TableRef, outcome: &BackfillOutcome, json: bool) {
+    match outcome {
+        BackfillOutcome::DryRun(plan) => {
+            println!("{plan}");
+            println!("{BACKFILL_DRY_RUN_DONE}");
+        }
+        BackfillOutcome::Done(r) => println!("{}", backfill_summary(table, r, json)),
+    }
+}
+
+/// The line after the backfill's dry-run plan.
+const BACKFILL_DRY_RUN_DONE: &str = "dry run: every check passed and nothing was changed; add --execute to backfill";
+
+/// The summary of a finished backfill: rows updated, chunks, rows/s, rows still matching
+/// `--where`, passes, where it resumed.
+pub fn backfill_summary(table: &TableRef, r: &BackfillReport, json: bool) -> String {
+    let secs = r.elapsed.as_secs_f64().max(1e-3);
+    let rate = r.rows_updated as f64 / secs;
+    if json {
+        return serde_json::json!({
+            "table": table.to_string(),
+            "backfilled": true,
+            "rows_updated": r.rows_updated,
+            "chunks": r.chunks,
+            "elapsed_s": r.elapsed.as_secs_f64(),
+            "rows_per_s": rate.round(),
+            "still_matching": r.still_matching,
+            "passes": r.passes,
+            "resumed_at": r.resumed_at,
+        })
+        .to_string();
+    }
+    let resumed = match &r.resumed_at {
+        Some(k) => format!(" (resumed an interrupted run after key {k})"),
+        None => String::new(),
+    };
+    let still = match r.still_matching {
+        0 => "no rows still match --where".to_string(),
+        n => format!("{n} rows still match --where (writers may still write old-shape rows: run again, or with --until-none)"),
+    };
+    format!(
+        "backfilled {table}{resumed}: {} rows updated in {} chunk(s) over {} pass(es) in {:.1} s ({rate:.0} rows/s); {still}",
+        r.rows_updated,
+        r.chunks,
+        r.passes,
+        r.elapsed.as_secs_f64()
+    )
+}
+
 /// What `cleanup` did on `table`, one line each, for stdout.
 pub fn cleanup_lines(table: &TableRef, report: &CleanupReport) -> Vec<String> {
     let mut lines = Vec::new();
@@ -271,6 +323,27 @@ mod tests {
         assert_eq!(v["old_table"], serde_json::Value::Null);
         assert_eq!(v["resumed_from"], serde_json::Value::Null);
         assert_eq!(v.as_object().unwrap().len(), 17, "{v}");
+    }
+
+    #[test]
+    fn backfill_summaries() {
+        let t = TableRef::new("db", "t");
+        let r = BackfillReport {
+            rows_updated: 1000,
+            chunks: 4,
+            elapsed: Duration::from_secs(2),
+            still_matching: 3,
+            passes: 1,
+            resumed_at: Some("[500]".into()),
+        };
+        let line = backfill_summary(&t, &r, false);
+        assert!(line.starts_with(&format!("backfilled {t} (resumed an interrupted run after key [500]): 1000 rows updated in 4 chunk(s) over 1 pass(es) in 2.0 s (500 rows/s); 3 rows still match")), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&backfill_summary(&t, &r, true)).unwrap();
+        assert_eq!(
+            (v["rows_updated"].as_u64(), v["still_matching"].as_u64(), v["passes"].as_u64()),
+            (Some(1000), Some(3), Some(1))
+        );
+        assert_eq!(v["resumed_at"], "[500]");
     }
 
     #[test]

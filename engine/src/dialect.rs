@@ -89,7 +89,7 @@ pub trait Signals: Send + Sync {
 /// connect (target, run lock), inspect, preflight, shadow, capture, copy (backfill and
 /// checksum), cut-over, cleanup. See the module docs.
 #[async_trait]
-pub trait Dialect: Signals + crate::fault::Rehearsal + 'static {
+pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + 'static {
     /// A chunk boundary: the values of the chunk key's columns for one row. Opaque to the engine.
     type Key: Clone + PartialEq + Send + Sync + fmt::Debug + fmt::Display + 'static;
 

@@ -25,6 +25,8 @@
 //! - [`checksum`]  — chunk-by-chunk comparison of original and shadow before the cut-over.
 //! - [`cutover`]   — the wait before the cut-over (postpone flag file, window, replicas caught
 //!   up), the bounded, backed-off attempts, and the in-place ALTER.
+//! - [`staged`]    — the staged path (expand → backfill → contract) and its dialect seam
+//!   [`staged::Staged`]: [`staged::backfill`] is the in-place, batched UPDATE.
 //! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
 //!   after the swap.
 //! - [`fault`]     — fault rehearsals (`--inject-fault`): the spec grammar, the [`fault::Rehearsal`]
@@ -48,6 +50,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod cleanup;
 pub mod cutover;
+pub mod staged;
 pub mod throttle;
 
 pub mod error;

@@ -89,6 +89,9 @@ fn shape() -> TableShape {
 }
 
 /// The fake has no throttle signals: every default refuses, and the runner's tests never throttle.
+/// The fake has no staged path: every default refuses.
+impl shadowswap_engine::staged::Staged for Fake {}
+
 #[async_trait]
 impl Signals for Fake {
     fn target(&self) -> String {

@@ -24,6 +24,8 @@
 //! - `cutover.rs`   — the check before the cut-over and the `RENAME TABLE` swap.
 //! - `fault.rs`     — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (kill
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
+//! - `staged_backfill.rs` — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
+//!   with the checkpoint's advance in its transaction, the counts, the `EXPLAIN UPDATE` trial.
 //! - [`errors`]     — classification of driver errors, and every server error code and message
 //!   text shadowswap looks at.
 //! - [`sql`]        — the pure SQL builders, one submodule per phase, and the dry run ([`sql::dry_run`]).
@@ -54,6 +56,7 @@ mod preflight;
 mod shadow;
 mod signals;
 pub mod sql;
+mod staged_backfill;
 
 use std::fmt;
 use std::time::Duration;
@@ -67,6 +70,8 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
+use shadowswap_engine::staged::Staged;
 
 pub use connect::MySql;
 pub use dsn::Dsn;
@@ -85,6 +90,39 @@ impl fmt::Display for MyKey {
         let parts: Vec<String> = self.0.iter().map(|v| v.as_sql(false)).collect();
         write!(f, "({})", parts.join(", "))
     }
+}
+
+// ---- the staged path (shadowswap_engine::staged), one block per part ----
+#[async_trait]
+impl Staged for MySql {
+    // ---- backfill ----
+    fn backfill_sql(&self, plan: &Plan, spec: &BackfillSpec, lock_wait: Duration) -> BackfillSql {
+        sql::staged_backfill::outline(plan, spec, connect::whole_seconds(lock_wait))
+    }
+
+    async fn backfill_check(&self, plan: &Plan, spec: &BackfillSpec) -> Result<()> {
+        staged_backfill::check(self, plan, spec).await
+    }
+
+    async fn backfill_count(&self, plan: &Plan, spec: &BackfillSpec, limit: Option<u64>) -> Result<u64> {
+        staged_backfill::count(self, plan, spec, limit).await
+    }
+
+    async fn backfill_chunk(
+        &self,
+        plan: &Plan,
+        spec: &BackfillSpec,
+        after: Option<&MyKey>,
+        upto: &MyKey,
+        lock_wait: Duration,
+        mark: &ChunkMark,
+    ) -> Result<u64> {
+        staged_backfill::chunk(self, plan, spec, after, upto, lock_wait, mark).await
+    }
+
+    // ---- contract ----
+
+    // ---- migrate ----
 }
 
 #[async_trait]

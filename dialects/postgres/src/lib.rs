@@ -20,6 +20,8 @@
 //! - [`dry_run`]   — the dry run's SQL, from the same builders as the run.
 //! - `fault.rs`    — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (terminate
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
+//! - [`staged_backfill`] — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
+//!   with the checkpoint's advance in its transaction, the counts, the rolled-back EXPLAIN trial.
 //!
 //! By concept:
 //! - [`sql`]       — SQL builders per phase, and the quoting they all use (`Ident`,
@@ -66,6 +68,7 @@ pub mod generated_names;
 pub mod owner;
 pub mod rules;
 pub mod sql;
+pub mod staged_backfill;
 
 #[cfg(test)]
 mod testing;
@@ -81,6 +84,8 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::{byte_len, Names};
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
+use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
+use shadowswap_engine::staged::Staged;
 
 pub use connect::Postgres;
 pub use dsn::Dsn;
@@ -96,6 +101,39 @@ impl fmt::Display for PgKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "({})", self.0.iter().map(|v| sql::literal(v)).collect::<Vec<_>>().join(", "))
     }
+}
+
+// ---- the staged path (shadowswap_engine::staged), one block per part ----
+#[async_trait]
+impl Staged for Postgres {
+    // ---- backfill ----
+    fn backfill_sql(&self, plan: &Plan, spec: &BackfillSpec, lock_wait: Duration) -> BackfillSql {
+        sql::staged_backfill::outline(plan, spec, lock_wait)
+    }
+
+    async fn backfill_check(&self, plan: &Plan, spec: &BackfillSpec) -> Result<()> {
+        staged_backfill::check(self, plan, spec).await
+    }
+
+    async fn backfill_count(&self, plan: &Plan, spec: &BackfillSpec, limit: Option<u64>) -> Result<u64> {
+        staged_backfill::count(self, plan, spec, limit).await
+    }
+
+    async fn backfill_chunk(
+        &self,
+        plan: &Plan,
+        spec: &BackfillSpec,
+        after: Option<&PgKey>,
+        upto: &PgKey,
+        lock_wait: Duration,
+        mark: &ChunkMark,
+    ) -> Result<u64> {
+        staged_backfill::chunk(self, plan, spec, after, upto, lock_wait, mark).await
+    }
+
+    // ---- contract ----
+
+    // ---- migrate ----
 }
 
 #[async_trait]

@@ -270,6 +270,15 @@ impl Plan {
         })
     }
 
+    /// The plan of a run that changes no definition (the staged [backfill](crate::staged::backfill)):
+    /// `shape` is both the original and the altered table, so the chunk key follows the same
+    /// rules as an ALTER's (the primary key, else a unique key over NOT NULL columns), and `spec`
+    /// is what the checkpoint records as the run's text. Errors: no usable key.
+    pub fn unchanged(names: Names, spec: &str, shape: TableShape, rules: Rules) -> Result<Plan> {
+        let analysis = AlterAnalysis { spec: spec.to_string(), ..AlterAnalysis::default() };
+        Plan::build(names, analysis, shape.clone(), shape, rules, false)
+    }
+
     /// Estimated rows to copy (the server's estimate for the original table).
     pub fn estimated_rows(&self) -> u64 {
         self.original.estimated_rows

@@ -21,6 +21,8 @@
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
 //! - [`fault`]    — fault rehearsals (`--inject-fault`): session list, `KILL CONNECTION`, the
 //!   blocker, a lock-storm step, pausing the replica's SQL thread.
+//! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
+//!   its short names are for `sql::staged_backfill::…`).
 //!
 //! Every item of the submodules but [`fault`]'s is also re-exported here (`sql::copy_chunk` and
 //! `sql::copy::copy_chunk` are the same function); fault statements are always named
@@ -42,6 +44,7 @@ pub mod inspect;
 pub mod preflight;
 pub mod shadow;
 pub mod signals;
+pub mod staged_backfill;
 
 pub use capture::*;
 pub use checkpoint::*;

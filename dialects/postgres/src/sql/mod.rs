@@ -10,14 +10,16 @@
 //! - [`dollar_quote`] — function bodies;
 //! - [`ServerQuoted`] — text the server printed ready to paste (`quote_ident`, `format('%I')`,
 //!   `::regclass::text`, `pg_get_*def`): the only text pasted raw, and only ever read from the
-//!   catalog.
+//!   catalog. (The staged backfill's `--set`/`--where` are the operator's own SQL, pasted as
+//!   given after their checks: see [`staged_backfill`].)
 //!
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
 //! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance),
 //! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), and by concept [`deps`]
 //! (dependents carried over) and [`owner`] (working as the table's owner); [`fault`] holds the
-//! fault rehearsals' statements (`--inject-fault`).
+//! fault rehearsals' statements (`--inject-fault`);
+//! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial).
 
 use std::fmt;
 
@@ -38,6 +40,7 @@ pub mod owner;
 pub mod preflight;
 pub mod shadow;
 pub mod signals;
+pub mod staged_backfill;
 pub mod trial;
 
 /// A double-quoted identifier; quotes inside the name are doubled.

@@ -1,0 +1,84 @@
+//! The staged path: expand → backfill → contract, for changes a team rolls out in steps rather
+//! than through a shadow copy.
+//!
+//! - **expand**: an additive change (a nullable column, a new table) applied as it is, usually
+//!   metadata-only on both servers.
+//! - **backfill** ([`backfill`]): the existing rows brought to the new shape *in place*, by a
+//!   batched `UPDATE` along the chunk key, each chunk its own short transaction, throttled like
+//!   the shadow copy's backfill, resumable from its checkpoint.
+//! - **contract**: the constraints (`NOT NULL`, indexes, foreign keys) and drops that follow,
+//!   each done the way that does not block the application.
+//!
+//! The dialect seam is [`Staged`]: a supertrait of [`crate::Dialect`] whose default methods
+//! refuse ("not supported"), so a dialect implements only what its server supports. Each part
+//! of the staged path has its own block of methods.
+
+pub mod backfill;
+
+use async_trait::async_trait;
+
+use crate::checkpoint::ChunkMark;
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::preflight::plan::Plan;
+use backfill::{BackfillSpec, BackfillSql};
+
+/// What the staged path asks of a database server. Every method's default refuses, naming the
+/// table; see the module docs.
+#[async_trait]
+pub trait Staged: Send + Sync {
+    // ---- backfill ----
+
+    /// The backfill's statements for `spec` on `plan`'s table, exactly as
+    /// [`Staged::backfill_chunk`] and [`Staged::backfill_count`] run them (with their
+    /// placeholders; row lock waits at most `lock_wait`), for the dry run. Default: nothing (the
+    /// dialect has no backfill).
+    fn backfill_sql(&self, plan: &Plan, spec: &BackfillSpec, lock_wait: std::time::Duration) -> BackfillSql {
+        let _ = (plan, spec, lock_wait);
+        BackfillSql::default()
+    }
+
+    /// Let the server judge `spec`'s fragments before anything changes: the `UPDATE` of the
+    /// whole table with `spec`'s `SET` and `WHERE`, planned but not run (MariaDB `EXPLAIN
+    /// UPDATE`; PostgreSQL `EXPLAIN UPDATE` in a transaction rolled back). Changes nothing.
+    /// Errors: [`Error::Refused`] quoting the server's message (unknown column or function, a
+    /// type mismatch, a syntax error).
+    async fn backfill_check(&self, plan: &Plan, spec: &BackfillSpec) -> Result<()> {
+        let _ = spec;
+        Err(Error::refused(format!("shadowswap backfill is not supported for {} on this server", plan.names.table)))
+    }
+
+    /// Rows of `plan`'s table matching `spec.where_`, counting at most `limit` (`None`: all):
+    /// one `SELECT COUNT(*)`.
+    async fn backfill_count(&self, plan: &Plan, spec: &BackfillSpec, limit: Option<u64>) -> Result<u64> {
+        let _ = (spec, limit);
+        Err(Error::refused(format!("shadowswap backfill is not supported for {} on this server", plan.names.table)))
+    }
+
+    /// In one short transaction: `UPDATE t SET <set> WHERE <key in (after, upto]> AND (<where>)`
+    /// (row lock waits at most `lock_wait`), then advance the checkpoint `plan.names.checkpoint`
+    /// by `mark` and the rows updated, so both commit or neither. The `SET` is evaluated on each
+    /// row's current version and the `WHERE` re-checked on it, so a row a writer changed meanwhile
+    /// is not overwritten with a stale value. Returns the rows updated.
+    /// Errors: lock timeouts and deadlocks as retryable; [`Error::Refused`] when the server
+    /// rejects a row's new value or the checkpoint row is missing.
+    async fn backfill_chunk(
+        &self,
+        plan: &Plan,
+        spec: &BackfillSpec,
+        after: Option<&<Self as Dialect>::Key>,
+        upto: &<Self as Dialect>::Key,
+        lock_wait: std::time::Duration,
+        mark: &ChunkMark,
+    ) -> Result<u64>
+    where
+        Self: Dialect,
+    {
+        let _ = (spec, after, upto, lock_wait, mark);
+        Err(Error::refused(format!("shadowswap backfill is not supported for {} on this server", plan.names.table)))
+    }
+
+    // ---- contract ----
+
+    // ---- migrate ----
+}

@@ -22,6 +22,8 @@
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
 //! - [`staged_backfill`] — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the rolled-back EXPLAIN trial.
+//! - [`staged_contract`] — the staged path's contract (`shadowswap contract`): each step planned
+//!   from the catalog, each statement outside a transaction under the session's lock timeout.
 //!
 //! By concept:
 //! - [`sql`]       — SQL builders per phase, and the quoting they all use (`Ident`,
@@ -69,6 +71,7 @@ pub mod owner;
 pub mod rules;
 pub mod sql;
 pub mod staged_backfill;
+pub mod staged_contract;
 
 #[cfg(test)]
 mod testing;
@@ -79,12 +82,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
+use shadowswap_engine::config::CutOverConfig;
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::{byte_len, Names};
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
+use shadowswap_engine::staged::contract::{ContractClause, ContractStep};
 use shadowswap_engine::staged::Staged;
 
 pub use connect::Postgres;
@@ -132,6 +137,17 @@ impl Staged for Postgres {
     }
 
     // ---- contract ----
+    async fn contract_step(&self, table: &TableRef, clause: &ContractClause, cut_over: &CutOverConfig) -> Result<ContractStep> {
+        staged_contract::step(self, table, clause, cut_over).await
+    }
+
+    async fn contract_exec(&self, table: &TableRef, clause: &ContractClause, sql: &str, lock_timeout: Duration) -> Result<()> {
+        staged_contract::exec(self, table, clause, sql, lock_timeout).await
+    }
+
+    fn contract_undo(&self, table: &TableRef, clause: &ContractClause) -> Vec<String> {
+        sql::staged_contract::undo(table, &clause.op)
+    }
 
     // ---- migrate ----
 }

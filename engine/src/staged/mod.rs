@@ -7,21 +7,24 @@
 //!   batched `UPDATE` along the chunk key, each chunk its own short transaction, throttled like
 //!   the shadow copy's backfill, resumable from its checkpoint.
 //! - **contract**: the constraints (`NOT NULL`, indexes, foreign keys) and drops that follow,
-//!   each done the way that does not block the application.
+//!   each done the way that does not block the application ([`contract`]).
 //!
 //! The dialect seam is [`Staged`]: a supertrait of [`crate::Dialect`] whose default methods
 //! refuse ("not supported"), so a dialect implements only what its server supports. Each part
 //! of the staged path has its own block of methods.
 
 pub mod backfill;
+pub mod contract;
 
 use async_trait::async_trait;
 
 use crate::checkpoint::ChunkMark;
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
+use crate::model::TableRef;
 use crate::preflight::plan::Plan;
 use backfill::{BackfillSpec, BackfillSql};
+use contract::{ContractClause, ContractStep};
 
 /// What the staged path asks of a database server. Every method's default refuses, naming the
 /// table; see the module docs.
@@ -79,6 +82,46 @@ pub trait Staged: Send + Sync {
     }
 
     // ---- contract ----
+
+    /// How this server does `clause` of the contract of `table` without blocking writes: the
+    /// technique, the exact statements (built by the dialect's `sql::staged_contract`), the
+    /// lock and how long it may block writes at most given `cut_over`'s lock timeout and
+    /// retries, and whether it scans. May read the catalog (an invalid index left by an earlier
+    /// attempt, a name already taken) and, on MariaDB, try the clause on an empty copy of the
+    /// table's definition; changes nothing on the table.
+    /// Errors: [`Error::Refused`] naming a clause the server has no non-blocking technique for.
+    async fn contract_step(
+        &self,
+        table: &TableRef,
+        clause: &ContractClause,
+        cut_over: &crate::config::CutOverConfig,
+    ) -> Result<ContractStep> {
+        let _ = (clause, cut_over);
+        Err(Error::refused(format!("shadowswap contract is not supported for {table} on this server")))
+    }
+
+    /// Run one statement of `clause`'s step (one of [`ContractStep::statements`] or of
+    /// [`Staged::contract_undo`]), its lock request waiting at most `lock_timeout`, outside any
+    /// transaction. A failed `CREATE INDEX CONCURRENTLY` has its invalid index dropped before
+    /// the error returns, so a retry starts clean.
+    /// Errors: lock timeouts and deadlocks as retryable; the server's otherwise.
+    async fn contract_exec(
+        &self,
+        table: &TableRef,
+        clause: &ContractClause,
+        sql: &str,
+        lock_timeout: std::time::Duration,
+    ) -> Result<()> {
+        let _ = (clause, sql, lock_timeout);
+        Err(Error::refused(format!("shadowswap contract is not supported for {table} on this server")))
+    }
+
+    /// The statements that remove what a failed step of `clause` may have left (the NOT VALID
+    /// check, the invalid index), each harmless when there is nothing to remove. Empty by default.
+    fn contract_undo(&self, table: &TableRef, clause: &ContractClause) -> Vec<String> {
+        let _ = (table, clause);
+        Vec::new()
+    }
 
     // ---- migrate ----
 }

@@ -32,10 +32,6 @@
 //!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
 //!   continues from its checkpoint (run alone).
-//! - [`restart`]            — the server restarted mid-backfill: the run reconnects and
-//!   continues from its checkpoint (run alone).
-//! - [`resume`]             — killed in each phase, the same command resumes; reconnects;
-//!   a different ALTER refused until cleanup; a chunk and its checkpoint commit together.
 //!
 //! Each test uses a database of its own (`ssw_<name>`), so tests run in parallel. The harness
 //! is `shadowswap_integration` (`integration/src/`).

@@ -19,7 +19,8 @@
 //! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), and by concept [`deps`]
 //! (dependents carried over) and [`owner`] (working as the table's owner); [`fault`] holds the
 //! fault rehearsals' statements (`--inject-fault`);
-//! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial).
+//! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial),
+//! [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE, CONCURRENTLY).
 
 use std::fmt;
 
@@ -41,6 +42,7 @@ pub mod preflight;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
+pub mod staged_contract;
 pub mod trial;
 
 /// A double-quoted identifier; quotes inside the name are doubled.

@@ -12,6 +12,7 @@ use shadowswap_engine::config::{
 };
 use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::staged::backfill::BackfillSpec;
+use shadowswap_engine::staged::migrate::{MigrateOptions, PhaseKind};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -50,6 +51,10 @@ pub enum Command {
     /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
     /// WHERE <where>. Without --execute: a dry run.
     Backfill(BackfillArgs),
+    /// Apply versioned migration files (expand → backfill → contract) from --dir, recorded in
+    /// the server's shadowswap_migrations table; `migrate status` lists them. Without
+    /// --execute: a dry run.
+    Migrate(MigrateArgs),
 }
 
 /// The server and table a command works on.
@@ -295,10 +300,109 @@ impl TargetArgs {
     }
 }
 
+/// `shadowswap migrate`: the server, the migrations directory, what to run, and the settings
+/// its phases share with `alter`, `backfill` and `contract`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct MigrateArgs {
+    /// `migrate status`: list applied and pending phases (changes nothing).
+    #[command(subcommand)]
+    pub status: Option<MigrateCommand>,
+    #[command(flatten)]
+    pub place: MigratePlace,
+    /// Only this phase of every pending file: expand (before deploying the code that writes the
+    /// new shape), backfill, or contract (after). Default: every pending phase, file by file.
+    #[arg(long)]
+    pub phase: Option<PhaseKind>,
+    /// Run the reverts of this file's applied phases, newest first (contract, then expand; a
+    /// backfill has none): its version (0007) or file name.
+    #[arg(long, value_name = "VERSION", conflicts_with = "phase")]
+    pub rollback: Option<String>,
+    /// Apply. Without it, a dry run: per file and phase, the way it goes and its statements.
+    #[arg(long)]
+    pub execute: bool,
+    /// How long each statement that takes a table lock (the expand's in-place ALTER, the shadow
+    /// copy's swap, each contract step) waits for it. MariaDB counts whole seconds.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub cut_over_lock_timeout: Duration,
+    /// Attempts after the first for each such statement, with backoff between them.
+    #[arg(long, default_value_t = 10)]
+    pub cut_over_retries: u32,
+    #[command(flatten)]
+    pub chunk: ChunkArgs,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
+}
+
+/// Where `migrate` works: the server and the migration files.
+#[derive(Args, Debug)]
+pub struct MigratePlace {
+    /// mysql://…/DATABASE or postgres://…/DATABASE: the tables and the history table
+    /// (shadowswap_migrations) are in its database (PostgreSQL: the current schema).
+    #[arg(long, required = true)]
+    pub dsn: Option<String>,
+    /// The directory of migration files, NNNN_name.toml, applied in the order of their names.
+    #[arg(long, required = true)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `migrate`'s subcommand.
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// List each file's phases, applied (when, by whom) or pending; files edited after applying.
+    Status(MigrateStatusArgs),
+}
+
+/// `migrate status`'s arguments.
+#[derive(Args, Debug)]
+pub struct MigrateStatusArgs {
+    /// As for `migrate`.
+    #[arg(long)]
+    pub dsn: String,
+    /// As for `migrate`.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+impl MigrateArgs {
+    /// The DSN and the directory, of `migrate` or of `migrate status`.
+    pub fn place(&self) -> (&str, &std::path::Path) {
+        match &self.status {
+            Some(MigrateCommand::Status(s)) => (&s.dsn, &s.dir),
+            None => (
+                self.place.dsn.as_deref().expect("clap requires --dsn"),
+                self.place.dir.as_deref().expect("clap requires --dir"),
+            ),
+        }
+    }
+
+    /// The engine's configuration for the phases (everything not given as a flag keeps the
+    /// engine's default).
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            copy: self.chunk.config(),
+            throttle: self.throttle.config(),
+            cut_over: CutOverConfig {
+                lock_timeout: self.cut_over_lock_timeout,
+                retries: self.cut_over_retries,
+                ..CutOverConfig::default()
+            },
+            ..MigrationConfig::default()
+        }
+    }
+
+    /// What to run.
+    pub fn options(&self) -> MigrateOptions {
+        MigrateOptions { only: self.phase, rollback: self.rollback.clone() }
+    }
+}
+
 impl Command {
     /// The `--dsn` of the command and its `--replica` DSNs (none for `cleanup`).
     pub fn dsns(&self) -> (&str, &[String]) {
         match self {
+            Command::Migrate(m) => (m.place().0, &m.throttle.replicas),
             Command::Alter(a) => (&a.target.dsn, &a.throttle.replicas),
             Command::Backfill(b) => (&b.target.dsn, &b.throttle.replicas),
             Command::Cleanup(t) => (&t.dsn, &[]),

@@ -12,6 +12,8 @@
 //!
 //! `shadowswap backfill` (the staged path's in-place UPDATE) goes through the same modules:
 //! [`args::BackfillArgs`] → `shadowswap_engine::staged::backfill::run` → [`report::print_backfill`].
+//! `shadowswap migrate` likewise: [`args::MigrateArgs`] → `shadowswap_engine::staged::migrate`
+//! (`run`, or `read_history` + `render_status` for `migrate status`) → [`report::print_migrate`].
 //!
 //! Exit status: 0 when the table was swapped (backfill: when it ran to the end) (or, for a dry run, when every preflight check
 //! passed); 1 when the run failed and everything it created was removed; 3 when it failed and
@@ -35,7 +37,7 @@ use clap::Parser;
 use shadowswap_engine::cleanup::cleanup;
 use shadowswap_engine::config::DdlConfig;
 use shadowswap_engine::progress::Progress;
-use shadowswap_engine::staged::backfill;
+use shadowswap_engine::staged::{backfill, migrate};
 use shadowswap_engine::Runner;
 use shadowswap_mysql::MySql;
 use shadowswap_postgres::Postgres;
@@ -133,6 +135,34 @@ async fn run_with<S: Server>(
                 b.finish_and_clear();
             }
             report::print_backfill(&table, &result?, json);
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let (_, dir) = args.place();
+            let schema = default_schema.ok_or_else(|| {
+                Failure::Usage("the DSN names no database: add /DATABASE to it (the tables and the history are there)".into())
+            })?;
+            let files = migrate::load_dir(dir)?;
+            if args.status.is_some() {
+                let history = migrate::read_history(&*primary, &schema).await?;
+                print!("{}", migrate::render_status(&files, &history));
+                return Ok(());
+            }
+            let cancel = CancellationToken::new();
+            let (progress_tx, progress_rx) = watch::channel(Progress::default());
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let stop_display = CancellationToken::new();
+            let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
+            let result =
+                migrate::run(&primary, &replicas, &schema, &files, &args.options(), &args.config(), &cancel, &progress_tx)
+                    .await;
+            signals.abort();
+            stop_display.cancel();
+            let _ = shown.await;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            report::print_migrate(&result?, json);
             Ok(())
         }
         Command::Cleanup(target) => {

@@ -26,6 +26,8 @@
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
 //! - `staged_backfill.rs` — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the `EXPLAIN UPDATE` trial.
+//! - `staged_migrate.rs` — `shadowswap migrate`'s history table (create, read, a phase's start
+//!   and end).
 //! - [`errors`]     — classification of driver errors, and every server error code and message
 //!   text shadowswap looks at.
 //! - [`sql`]        — the pure SQL builders, one submodule per phase, and the dry run ([`sql::dry_run`]).
@@ -57,6 +59,7 @@ mod shadow;
 mod signals;
 pub mod sql;
 mod staged_backfill;
+mod staged_migrate;
 
 use std::fmt;
 use std::time::Duration;
@@ -71,6 +74,7 @@ use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
+use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::Staged;
 
 pub use connect::MySql;
@@ -123,6 +127,28 @@ impl Staged for MySql {
     // ---- contract ----
 
     // ---- migrate ----
+    async fn migrate_history_ensure(&self, history: &TableRef) -> Result<()> {
+        staged_migrate::ensure(self, history).await
+    }
+
+    async fn migrate_history_read(&self, history: &TableRef) -> Result<Vec<HistoryRow>> {
+        staged_migrate::read(self, history).await
+    }
+
+    async fn migrate_history_start(
+        &self,
+        history: &TableRef,
+        file: &str,
+        phase: &str,
+        checksum: &str,
+        outcome: &str,
+    ) -> Result<i64> {
+        staged_migrate::start(self, history, file, phase, checksum, outcome).await
+    }
+
+    async fn migrate_history_finish(&self, history: &TableRef, id: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        staged_migrate::finish(self, history, id, outcome, error).await
+    }
 }
 
 #[async_trait]

@@ -23,6 +23,7 @@
 //!   blocker, a lock-storm step, pausing the replica's SQL thread.
 //! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
 //!   its short names are for `sql::staged_backfill::…`).
+//! - [`staged_migrate`] — `shadowswap migrate`'s history table (not re-exported either).
 //!
 //! Every item of the submodules but [`fault`]'s is also re-exported here (`sql::copy_chunk` and
 //! `sql::copy::copy_chunk` are the same function); fault statements are always named
@@ -45,6 +46,7 @@ pub mod preflight;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
+pub mod staged_migrate;
 
 pub use capture::*;
 pub use checkpoint::*;

@@ -127,8 +127,6 @@ pub struct AlterArgs {
     faults: Vec<FaultSpec>,
 }
 
-/// How often progress is published when a fault fires at a percentage (`--inject-fault …:N%`).
-const FAULT_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// The chunk flags `alter` and `backfill` share: how big each chunk is.
 #[derive(Args, Debug)]
 pub struct ChunkArgs {
@@ -230,6 +228,9 @@ impl BackfillArgs {
         BackfillSpec { set: self.set.clone(), where_: self.where_.clone() }
     }
 }
+
+/// How often progress is published when a fault fires at a percentage (`--inject-fault …:N%`).
+const FAULT_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 impl AlterArgs {
     /// The engine's configuration for these arguments; everything not given as a flag keeps the

@@ -138,23 +138,6 @@ pub fn summary(s: &Summary, json: bool) -> String {
     }
 }
 
-/// One injected fault's report as JSON: when it fired (phase, seconds into the run), what was
-/// injected, what shadowswap did, how long application writes were blocked at the cut-over, and
-/// whether the checksum still matched.
-fn fault_json(f: &FaultReport) -> serde_json::Value {
-    serde_json::json!({
-        "fault": f.spec.to_string(),
-        "fired": f.fired_at.is_some(),
-        "phase": f.phase.map(|p| p.to_string()),
-        "at_s": f.fired_at.map(|d| d.as_secs_f64()),
-        "injected": f.injected,
-        "response": f.response,
-        "writes_blocked_ms": f.writes_blocked_ms,
-        "checksum_matched": f.checksum_matched,
-        "throttled_s": f.throttled.map(|d| d.as_secs_f64()),
-    })
-}
-
 /// Print the outcome of `backfill` on stdout: the dry run's plan, or the summary (one line, or
 /// one JSON object with `--log-format json`).
 pub fn print_backfill(table: &TableRef, outcome: &BackfillOutcome, json: bool) {
@@ -240,6 +223,23 @@ pub fn migrate_line(p: &PhaseReport, json: bool) -> String {
         .to_string();
     }
     format!("{} {}: {} ({:.1} s)", p.file, p.phase, p.detail, p.elapsed.as_secs_f64())
+}
+
+/// One injected fault's report as JSON: when it fired (phase, seconds into the run), what was
+/// injected, what shadowswap did, how long application writes were blocked at the cut-over, and
+/// whether the checksum still matched.
+fn fault_json(f: &FaultReport) -> serde_json::Value {
+    serde_json::json!({
+        "fault": f.spec.to_string(),
+        "fired": f.fired_at.is_some(),
+        "phase": f.phase.map(|p| p.to_string()),
+        "at_s": f.fired_at.map(|d| d.as_secs_f64()),
+        "injected": f.injected,
+        "response": f.response,
+        "writes_blocked_ms": f.writes_blocked_ms,
+        "checksum_matched": f.checksum_matched,
+        "throttled_s": f.throttled.map(|d| d.as_secs_f64()),
+    })
 }
 
 /// What `cleanup` did on `table`, one line each, for stdout.

@@ -3,11 +3,11 @@
 //! The table is walked like the shadow copy's backfill walks it ([`ChunkWalk`], [`ChunkSizer`]:
 //! keyset ranges `(after, upto]` on the primary key or a usable unique key, sized to
 //! `config.copy.chunk_time`), and each chunk is one short transaction
-//! ([`Staged::backfill_chunk`]): `UPDATE t SET <set> WHERE <key in (after, upto]> AND (<where>)`,
+//! ([`Staged::backfill_chunk`](super::Staged::backfill_chunk)): `UPDATE t SET <set> WHERE <key in (after, upto]> AND (<where>)`,
 //! then the checkpoint's advance. The `SET` is evaluated on each row's current version inside
 //! that transaction, so a value a writer wrote meanwhile is never overwritten with a stale one,
 //! and only rows still matching `<where>` are touched: the backfill is idempotent. Locks are
-//! held on one chunk at a time; the [throttle](crate::throttle) pauses between chunks.
+//! held on one chunk at a time; the [`throttle`] pauses between chunks.
 //!
 //! **Checkpoint.** The run records itself in the checkpoint table `_<t>_ssw_ckpt` with the text
 //! `backfill SET … WHERE …` ([`BackfillSpec::text`]) in place of an ALTER, and each chunk advances
@@ -21,7 +21,8 @@
 //! any remain, at most [`MAX_PASSES`] times.
 //!
 //! **Validation, before anything changes** ([`check_fragments`] and the server's trial,
-//! [`Staged::backfill_check`]): `--set` must parse as one assignment list and `--where` as one
+//! [`Staged::backfill_check`](super::Staged::backfill_check)): `--set` must parse as one
+//! assignment list and `--where` as one
 //! expression (no `;`, no comments); every assigned column must exist, not be generated, and not
 //! be a column of the chunk key; then the server plans the whole `UPDATE` without running it.
 
@@ -76,7 +77,7 @@ impl BackfillSpec {
 }
 
 /// The backfill's statements, rendered by the dialect from the builders the run uses
-/// ([`Staged::backfill_sql`]), with their placeholders.
+/// ([`Staged::backfill_sql`](super::Staged::backfill_sql)), with their placeholders.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackfillSql {
     /// One chunk's transaction, in order (the lock wait, the `UPDATE`, the checkpoint's advance).
@@ -207,10 +208,9 @@ async fn run_locked<D: Dialect>(
 }
 
 /// Every check that changes nothing: the table and its shape, the chunk key, the fragments'
-/// form ([`check_fragments`]) and the server's trial ([`Staged::backfill_check`]). Returns the
-/// backfill's plan ([`Plan::unchanged`], its text [`BackfillSpec::text`]).
-///
-/// [`Staged::backfill_check`]: crate::staged::Staged::backfill_check
+/// form ([`check_fragments`]) and the server's trial
+/// ([`Staged::backfill_check`](super::Staged::backfill_check)). Returns the backfill's plan
+/// ([`Plan::unchanged`], its text [`BackfillSpec::text`]).
 pub async fn prepare<D: Dialect>(d: &D, names: &Names, spec: &BackfillSpec) -> Result<Plan> {
     let shape = d.inspect(&names.table).await?;
     let plan = Plan::unchanged(names.clone(), &spec.text(), shape, d.rules())?;
@@ -347,7 +347,8 @@ async fn drop_checkpoint<D: Dialect>(d: &D, plan: &Plan, config: &MigrationConfi
 
 fn publish(progress: &watch::Sender<Progress>, rows: u64, chunk_rows: u64) {
     progress.send_modify(|p| {
-        p.rows_copied = rows.min(p.rows_estimated.max(rows));
+        // Rows walked count each chunk as full; the last chunk of a pass is usually shorter.
+        p.rows_copied = if p.rows_estimated > 0 { rows.min(p.rows_estimated) } else { rows };
         p.chunk_rows = chunk_rows;
     });
 }

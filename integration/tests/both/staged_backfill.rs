@@ -452,3 +452,35 @@ async fn mariadb_dry_run_and_bad_input() {
 async fn postgres_dry_run_and_bad_input() {
     dry_run_and_bad_input(true).await;
 }
+
+/// The throttle flags are `alter`'s: while the flag file exists no chunk runs (the first
+/// verdict comes before the first chunk); once it is removed the backfill finishes.
+async fn throttle_flag_file_pauses(pg: bool) {
+    let db = Db::new(pg, "throttle", 5_000).await;
+    let flag = std::env::temp_dir().join(format!("ssw_sb_throttle_{}_{}", std::process::id(), pg));
+    std::fs::write(&flag, b"").unwrap();
+    let flag_arg = flag.to_str().unwrap().to_string();
+    let args = backfill_args(db.dsn(), &["--execute", "--chunk-size", "500", "--throttle-flag-file", &flag_arg]);
+    let mut cli = Spawned::watched("backfill-throttled", &args);
+    cli.wait_for_stderr("throttling: copying paused", WITHIN).await;
+    // The throttler may log before the pass has recorded its checkpoint: wait for that too.
+    cli.wait_until(WITHIN, "the checkpoint is written", || async { db.checkpoint_rows().await.is_some() }).await;
+    assert_eq!(db.checkpoint_rows().await, Some(0), "no chunk while throttled");
+    assert_eq!(db.count("SELECT COUNT(*) FROM t WHERE note IS NULL").await, 5_000, "no chunk while throttled");
+    std::fs::remove_file(&flag).unwrap();
+    let (status, out, err) = cli.finish(WITHIN).await;
+    assert!(status.success(), "{err}");
+    assert!(err.contains("throttling ended"), "{err}");
+    assert!(out.contains("\"rows_updated\":5000"), "{out}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM t WHERE note = concat('#', id)").await, 5_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_throttle_flag_file_pauses() {
+    throttle_flag_file_pauses(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_throttle_flag_file_pauses() {
+    throttle_flag_file_pauses(true).await;
+}

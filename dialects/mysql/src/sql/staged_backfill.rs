@@ -1,4 +1,4 @@
-//! The staged backfill's statements ([`crate::staged_backfill`]): one chunk's `UPDATE` along the
+//! The staged backfill's statements (`staged_backfill.rs` of this crate): one chunk's `UPDATE` along the
 //! chunk key, the count of rows still matching `--where`, and the server's trial of the
 //! fragments. The operator's `--set` and `--where` are inserted as given (the engine has checked
 //! their form, `shadowswap_engine::staged::backfill::check_fragments`, and the server judges them
@@ -48,7 +48,7 @@ pub fn check(plan: &Plan, spec: &BackfillSpec) -> String {
 /// The chunk `(after, upto]`'s key predicate with placeholders, for the dry run (a chunk in
 /// the middle of the table: both ends given), as the alter's dry run shows it
 /// ([`super::dry_run`]): the generic keyset range. For an ENUM chunk key the run writes the
-/// range as lists of index numbers ([`key_range_where`]), which depend on the bounds' values.
+/// range as lists of index numbers ([`super::copy::key_range_where`]), which depend on the bounds' values.
 fn outline_range(plan: &Plan) -> String {
     let placeholders = vec!["?"; plan.key.columns.len()];
     super::copy::range_where(&key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders).0

@@ -58,10 +58,12 @@ pub(crate) async fn step(
         ContractOp::AddIndex { .. } => match index_state(pg, table, &name).await? {
             None => {}
             Some((true, false)) => drop_invalid = true,
-            Some(_) => return Err(Error::refused(format!(
+            Some(_) => {
+                return Err(Error::refused(format!(
                 "contract clause {:?}: a relation named {name:?} already exists in schema {:?}; name the constraint differently",
                 clause.text, table.schema
-            ))),
+            )))
+            }
         },
         ContractOp::SetNotNull { .. } if has_constraint(pg, table, &name).await? => {
             return Err(Error::refused(format!(
@@ -82,8 +84,8 @@ pub(crate) async fn step(
         .expect("object_name said it has a step"))
 }
 
-/// Runs `sql` outside a transaction with the session's lock timeout at `lock_timeout`, reset
-/// after. When a `CREATE INDEX CONCURRENTLY` fails, the INVALID index it leaves is dropped
+/// Runs `sql` outside a transaction with the session's lock timeout at `lock_timeout` and the
+/// user's search path (for the operator's CHECK expression), both reset after. When a `CREATE INDEX CONCURRENTLY` fails, the INVALID index it leaves is dropped
 /// (`DROP INDEX CONCURRENTLY`) before the error returns, so a retry starts clean.
 pub(crate) async fn exec(
     pg: &Postgres,
@@ -95,8 +97,14 @@ pub(crate) async fn exec(
     let ctx = "contract";
     let c = pg.client().await?;
     c.batch_execute(&q::set_session_lock_timeout(lock_timeout)).await.map_err(|e| errors::db(ctx, e))?;
+    // The operator's expressions (a CHECK) resolve names as in the operator's own session.
+    let pinned: String = c.query_one(q::CURRENT_SEARCH_PATH, &[]).await.map_err(|e| errors::db(ctx, e))?.get(0);
+    c.query_one(q::SET_SEARCH_PATH, &[&pg.user_search_path]).await.map_err(|e| errors::db(ctx, e))?;
     let r = c.batch_execute(sql).await;
-    let reset = c.batch_execute(q::RESET_LOCK_TIMEOUT).await;
+    let mut reset = c.batch_execute(q::RESET_LOCK_TIMEOUT).await;
+    if reset.is_ok() {
+        reset = c.query_one(q::SET_SEARCH_PATH, &[&pinned]).await.map(drop);
+    }
     drop(c);
     if let Err(e) = r {
         if matches!(clause.op, ContractOp::AddIndex { .. }) && sql.starts_with("CREATE ") {

@@ -95,7 +95,7 @@ pub enum ContractOp {
 /// what it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContractClause {
-    /// The clause as written (whitespace-normalised by the tokenizer).
+    /// The clause exactly as written (trimmed).
     pub text: String,
     /// What the clause does.
     pub op: ContractOp,
@@ -140,11 +140,11 @@ impl ContractPlan {
         for (i, s) in self.steps.iter().enumerate() {
             out.push_str(&format!("step {}: {}\n", i + 1, s.what));
             out.push_str(&format!("  technique: {}\n", s.technique));
+            out.push_str(&format!("  lock: {}\n", s.lock));
             out.push_str(&format!(
-                "  lock: {}; blocks writes at most {} ms; {}\n",
-                s.lock,
+                "  blocks writes at most: {} ms (lock timeout × attempts, per write-blocking statement, summed); {}\n",
                 s.max_blocking.as_millis(),
-                if s.scans { "scans the table" } else { "no scan" }
+                if s.scans { "scans the table (without blocking writes)" } else { "no scan" }
             ));
             for st in &s.statements {
                 out.push_str(&format!("    {st};\n"));
@@ -171,9 +171,15 @@ pub struct ContractReport {
 /// unbalanced quotes), and on PostgreSQL a clause the parser cannot read.
 pub fn split(alter: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Result<Vec<ContractClause>> {
     let analysis = alter::analyze(alter, dialect)?;
+    let texts = clause_texts(alter, dialect)?;
+    if texts.len() != analysis.clauses.len() {
+        return Err(Error::refused(
+            "the contract ALTER has commas inside an executable comment; write its clauses without /*!…*/ or /*M!…*/ comments",
+        ));
+    }
     let pg = dialect.is::<sqlparser::dialect::PostgreSqlDialect>();
     let mut out = Vec::new();
-    for text in analysis.clauses {
+    for text in texts {
         let op = match Parser::parse_sql(dialect, &format!("ALTER TABLE t {text}")) {
             Ok(mut stmts) if stmts.len() == 1 => match stmts.pop() {
                 Some(Statement::AlterTable(at)) if at.operations.len() == 1 => read_op(&at.operations[0], pg)?,
@@ -189,6 +195,37 @@ pub fn split(alter: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Result<V
         };
         out.push(ContractClause { text, op });
     }
+    Ok(out)
+}
+
+/// The top-level, comma-separated clauses of `spec`, each exactly as written (trimmed): the
+/// server runs the operator's text, not a re-printed one.
+fn clause_texts(spec: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Result<Vec<String>> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(dialect, spec)
+        .tokenize_with_location()
+        .map_err(|e| Error::refused(format!("cannot parse the contract ALTER: {e}; check its quoting")))?;
+    // Byte offset of each line's start, to turn (line, column in characters) into a byte offset.
+    let mut line_starts = vec![0usize];
+    line_starts.extend(spec.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |line: u64, column: u64| -> usize {
+        let start = line_starts[(line.max(1) - 1) as usize];
+        start + spec[start..].chars().take((column.max(1) - 1) as usize).map(char::len_utf8).sum::<usize>()
+    };
+    let (mut depth, mut from, mut out) = (0i32, 0usize, Vec::new());
+    for t in &tokens {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                let at = offset(t.span.start.line, t.span.start.column);
+                out.push(spec[from..at].trim().to_string());
+                from = at + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(spec[from..].trim().to_string());
     Ok(out)
 }
 
@@ -282,10 +319,14 @@ pub async fn plan<D: Dialect>(d: &Arc<D>, table: &TableRef, alter: &str, config:
 }
 
 /// Run the contract of `table` with `alter` (`config.execute` is not consulted: this runs).
-/// Plans ([`plan`]), then runs the steps in order: each statement under
+/// Plans ([`plan`]: every clause is refused or accepted before anything changes), then runs
+/// the steps in order, each planned again just before it runs (on the table as the steps before
+/// it left it): each statement under
 /// `config.cut_over.lock_timeout`, retried on lock timeouts and deadlocks with the cut-over's
 /// policy; a [`SHADOW_COPY`] step through [`crate::Runner`] (`config` as given, executing).
-/// A step that fails has its undo run ([`Staged::contract_undo`]) and the run stops.
+/// A step that fails has its undo run ([`Staged::contract_undo`]) and the run stops. Each
+/// in-place step holds the table's run lock (as `alter` does), so no other shadowswap run works
+/// on the table meanwhile ([`Error::AnotherRun`]).
 ///
 /// Errors: [`plan`]'s; [`Error::CutOverExhausted`] when a statement's attempts all timed out on
 /// their lock; the server's error (e.g. a NULL found by the validation, a duplicate found by the
@@ -302,7 +343,11 @@ pub async fn run<D: Dialect>(
     let clauses = split(alter, d.sql_dialect())?;
     let mut report = ContractReport::default();
     let n = plan.steps.len();
-    for (i, (step, clause)) in plan.steps.iter().zip(&clauses).enumerate() {
+    for (i, (planned, clause)) in plan.steps.iter().zip(&clauses).enumerate() {
+        // Planned again just before it runs: the steps before it changed the table (MariaDB may
+        // accept another algorithm now), and an attempt that failed meanwhile may have left an
+        // invalid index to drop first.
+        let step = if i == 0 { planned } else { &d.contract_step(table, clause, &config.cut_over).await? };
         if cancel.is_cancelled() {
             return Err(Error::Cancelled(format!("stopped before contract step {} of {n} ({})", i + 1, step.what)));
         }
@@ -311,16 +356,23 @@ pub async fn run<D: Dialect>(
         let attempts = if step.technique == SHADOW_COPY {
             shadow_copy(d, table, &clause.text, config, cancel).await?
         } else {
-            match run_statements(&**d, table, clause, step, config, cancel).await {
-                Ok(a) => a,
+            // The run lock keeps `shadowswap alter` (and another contract) off the table meanwhile;
+            // a shadow-copy step's Runner takes it itself.
+            let lock = d.acquire_run_lock(&d.names(table)).await?;
+            let r = match run_statements(&**d, table, clause, step, config, cancel).await {
+                Ok(a) => Ok(a),
                 Err(e) => {
                     let e = step_error(e, i, n, step);
-                    return Err(match undo(&**d, table, clause, config).await {
+                    Err(match undo(&**d, table, clause, config).await {
                         Ok(()) => e,
                         Err(u) => Error::CleanupIncomplete { cause: Box::new(e), leftover: u.to_string() },
-                    });
+                    })
                 }
+            };
+            if let Err(e) = lock.release().await {
+                tracing::warn!(target: LOG_TARGET, error = %e, "releasing the run lock failed; it ends with its session");
             }
+            r?
         };
         tracing::info!(target: LOG_TARGET, step = i + 1, elapsed_ms = t0.elapsed().as_millis() as u64, attempts, "contract step done");
         report.steps.push((step.what.clone(), t0.elapsed(), attempts));
@@ -335,10 +387,11 @@ fn step_error(e: Error, i: usize, n: usize, step: &ContractStep) -> Error {
     match e {
         Error::Cancelled(_) | Error::CutOverExhausted { .. } | Error::CleanupIncomplete { .. } => e,
         other => Error::Refused(format!(
-            "contract step {} of {n} ({}) failed and was undone{}: {other}",
+            "contract step {} of {n} ({}) failed and was undone{}: {other}; fix what the server reports (e.g. rows the \
+             backfill has not reached yet) and run the contract again",
             i + 1,
             step.what,
-            if i > 0 { format!("; steps 1-{i} stay applied") } else { String::new() }
+            if i > 0 { format!(" (steps 1-{i} stay applied)") } else { String::new() }
         )),
     }
 }
@@ -499,11 +552,19 @@ mod tests {
         let c = my("MODIFY note varchar(64) NOT NULL, ADD UNIQUE KEY uk (note), ADD INDEX ix (a, b)");
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].op, ContractOp::Other);
-        assert!(c[0].text.starts_with("MODIFY note varchar"));
+        assert_eq!(c[0].text, "MODIFY note varchar(64) NOT NULL");
+        assert_eq!(c[1].text, "ADD UNIQUE KEY uk (note)");
         assert!(matches!(&c[2].op, ContractOp::AddIndex { unique: false, columns, .. } if columns == &["a", "b"]));
         // MariaDB-only syntax the parser does not know is still a step, run as written.
         let c = my("FORCE");
         assert_eq!(c[0].op, ContractOp::Other);
+    }
+
+    #[test]
+    fn clause_text_is_kept_byte_for_byte() {
+        let c = my("MODIFY s varchar(9) NOT NULL DEFAULT 'a\\\\b,c',\n  ADD INDEX `é,x` (s)");
+        assert_eq!(c[0].text, "MODIFY s varchar(9) NOT NULL DEFAULT 'a\\\\b,c'");
+        assert_eq!(c[1].text, "ADD INDEX `é,x` (s)");
     }
 
     #[test]
@@ -521,7 +582,8 @@ mod tests {
         };
         let r = p.render();
         assert!(r.contains("step 1: ALTER COLUMN a SET NOT NULL"), "{r}");
-        assert!(r.contains("at most 1500 ms; scans the table"), "{r}");
+        assert!(r.contains("at most: 1500 ms (lock timeout"), "{r}");
+        assert!(r.contains("summed); scans the table"), "{r}");
         assert!(r.contains("    ALTER TABLE y;\n"), "{r}");
     }
 }

@@ -57,6 +57,14 @@ pub fn set_session_lock_timeout(d: Duration) -> String {
     format!("SET lock_timeout = '{}ms'", millis(d))
 }
 
+/// The session's `search_path` (one text value), read before [`SET_SEARCH_PATH`] to put it back.
+pub const CURRENT_SEARCH_PATH: &str = "SELECT pg_catalog.current_setting('search_path')";
+
+/// Sets the session's `search_path` to `$1` (text, as `set_config` takes it): the contract's
+/// statements run with the user's search path (names in the operator's CHECK expression resolve
+/// as in their session), then the pinned one is put back the same way.
+pub const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
+
 /// Back to the server's default lock timeout.
 pub const RESET_LOCK_TIMEOUT: &str = "RESET lock_timeout";
 
@@ -68,7 +76,7 @@ pub const INDEX_STATE: &str = "SELECT c.relkind IN ('i', 'I'), COALESCE(i.indisv
 
 /// Whether table `$1` (`regclass` text) has a constraint named `$2`: one boolean.
 pub const HAS_CONSTRAINT: &str =
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2)";
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::text::regclass AND conname = $2)";
 
 /// `DROP INDEX CONCURRENTLY IF EXISTS "s"."name"` (no write lock; outside a transaction).
 pub fn drop_index_concurrently(table: &TableRef, name: &str) -> String {

@@ -414,10 +414,9 @@ impl MigrateArgs {
     pub fn place(&self) -> (&str, &std::path::Path) {
         match &self.status {
             Some(MigrateCommand::Status(s)) => (&s.dsn, &s.dir),
-            None => (
-                self.place.dsn.as_deref().expect("clap requires --dsn"),
-                self.place.dir.as_deref().expect("clap requires --dir"),
-            ),
+            None => {
+                (self.place.dsn.as_deref().expect("clap requires --dsn"), self.place.dir.as_deref().expect("clap requires --dir"))
+            }
         }
     }
 

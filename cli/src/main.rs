@@ -156,8 +156,7 @@ async fn run_with<S: Server>(
             let stop_display = CancellationToken::new();
             let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
             let result =
-                migrate::run(&primary, &replicas, &schema, &files, &args.options(), &args.config(), &cancel, &progress_tx)
-                    .await;
+                migrate::run(&primary, &replicas, &schema, &files, &args.options(), &args.config(), &cancel, &progress_tx).await;
             signals.abort();
             stop_display.cancel();
             let _ = shown.await;

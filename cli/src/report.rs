@@ -7,8 +7,8 @@ use shadowswap_engine::cleanup::CleanupReport;
 use shadowswap_engine::fault::FaultReport;
 use shadowswap_engine::runner::{Outcome, Summary};
 use shadowswap_engine::staged::backfill::{BackfillOutcome, BackfillReport};
-use shadowswap_engine::staged::migrate::{MigrateOutcome, PhaseReport};
 use shadowswap_engine::staged::contract::{ContractPlan, ContractReport};
+use shadowswap_engine::staged::migrate::{MigrateOutcome, PhaseReport};
 use shadowswap_engine::{Error, TableRef};
 
 use crate::secrets;

@@ -61,8 +61,8 @@ mod shadow;
 mod signals;
 pub mod sql;
 mod staged_backfill;
-mod staged_migrate;
 mod staged_contract;
+mod staged_migrate;
 
 use std::fmt;
 use std::time::Duration;
@@ -78,8 +78,8 @@ use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
-use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::contract::{ContractClause, ContractStep};
+use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::Staged;
 
 pub use connect::MySql;

@@ -21,8 +21,7 @@ type Row = (i64, String, String, String, String, Option<String>, String, String,
 /// Every row, oldest first ([`q::read_history`]).
 pub(crate) async fn read(my: &MySql, history: &TableRef) -> Result<Vec<HistoryRow>> {
     let mut c = my.conn().await?;
-    let rows: Vec<Row> =
-        c.query(q::read_history(history)).await.map_err(|e| errors::db("reading the migration history", e))?;
+    let rows: Vec<Row> = c.query(q::read_history(history)).await.map_err(|e| errors::db("reading the migration history", e))?;
     Ok(rows
         .into_iter()
         .map(|(id, file, phase, checksum, started_at, finished_at, applied_by, outcome, error)| HistoryRow {

@@ -18,8 +18,7 @@ pub(crate) async fn ensure(pg: &Postgres, history: &TableRef) -> Result<()> {
 /// Every row, oldest first ([`q::read_history`]).
 pub(crate) async fn read(pg: &Postgres, history: &TableRef) -> Result<Vec<HistoryRow>> {
     let c = pg.client().await?;
-    let rows =
-        c.query(&q::read_history(history), &[]).await.map_err(|e| errors::db("reading the migration history", e))?;
+    let rows = c.query(&q::read_history(history), &[]).await.map_err(|e| errors::db("reading the migration history", e))?;
     Ok(rows
         .iter()
         .map(|r| HistoryRow {
@@ -37,7 +36,14 @@ pub(crate) async fn read(pg: &Postgres, history: &TableRef) -> Result<Vec<Histor
 }
 
 /// A phase starts ([`q::start`]); returns the row's id.
-pub(crate) async fn start(pg: &Postgres, history: &TableRef, file: &str, phase: &str, checksum: &str, outcome: &str) -> Result<i64> {
+pub(crate) async fn start(
+    pg: &Postgres,
+    history: &TableRef,
+    file: &str,
+    phase: &str,
+    checksum: &str,
+    outcome: &str,
+) -> Result<i64> {
     let c = pg.client().await?;
     let row = c
         .query_one(&q::start(history), &[&file, &phase, &checksum, &outcome])

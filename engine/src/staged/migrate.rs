@@ -610,11 +610,16 @@ async fn run_locked<D: Dialect>(
         let table = file.table_ref(schema);
         for step in rollback_plan(file, &rows)? {
             let started = Instant::now();
-            let id = d.migrate_history_start(&history, &file.name, step.phase.as_str(), &file.checksum, outcome::REVERTING).await?;
+            let id =
+                d.migrate_history_start(&history, &file.name, step.phase.as_str(), &file.checksum, outcome::REVERTING).await?;
             let result = match &step.revert {
-                None => Ok("a backfill has no revert: the values it wrote stay (the expand's revert removes them with the column)"
-                    .to_string()),
-                Some(alter) => apply_alter(d, replicas, &table, alter, config, cancel).await.map(|how| format!("reverted: {how}")),
+                None => {
+                    Ok("a backfill has no revert: the values it wrote stay (the expand's revert removes them with the column)"
+                        .to_string())
+                }
+                Some(alter) => {
+                    apply_alter(d, replicas, &table, alter, config, cancel).await.map(|how| format!("reverted: {how}"))
+                }
             };
             match result {
                 Ok(detail) => {
@@ -761,7 +766,9 @@ async fn dry_run<D: Dialect>(
         for step in rollback_plan(file, history)? {
             match step.revert {
                 None => out += &format!("  {}: no revert (a backfill's values stay); recorded as reverted\n", step.phase),
-                Some(r) => out += &format!("  {}: ALTER TABLE … {r} (in place when metadata-only, else shadow copy)\n", step.phase),
+                Some(r) => {
+                    out += &format!("  {}: ALTER TABLE … {r} (in place when metadata-only, else shadow copy)\n", step.phase)
+                }
             }
         }
         out += &format!("each revert recorded in {hist}\n");

@@ -153,7 +153,9 @@ impl Db {
             return Vec::new();
         }
         let q = match self {
-            Db::My(_) => "SELECT GROUP_CONCAT(CONCAT(file, ' ', phase, ' ', outcome) ORDER BY id SEPARATOR ',') FROM shadowswap_migrations",
+            Db::My(_) => {
+                "SELECT GROUP_CONCAT(CONCAT(file, ' ', phase, ' ', outcome) ORDER BY id SEPARATOR ',') FROM shadowswap_migrations"
+            }
             Db::Pg(_) => "SELECT string_agg(file || ' ' || phase || ' ' || outcome, ',' ORDER BY id) FROM shadowswap_migrations",
         };
         self.value(q).await.map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default()
@@ -186,30 +188,33 @@ impl Db {
 }
 
 impl Conn {
-    /// Run one autocommitted statement; a writer's error fails the test.
-    async fn exec(&mut self, sql: &str) {
-        match self {
-            Conn::My(c) => c.query_drop(sql).await.unwrap_or_else(|e| panic!("writer: {sql}: {e}")),
-            Conn::Pg(c) => c.batch_execute(sql).await.unwrap_or_else(|e| panic!("writer: {sql}: {e}")),
-        }
-    }
-
-    /// Insert a row (`v = 0`), with `note` when given (new code) or without it (old code); its id.
-    async fn insert(&mut self, note: Option<&str>) -> i64 {
-        let sql = match note {
-            Some(n) => format!("INSERT INTO t (v, note) VALUES (0, '{n}')"),
-            None => "INSERT INTO t (v) VALUES (0)".to_string(),
-        };
-        match self {
-            Conn::My(c) => {
-                c.query_drop(&sql).await.unwrap_or_else(|e| panic!("writer: {sql}: {e}"));
-                c.last_insert_id().unwrap() as i64
+    /// Run one autocommitted statement, again when the server rolled it back as a deadlock
+    /// victim or after a lock wait timeout (MariaDB 1213/1205, PostgreSQL 40P01/55P03: the
+    /// model's expected errors, as in the other concurrency tests; the shadow copy's locking
+    /// reads can make a writer a victim). Any other error fails the test. Returns the id
+    /// `RETURNING id` / `LAST_INSERT_ID()` gives for an insert, and the rollbacks.
+    async fn run(&mut self, sql: &str, insert: bool) -> (i64, u64) {
+        let mut rollbacks = 0;
+        loop {
+            match self {
+                Conn::My(c) => match c.query_drop(sql).await {
+                    Ok(()) => return (if insert { c.last_insert_id().unwrap() as i64 } else { 0 }, rollbacks),
+                    Err(mysql_async::Error::Server(e)) if e.code == 1213 || e.code == 1205 => rollbacks += 1,
+                    Err(e) => panic!("writer: {sql}: {e}"),
+                },
+                Conn::Pg(c) => {
+                    let r = if insert {
+                        c.query_one(&format!("{sql} RETURNING id"), &[]).await.map(|r| r.get::<_, i64>(0))
+                    } else {
+                        c.batch_execute(sql).await.map(|()| 0)
+                    };
+                    match r {
+                        Ok(id) => return (id, rollbacks),
+                        Err(e) if e.code().is_some_and(|c| c.code() == "40P01" || c.code() == "55P03") => rollbacks += 1,
+                        Err(e) => panic!("writer: {sql}: {e}"),
+                    }
+                }
             }
-            Conn::Pg(c) => c
-                .query_one(&format!("{sql} RETURNING id"), &[])
-                .await
-                .unwrap_or_else(|e| panic!("writer: {sql}: {e}"))
-                .get(0),
         }
     }
 }
@@ -229,6 +234,9 @@ struct Model {
     probe: Vec<(Instant, Duration)>,
     /// Statements run by the writers.
     ops: u64,
+    /// Statements the server rolled back (deadlock victim, lock wait timeout) and the writer ran
+    /// again: the only writer errors the model expects.
+    rollbacks: u64,
 }
 
 /// The writers' kinds.
@@ -246,7 +254,13 @@ enum Kind {
 
 /// Writers of `kinds` on rows `1..=seeded`, until `stop`, each on its own connection, recording
 /// in `model` only what committed.
-fn writers(db: &Arc<Db>, seeded: i64, kinds: &[Kind], model: &Arc<Mutex<Model>>, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+fn writers(
+    db: &Arc<Db>,
+    seeded: i64,
+    kinds: &[Kind],
+    model: &Arc<Mutex<Model>>,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
     kinds
         .iter()
         .enumerate()
@@ -257,28 +271,34 @@ fn writers(db: &Arc<Db>, seeded: i64, kinds: &[Kind], model: &Arc<Mutex<Model>>,
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(n as u64 + 17);
                 while !stop.is_cancelled() {
                     let k = rng.random_range(1..=seeded);
-                    match kind {
-                        Kind::OldInsert => {
-                            let id = c.insert(None).await;
-                            model.lock().unwrap().old_inserted.insert(id);
+                    let began = Instant::now();
+                    let (sql, insert) = match kind {
+                        Kind::OldInsert => ("INSERT INTO t (v) VALUES (0)".to_string(), true),
+                        Kind::Probe => (format!("UPDATE t SET v = v + 1 WHERE id = {k}"), false),
+                        Kind::AppUpdate => (format!("UPDATE t SET note = concat('app', id) WHERE id = {k}"), false),
+                        Kind::AppInsert => ("INSERT INTO t (v, note) VALUES (0, 'appnew')".to_string(), true),
+                    };
+                    let (id, rollbacks) = c.run(&sql, insert).await;
+                    {
+                        let mut m = model.lock().unwrap();
+                        m.rollbacks += rollbacks;
+                        match kind {
+                            Kind::OldInsert => {
+                                m.old_inserted.insert(id);
+                            }
+                            Kind::Probe => {
+                                *m.increments.entry(k).or_default() += 1;
+                                m.probe.push((began, began.elapsed()));
+                            }
+                            Kind::AppUpdate => {
+                                m.app_updated.insert(k);
+                            }
+                            Kind::AppInsert => {
+                                m.app_inserted.insert(id);
+                            }
                         }
-                        Kind::Probe => {
-                            let began = Instant::now();
-                            c.exec(&format!("UPDATE t SET v = v + 1 WHERE id = {k}")).await;
-                            let mut m = model.lock().unwrap();
-                            *m.increments.entry(k).or_default() += 1;
-                            m.probe.push((began, began.elapsed()));
-                        }
-                        Kind::AppUpdate => {
-                            c.exec(&format!("UPDATE t SET note = concat('app', id) WHERE id = {k}")).await;
-                            model.lock().unwrap().app_updated.insert(k);
-                        }
-                        Kind::AppInsert => {
-                            let id = c.insert(Some("appnew")).await;
-                            model.lock().unwrap().app_inserted.insert(id);
-                        }
+                        m.ops += 1;
                     }
-                    model.lock().unwrap().ops += 1;
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             })
@@ -338,7 +358,9 @@ async fn migrate_under_writers(pg: bool) {
     let out = run_cli(&migrate_args(db.dsn(), &dir, &[]), &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = stdout(&out);
-    for want in ["== 0001_add_note.toml expand", "== 0001_add_note.toml backfill", "== 0001_add_note.toml contract", "ADD COLUMN note"] {
+    for want in
+        ["== 0001_add_note.toml expand", "== 0001_add_note.toml backfill", "== 0001_add_note.toml contract", "ADD COLUMN note"]
+    {
         assert!(plan.contains(want), "{want:?} in\n{plan}");
     }
     assert_eq!(db.tables().await, vec!["t".to_string()]);
@@ -383,7 +405,12 @@ async fn migrate_under_writers(pg: bool) {
         "a probe write waited {worst:?} during the contract (lock timeout {LOCK_TIMEOUT:?}); {} probes",
         during.len()
     );
-    eprintln!("probe during the contract: {} writes, max {worst:?}", during.len());
+    eprintln!(
+        "probe during the contract: {} writes, max {worst:?}; {} writer statements, {} rolled back and run again",
+        during.len(),
+        m.ops,
+        m.rollbacks
+    );
     check_model(&db.rows().await, &m, i64::from(ROWS));
     assert_eq!(db.columns().await, ["id NO", "v NO", "note NO"], "NOT NULL in place");
 
@@ -429,8 +456,11 @@ async fn killed_refused_edited_rolled_back(pg: bool) {
     let original = db.columns().await;
 
     // A parse error: the file and line, nothing changed.
-    std::fs::write(dir.join("0002_bad.toml"), "table = \"t\"\n[expand]\nalter = \"ADD COLUMN x int\"\nrevrt = \"DROP COLUMN x\"\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("0002_bad.toml"),
+        "table = \"t\"\n[expand]\nalter = \"ADD COLUMN x int\"\nrevrt = \"DROP COLUMN x\"\n",
+    )
+    .unwrap();
     let out = run_cli(&migrate_args(db.dsn(), &dir, &["--execute"]), &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("0002_bad.toml:4: unknown field `revrt`"), "{}", stderr(&out));
@@ -488,7 +518,11 @@ async fn killed_refused_edited_rolled_back(pg: bool) {
     std::fs::write(&path, note_migration(pg).replace("concat('#', id)", "concat('*', id)")).unwrap();
     let out = run_cli(&migrate_args(db.dsn(), &dir, &["--execute"]), &[]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("migration file 0001_add_note.toml was edited after its expand was applied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("migration file 0001_add_note.toml was edited after its expand was applied"),
+        "{}",
+        stderr(&out)
+    );
     let out = run_cli(&status_args(db.dsn(), &dir), &[]).await;
     assert!(stdout(&out).contains("EDITED since"), "{}", stdout(&out));
     std::fs::write(&path, note_migration(pg)).unwrap();
@@ -497,7 +531,8 @@ async fn killed_refused_edited_rolled_back(pg: bool) {
     let out = run_cli(&migrate_args(db.dsn(), &dir, &["--rollback", "0001"]), &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = stdout(&out);
-    let (c, b, e) = (plan.find("  contract: ").unwrap(), plan.find("  backfill: no revert").unwrap(), plan.find("  expand: ").unwrap());
+    let (c, b, e) =
+        (plan.find("  contract: ").unwrap(), plan.find("  backfill: no revert").unwrap(), plan.find("  expand: ").unwrap());
     assert!(c < b && b < e, "{plan}");
     assert_eq!(db.columns().await, ["id NO", "v NO", "note NO"], "the dry run changed nothing");
     let out = run_cli(&migrate_args(db.dsn(), &dir, &["--rollback", "0001", "--execute"]), &[]).await;

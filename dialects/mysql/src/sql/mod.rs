@@ -49,8 +49,8 @@ pub mod preflight;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
-pub mod staged_migrate;
 pub mod staged_contract;
+pub mod staged_migrate;
 
 pub use capture::*;
 pub use checkpoint::*;

@@ -53,7 +53,9 @@ mod tests {
         assert!(create_history(&h).starts_with("CREATE TABLE IF NOT EXISTS `app``s`.`shadowswap_migrations` (id bigint"));
         assert!(create_history(&h).ends_with("ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"));
         assert!(read_history(&h).ends_with("FROM `app``s`.`shadowswap_migrations` ORDER BY id"));
-        assert!(start(&h).contains("VALUES (?, ?, ?, UTC_TIMESTAMP(6), CONCAT(CURRENT_USER(), ' from ', SUBSTRING_INDEX(USER(), '@', -1)), ?)"));
+        assert!(start(&h).contains(
+            "VALUES (?, ?, ?, UTC_TIMESTAMP(6), CONCAT(CURRENT_USER(), ' from ', SUBSTRING_INDEX(USER(), '@', -1)), ?)"
+        ));
         assert_eq!(
             finish(&h),
             "UPDATE `app``s`.`shadowswap_migrations` SET finished_at = UTC_TIMESTAMP(6), outcome = ?, error = ? WHERE id = ?"

@@ -475,18 +475,29 @@ async fn killed_refused_edited_rolled_back(pg: bool) {
     assert!(stderr(&out).contains("0001_add_note.toml: its backfill is not applied yet"), "{}", stderr(&out));
 
     // The backfill (and the contract after it), killed mid-backfill; meanwhile a second runner.
-    let args = migrate_args(db.dsn(), &dir, &["--execute", "--chunk-size", "500"]);
+    // The throttle flag file holds the first runner still (its migrate lock held) while the
+    // second tries, and again before the kill, so neither depends on timing.
+    let flag = std::env::temp_dir().join(format!("ssw_sm_flag_{}_{}", std::process::id(), pg));
+    std::fs::write(&flag, b"").unwrap();
+    let flag_arg = flag.to_str().unwrap().to_string();
+    let args = migrate_args(db.dsn(), &dir, &["--execute", "--chunk-size", "500", "--throttle-flag-file", &flag_arg]);
     let mut first = Spawned::watched("migrate#1", &args);
-    first
-        .wait_until(WITHIN, "the backfill's checkpoint counts 10,000 rows", || async {
-            db.checkpoint_rows().await.is_some_and(|n| n >= 10_000)
-        })
-        .await;
+    first.wait_for_stderr("throttling: copying paused", WITHIN).await;
     let before = db.history().await;
+    assert_eq!(before.last().map(String::as_str), Some("0001_add_note.toml backfill running"), "{before:?}");
     let second = run_cli(&args, &[]).await;
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     assert!(stderr(&second).contains("another shadowswap migrate is running"), "{}", stderr(&second));
     assert_eq!(db.history().await, before, "the second runner recorded nothing");
+    std::fs::remove_file(&flag).unwrap();
+    first
+        .wait_until(WITHIN, "the backfill's checkpoint counts 5,000 rows", || async {
+            db.checkpoint_rows().await.is_some_and(|n| n >= 5_000)
+        })
+        .await;
+    std::fs::write(&flag, b"").unwrap();
+    let mark = first.mark();
+    first.wait_for_stderr_from(mark, "throttling: copying paused", WITHIN).await;
     first.signal("KILL");
     let (status, _, _) = first.finish(WITHIN).await;
     assert!(!status.success());
@@ -498,6 +509,7 @@ async fn killed_refused_edited_rolled_back(pg: bool) {
     assert!(status.contains("  contract  pending\n"), "{status}");
 
     // Run again: the backfill resumes after its checkpoint and the contract follows.
+    std::fs::remove_file(&flag).unwrap();
     let out = run_cli(&args, &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("resuming the backfill after key"), "{}", stderr(&out));

@@ -138,7 +138,8 @@ async fn contract_under_load(db: &TestDb, alter: &str, block: Option<Duration>) 
     let max = lat.iter().max().copied().unwrap_or_default();
     assert!(lat.len() > 20, "the probe wrote during the contract ({} writes)", lat.len());
     assert!(max < LOCK_TIMEOUT + MARGIN, "a probe write took {max:?} (lock timeout {LOCK_TIMEOUT:?}); report {report:?}");
-    let rows: Vec<(i64, Option<String>)> = db.pool.get_conn().await.unwrap().query("SELECT id, note FROM t ORDER BY id").await.unwrap();
+    let rows: Vec<(i64, Option<String>)> =
+        db.pool.get_conn().await.unwrap().query("SELECT id, note FROM t ORDER BY id").await.unwrap();
     let mut expected: BTreeMap<i64, String> = (1..=SEED_ROWS).map(|i| (i, format!("#{i}"))).collect();
     expected.extend(model);
     let got: BTreeMap<i64, String> = rows.into_iter().map(|(id, note)| (id, note.expect("no NULL note"))).collect();
@@ -206,7 +207,23 @@ async fn dry_run_through_the_cli_changes_nothing() {
     let db = fixture("sc_my_cli").await;
     let before = db.definition("t").await;
     let alter = "MODIFY note varchar(64) NOT NULL, ADD INDEX ix_note (note), MODIFY c bigint NOT NULL DEFAULT 1";
-    let out = run_cli(&["contract", "--dsn", &db.dsn, "--table", "t", "--alter", alter, "--cut-over-lock-timeout", "1s", "--cut-over-retries", "2"], &[]).await;
+    let out = run_cli(
+        &[
+            "contract",
+            "--dsn",
+            &db.dsn,
+            "--table",
+            "t",
+            "--alter",
+            alter,
+            "--cut-over-lock-timeout",
+            "1s",
+            "--cut-over-retries",
+            "2",
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     let t = format!("`{}`.`t`", db.name);

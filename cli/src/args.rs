@@ -522,6 +522,20 @@ mod tests {
     }
 
     #[test]
+    fn contract_shares_the_lock_flags() {
+        let args = ["contract", "--dsn", "postgres://u@h/db", "--table", "t", "--alter", "ALTER COLUMN c SET NOT NULL"];
+        let Command::Contract(c) = parse(&args).command else { unreachable!() };
+        let cfg = c.config();
+        assert!(!cfg.execute);
+        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_secs(2), 10));
+        let args = [&args[..], &["--execute", "--cut-over-lock-timeout", "300ms", "--cut-over-retries", "4"]].concat();
+        let Command::Contract(c) = parse(&args).command else { unreachable!() };
+        let cfg = c.config();
+        assert!(cfg.execute);
+        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_millis(300), 4));
+    }
+
+    #[test]
     fn faults_reach_the_config_only_when_given() {
         assert!(alter(&["--execute"]).config().faults.is_empty(), "no fault without --inject-fault");
         let a = alter(&["--execute", "--inject-fault", "blocker@cut-over:3s", "--inject-fault", "crash@backfill:50%"]);
@@ -566,20 +580,6 @@ mod tests {
         assert!(Cli::try_parse_from(["shadowswap", "migrate", "--dsn", "d"]).is_err(), "--dir is required");
         let both = ["shadowswap", "migrate", "--dsn", "d", "--dir", "m", "--phase", "expand", "--rollback", "7"];
         assert!(Cli::try_parse_from(both).is_err());
-    }
-
-    #[test]
-    fn contract_shares_the_lock_flags() {
-        let args = ["contract", "--dsn", "postgres://u@h/db", "--table", "t", "--alter", "ALTER COLUMN c SET NOT NULL"];
-        let Command::Contract(c) = parse(&args).command else { unreachable!() };
-        let cfg = c.config();
-        assert!(!cfg.execute);
-        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_secs(2), 10));
-        let args = [&args[..], &["--execute", "--cut-over-lock-timeout", "300ms", "--cut-over-retries", "4"]].concat();
-        let Command::Contract(c) = parse(&args).command else { unreachable!() };
-        let cfg = c.config();
-        assert!(cfg.execute);
-        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_millis(300), 4));
     }
 
     #[test]

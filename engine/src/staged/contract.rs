@@ -354,7 +354,8 @@ pub async fn run<D: Dialect>(
         tracing::info!(target: LOG_TARGET, step = i + 1, of = n, what = %step.what, technique = %step.technique, "contract step");
         let t0 = Instant::now();
         let attempts = if step.technique == SHADOW_COPY {
-            shadow_copy(d, table, &clause.text, config, cancel).await?
+            // The shadow copy removes what it created when it fails.
+            shadow_copy(d, table, &clause.text, config, cancel).await.map_err(|e| step_error(e, i, n, step))?
         } else {
             // The run lock keeps `shadowswap alter` (and another contract) off the table meanwhile;
             // a shadow-copy step's Runner takes it itself.
@@ -451,13 +452,18 @@ async fn shadow_copy<D: Dialect>(
     cancel: &CancellationToken,
 ) -> Result<u32> {
     let runner = Runner::new(d.clone(), MigrationConfig { execute: true, ..config.clone() });
+    // Our cancellation cancels the runner's run, which stops at its next safe point and removes
+    // what it created (never dropped mid-way).
     let token = runner.cancel_token();
-    let outcome = tokio::select! {
-        r = runner.run(table, clause) => r?,
-        _ = cancel.cancelled() => {
+    let outcome = {
+        let forward = async {
+            cancel.cancelled().await;
             token.cancel();
-            runner.run(table, clause).await.ok();
-            return Err(Error::Cancelled(format!("stopped during the shadow copy of {table}")));
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            r = runner.run(table, clause) => r?,
+            _ = forward => unreachable!("pending never completes"),
         }
     };
     Ok(match outcome {

@@ -48,6 +48,12 @@ pub enum Command {
     Alter(AlterArgs),
     /// Remove what an interrupted run left on a table (capture triggers, shadow table).
     Cleanup(TargetArgs),
+    /// Swap back to the table as it was before the ALTER, within its revert window. Without
+    /// --execute: print what it would do.
+    Revert(RevertArgs),
+    /// Close a revert window now: drop the reverse capture and the old table, keep the new table.
+    /// Without --execute: print what it would do.
+    Finish(FinishArgs),
     /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
     /// WHERE <where>. Without --execute: a dry run.
     Backfill(BackfillArgs),
@@ -93,6 +99,51 @@ impl ContractArgs {
             ..MigrationConfig::default()
         }
     }
+}
+
+/// `shadowswap revert`: the target and the cut-over controller's settings for the swap back.
+#[derive(Args, Debug)]
+pub struct RevertArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Swap back. Without it, a dry run: the checks, and the SQL it would run.
+    #[arg(long)]
+    pub execute: bool,
+    /// How long each attempt of the swap back waits for its locks. MariaDB counts whole seconds.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    cut_over_lock_timeout: Duration,
+    /// Before each attempt, wait at most this long for open transactions that would make the lock
+    /// request queue; 0s attempts at once.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    cut_over_blocker_wait: Duration,
+    /// Attempts after the first, with exponential backoff and jitter between them.
+    #[arg(long, default_value_t = 10)]
+    cut_over_retries: u32,
+}
+
+impl RevertArgs {
+    /// The cut-over controller's settings for the swap back, and the DDL settings.
+    pub fn config(&self) -> (CutOverConfig, DdlConfig) {
+        (
+            CutOverConfig {
+                lock_timeout: self.cut_over_lock_timeout,
+                retries: self.cut_over_retries,
+                blocker_wait: self.cut_over_blocker_wait,
+                ..CutOverConfig::default()
+            },
+            DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
+        )
+    }
+}
+
+/// `shadowswap finish`: the target.
+#[derive(Args, Debug)]
+pub struct FinishArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Close the window. Without it, a dry run: the checks, and the SQL it would run.
+    #[arg(long)]
+    pub execute: bool,
 }
 
 /// The server and table a command works on.
@@ -149,6 +200,10 @@ pub struct AlterArgs {
     /// (default UTC); until it opens the run stays in sync.
     #[arg(long, value_name = "HH:MM-HH:MM [TZ]")]
     cut_over_window: Option<CutOverWindow>,
+    /// After the swap, keep the old table in sync with the new one for this long (e.g. 30m), so
+    /// `shadowswap revert` can swap back; `shadowswap finish` closes the window early.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["attempt_instant_ddl", "keep_old_table"])]
+    revert_window: Option<Duration>,
     /// When the connection to the server breaks (restart, KILL, a proxy), keep reconnecting this
     /// long, then continue from the checkpoint; after it, stop leaving everything for a resume.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
@@ -310,6 +365,7 @@ impl AlterArgs {
             },
             ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
             throttle: self.throttle.config(),
+            revert_window: self.revert_window,
             faults: self.faults.clone(),
             reconnect: ReconnectConfig { timeout: self.reconnect_timeout, ..ReconnectConfig::default() },
         }
@@ -452,6 +508,8 @@ impl Command {
             Command::Backfill(b) => (&b.target.dsn, &b.throttle.replicas),
             Command::Contract(c) => (&c.target.dsn, &[]),
             Command::Cleanup(t) => (&t.dsn, &[]),
+            Command::Revert(r) => (&r.target.dsn, &[]),
+            Command::Finish(f) => (&f.target.dsn, &[]),
         }
     }
 }
@@ -514,6 +572,12 @@ mod tests {
         assert_eq!((c.cut_over.lock_timeout, c.ddl.lock_timeout), (Duration::from_secs(3), Duration::from_secs(3)));
         assert_eq!(c.throttle.max_load.len(), 2);
         assert_eq!(c.cut_over.window.unwrap().to_string(), "02:00-04:30 Europe/Berlin");
+        assert_eq!(alter(&["--revert-window", "30m"]).config().revert_window, Some(Duration::from_secs(1800)));
+        assert_eq!(alter(&[]).config().revert_window, None);
+        match parse(&["revert", "--dsn", "mysql://u@h/db", "--table", "t", "--cut-over-retries", "3"]).command {
+            Command::Revert(r) => assert!(!r.execute && r.config().0.retries == 3),
+            _ => unreachable!(),
+        }
         let a = alter(&["--replica", "mysql://u@r1/db", "--replica", "mysql://u@r2/db"]);
         assert_eq!(
             Command::Alter(a).dsns(),

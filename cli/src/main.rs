@@ -39,6 +39,7 @@ use clap::Parser;
 use shadowswap_engine::cleanup::cleanup;
 use shadowswap_engine::config::DdlConfig;
 use shadowswap_engine::progress::Progress;
+use shadowswap_engine::revert;
 use shadowswap_engine::staged::{backfill, contract, migrate};
 use shadowswap_engine::Runner;
 use shadowswap_mysql::MySql;
@@ -106,9 +107,9 @@ async fn run_with<S: Server>(
         Command::Alter(args) => {
             let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
             args.check().map_err(Failure::Usage)?;
-            let runner = Runner::new(primary, args.config()).with_replicas(replicas);
+            let runner = Runner::new(primary.clone(), args.config()).with_replicas(replicas);
             let cancel = runner.cancel_token();
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Alter));
             let shown = tokio::spawn(progress::show(runner.progress(), bar.clone(), cancel.clone()));
             let result = runner.run(&table, &args.alter).await;
             signals.abort();
@@ -117,14 +118,44 @@ async fn run_with<S: Server>(
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
-            report::print_outcome(&result?, json);
+            let outcome = result?;
+            report::print_outcome(&outcome, json);
+            if let (shadowswap_engine::Outcome::DryRun(plan), Some(_)) = (&outcome, args.config().revert_window) {
+                if !json {
+                    let sql = shadowswap_engine::Dialect::revert_window_sql(&*primary, plan);
+                    for line in report::revert_window_plan(&revert::describe(plan), &sql) {
+                        println!("{line}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Revert(args) => {
+            let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
+            let (cut_over, ddl) = args.config();
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Revert));
+            let done = revert::revert(&*primary, &table, &cut_over, &ddl, args.execute, &cancel).await;
+            signals.abort();
+            for line in report::window_lines("revert", &table, &done?, json) {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Finish(args) => {
+            let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
+            let never = tokio_util::sync::CancellationToken::new();
+            let done = revert::finish(&*primary, &table, &DdlConfig::default(), args.execute, &never).await?;
+            for line in report::window_lines("finish", &table, &done, json) {
+                println!("{line}");
+            }
             Ok(())
         }
         Command::Backfill(args) => {
             let table = args.target.table_ref(default_schema.as_deref()).map_err(Failure::Usage)?;
             let cancel = CancellationToken::new();
             let (progress_tx, progress_rx) = watch::channel(Progress::default());
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Backfill));
             let stop_display = CancellationToken::new();
             let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
             let result =
@@ -152,7 +183,7 @@ async fn run_with<S: Server>(
             }
             let cancel = CancellationToken::new();
             let (progress_tx, progress_rx) = watch::channel(Progress::default());
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Migrate));
             let stop_display = CancellationToken::new();
             let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
             let result =
@@ -175,7 +206,7 @@ async fn run_with<S: Server>(
                 return Ok(());
             }
             let cancel = CancellationToken::new();
-            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone()));
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Contract));
             let result = contract::run(&primary, &table, &args.alter, &config, &cancel).await;
             signals.abort();
             report::print_contract(&table, &result?, json);

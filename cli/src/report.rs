@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use shadowswap_engine::cleanup::CleanupReport;
 use shadowswap_engine::fault::FaultReport;
+use shadowswap_engine::revert::{WindowEnd, WindowReport};
 use shadowswap_engine::runner::{Outcome, Summary};
 use shadowswap_engine::staged::backfill::{BackfillOutcome, BackfillReport};
 use shadowswap_engine::staged::contract::{ContractPlan, ContractReport};
@@ -94,6 +95,10 @@ pub fn summary(s: &Summary, json: bool) -> String {
             "warnings": s.warnings,
         });
         let mut v = v;
+        if let Some((until, end)) = &s.revert_window {
+            v["revert_window_until"] = serde_json::json!(until);
+            v["revert_window"] = serde_json::json!(window_end(end));
+        }
         if !s.faults.is_empty() {
             v["faults"] = s.faults.iter().map(fault_json).collect();
         }
@@ -114,6 +119,10 @@ pub fn summary(s: &Summary, json: bool) -> String {
         let old = match &s.old_table_kept {
             Some(t) => format!("old table kept as {t}"),
             None => "old table dropped".into(),
+        };
+        let old = match &s.revert_window {
+            Some((until, end)) => format!("revert window until {until}: {}", window_end(end)),
+            None => old,
         };
         let resumed = match s.resumed_from {
             Some(phase) => format!(" (resumed a run stopped in {phase} that had copied {} rows)", s.backfill.rows_before),
@@ -136,6 +145,62 @@ pub fn summary(s: &Summary, json: bool) -> String {
             line.push_str(&f.to_string());
         }
         line
+    }
+}
+
+/// How a revert window ended, for the summary.
+fn window_end(end: &WindowEnd) -> String {
+    match end {
+        WindowEnd::Expired => "ended; reverse capture and old table dropped".into(),
+        WindowEnd::Finished => "closed by `shadowswap finish`; reverse capture and old table dropped".into(),
+        WindowEnd::Reverted => "reverted by `shadowswap revert`: the table has its definition before the ALTER again".into(),
+        WindowEnd::LeftOpen { until } => {
+            format!("interrupted, the window stays open until {until}: run `shadowswap finish` or `shadowswap revert`")
+        }
+        WindowEnd::FinishFailed(why) => why.clone(),
+    }
+}
+
+/// The dry run's lines about the revert window: what a revert restores, and the SQL.
+pub fn revert_window_plan(describe: &[String], sql: &[String]) -> Vec<String> {
+    let mut lines = vec!["revert window:".to_string()];
+    lines.extend(describe.iter().map(|l| format!("  {l}")));
+    if !sql.is_empty() {
+        lines.push("  reverse capture and swap:".into());
+        lines.extend(sql.iter().map(|s| format!("    {};", s.replace('\n', "\n    "))));
+    }
+    lines
+}
+
+/// What `revert` or `finish` (`command`) did on `table`, or as a dry run would do.
+pub fn window_lines(command: &str, table: &TableRef, r: &WindowReport, json: bool) -> Vec<String> {
+    if json {
+        let v = serde_json::json!({
+            "command": command,
+            "table": table.to_string(),
+            "executed": r.executed,
+            "revert_until": r.until,
+            "sql": r.sql,
+            "cut_over_attempts": r.cut_over.map(|c| c.attempts),
+            "writes_blocked_ms": r.cut_over.map(|c| c.swap_time.as_millis() as u64),
+        });
+        return vec![v.to_string()];
+    }
+    let until = r.until.as_deref().unwrap_or("?");
+    if !r.executed {
+        let mut lines =
+            vec![format!("dry run: the revert window of {table} is open until {until}; `shadowswap {command}` would run:")];
+        lines.extend(r.sql.iter().map(|s| format!("  {};", s.replace('\n', "\n  "))));
+        lines.push("nothing was changed; add --execute to run it".into());
+        return lines;
+    }
+    match (command, r.cut_over) {
+        ("revert", Some(c)) => vec![format!(
+            "reverted {table}: swapped back in {} attempt(s) (application writes blocked {} ms); the new table was dropped",
+            c.attempts,
+            c.swap_time.as_millis()
+        )],
+        _ => vec![format!("closed the revert window of {table}: reverse capture and old table dropped; the new table stays")],
     }
 }
 
@@ -322,6 +387,7 @@ mod tests {
             in_place: false,
             elapsed: Duration::from_millis(3250),
             warnings: Vec::new(),
+            revert_window: None,
             faults: Vec::new(),
         }
     }

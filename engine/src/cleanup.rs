@@ -105,6 +105,14 @@ pub async fn cleanup<D: Dialect>(d: &D, table: &TableRef, ddl: &DdlConfig) -> Re
     let names = d.names(table);
     let lock = d.acquire_run_lock(&names).await?;
     let result = async {
+        // An open revert window is not a leftover: its reverse capture and old table are in use.
+        if d.revert_state(&names).await?.is_some_and(|s| s.is_open()) {
+            return Err(Error::refused(format!(
+                "{} has an open revert window; cleanup leaves it alone: run `shadowswap finish` for this table to keep \
+                 the change, or `shadowswap revert` to undo it",
+                names.table
+            )));
+        }
         let triggers = d.capture_present(&names).await?;
         let found = Undo {
             capture: !triggers.is_empty(),

@@ -38,6 +38,9 @@ pub struct MigrationConfig {
     pub ddl: DdlConfig,
     /// Throttle signals and limits.
     pub throttle: ThrottleConfig,
+    /// `--revert-window`: after the swap keep the old table in sync by reverse capture for this
+    /// long, so `shadowswap revert` can swap back (see [`crate::revert`]). `None`: no window.
+    pub revert_window: Option<Duration>,
     /// What to do when the connection to the server breaks mid-run.
     pub reconnect: ReconnectConfig,
     /// Faults to inject on purpose (`--inject-fault`, rehearsals on a clone); empty by default,

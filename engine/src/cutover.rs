@@ -19,6 +19,7 @@ use crate::capture;
 use crate::config::{CutOverConfig, CutOverWindow};
 use crate::dialect::{Dialect, Signals};
 use crate::error::{Error, ErrorClass, Result};
+use crate::names::Names;
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::LOG_TARGET;
@@ -101,14 +102,19 @@ pub async fn wait_for_window(window: &CutOverWindow, cfg: &CutOverConfig, cancel
 /// Before an attempt: wait (at most `cfg.blocker_wait`) while transactions that would make the
 /// lock request queue are open, logging them once. Attempting anyway after that is still
 /// bounded by the lock timeout.
-async fn wait_for_blockers<D: Signals>(dialect: &D, plan: &Plan, cfg: &CutOverConfig, cancel: &CancellationToken) -> Result<()> {
+async fn wait_for_blockers<D: Signals>(
+    dialect: &D,
+    names: &Names,
+    cfg: &CutOverConfig,
+    cancel: &CancellationToken,
+) -> Result<()> {
     if cfg.blocker_wait.is_zero() {
         return Ok(());
     }
     let deadline = Instant::now() + cfg.blocker_wait;
     let mut logged = false;
     loop {
-        let blockers = dialect.cut_over_blockers(&plan.names, cfg.lock_timeout).await?;
+        let blockers = dialect.cut_over_blockers(names, cfg.lock_timeout).await?;
         if blockers.is_empty() {
             if logged {
                 tracing::info!("the blocking transactions ended");
@@ -147,19 +153,46 @@ pub async fn cut_over<D: Dialect>(
     cfg: &CutOverConfig,
     cancel: &CancellationToken,
 ) -> Result<CutOverStats> {
+    attempts(dialect, &plan.names, cfg, cancel, "cut-over", |lock_timeout| async move {
+        // Whatever happened while waiting (postponed, window, blockers, replicas): a TRUNCATE or
+        // DDL the capture did not see stops the run here, before any lock is taken.
+        capture::verify(dialect, plan).await?;
+        let t0 = Instant::now();
+        dialect.cut_over(plan, lock_timeout).await?;
+        Ok(t0.elapsed())
+    })
+    .await
+}
+
+/// The cut-over controller, for any swap: each attempt waits for blocking transactions on
+/// `names.table` (at most [`CutOverConfig::blocker_wait`]), then runs `swap(lock_timeout)`,
+/// retried with backoff on lock timeouts and deadlocks. `what` names it in the log ("cut-over",
+/// "revert"). `swap` returns the wall time of its blocking part (the swap statement or
+/// transaction, lock wait included), which becomes [`CutOverStats::swap_time`].
+/// Used by [`cut_over`] and by the revert window ([`crate::revert`]). Errors:
+/// [`Error::CutOverExhausted`] on exhaustion; `swap`'s otherwise.
+pub async fn attempts<D, F, Fut>(
+    dialect: &D,
+    names: &Names,
+    cfg: &CutOverConfig,
+    cancel: &CancellationToken,
+    what: &str,
+    swap: F,
+) -> Result<CutOverStats>
+where
+    D: Signals,
+    F: Fn(Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<Duration>>,
+{
     let mut attempts = 0u32;
-    let r = with_retry("cut-over", cfg.retry_policy(), cancel, || {
+    let swap = &swap;
+    let r = with_retry(what, cfg.retry_policy(), cancel, || {
         attempts += 1;
         let n = attempts;
         async move {
-            wait_for_blockers(dialect, plan, cfg, cancel).await?;
-            // Whatever happened while waiting (postponed, window, blockers, replicas): a TRUNCATE or
-            // DDL the capture did not see stops the run here, before any lock is taken.
-            capture::verify(dialect, plan).await?;
-            tracing::info!(attempt = n, lock_timeout_ms = cfg.lock_timeout.as_millis() as u64, "cut-over attempt");
-            let t0 = Instant::now();
-            dialect.cut_over(plan, cfg.lock_timeout).await?;
-            Ok(t0.elapsed())
+            wait_for_blockers(dialect, names, cfg, cancel).await?;
+            tracing::info!(attempt = n, lock_timeout_ms = cfg.lock_timeout.as_millis() as u64, "{what} attempt");
+            swap(cfg.lock_timeout).await
         }
     })
     .await;

@@ -250,4 +250,94 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
     /// On failure the original keeps serving under its name.
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;
+
+    // ---- revert window (see crate::revert) ----
+
+    /// Why `plan` cannot get a revert window on this server, naming the column or object (a
+    /// reverse mapping that cannot be exact, a dependent the revert could not carry back);
+    /// `None` when it can. Default: not supported.
+    fn revert_window_refusal(&self, plan: &Plan) -> Option<String> {
+        let _ = plan;
+        Some("this server does not support --revert-window".into())
+    }
+
+    /// The SQL of the revert window for the dry run: the reverse capture the swap installs, and
+    /// the statements of `shadowswap revert` and `shadowswap finish`. Default: none.
+    fn revert_window_sql(&self, plan: &Plan) -> Vec<String> {
+        let _ = plan;
+        Vec::new()
+    }
+
+    /// Before the cut-over attempts of a run with a revert window (the engine has written the
+    /// window's end, `until` (RFC 3339), into the checkpoint row): clear the row's
+    /// `revert_broken` and create whatever the swap needs to start the reverse capture atomically
+    /// (MariaDB: placeholders and the reverse triggers on the shadow). Idempotent; each DDL waits
+    /// at most `lock_timeout`.
+    async fn revert_prepare(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
+        let _ = (until, lock_timeout);
+        Err(Error::refused(format!("--revert-window is not supported for {}", plan.names.table)))
+    }
+
+    /// Undo [`Dialect::revert_prepare`] after the cut-over failed (nothing swapped). Idempotent.
+    async fn revert_unprepare(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        let _ = (names, lock_timeout);
+        Ok(())
+    }
+
+    /// The swap of a run with a revert window: like [`Dialect::cut_over`], and the reverse capture
+    /// (new table → old table) starts in the same atomic step, so no write is lost between them.
+    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        let _ = lock_timeout;
+        Err(Error::refused(format!("--revert-window is not supported for {}", plan.names.table)))
+    }
+
+    /// After that swap: drop what it no longer needs (the forward capture, placeholders), set
+    /// the checkpoint's phase to `revert window` and its `revert_until` to `until` (RFC 3339: the
+    /// window counted from the swap). Idempotent.
+    async fn revert_window_opened(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
+        let _ = (plan, until, lock_timeout);
+        Ok(())
+    }
+
+    /// The revert window's state from the checkpoint row; `None` when there is no checkpoint.
+    async fn revert_state(&self, names: &Names) -> Result<Option<crate::revert::RevertState>> {
+        let _ = names;
+        Ok(None)
+    }
+
+    /// One attempt of `shadowswap revert`'s swap back (the old table becomes the table again),
+    /// waiting at most `lock_timeout` for its locks; refuses, without swapping, when the reverse
+    /// capture recorded a failure. On failure the new table keeps serving. Returns the wall time
+    /// of the swap statement or transaction itself (lock wait included): how long application
+    /// writes were blocked, as [`crate::cutover::CutOverStats::swap_time`] measures the swap.
+    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<Duration> {
+        let _ = lock_timeout;
+        Err(Error::refused(format!("shadowswap revert is not supported for {}", names.table)))
+    }
+
+    /// After the swap back: drop the new table (now `_<t>_new`) with its reverse capture, and the
+    /// checkpoint. Idempotent.
+    async fn revert_cleanup(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        let _ = (names, lock_timeout);
+        Ok(())
+    }
+
+    /// `shadowswap finish`: drop the reverse capture (first), then the old table and the
+    /// checkpoint. Idempotent.
+    async fn revert_finish(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        let _ = lock_timeout;
+        Err(Error::refused(format!("shadowswap finish is not supported for {}", names.table)))
+    }
+
+    /// The statements `shadowswap revert` runs (swap back and cleanup), for its dry run.
+    fn revert_swap_sql(&self, names: &Names) -> Vec<String> {
+        let _ = names;
+        Vec::new()
+    }
+
+    /// The statements `shadowswap finish` runs, for its dry run.
+    fn revert_finish_sql(&self, names: &Names) -> Vec<String> {
+        let _ = names;
+        Vec::new()
+    }
 }

@@ -32,6 +32,8 @@
 //!   after the swap.
 //! - [`fault`]     — fault rehearsals (`--inject-fault`): the spec grammar, the [`fault::Rehearsal`]
 //!   server actions, the injector the runner calls at each phase entry, the fault reports.
+//! - [`revert`]    — the revert window (`--revert-window`): the swap with reverse capture, the
+//!   wait, `shadowswap revert` and `shadowswap finish`.
 //! - [`retry`]     — the engine's one retry policy (exponential backoff with jitter).
 //! - [`progress`]  — the progress snapshot published to the CLI.
 //! - [`error`]     — [`Error`]: every message says what to do next.
@@ -51,6 +53,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod cleanup;
 pub mod cutover;
+pub mod revert;
 pub mod staged;
 pub mod throttle;
 

@@ -34,6 +34,7 @@ use crate::names::Names;
 use crate::phase::Phase;
 use crate::preflight::{self, plan::Plan};
 use crate::progress::{self, Progress};
+use crate::revert;
 use crate::throttle::{self, Throttle};
 
 /// `shadowswap cleanup` and its report, at their old paths (they live in [`crate::cleanup`](mod@crate::cleanup)).
@@ -74,6 +75,8 @@ pub struct Summary {
     pub reconnects: u32,
     /// Problems after the swap that need the operator (e.g. a trigger that could not be dropped).
     pub warnings: Vec<String>,
+    /// With `--revert-window`: the window's end (RFC 3339) and how the wait for it ended.
+    pub revert_window: Option<(String, revert::WindowEnd)>,
     /// The injected faults (`--inject-fault`) and how the run met each; empty without them.
     pub faults: Vec<FaultReport>,
 }
@@ -87,6 +90,8 @@ pub struct Runner<D: Dialect> {
     /// Cancelled by the lock keeper when another run took the advisory lock.
     lock_lost: CancellationToken,
     progress: watch::Sender<Progress>,
+    /// The plan of a run that opened a revert window, for the wait after the lock is released.
+    window_plan: std::sync::Mutex<Option<Plan>>,
     faults: Injector,
 }
 
@@ -106,6 +111,7 @@ impl<D: Dialect> Runner<D> {
             cancel: CancellationToken::new(),
             lock_lost: CancellationToken::new(),
             progress,
+            window_plan: std::sync::Mutex::new(None),
         }
     }
 
@@ -179,7 +185,11 @@ impl<D: Dialect> Runner<D> {
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "releasing the advisory lock failed (it is released when the session closes)");
         }
-        result
+        // The revert window is waited out without the advisory lock (`revert`/`finish` take it).
+        match result {
+            Ok(Outcome::Swapped(s)) if s.revert_window.is_some() => self.wait_revert_window(s).await,
+            other => other,
+        }
     }
 
     /// The lock keeper: every `config.reconnect.lock_check` it checks that the advisory lock's
@@ -222,6 +232,8 @@ impl<D: Dialect> Runner<D> {
 
     async fn run_locked(&self, names: &Names, spec: &str, started: Instant, lock: &SharedLock) -> Result<Outcome> {
         let d = &*self.dialect;
+        // An open revert window is not a run to resume: refuse, naming finish and revert.
+        revert::open_window_refusal(d, names).await?;
         let pending = d.checkpoint_read(names).await?;
         if pending.is_some() && self.config.execute {
             // A crash fault of the same command already fired in the run this one resumes.
@@ -414,6 +426,7 @@ impl<D: Dialect> Runner<D> {
             warnings,
             resumed_from: Some(ckpt.phase),
             reconnects: 0,
+            revert_window: None,
             faults: Vec::new(),
         }
     }
@@ -422,6 +435,7 @@ impl<D: Dialect> Runner<D> {
     /// `resuming`: a checkpoint of the same ALTER exists (what its run created is expected).
     pub async fn preflight(&self, names: &Names, spec: &str, resuming: bool) -> Result<Plan> {
         let plan = preflight::run(&*self.dialect, names, spec, &self.config, resuming).await?;
+        revert::refusal(&*self.dialect, &plan, &self.config)?;
         self.progress.send_modify(|p| p.rows_estimated = plan.estimated_rows());
         Ok(plan)
     }
@@ -484,13 +498,24 @@ impl<D: Dialect> Runner<D> {
         }
 
         // The swap happened: from here on nothing is undone, problems become warnings.
-        ckpt.phase = Phase::Cleanup;
-        if let Err(e) = d.checkpoint_write(&plan.names, &ckpt).await {
-            tracing::warn!(error = %e, "recording the swap in the checkpoint");
-        }
-        self.set_phase(Phase::Cleanup);
-        let AfterSwap { old_table_kept, warnings } = cleanup::after_swap(d, &plan.names, undo, cfg).await;
-        self.set_phase(Phase::Done);
+        let mut revert_window = None;
+        let AfterSwap { old_table_kept, warnings } = if cfg.revert_window.is_some() {
+            // The old table and the checkpoint stay for the window (see crate::revert).
+            self.set_phase(Phase::RevertWindow);
+            let (after, until) = revert::after_swap(d, plan, undo, cfg).await;
+            revert_window = until.map(|u| (u, revert::WindowEnd::Expired));
+            *self.window_plan.lock().expect("window plan") = Some(plan.clone());
+            after
+        } else {
+            ckpt.phase = Phase::Cleanup;
+            if let Err(e) = d.checkpoint_write(&plan.names, &ckpt).await {
+                tracing::warn!(error = %e, "recording the swap in the checkpoint");
+            }
+            self.set_phase(Phase::Cleanup);
+            let after = cleanup::after_swap(d, &plan.names, undo, cfg).await;
+            self.set_phase(Phase::Done);
+            after
+        };
         Ok(Summary {
             table: plan.names.table.clone(),
             old_table_kept,
@@ -502,8 +527,37 @@ impl<D: Dialect> Runner<D> {
             warnings,
             resumed_from,
             reconnects: 0,
+            revert_window,
             faults: Vec::new(),
         })
+    }
+
+    /// Wait out the revert window after the swap (see [`revert::wait`]), with the plan the run
+    /// kept for it.
+    async fn wait_revert_window(&self, mut summary: Summary) -> Result<Outcome> {
+        let d = &*self.dialect;
+        let Some((until, _)) = summary.revert_window.take() else { return Ok(Outcome::Swapped(summary)) };
+        let plan = self.window_plan.lock().expect("window plan").take();
+        let Some(plan) = plan else { return Ok(Outcome::Swapped(summary)) };
+        let end = revert::wait(d, &plan, &until, &self.config, &self.progress, &self.cancel).await;
+        match &end {
+            revert::WindowEnd::Expired | revert::WindowEnd::Finished => {
+                summary.old_table_kept = None;
+                self.set_phase(Phase::Cleanup);
+                self.set_phase(Phase::Done);
+            }
+            revert::WindowEnd::Reverted => {
+                summary.old_table_kept = None;
+                summary.warnings.push(format!(
+                    "the swap was reverted by `shadowswap revert`: {} has its definition before the ALTER again",
+                    summary.table
+                ));
+            }
+            revert::WindowEnd::LeftOpen { .. } => {}
+            revert::WindowEnd::FinishFailed(w) => summary.warnings.push(w.clone()),
+        }
+        summary.revert_window = Some((until, end));
+        Ok(Outcome::Swapped(summary))
     }
 
     /// Backfill, checksum, wait for the cut-over conditions, swap.
@@ -545,7 +599,7 @@ impl<D: Dialect> Runner<D> {
 
         self.enter(plan, ckpt, Phase::CutOver).await?;
         d.prepare_cut_over(plan).await?;
-        let cut_over = cutover::cut_over(d, plan, &cfg.cut_over, &self.cancel).await?;
+        let cut_over = revert::cut_over(d, plan, cfg, &self.cancel).await?;
         tracing::info!(attempts = cut_over.attempts, writes_blocked_ms = cut_over.swap_time.as_millis() as u64, "tables swapped");
         Ok((backfill, rows_checksummed, cut_over))
     }
@@ -573,6 +627,7 @@ impl<D: Dialect> Runner<D> {
             warnings: Vec::new(),
             resumed_from: None,
             reconnects: 0,
+            revert_window: None,
             faults: Vec::new(),
         })
     }

@@ -83,7 +83,7 @@ pub(crate) async fn capture_present(my: &MySql, names: &Names) -> Result<Vec<Str
 ///
 /// With `identity_of`, also reads the table's [`identity::Identity`] under that lock, after
 /// the statements: the table the capture triggers start following.
-async fn trigger_ddl_locked(
+pub(crate) async fn trigger_ddl_locked(
     my: &MySql,
     context: &str,
     table: &TableRef,

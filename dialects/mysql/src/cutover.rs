@@ -26,12 +26,16 @@ pub(crate) async fn verify_before_cut_over(my: &MySql, plan: &Plan) -> Result<()
 /// rename's lock: it runs immediately before the `RENAME TABLE`, and the old table the
 /// rename took is checked again right after it. See docs/cut-over.md.
 pub(crate) async fn cut_over(my: &MySql, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    cut_over_with(my, plan, lock_timeout, &sql::cutover::rename_swap(plan)).await
+}
+
+/// [`cut_over`] with another swap statement `rename` (the revert window's four-way rename,
+/// [`crate::sql::revert::rename_swap_with_revert`]), checked the same way.
+pub(crate) async fn cut_over_with(my: &MySql, plan: &Plan, lock_timeout: Duration, rename: &str) -> Result<()> {
     let ctx = "swapping the tables";
     let mut c = my.conn().await?;
     let checked = verify_identity(my, &mut c, plan).await?;
-    c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), &sql::cutover::rename_swap(plan)))
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
+    c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), rename)).await.map_err(|e| errors::db(ctx, e))?;
     let Some(checked) = checked else { return Ok(()) };
     let n = &plan.names;
     match identity::Identity::read(&mut c, &n.old, n).await {

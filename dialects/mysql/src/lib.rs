@@ -24,6 +24,8 @@
 //! - `cutover.rs`   — the check before the cut-over and the `RENAME TABLE` swap.
 //! - `fault.rs`     — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (kill
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
+//! - `revert.rs`    — the revert window: reverse capture started by a four-way `RENAME TABLE`,
+//!   the swap back, `finish` (docs/revert.md).
 //! - `staged_backfill.rs` — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the `EXPLAIN UPDATE` trial.
 //! - `staged_migrate.rs` — `shadowswap migrate`'s history table (create, read, a phase's start
@@ -57,6 +59,7 @@ mod fault;
 pub mod identity;
 mod inspect;
 mod preflight;
+mod revert;
 mod shadow;
 mod signals;
 pub mod sql;
@@ -294,5 +297,54 @@ impl Dialect for MySql {
 
     async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
         cutover::cut_over(self, plan, lock_timeout).await
+    }
+
+    // ---- revert window (see crate::revert) ----
+    fn revert_window_refusal(&self, plan: &Plan) -> Option<String> {
+        sql::revert::refusal(plan)
+    }
+
+    fn revert_window_sql(&self, plan: &Plan) -> Vec<String> {
+        revert::window_sql(plan)
+    }
+
+    async fn revert_prepare(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
+        revert::prepare(self, plan, until, lock_timeout).await
+    }
+
+    async fn revert_unprepare(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        revert::unprepare(self, names, lock_timeout).await
+    }
+
+    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        revert::cut_over_with_revert(self, plan, lock_timeout).await
+    }
+
+    async fn revert_window_opened(&self, plan: &Plan, until: &str, lock_timeout: Duration) -> Result<()> {
+        revert::window_opened(self, plan, until, lock_timeout).await
+    }
+
+    async fn revert_state(&self, names: &Names) -> Result<Option<shadowswap_engine::revert::RevertState>> {
+        revert::state(self, names).await
+    }
+
+    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<Duration> {
+        revert::swap_back(self, names, lock_timeout).await
+    }
+
+    async fn revert_cleanup(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        revert::cleanup_after_revert(self, names, lock_timeout).await
+    }
+
+    async fn revert_finish(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        revert::finish(self, names, lock_timeout).await
+    }
+
+    fn revert_swap_sql(&self, names: &Names) -> Vec<String> {
+        revert::swap_back_sql(names)
+    }
+
+    fn revert_finish_sql(&self, names: &Names) -> Vec<String> {
+        revert::finish_sql(names)
     }
 }

@@ -72,18 +72,46 @@ pub(crate) async fn verify_unchanged(c: &impl GenericClient, plan: &Plan) -> Res
 /// The swap transaction (see the module docs), waiting at most `lock_timeout` for each lock.
 /// On any error it rolls back: the original keeps serving under its name.
 pub(crate) async fn cut_over(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    swap_transaction(pg, plan, lock_timeout, SwapKind::Plain).await
+}
+
+/// Which swap [`swap_transaction`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SwapKind {
+    /// The cut-over.
+    Plain,
+    /// The cut-over of a run with a revert window: the reverse capture is created, and the
+    /// checkpoint's phase set, in the same transaction ([`crate::revert`]).
+    WithRevertWindow,
+    /// `shadowswap revert`: the same swap with the roles flipped (`plan` from
+    /// [`crate::sql::revert::reverse_plan`]); refuses under the lock when the reverse capture
+    /// recorded a failure, and first moves aside `_<t>_old`'s names that the new table's would
+    /// move to ([`crate::revert::clear_the_way`]).
+    Back,
+}
+
+/// The swap transaction (see the module docs) of `kind`, waiting at most `lock_timeout` for each
+/// lock. On any error it rolls back: the table keeps serving as it was.
+pub(crate) async fn swap_transaction(pg: &Postgres, plan: &Plan, lock_timeout: Duration, kind: SwapKind) -> Result<()> {
     let n = &plan.names;
     let ctx = "swapping the tables";
     let e = |e| errors::db(ctx, e);
     let mut c = pg.client().await?;
     let tx = c.transaction().await.map_err(e)?;
     tx.batch_execute(&q::begin_swap(n, lock_timeout)).await.map_err(e)?;
+    if kind == SwapKind::Back {
+        // Under the lock no write reaches the reverse capture: what it recorded is final.
+        crate::revert::refuse_if_broken(&*tx, n).await?;
+    }
     // Dependents created since the preflight: refuse under the lock rather than leave one bound
     // to the old table (the transaction rolls back; the original keeps serving).
     preflight::refuse_unhandled(&*tx, n).await?;
     // DDL on the table, or a capture trigger dropped or disabled, since the preflight: the shadow
     // no longer mirrors the table; refuse under the lock (the transaction rolls back).
     verify_unchanged(&*tx, plan).await?;
+    if kind == SwapKind::Back {
+        crate::revert::clear_the_way(&tx, n).await?;
+    }
     let deps = deps::read_deps(&tx, plan).await?;
     for s in q::swap(plan, &deps) {
         tracing::debug!(sql = %s, "cut-over");
@@ -106,6 +134,10 @@ pub(crate) async fn cut_over(pg: &Postgres, plan: &Plan, lock_timeout: Duration)
     // Privileges last, once the owner is set: the new table's and its columns' ACLs become
     // exactly the original's.
     for s in acl_statements(&tx, plan).await? {
+        tracing::debug!(sql = %s, "cut-over");
+        tx.batch_execute(&s).await.map_err(|err| errors::db_running(ctx, &s, err))?;
+    }
+    for s in crate::revert::in_swap(plan, kind) {
         tracing::debug!(sql = %s, "cut-over");
         tx.batch_execute(&s).await.map_err(|err| errors::db_running(ctx, &s, err))?;
     }

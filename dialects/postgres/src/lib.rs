@@ -17,6 +17,8 @@
 //! - [`cutover`]   — verify, the swap transaction, generated names, ACLs, after the swap.
 //! - [`checkpoint`] — checkpoint and resume: the checkpoint row written and read, the chunk
 //!   key's exact text form, the checks before a resume (each chunk's advance is in [`copy`]).
+//! - [`revert`]    — the revert window: reverse capture created in the swap transaction, the
+//!   swap back (the swap with the roles flipped), `finish` (docs/revert.md).
 //! - [`dry_run`]   — the dry run's SQL, from the same builders as the run.
 //! - `fault.rs`    — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (terminate
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
@@ -59,6 +61,7 @@ pub mod copy;
 pub mod signals;
 
 pub mod cutover;
+pub mod revert;
 
 pub mod checkpoint;
 pub mod dry_run;
@@ -320,5 +323,57 @@ impl Dialect for Postgres {
 
     async fn after_cut_over(&self, plan: &Plan) -> Result<()> {
         cutover::after_cut_over(self, plan).await
+    }
+
+    // ---- revert window (see crate::revert) ----
+    fn revert_window_refusal(&self, plan: &Plan) -> Option<String> {
+        sql::revert::refusal(plan)
+    }
+
+    fn revert_window_sql(&self, plan: &Plan) -> Vec<String> {
+        revert::window_sql(plan)
+    }
+
+    async fn revert_prepare(&self, plan: &Plan, _until: &str, _lock_timeout: Duration) -> Result<()> {
+        revert::prepare(self, plan).await
+    }
+
+    async fn revert_unprepare(&self, names: &Names, _lock_timeout: Duration) -> Result<()> {
+        revert::unprepare(self, names).await
+    }
+
+    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        revert::cut_over_with_revert(self, plan, lock_timeout).await
+    }
+
+    async fn revert_window_opened(&self, plan: &Plan, until: &str, _lock_timeout: Duration) -> Result<()> {
+        revert::window_opened(self, plan, until).await
+    }
+
+    async fn revert_state(&self, names: &Names) -> Result<Option<shadowswap_engine::revert::RevertState>> {
+        revert::state(self, names).await
+    }
+
+    async fn revert_swap(&self, names: &Names, lock_timeout: Duration) -> Result<Duration> {
+        revert::swap_back(self, names, lock_timeout).await
+    }
+
+    async fn revert_cleanup(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        revert::cleanup_after_revert(self, names, lock_timeout).await
+    }
+
+    async fn revert_finish(&self, names: &Names, lock_timeout: Duration) -> Result<()> {
+        revert::finish(self, names, lock_timeout).await
+    }
+
+    fn revert_swap_sql(&self, names: &Names) -> Vec<String> {
+        revert::swap_back_sql(names)
+    }
+
+    fn revert_finish_sql(&self, names: &Names) -> Vec<String> {
+        let mut out = vec!["BEGIN; SET LOCAL lock_timeout = …".to_string()];
+        out.extend(revert::finish_statements(names));
+        out.push("COMMIT".into());
+        out
     }
 }

@@ -657,10 +657,18 @@ async fn run_locked<D: Dialect>(
                 if let Err(rec) = d.migrate_history_finish(&history, id, outcome::FAILED, Some(&msg)).await {
                     tracing::error!(error = %rec, "recording the failure in the history failed");
                 }
-                return Err(Error::refused(format!(
-                    "{} {phase} failed (recorded in {history}; the phases before it stay applied): {msg}",
-                    file.name
-                )));
+                return Err(match e {
+                    Error::Refused(_) => Error::refused(format!(
+                        "{} {phase} failed (recorded in {history}; the phases before it stay applied): {msg}",
+                        file.name
+                    )),
+                    // Keep the error's kind (cancelled, something left, the server away: each its
+                    // exit status); the log says which phase.
+                    other => {
+                        tracing::error!(target: LOG_TARGET, file = %file.name, phase = %phase, "{} {phase} failed (recorded in {history}; the phases before it stay applied)", file.name);
+                        other
+                    }
+                });
             }
         }
     }

@@ -24,6 +24,8 @@
 //! - [`contract`]        — `shadowswap contract`: a clause in place (INSTANT / INPLACE, LOCK=NONE)
 //!   under writers (model) and a probe (latency under the lock timeout), or by shadow copy; a
 //!   failed step leaves the table as it was.
+//! - [`revert`]          — the revert window: a revert under writers, a write the old table
+//!   cannot take, `finish`, the window's end, the dry run, refusals while it is open.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
 //!   a cut-over held up by a long transaction.
 //! - [`restart`]         — the server restarted mid-backfill: the run reconnects and continues
@@ -44,5 +46,6 @@ mod refusals;
 mod rehearsal;
 mod restart;
 mod resume;
+mod revert;
 mod throttle;
 mod types;

@@ -4,6 +4,8 @@
 //! - [`tls`]                — connecting: libpq's `sslmode` semantics, through the CLI too.
 //! - [`refusals`]           — preflight: every refusal as a table of (setup, ALTER, expected
 //!   phrases); nothing left behind, the original unchanged; the dry run.
+//! - [`revert`]             — the revert window: a revert under writers with its dependents
+//!   carried back, a write the old table cannot take, `finish`, the window's end.
 //! - [`safety`]             — copies that could silently differ fail loudly instead.
 //! - [`security`]           — the owner's code and settings never run as the migrating user;
 //!   privileges carried exactly.
@@ -55,6 +57,7 @@ mod refusals;
 mod rehearsal;
 mod restart;
 mod resume;
+mod revert;
 mod safety;
 mod security;
 mod throttle;

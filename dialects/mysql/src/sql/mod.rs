@@ -18,6 +18,7 @@
 //! - [`copy`]     — keyset predicates, key range and chunk end, the chunk copy, the checksum.
 //! - [`identity`] — the table identity the cut-over compares (InnoDB id, definition, triggers).
 //! - [`cutover`]  — the `RENAME TABLE` swap.
+//! - [`revert`]   — the revert window: reverse triggers, placeholders, the four-way rename, the swap back.
 //! - [`signals`]  — heartbeat, status variables, cut-over blockers.
 //! - [`fault`]    — fault rehearsals (`--inject-fault`): session list, `KILL CONNECTION`, the
 //!   blocker, a lock-storm step, pausing the replica's SQL thread.
@@ -46,6 +47,7 @@ pub mod fault;
 pub mod identity;
 pub mod inspect;
 pub mod preflight;
+pub mod revert;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;

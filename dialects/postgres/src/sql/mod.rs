@@ -16,12 +16,12 @@
 //! Submodules, in phase order: [`connect`] (session, lock timeout, run lock), [`inspect`],
 //! [`preflight`], [`trial`] (the ALTER on a scratch copy), [`shadow`], [`capture`], [`copy`]
 //! (key ranges, chunks, checksum), [`checkpoint`] (the checkpoint table and each chunk's advance),
-//! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), and by concept [`deps`]
-//! (dependents carried over) and [`owner`] (working as the table's owner); [`fault`] holds the
-//! fault rehearsals' statements (`--inject-fault`);
-//! the staged path: [`staged_backfill`] (the in-place backfill's chunk UPDATE, counts, trial),
-//! [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE, CONCURRENTLY),
-//! [`staged_migrate`] (`shadowswap migrate`'s history table).
+//! [`signals`], [`cutover`] (the swap) and [`acl`] (its grants), [`revert`] (the revert window's
+//! reverse capture and swap back), and by concept [`deps`] (dependents carried over) and [`owner`]
+//! (working as the table's owner); [`fault`] holds the fault rehearsals' statements
+//! (`--inject-fault`); the staged path: [`staged_backfill`] (the in-place backfill's chunk
+//! UPDATE, counts, trial), [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE,
+//! CONCURRENTLY), [`staged_migrate`] (`shadowswap migrate`'s history table).
 
 use std::fmt;
 
@@ -40,6 +40,7 @@ pub mod fault;
 pub mod inspect;
 pub mod owner;
 pub mod preflight;
+pub mod revert;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;

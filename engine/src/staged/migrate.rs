@@ -602,8 +602,7 @@ async fn run_locked<D: Dialect>(
     progress: &watch::Sender<Progress>,
 ) -> Result<Vec<PhaseReport>> {
     let history = history_table(schema);
-    d.migrate_history_ensure(&history).await?;
-    let rows = d.migrate_history_read(&history).await?;
+    let rows = read_history(&**d, schema).await?;
     let mut done = Vec::new();
     if let Some(which) = &opts.rollback {
         let file = find_file(files, which)?;
@@ -636,7 +635,13 @@ async fn run_locked<D: Dialect>(
         }
         return Ok(done);
     }
-    for (i, phase) in pending(files, &rows, opts.only)? {
+    let todo = pending(files, &rows, opts.only)?;
+    precheck(files, &todo, d.sql_dialect())?;
+    if !todo.is_empty() {
+        // Created only once every check passed and there is something to record.
+        d.migrate_history_ensure(&history).await?;
+    }
+    for (i, phase) in todo {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled("stopped between migration phases".into()));
         }
@@ -673,6 +678,55 @@ async fn run_locked<D: Dialect>(
         }
     }
     Ok(done)
+}
+
+/// Check the form of every operator fragment of the phases `todo` will run, before the first
+/// of them changes anything: each `alter` (and the file's `revert`s) one ALTER clause list
+/// ([`crate::preflight::alter::analyze`]: one statement, no `;`), the backfill's `set`/`where`
+/// one `UPDATE` ([`sqlparser`], one statement). The server judges each fragment again when its
+/// phase runs (its columns may not exist before the expand). Pure.
+///
+/// Errors: [`Error::Refused`] naming the file and section.
+pub fn precheck(files: &[MigrationFile], todo: &[(usize, PhaseKind)], dialect: &dyn sqlparser::dialect::Dialect) -> Result<()> {
+    let named = |f: &MigrationFile, what: &str, e: Error| Error::refused(format!("{} [{what}]: {e}", f.name));
+    for &(i, phase) in todo {
+        let f = &files[i];
+        let alters: Vec<(&str, &str)> = match phase {
+            PhaseKind::Expand => f.expand.iter().flat_map(|s| alter_texts("expand", s)).collect(),
+            PhaseKind::Contract => f.contract.iter().flat_map(|s| alter_texts("contract", s)).collect(),
+            PhaseKind::Backfill => Vec::new(),
+        };
+        for (what, text) in alters {
+            crate::preflight::alter::analyze(text, dialect).map_err(|e| named(f, what, e))?;
+        }
+        if let (PhaseKind::Backfill, Some(b)) = (phase, &f.backfill) {
+            let sql = format!("UPDATE t SET {} WHERE {}", b.set, b.where_);
+            match sqlparser::parser::Parser::parse_sql(dialect, &sql) {
+                Ok(stmts) if stmts.len() == 1 => {}
+                Ok(_) => {
+                    return Err(named(
+                        f,
+                        "backfill",
+                        Error::refused("set/where hold more than one statement; give one assignment list and one expression"),
+                    ))
+                }
+                Err(e) => return Err(named(f, "backfill", Error::refused(format!("set/where do not form one UPDATE: {e}")))),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn alter_texts<'a>(section: &'static str, s: &'a AlterSection) -> Vec<(&'static str, &'a str)> {
+    let (a, r) = match section {
+        "expand" => ("expand alter", "expand revert"),
+        _ => ("contract alter", "contract revert"),
+    };
+    let mut v = vec![(a, s.alter.as_str())];
+    if let Some(rev) = &s.revert {
+        v.push((r, rev.as_str()));
+    }
+    v
 }
 
 /// Run one phase of `file`; returns its one-line detail.
@@ -783,6 +837,7 @@ async fn dry_run<D: Dialect>(
         return Ok(out);
     }
     let todo = pending(files, history, opts.only)?;
+    precheck(files, &todo, d.sql_dialect())?;
     if todo.is_empty() {
         return Ok(format!("nothing pending: every phase of the {} migration file(s) is applied ({hist})\n", files.len()));
     }
@@ -1045,6 +1100,27 @@ revert = "ALTER COLUMN note DROP NOT NULL"
         assert!(s.contains("  contract  pending\n"), "{s}");
         assert!(s.contains("0006_gone.toml: in the history but not in the directory"), "{s}");
         assert!(s.ends_with("1 phase(s) applied, 3 pending\n"), "{s}");
+    }
+
+    #[test]
+    fn fragments_are_checked_before_anything_runs() {
+        let d = sqlparser::dialect::PostgreSqlDialect {};
+        let files = two();
+        let all = pending(&files, &[], None).unwrap();
+        precheck(&files, &all, &d).unwrap();
+        let bad = |text: &str| {
+            let f = vec![parse_file("0009_bad.toml", text).unwrap()];
+            let todo = pending(&f, &[], None).unwrap();
+            precheck(&f, &todo, &d).unwrap_err().to_string()
+        };
+        let e = bad("table = \"t\"\n[expand]\nalter = \"ADD COLUMN a int; DROP TABLE t\"\n");
+        assert!(e.starts_with("0009_bad.toml [expand alter]: "), "{e}");
+        let e = bad("table = \"t\"\n[contract]\nalter = \"ALTER COLUMN a SET NOT NULL\"\nrevert = \"x; y\"\n");
+        assert!(e.starts_with("0009_bad.toml [contract revert]: "), "{e}");
+        let e = bad("table = \"t\"\n[backfill]\nset = \"a = 1; DELETE FROM t\"\nwhere = \"a IS NULL\"\n");
+        assert!(e.starts_with("0009_bad.toml [backfill]: "), "{e}");
+        let e = bad("table = \"t\"\n[backfill]\nset = \"a = \"\nwhere = \"a IS NULL\"\n");
+        assert!(e.contains("do not form one UPDATE"), "{e}");
     }
 
     #[test]

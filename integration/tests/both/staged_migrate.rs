@@ -466,6 +466,14 @@ async fn killed_refused_edited_rolled_back(pg: bool) {
     assert!(stderr(&out).contains("0002_bad.toml:4: unknown field `revrt`"), "{}", stderr(&out));
     assert_eq!(db.tables().await, vec!["t".to_string()], "nothing changed");
     std::fs::remove_file(dir.join("0002_bad.toml")).unwrap();
+    // A multi-statement fragment in a later file: refused before the first file's expand runs.
+    std::fs::write(dir.join("0002_multi.toml"), "table = \"t\"\n[expand]\nalter = \"ADD COLUMN x int; DROP TABLE t\"\n").unwrap();
+    let out = run_cli(&migrate_args(db.dsn(), &dir, &["--execute"]), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0002_multi.toml [expand alter]: "), "{}", stderr(&out));
+    assert_eq!(db.columns().await, original, "nothing changed");
+    assert_eq!(db.tables().await, vec!["t".to_string()], "nothing created, not even the history table");
+    std::fs::remove_file(dir.join("0002_multi.toml")).unwrap();
 
     let out = run_cli(&migrate_args(db.dsn(), &dir, &["--phase", "expand", "--execute"]), &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));

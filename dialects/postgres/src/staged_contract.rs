@@ -7,11 +7,14 @@
 use std::time::Duration;
 
 use shadowswap_engine::config::CutOverConfig;
-use shadowswap_engine::error::Result;
+use shadowswap_engine::dialect::Dialect;
+use shadowswap_engine::error::{ErrorClass, Result};
 use shadowswap_engine::model::TableRef;
 use shadowswap_engine::staged::contract::{ContractClause, ContractOp, ContractStep};
 use shadowswap_engine::Error;
 
+use crate::sql::connect::set_lock_timeout;
+use crate::sql::shadow::create_like;
 use crate::sql::staged_contract as q;
 use crate::sql::Qualified;
 use crate::{errors, Postgres};
@@ -36,9 +39,11 @@ async fn has_constraint(pg: &Postgres, table: &TableRef, name: &str) -> Result<b
     Ok(row.get(0))
 }
 
-/// The step for `clause` ([`q::step`]), after the catalog checks. Errors: [`Error::Refused`] for
-/// a clause with no non-blocking technique, a name already taken by a valid index or a
-/// constraint, or a NOT NULL check left by an interrupted run (with the statement to drop it).
+/// The step for `clause` ([`q::step`]), after the catalog checks (an INVALID index of the step's
+/// name, or shadowswap's NOT NULL check, left by an interrupted attempt: dropped first) and the
+/// server's trial ([`trial`]). Errors: [`Error::Refused`] for a clause with no non-blocking
+/// technique, a name already taken by a valid index or a constraint, or a clause the server
+/// rejects.
 pub(crate) async fn step(
     pg: &Postgres,
     table: &TableRef,
@@ -53,11 +58,11 @@ pub(crate) async fn step(
             clause.text
         )));
     };
-    let mut drop_invalid = false;
+    let mut drop_leftover = false;
     match &clause.op {
         ContractOp::AddIndex { .. } => match index_state(pg, table, &name).await? {
             None => {}
-            Some((true, false)) => drop_invalid = true,
+            Some((true, false)) => drop_leftover = true,
             Some(_) => {
                 return Err(Error::refused(format!(
                 "contract clause {:?}: a relation named {name:?} already exists in schema {:?}; name the constraint differently",
@@ -65,12 +70,8 @@ pub(crate) async fn step(
             )))
             }
         },
-        ContractOp::SetNotNull { .. } if has_constraint(pg, table, &name).await? => {
-            return Err(Error::refused(format!(
-                "{table} still has the check {name:?} of an interrupted shadowswap contract; drop it first ({}) and run again",
-                q::undo(table, &clause.op).join("; ")
-            )));
-        }
+        // shadowswap's own check, left by a killed run: dropped first.
+        ContractOp::SetNotNull { .. } => drop_leftover = has_constraint(pg, table, &name).await?,
         ContractOp::AddForeignKey { .. } | ContractOp::AddCheck { .. } if has_constraint(pg, table, &name).await? => {
             return Err(Error::refused(format!(
                 "contract clause {:?}: {table} already has a constraint named {name:?}; name it differently",
@@ -79,9 +80,44 @@ pub(crate) async fn step(
         }
         _ => {}
     }
+    trial(pg, table, clause, cut_over.lock_timeout, drop_leftover).await?;
     let attempts = cut_over.retries + 1;
-    Ok(q::step(table, &clause.text, &clause.op, cut_over.lock_timeout, attempts, drop_invalid)
+    Ok(q::step(table, &clause.text, &clause.op, cut_over.lock_timeout, attempts, drop_leftover)
         .expect("object_name said it has a step"))
+}
+
+/// The server's judgement of `clause` before anything changes: the step's `NOT VALID` statement
+/// (after the drop of a `leftover`, the constraint which carries the operator's CHECK expression or the FOREIGN KEY's
+/// references) on an empty copy of the table's definition (`names.trial`), with the user's search
+/// path, in a transaction rolled back; locks wait at most `lock_wait`. A UNIQUE step names only
+/// quoted columns (and its concurrent build fails leaving nothing). Errors: [`Error::Refused`]
+/// quoting the server.
+async fn trial(pg: &Postgres, table: &TableRef, clause: &ContractClause, lock_wait: Duration, leftover: bool) -> Result<()> {
+    if !matches!(clause.op, ContractOp::SetNotNull { .. } | ContractOp::AddForeignKey { .. } | ContractOp::AddCheck { .. }) {
+        return Ok(());
+    }
+    let ctx = "trying the contract clause on an empty copy";
+    let scratch = table.sibling(pg.names(table).trial);
+    let Some(step) = q::step(&scratch, &clause.text, &clause.op, lock_wait, 1, leftover) else { return Ok(()) };
+    let mut c = pg.client().await?;
+    let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+    tx.batch_execute(&set_lock_timeout(lock_wait)).await.map_err(|e| errors::db(ctx, e))?;
+    tx.batch_execute(&create_like(&scratch, table)).await.map_err(|e| errors::db(ctx, e))?;
+    tx.query_one(q::SET_LOCAL_SEARCH_PATH, &[&pg.user_search_path]).await.map_err(|e| errors::db(ctx, e))?;
+    // The copy has the leftover check too: dropped first there as well.
+    let r = tx.batch_execute(&step.statements[..=usize::from(leftover)].join("; ")).await;
+    let _ = tx.rollback().await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.as_db_error().is_some() && errors::class(errors::state(&e)) == ErrorClass::Fatal => {
+            Err(Error::refused(format!(
+                "the server rejects contract clause {:?}: {}; fix the clause (nothing was changed)",
+                clause.text,
+                errors::message(&e)
+            )))
+        }
+        Err(e) => Err(errors::db(ctx, e)),
+    }
 }
 
 /// Runs `sql` outside a transaction with the session's lock timeout at `lock_timeout` and the

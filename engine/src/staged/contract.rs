@@ -3,7 +3,7 @@
 //!
 //! The contract ALTER is split into its clauses ([`split`], with the server's `sqlparser`
 //! dialect), each clause one step, and each step planned by the dialect
-//! ([`Staged::contract_step`]):
+//! ([`Staged::contract_step`](super::Staged::contract_step)):
 //!
 //! - **PostgreSQL** `ALTER COLUMN c SET NOT NULL`: `ADD CONSTRAINT … CHECK (c IS NOT NULL) NOT
 //!   VALID` (brief ACCESS EXCLUSIVE, no scan), `VALIDATE CONSTRAINT` (SHARE UPDATE EXCLUSIVE: the
@@ -21,7 +21,7 @@
 //! Every statement waits at most `config.cut_over.lock_timeout` for its lock (PostgreSQL
 //! `lock_timeout`, MariaDB `lock_wait_timeout`) and is retried on a lock timeout or deadlock with
 //! the cut-over's bounded, backed-off attempts ([`crate::retry`], `--cut-over-retries`). A step
-//! that fails runs its undo ([`Staged::contract_undo`]: the NOT VALID check dropped, the invalid
+//! that fails runs its undo ([`Staged::contract_undo`](super::Staged::contract_undo): the NOT VALID check dropped, the invalid
 //! index dropped), so nothing is left half-done; steps before it stay applied (each is complete
 //! and useful on its own) and the error says which.
 
@@ -301,7 +301,7 @@ fn read_op(op: &AlterTableOperation, pg: bool) -> Result<ContractOp> {
 }
 
 /// Plan the contract of `table` with `alter`: split it ([`split`]) and let the dialect plan each
-/// step ([`Staged::contract_step`]; MariaDB asks the server, on an empty copy of the table's
+/// step ([`Staged::contract_step`](super::Staged::contract_step); MariaDB asks the server, on an empty copy of the table's
 /// definition, which algorithm it accepts). Changes nothing on the table.
 ///
 /// Errors: [`Error::NoSuchTable`]; [`Error::Refused`] naming a clause the server has no
@@ -324,7 +324,7 @@ pub async fn plan<D: Dialect>(d: &Arc<D>, table: &TableRef, alter: &str, config:
 /// it left it): each statement under
 /// `config.cut_over.lock_timeout`, retried on lock timeouts and deadlocks with the cut-over's
 /// policy; a [`SHADOW_COPY`] step through [`crate::Runner`] (`config` as given, executing).
-/// A step that fails has its undo run ([`Staged::contract_undo`]) and the run stops. Each
+/// A step that fails has its undo run ([`Staged::contract_undo`](super::Staged::contract_undo)) and the run stops. Each
 /// in-place step holds the table's run lock (as `alter` does), so no other shadowswap run works
 /// on the table meanwhile ([`Error::AnotherRun`]).
 ///

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use shadowswap_engine::staged::contract::{self, SHADOW_COPY};
 use shadowswap_engine::MigrationConfig;
-use shadowswap_integration::cli::{run_cli, stdout};
+use shadowswap_integration::cli::{assert_refused, run_cli, stdout};
 use shadowswap_integration::mysql::TestDb;
 use shadowswap_integration::run::fast_config;
 use tokio::task::JoinHandle;
@@ -237,5 +237,22 @@ async fn dry_run_through_the_cli_changes_nothing() {
         assert!(text.contains(&phrase), "{phrase:?} missing from\n{text}");
     }
     assert_eq!(db.definition("t").await, before);
+    // The server judges every clause (on the empty probe copy) before the first step runs.
+    let out = run_cli(
+        &[
+            "contract",
+            "--dsn",
+            &db.dsn,
+            "--table",
+            "t",
+            "--alter",
+            "MODIFY note varchar(64) NOT NULL, MODIFY no_such int",
+            "--execute",
+        ],
+        &[],
+    )
+    .await;
+    assert_refused(&out, &["the server rejects contract clause \"MODIFY no_such int\"", "Unknown column"]);
+    assert_eq!(db.definition("t").await, before, "step 1 did not run");
     db.assert_clean(&["t"]).await;
 }

@@ -200,6 +200,18 @@ async fn a_null_fails_the_step_cleanly() {
             .as_deref(),
         Some("false")
     );
+    // A killed run's NOT VALID check is dropped first the next time.
+    db.exec(
+        "UPDATE t SET note = 'x' WHERE id = 777; ALTER TABLE t ADD CONSTRAINT _t_note_ssw_nn CHECK (note IS NOT NULL) NOT VALID",
+    )
+    .await;
+    let plan = contract::plan(&d, &db.table("t"), "ALTER COLUMN note SET NOT NULL", &config()).await.unwrap();
+    assert!(plan.steps[0].statements[0].ends_with(r#"DROP CONSTRAINT IF EXISTS "_t_note_ssw_nn""#), "{}", plan.render());
+    contract::run(&d, &db.table("t"), "ALTER COLUMN note SET NOT NULL", &config(), &CancellationToken::new()).await.unwrap();
+    assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"]);
+    let not_null =
+        db.scalar("SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'note'").await;
+    assert_eq!(not_null.as_deref(), Some("true"));
 }
 
 #[tokio::test]
@@ -302,6 +314,25 @@ async fn dry_run_and_refusals_through_the_cli() {
     .await;
     assert_refused(&out, &["DROP COLUMN hits", "no technique that avoids a long lock"]);
     assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"], "refused before anything changed");
+    // The server judges every clause (on an empty copy, rolled back) before the first step runs.
+    for (alter, phrase) in [
+        (
+            "ALTER COLUMN note SET NOT NULL, ADD CONSTRAINT bad CHECK (no_such_fn(id) > 0)",
+            "function no_such_fn(bigint) does not exist",
+        ),
+        (
+            "ALTER COLUMN note SET NOT NULL, ADD FOREIGN KEY (id) REFERENCES nowhere (id)",
+            "relation \"public.nowhere\" does not exist",
+        ),
+        ("ALTER COLUMN no_such_column SET NOT NULL", "column \"no_such_column\" does not exist"),
+    ] {
+        let out = run_cli(&["contract", "--dsn", &db.dsn, "--table", "t", "--alter", alter, "--execute"], &[]).await;
+        assert_refused(&out, &["the server rejects contract clause", phrase, "nothing was changed"]);
+        assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"], "{alter}: nothing changed");
+        let not_null =
+            db.scalar("SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'note'").await;
+        assert_eq!(not_null.as_deref(), Some("false"), "{alter}: step 1 did not run");
+    }
     let out = run_cli(
         &["contract", "--dsn", &db.dsn, "--table", "t", "--alter", "ALTER COLUMN note SET NOT NULL; DROP TABLE t", "--execute"],
         &[],
@@ -313,4 +344,24 @@ async fn dry_run_and_refusals_through_the_cli() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("contracted public.t: 2 step(s)"), "{}", stdout(&out));
     assert_eq!(constraints(&db).await, vec!["t_email_key:u:true", "t_pkey:p:true"]);
+}
+
+#[tokio::test]
+async fn cancelled_while_waiting_for_a_lock_leaves_nothing() {
+    let db = fixture("sc_pg_cancel").await;
+    let b = blocker(&db.dsn, Duration::from_millis(2000));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d = db.dialect().await;
+    let cancel = CancellationToken::new();
+    let run = {
+        let (d, table, cancel) = (d.clone(), db.table("t"), cancel.clone());
+        tokio::spawn(async move { contract::run(&d, &table, "ADD CONSTRAINT pos CHECK (id > 0)", &config(), &cancel).await })
+    };
+    // The first statement waits out its lock timeout at least once behind the blocker.
+    tokio::time::sleep(LOCK_TIMEOUT * 2).await;
+    cancel.cancel();
+    let err = run.await.unwrap().unwrap_err();
+    assert!(matches!(err, shadowswap_engine::Error::Cancelled(_)), "{err}");
+    b.await.unwrap();
+    assert_eq!(constraints(&db).await, vec!["t_pkey:p:true"], "nothing of the step is left");
 }

@@ -3,7 +3,7 @@
 //! server refuses, at once, an algorithm it cannot use: MariaDB KB "ALTER TABLE", "InnoDB Online
 //! DDL Overview"), under [`super::with_lock_timeout`]; the probe that asks the server which one
 //! it accepts, on an empty copy of the table's definition; the shadow-copy step. Pure builders;
-//! [`crate::staged_contract`] runs them, and the dry run prints them.
+//! `staged_contract.rs` (the crate's I/O module) runs them, and the dry run prints them.
 //!
 //! Locks (MariaDB KB "InnoDB Online DDL Operations with ALGORITHM=INPLACE" / "…INSTANT"): an
 //! INSTANT change takes an exclusive metadata lock for a catalog change only; an INPLACE,

@@ -65,6 +65,9 @@ pub const CURRENT_SEARCH_PATH: &str = "SELECT pg_catalog.current_setting('search
 /// as in their session), then the pinned one is put back the same way.
 pub const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
 
+/// [`SET_SEARCH_PATH`] for the current transaction only (the trial's, rolled back).
+pub const SET_LOCAL_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, true)";
+
 /// Back to the server's default lock timeout.
 pub const RESET_LOCK_TIMEOUT: &str = "RESET lock_timeout";
 
@@ -96,36 +99,43 @@ fn referenced(table: &TableRef, parts: &[String]) -> String {
 }
 
 /// The step for `op` on `table` (`what` is the clause as written), each write-blocking
-/// statement waiting at most `lock_timeout` for `attempts` attempts. `drop_invalid_index`: an
-/// INVALID index of that name is left by an earlier failed attempt, dropped first. `None` for
-/// [`ContractOp::Other`] (no technique).
+/// statement waiting at most `lock_timeout` for `attempts` attempts. `drop_leftover`: what an
+/// interrupted earlier attempt left under the step's name (an INVALID index; shadowswap's own
+/// NOT NULL check) is dropped first. `None` for [`ContractOp::Other`] (no technique).
 pub fn step(
     table: &TableRef,
     what: &str,
     op: &ContractOp,
     lock_timeout: Duration,
     attempts: u32,
-    drop_invalid_index: bool,
+    drop_leftover: bool,
 ) -> Option<ContractStep> {
     let per = lock_timeout * attempts;
     let name = object_name(table, op)?;
     let n = Ident(&name);
     let (technique, statements, lock, blocking, scans): (&str, Vec<String>, &str, u32, bool) = match op {
-        ContractOp::SetNotNull { column } => (
-            "CHECK (c IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, SET NOT NULL (no scan: uses the validated check), DROP the check",
-            vec![
+        ContractOp::SetNotNull { column } => {
+            let mut st = Vec::new();
+            if drop_leftover {
+                st.push(alter(table, &format!("DROP CONSTRAINT IF EXISTS {n}")));
+            }
+            st.extend([
                 alter(table, &format!("ADD CONSTRAINT {n} CHECK ({} IS NOT NULL) NOT VALID", Ident(column))),
                 alter(table, &format!("VALIDATE CONSTRAINT {n}")),
                 alter(table, &format!("ALTER COLUMN {} SET NOT NULL", Ident(column))),
                 alter(table, &format!("DROP CONSTRAINT {n}")),
-            ],
-            "ACCESS EXCLUSIVE for three catalog changes (add check, SET NOT NULL, drop check); the validation scans under SHARE UPDATE EXCLUSIVE (writes go on)",
-            3,
-            true,
-        ),
+            ]);
+            (
+                "CHECK (c IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, SET NOT NULL (no scan: uses the validated check), DROP the check",
+                st,
+                "ACCESS EXCLUSIVE for three catalog changes (add check, SET NOT NULL, drop check); the validation scans under SHARE UPDATE EXCLUSIVE (writes go on)",
+                3 + u32::from(drop_leftover),
+                true,
+            )
+        }
         ContractOp::AddIndex { unique, constraint, columns, .. } => {
             let mut st = Vec::new();
-            if drop_invalid_index {
+            if drop_leftover {
                 st.push(drop_index_concurrently(table, &name));
             }
             st.push(format!(
@@ -231,6 +241,14 @@ mod tests {
             undo(&t(), &ContractOp::SetNotNull { column: "note".into() }),
             vec![r#"ALTER TABLE "app"."orders" DROP CONSTRAINT IF EXISTS "_orders_note_ssw_nn""#]
         );
+    }
+
+    #[test]
+    fn a_leftover_check_is_dropped_first() {
+        let s = step(&t(), "x", &ContractOp::SetNotNull { column: "note".into() }, LT, 1, true).unwrap();
+        assert_eq!(s.statements[0], r#"ALTER TABLE "app"."orders" DROP CONSTRAINT IF EXISTS "_orders_note_ssw_nn""#);
+        assert_eq!(s.statements.len(), 5);
+        assert_eq!(s.max_blocking, LT * 4);
     }
 
     #[test]

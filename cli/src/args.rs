@@ -1,6 +1,6 @@
-//! The command line: clap's argument structs, and [`AlterArgs::config`] / [`BackfillArgs::config`],
+//! The command line: clap's argument structs, and [`AlterArgs::config`] / [`BackfillArgs::config`] / [`ContractArgs::config`],
 //! which turn them into the engine's [`MigrationConfig`]. The chunk and throttle flags are one
-//! group each ([`ChunkArgs`], [`ThrottleArgs`]), flattened into every command that has them. Defaults not offered as flags come from the engine's
+//! group each ([`ChunkArgs`], [`ThrottleArgs`], and the lock flags [`LockArgs`]), flattened into every command that has them. Defaults not offered as flags come from the engine's
 //! `Default`s.
 
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use shadowswap_engine::config::{
 };
 use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::staged::backfill::BackfillSpec;
+use shadowswap_engine::staged::migrate::{MigrateOptions, PhaseKind};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -56,6 +57,48 @@ pub enum Command {
     /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
     /// WHERE <where>. Without --execute: a dry run.
     Backfill(BackfillArgs),
+    /// Apply versioned migration files (expand → backfill → contract) from --dir, recorded in
+    /// the server's shadowswap_migrations table; `migrate status` lists them. Without
+    /// --execute: a dry run.
+    Migrate(MigrateArgs),
+    /// Add constraints without a long lock (the staged path's contract): SET NOT NULL, UNIQUE,
+    /// FOREIGN KEY, CHECK, each the non-blocking way. Without --execute: a dry run.
+    Contract(ContractArgs),
+}
+
+/// `shadowswap contract`: the target, the contract ALTER, the lock flags.
+#[derive(Args, Debug)]
+pub struct ContractArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// What follows ALTER TABLE t, e.g. "ALTER COLUMN note SET NOT NULL" (PostgreSQL) or
+    /// "MODIFY note varchar(64) NOT NULL" (MariaDB); several clauses separated by commas.
+    #[arg(long)]
+    pub alter: String,
+    /// Run the steps. Without it, a dry run: each step's technique, statements, lock, longest
+    /// write blocking and whether it scans, printed; nothing changed.
+    #[arg(long)]
+    pub execute: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+impl ContractArgs {
+    /// The engine's configuration: the lock flags as the cut-over's (and the DDL's) lock timeout
+    /// and retries; everything else the engine's defaults (used by a MariaDB step that goes
+    /// through the shadow copy).
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            cut_over: CutOverConfig {
+                lock_timeout: self.lock.cut_over_lock_timeout,
+                retries: self.lock.cut_over_retries,
+                ..CutOverConfig::default()
+            },
+            ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
+            ..MigrationConfig::default()
+        }
+    }
 }
 
 /// `shadowswap revert`: the target and the cut-over controller's settings for the swap back.
@@ -137,16 +180,12 @@ pub struct AlterArgs {
     /// Allow an ALTER that renames columns (CHANGE old new …, RENAME COLUMN); data is carried over.
     #[arg(long)]
     approve_renamed_columns: bool,
-    /// How long each cut-over attempt (and each trigger DDL) waits for its locks. MariaDB counts whole seconds.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-    cut_over_lock_timeout: Duration,
+    #[command(flatten)]
+    lock: LockArgs,
     /// Before each cut-over attempt, wait at most this long for open transactions that would make
     /// the lock request queue (and every query behind it) to end; 0s attempts at once.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     cut_over_blocker_wait: Duration,
-    /// Cut-over attempts after the first, with exponential backoff and jitter between them.
-    #[arg(long, default_value_t = 10)]
-    cut_over_retries: u32,
     /// Skip the checksum of original against shadow before the cut-over.
     #[arg(long)]
     no_checksum: bool,
@@ -177,7 +216,21 @@ pub struct AlterArgs {
     faults: Vec<FaultSpec>,
 }
 
-/// The chunk flags `alter` and `backfill` share: how big each chunk is.
+/// The lock flags `alter`, `contract` and `migrate` share: how long each statement that takes a
+/// write-blocking lock waits for it, and how often it is tried.
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// How long each cut-over attempt (and each trigger DDL; contract: each statement) waits for
+    /// its locks. MariaDB counts whole seconds.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub cut_over_lock_timeout: Duration,
+    /// Cut-over attempts (contract: attempts of each statement) after the first, with exponential
+    /// backoff and jitter between them.
+    #[arg(long, default_value_t = 10)]
+    pub cut_over_retries: u32,
+}
+
+/// The chunk flags `alter`, `backfill` and `migrate` share: how big each chunk is.
 #[derive(Args, Debug)]
 pub struct ChunkArgs {
     /// Target time per chunk; the chunk size adapts to it.
@@ -195,7 +248,7 @@ impl ChunkArgs {
     }
 }
 
-/// The throttle flags `alter` and `backfill` share: what pauses the work between chunks.
+/// The throttle flags `alter`, `backfill` and `migrate` share: what pauses the work between chunks.
 #[derive(Args, Debug)]
 pub struct ThrottleArgs {
     /// A replica of the server to watch for lag (repeatable). Copying pauses while one lags more
@@ -302,15 +355,15 @@ impl AlterArgs {
             },
             checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
             cut_over: CutOverConfig {
-                lock_timeout: self.cut_over_lock_timeout,
-                retries: self.cut_over_retries,
+                lock_timeout: self.lock.cut_over_lock_timeout,
+                retries: self.lock.cut_over_retries,
                 keep_old_table: self.keep_old_table,
                 postpone_flag_file: self.postpone_cut_over_flag_file.clone(),
                 window: self.cut_over_window.clone(),
                 blocker_wait: self.cut_over_blocker_wait,
                 ..CutOverConfig::default()
             },
-            ddl: DdlConfig { lock_timeout: self.cut_over_lock_timeout, ..DdlConfig::default() },
+            ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
             throttle: self.throttle.config(),
             revert_window: self.revert_window,
             faults: self.faults.clone(),
@@ -352,12 +405,108 @@ impl TargetArgs {
     }
 }
 
+/// `shadowswap migrate`: the server, the migrations directory, what to run, and the settings
+/// its phases share with `alter`, `backfill` and `contract`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct MigrateArgs {
+    /// `migrate status`: list applied and pending phases (changes nothing).
+    #[command(subcommand)]
+    pub status: Option<MigrateCommand>,
+    #[command(flatten)]
+    pub place: MigratePlace,
+    /// Only this phase of every pending file: expand (before deploying the code that writes the
+    /// new shape), backfill, or contract (after). Default: every pending phase, file by file.
+    #[arg(long)]
+    pub phase: Option<PhaseKind>,
+    /// Run the reverts of this file's applied phases, newest first (contract, then expand; a
+    /// backfill has none): its version (0007) or file name.
+    #[arg(long, value_name = "VERSION", conflicts_with = "phase")]
+    pub rollback: Option<String>,
+    /// Apply. Without it, a dry run: per file and phase, the way it goes and its statements.
+    #[arg(long)]
+    pub execute: bool,
+    // Lock flags: the expand's in-place ALTER or the shadow copy's swap, and each contract step.
+    #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
+    pub chunk: ChunkArgs,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
+}
+
+/// Where `migrate` works: the server and the migration files.
+#[derive(Args, Debug)]
+pub struct MigratePlace {
+    /// mysql://…/DATABASE or postgres://…/DATABASE: the tables and the history table
+    /// (shadowswap_migrations) are in its database (PostgreSQL: the current schema).
+    #[arg(long, required = true)]
+    pub dsn: Option<String>,
+    /// The directory of migration files, NNNN_name.toml, applied in the order of their names.
+    #[arg(long, required = true)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `migrate`'s subcommand.
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// List each file's phases, applied (when, by whom) or pending; files edited after applying.
+    Status(MigrateStatusArgs),
+}
+
+/// `migrate status`'s arguments.
+#[derive(Args, Debug)]
+pub struct MigrateStatusArgs {
+    /// As for `migrate`.
+    #[arg(long)]
+    pub dsn: String,
+    /// As for `migrate`.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+impl MigrateArgs {
+    /// The DSN and the directory, of `migrate` or of `migrate status`.
+    pub fn place(&self) -> (&str, &std::path::Path) {
+        match &self.status {
+            Some(MigrateCommand::Status(s)) => (&s.dsn, &s.dir),
+            None => {
+                (self.place.dsn.as_deref().expect("clap requires --dsn"), self.place.dir.as_deref().expect("clap requires --dir"))
+            }
+        }
+    }
+
+    /// The engine's configuration for the phases (everything not given as a flag keeps the
+    /// engine's default).
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            copy: self.chunk.config(),
+            throttle: self.throttle.config(),
+            cut_over: CutOverConfig {
+                lock_timeout: self.lock.cut_over_lock_timeout,
+                retries: self.lock.cut_over_retries,
+                ..CutOverConfig::default()
+            },
+            ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
+            ..MigrationConfig::default()
+        }
+    }
+
+    /// What to run.
+    pub fn options(&self) -> MigrateOptions {
+        MigrateOptions { only: self.phase, rollback: self.rollback.clone() }
+    }
+}
+
 impl Command {
     /// The `--dsn` of the command and its `--replica` DSNs (none for `cleanup`).
     pub fn dsns(&self) -> (&str, &[String]) {
         match self {
+            Command::Migrate(m) => (m.place().0, &m.throttle.replicas),
             Command::Alter(a) => (&a.target.dsn, &a.throttle.replicas),
             Command::Backfill(b) => (&b.target.dsn, &b.throttle.replicas),
+            Command::Contract(c) => (&c.target.dsn, &[]),
             Command::Cleanup(t) => (&t.dsn, &[]),
             Command::Revert(r) => (&r.target.dsn, &[]),
             Command::Finish(f) => (&f.target.dsn, &[]),
@@ -437,6 +586,20 @@ mod tests {
     }
 
     #[test]
+    fn contract_shares_the_lock_flags() {
+        let args = ["contract", "--dsn", "postgres://u@h/db", "--table", "t", "--alter", "ALTER COLUMN c SET NOT NULL"];
+        let Command::Contract(c) = parse(&args).command else { unreachable!() };
+        let cfg = c.config();
+        assert!(!cfg.execute);
+        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_secs(2), 10));
+        let args = [&args[..], &["--execute", "--cut-over-lock-timeout", "300ms", "--cut-over-retries", "4"]].concat();
+        let Command::Contract(c) = parse(&args).command else { unreachable!() };
+        let cfg = c.config();
+        assert!(cfg.execute);
+        assert_eq!((cfg.cut_over.lock_timeout, cfg.cut_over.retries), (Duration::from_millis(300), 4));
+    }
+
+    #[test]
     fn faults_reach_the_config_only_when_given() {
         assert!(alter(&["--execute"]).config().faults.is_empty(), "no fault without --inject-fault");
         let a = alter(&["--execute", "--inject-fault", "blocker@cut-over:3s", "--inject-fault", "crash@backfill:50%"]);
@@ -452,6 +615,35 @@ mod tests {
         let bad = ["shadowswap", "alter", "--dsn", "d", "--table", "t", "--alter", "x", "--inject-fault", "boom@backfill"];
         let e = Cli::try_parse_from(bad).unwrap_err().to_string();
         assert!(e.contains("unknown fault kind \"boom\""), "{e}");
+    }
+
+    #[test]
+    fn migrate_and_migrate_status() {
+        let Command::Migrate(m) = parse(&["migrate", "--dsn", "mysql://u@h/db", "--dir", "migrations"]).command else {
+            unreachable!()
+        };
+        assert!(m.status.is_none() && m.options().only.is_none() && m.options().rollback.is_none());
+        assert_eq!(m.place(), ("mysql://u@h/db", std::path::Path::new("migrations")));
+        let c = m.config();
+        assert!(!c.execute);
+        assert_eq!((c.cut_over.lock_timeout, c.cut_over.retries), (Duration::from_secs(2), 10));
+        let args = ["migrate", "--dsn", "d", "--dir", "m", "--phase", "expand", "--execute", "--cut-over-lock-timeout", "500ms"];
+        let Command::Migrate(m) = parse(&args).command else { unreachable!() };
+        assert_eq!(m.options().only, Some(PhaseKind::Expand));
+        assert!(m.config().execute);
+        assert_eq!(m.config().cut_over.lock_timeout, Duration::from_millis(500));
+        let Command::Migrate(m) = parse(&["migrate", "--dsn", "d", "--dir", "m", "--rollback", "0007"]).command else {
+            unreachable!()
+        };
+        assert_eq!(m.options().rollback.as_deref(), Some("0007"));
+        let Command::Migrate(m) = parse(&["migrate", "status", "--dsn", "d", "--dir", "m"]).command else { unreachable!() };
+        assert!(matches!(m.status, Some(MigrateCommand::Status(_))));
+        assert_eq!(m.place().0, "d");
+        let e = Cli::try_parse_from(["shadowswap", "migrate", "--dsn", "d", "--dir", "m", "--phase", "cleanup"]).unwrap_err();
+        assert!(e.to_string().contains("unknown phase"), "{e}");
+        assert!(Cli::try_parse_from(["shadowswap", "migrate", "--dsn", "d"]).is_err(), "--dir is required");
+        let both = ["shadowswap", "migrate", "--dsn", "d", "--dir", "m", "--phase", "expand", "--rollback", "7"];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use shadowswap_engine::fault::FaultReport;
 use shadowswap_engine::revert::{WindowEnd, WindowReport};
 use shadowswap_engine::runner::{Outcome, Summary};
 use shadowswap_engine::staged::backfill::{BackfillOutcome, BackfillReport};
+use shadowswap_engine::staged::contract::{ContractPlan, ContractReport};
+use shadowswap_engine::staged::migrate::{MigrateOutcome, PhaseReport};
 use shadowswap_engine::{Error, TableRef};
 
 use crate::secrets;
@@ -214,6 +216,41 @@ pub fn print_backfill(table: &TableRef, outcome: &BackfillOutcome, json: bool) {
     }
 }
 
+/// Print the contract's dry run on stdout: each step's technique, lock, longest write blocking,
+/// scan and statements ([`ContractPlan::render`]), then how to run it.
+pub fn print_contract_plan(plan: &ContractPlan) {
+    print!("{}", plan.render());
+    println!("{CONTRACT_DRY_RUN_DONE}");
+}
+
+/// The line after the contract's dry-run plan.
+const CONTRACT_DRY_RUN_DONE: &str = "dry run: every step was planned and nothing was changed; add --execute to run the steps";
+
+/// Print what a contract run did (one line per step and a total, or one JSON object with
+/// `--log-format json`).
+pub fn print_contract(table: &TableRef, r: &ContractReport, json: bool) {
+    println!("{}", contract_summary(table, r, json));
+}
+
+/// The contract's summary: per step its clause, wall time and attempts, and the total.
+pub fn contract_summary(table: &TableRef, r: &ContractReport, json: bool) -> String {
+    if json {
+        let steps: Vec<_> = r
+            .steps
+            .iter()
+            .map(|(what, t, attempts)| serde_json::json!({"step": what, "elapsed_s": t.as_secs_f64(), "attempts": attempts}))
+            .collect();
+        return serde_json::json!({"table": table.to_string(), "contracted": true, "steps": steps, "elapsed_s": r.elapsed.as_secs_f64()})
+            .to_string();
+    }
+    let mut out = String::new();
+    for (i, (what, t, attempts)) in r.steps.iter().enumerate() {
+        out.push_str(&format!("step {}: {what}: done in {:.1} s, {attempts} attempt(s)\n", i + 1, t.as_secs_f64()));
+    }
+    out.push_str(&format!("contracted {table}: {} step(s) in {:.1} s", r.steps.len(), r.elapsed.as_secs_f64()));
+    out
+}
+
 /// The line after the backfill's dry-run plan.
 const BACKFILL_DRY_RUN_DONE: &str = "dry run: every check passed and nothing was changed; add --execute to backfill";
 
@@ -251,6 +288,42 @@ pub fn backfill_summary(table: &TableRef, r: &BackfillReport, json: bool) -> Str
         r.passes,
         r.elapsed.as_secs_f64()
     )
+}
+
+/// Print the outcome of `migrate` on stdout: the dry run's text, or one line per phase run (one
+/// JSON object per phase with `--log-format json`), or that nothing was pending.
+pub fn print_migrate(outcome: &MigrateOutcome, json: bool) {
+    match outcome {
+        MigrateOutcome::DryRun(text) => {
+            print!("{text}");
+            println!("{MIGRATE_DRY_RUN_DONE}");
+        }
+        MigrateOutcome::Done(phases) if phases.is_empty() => {
+            println!("nothing pending: every phase of the migration files is applied")
+        }
+        MigrateOutcome::Done(phases) => {
+            for p in phases {
+                println!("{}", migrate_line(p, json));
+            }
+        }
+    }
+}
+
+/// The line after the migrate dry run.
+const MIGRATE_DRY_RUN_DONE: &str = "dry run: nothing was changed; add --execute to apply";
+
+/// One phase run by `migrate`: `0007_add_note.toml expand: <detail> (1.2 s)`, or JSON.
+pub fn migrate_line(p: &PhaseReport, json: bool) -> String {
+    if json {
+        return serde_json::json!({
+            "file": p.file,
+            "phase": p.phase.as_str(),
+            "detail": p.detail,
+            "elapsed_s": p.elapsed.as_secs_f64(),
+        })
+        .to_string();
+    }
+    format!("{} {}: {} ({:.1} s)", p.file, p.phase, p.detail, p.elapsed.as_secs_f64())
 }
 
 /// One injected fault's report as JSON: when it fired (phase, seconds into the run), what was

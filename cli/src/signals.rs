@@ -14,6 +14,10 @@ pub enum OnStop {
     Backfill,
     /// `revert`: an attempt in flight finishes; nothing else starts.
     Revert,
+    /// `contract`: the statement in flight finishes, then the step is undone; earlier steps stay.
+    Contract,
+    /// `migrate`: the phase in flight stops as its own command would; it is recorded failed.
+    Migrate,
 }
 
 impl OnStop {
@@ -24,6 +28,13 @@ impl OnStop {
             }
             OnStop::Backfill => "stopping after the chunk in flight; the checkpoint stays: run the same command again to continue",
             OnStop::Revert => "stopping after the attempt in flight; the revert window stays open",
+            OnStop::Contract => {
+                "stopping after the statement in flight; the step is undone (steps before it stay): run the same command again to continue"
+            }
+            OnStop::Migrate => {
+                "stopping the phase in flight (a backfill keeps its checkpoint, a shadow copy removes what it created); \
+                 it is recorded failed: run the same command again to continue"
+            }
         }
     }
 }

@@ -26,7 +26,8 @@
 //! - [`cutover`]   — the wait before the cut-over (postpone flag file, window, replicas caught
 //!   up), the bounded, backed-off attempts, and the in-place ALTER.
 //! - [`staged`]    — the staged path (expand → backfill → contract) and its dialect seam
-//!   [`staged::Staged`]: [`staged::backfill`] is the in-place, batched UPDATE.
+//!   [`staged::Staged`]: [`staged::backfill`] is the in-place, batched UPDATE, [`staged::contract`]
+//!   the constraint steps done without a long lock.
 //! - [`cleanup`](mod@cleanup) — the undo record and steps, `cleanup` of a dead run, the drops
 //!   after the swap.
 //! - [`fault`]     — fault rehearsals (`--inject-fault`): the spec grammar, the [`fault::Rehearsal`]

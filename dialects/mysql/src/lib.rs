@@ -28,6 +28,10 @@
 //!   the swap back, `finish` (docs/revert.md).
 //! - `staged_backfill.rs` — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the `EXPLAIN UPDATE` trial.
+//! - `staged_migrate.rs` — `shadowswap migrate`'s history table (create, read, a phase's start
+//!   and end).
+//! - `staged_contract.rs` — the staged path's contract (`shadowswap contract`): which way each
+//!   clause goes (asked on a probe table), each statement under its `lock_wait_timeout`.
 //! - [`errors`]     — classification of driver errors, and every server error code and message
 //!   text shadowswap looks at.
 //! - [`sql`]        — the pure SQL builders, one submodule per phase, and the dry run ([`sql::dry_run`]).
@@ -60,6 +64,8 @@ mod shadow;
 mod signals;
 pub mod sql;
 mod staged_backfill;
+mod staged_contract;
+mod staged_migrate;
 
 use std::fmt;
 use std::time::Duration;
@@ -68,12 +74,15 @@ use async_trait::async_trait;
 use mysql_async::Value;
 use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
+use shadowswap_engine::config::CutOverConfig;
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
+use shadowswap_engine::staged::contract::{ContractClause, ContractStep};
+use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::Staged;
 
 pub use connect::MySql;
@@ -124,8 +133,37 @@ impl Staged for MySql {
     }
 
     // ---- contract ----
+    async fn contract_step(&self, table: &TableRef, clause: &ContractClause, cut_over: &CutOverConfig) -> Result<ContractStep> {
+        staged_contract::step(self, table, clause, cut_over).await
+    }
+
+    async fn contract_exec(&self, _table: &TableRef, _clause: &ContractClause, sql: &str, lock_timeout: Duration) -> Result<()> {
+        staged_contract::exec(self, sql, lock_timeout).await
+    }
 
     // ---- migrate ----
+    async fn migrate_history_ensure(&self, history: &TableRef) -> Result<()> {
+        staged_migrate::ensure(self, history).await
+    }
+
+    async fn migrate_history_read(&self, history: &TableRef) -> Result<Vec<HistoryRow>> {
+        staged_migrate::read(self, history).await
+    }
+
+    async fn migrate_history_start(
+        &self,
+        history: &TableRef,
+        file: &str,
+        phase: &str,
+        checksum: &str,
+        outcome: &str,
+    ) -> Result<i64> {
+        staged_migrate::start(self, history, file, phase, checksum, outcome).await
+    }
+
+    async fn migrate_history_finish(&self, history: &TableRef, id: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        staged_migrate::finish(self, history, id, outcome, error).await
+    }
 }
 
 #[async_trait]

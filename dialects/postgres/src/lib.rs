@@ -24,6 +24,10 @@
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
 //! - [`staged_backfill`] — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the rolled-back EXPLAIN trial.
+//! - [`staged_migrate`] — `shadowswap migrate`'s history table (create, read, a phase's start
+//!   and end).
+//! - [`staged_contract`] — the staged path's contract (`shadowswap contract`): each step planned
+//!   from the catalog, each statement outside a transaction under the session's lock timeout.
 //!
 //! By concept:
 //! - [`sql`]       — SQL builders per phase, and the quoting they all use (`Ident`,
@@ -72,6 +76,8 @@ pub mod owner;
 pub mod rules;
 pub mod sql;
 pub mod staged_backfill;
+pub mod staged_contract;
+pub mod staged_migrate;
 
 #[cfg(test)]
 mod testing;
@@ -82,12 +88,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
+use shadowswap_engine::config::CutOverConfig;
 use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::{byte_len, Names};
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
+use shadowswap_engine::staged::contract::{ContractClause, ContractStep};
+use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::Staged;
 
 pub use connect::Postgres;
@@ -135,8 +144,45 @@ impl Staged for Postgres {
     }
 
     // ---- contract ----
+    async fn contract_step(&self, table: &TableRef, clause: &ContractClause, cut_over: &CutOverConfig) -> Result<ContractStep> {
+        staged_contract::step(self, table, clause, cut_over).await
+    }
+
+    async fn contract_exec(&self, table: &TableRef, clause: &ContractClause, sql: &str, lock_timeout: Duration) -> Result<()> {
+        staged_contract::exec(self, table, clause, sql, lock_timeout).await
+    }
+
+    fn contract_undo(&self, table: &TableRef, clause: &ContractClause) -> Vec<String> {
+        sql::staged_contract::undo(table, &clause.op)
+    }
 
     // ---- migrate ----
+    async fn migrate_history_ensure(&self, history: &TableRef) -> Result<()> {
+        staged_migrate::ensure(self, history).await
+    }
+
+    async fn migrate_history_read(&self, history: &TableRef) -> Result<Vec<HistoryRow>> {
+        staged_migrate::read(self, history).await
+    }
+
+    async fn migrate_history_start(
+        &self,
+        history: &TableRef,
+        file: &str,
+        phase: &str,
+        checksum: &str,
+        outcome: &str,
+    ) -> Result<i64> {
+        staged_migrate::start(self, history, file, phase, checksum, outcome).await
+    }
+
+    async fn migrate_history_finish(&self, history: &TableRef, id: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        staged_migrate::finish(self, history, id, outcome, error).await
+    }
+
+    fn migrate_in_place_sql(&self, table: &TableRef, alter: &str, lock_timeout: Duration) -> Vec<String> {
+        sql::staged_migrate::in_place(table, alter, lock_timeout)
+    }
 }
 
 #[async_trait]

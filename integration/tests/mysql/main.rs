@@ -21,6 +21,9 @@
 //!   nothing injected without the flag; the replica pause (`rehearsal::alone`) runs alone.
 //! - [`resume`]          — checkpoint, resume and reconnect: kill -9 in each phase and run again,
 //!   a different ALTER, a TRUNCATE while dead, killed sessions, every connection cut.
+//! - [`contract`]        — `shadowswap contract`: a clause in place (INSTANT / INPLACE, LOCK=NONE)
+//!   under writers (model) and a probe (latency under the lock timeout), or by shadow copy; a
+//!   failed step leaves the table as it was.
 //! - [`revert`]          — the revert window: a revert under writers, a write the old table
 //!   cannot take, `finish`, the window's end, the dry run, refusals while it is open.
 //! - [`lifecycle`]       — a whole run: killed, terminated, postponed, the old table, the summary,
@@ -36,6 +39,7 @@ mod checksum;
 mod chunk_keys;
 mod columns;
 mod concurrency;
+mod contract;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;

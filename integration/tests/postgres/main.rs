@@ -27,6 +27,9 @@
 //!   (`throttle::signals`: flag file, load, query), and the cut-over controller
 //!   (`throttle::cut_over`: blockers, window).
 //! - [`pgbench`]            — pgbench through a whole migration, timed: run alone too.
+//! - [`contract`]           — `shadowswap contract`: NOT NULL, UNIQUE, FOREIGN KEY, CHECK without a
+//!   long lock, under writers (model) and a probe (latency under the lock timeout); failures
+//!   undone.
 //! - [`lifecycle`]          — a whole run: killed mid-backfill, then `shadowswap cleanup`.
 //! - [`rehearsal`]          — fault rehearsals (`--inject-fault`): each kind survived under
 //!   writers; nothing injected without the flag; the replay pause (`rehearsal::alone`) runs alone.
@@ -42,6 +45,7 @@ mod capture;
 mod checksum;
 mod columns;
 mod concurrency;
+mod contract;
 mod dependents;
 mod dependents_catalog;
 mod generated_names;

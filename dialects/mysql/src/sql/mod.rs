@@ -24,6 +24,10 @@
 //!   blocker, a lock-storm step, pausing the replica's SQL thread.
 //! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
 //!   its short names are for `sql::staged_backfill::…`).
+//! - [`staged_migrate`] — `shadowswap migrate`'s history table (not re-exported either).
+//! - [`staged_contract`] — the staged contract: a clause in place (`ALGORITHM=INSTANT`, else
+//!   `INPLACE, LOCK=NONE`), the probe table it is tried on first, the shadow-copy step (not
+//!   re-exported either).
 //!
 //! Every item of the submodules but [`fault`]'s is also re-exported here (`sql::copy_chunk` and
 //! `sql::copy::copy_chunk` are the same function); fault statements are always named
@@ -47,6 +51,8 @@ pub mod revert;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
+pub mod staged_contract;
+pub mod staged_migrate;
 
 pub use capture::*;
 pub use checkpoint::*;

@@ -20,7 +20,8 @@
 //! reverse capture and swap back), and by concept [`deps`] (dependents carried over) and [`owner`]
 //! (working as the table's owner); [`fault`] holds the fault rehearsals' statements
 //! (`--inject-fault`); the staged path: [`staged_backfill`] (the in-place backfill's chunk
-//! UPDATE, counts, trial).
+//! UPDATE, counts, trial), [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE,
+//! CONCURRENTLY), [`staged_migrate`] (`shadowswap migrate`'s history table).
 
 use std::fmt;
 
@@ -43,6 +44,8 @@ pub mod revert;
 pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
+pub mod staged_contract;
+pub mod staged_migrate;
 pub mod trial;
 
 /// A double-quoted identifier; quotes inside the name are doubled.

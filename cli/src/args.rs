@@ -12,6 +12,7 @@ use shadowswap_engine::config::{
 };
 use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::staged::backfill::BackfillSpec;
+use shadowswap_engine::staged::migrate::{MigrateOptions, PhaseKind};
 use shadowswap_engine::throttle::window::CutOverWindow;
 use shadowswap_engine::{MigrationConfig, TableRef};
 
@@ -56,6 +57,10 @@ pub enum Command {
     /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
     /// WHERE <where>. Without --execute: a dry run.
     Backfill(BackfillArgs),
+    /// Apply versioned migration files (expand → backfill → contract) from --dir, recorded in
+    /// the server's shadowswap_migrations table; `migrate status` lists them. Without
+    /// --execute: a dry run.
+    Migrate(MigrateArgs),
     /// Add constraints without a long lock (the staged path's contract): SET NOT NULL, UNIQUE,
     /// FOREIGN KEY, CHECK, each the non-blocking way. Without --execute: a dry run.
     Contract(ContractArgs),
@@ -211,7 +216,7 @@ pub struct AlterArgs {
     faults: Vec<FaultSpec>,
 }
 
-/// The lock flags `alter` and `contract` share: how long each statement that takes a
+/// The lock flags `alter`, `contract` and `migrate` share: how long each statement that takes a
 /// write-blocking lock waits for it, and how often it is tried.
 #[derive(Args, Debug)]
 pub struct LockArgs {
@@ -225,7 +230,7 @@ pub struct LockArgs {
     pub cut_over_retries: u32,
 }
 
-/// The chunk flags `alter` and `backfill` share: how big each chunk is.
+/// The chunk flags `alter`, `backfill` and `migrate` share: how big each chunk is.
 #[derive(Args, Debug)]
 pub struct ChunkArgs {
     /// Target time per chunk; the chunk size adapts to it.
@@ -243,7 +248,7 @@ impl ChunkArgs {
     }
 }
 
-/// The throttle flags `alter` and `backfill` share: what pauses the work between chunks.
+/// The throttle flags `alter`, `backfill` and `migrate` share: what pauses the work between chunks.
 #[derive(Args, Debug)]
 pub struct ThrottleArgs {
     /// A replica of the server to watch for lag (repeatable). Copying pauses while one lags more
@@ -400,10 +405,105 @@ impl TargetArgs {
     }
 }
 
+/// `shadowswap migrate`: the server, the migrations directory, what to run, and the settings
+/// its phases share with `alter`, `backfill` and `contract`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct MigrateArgs {
+    /// `migrate status`: list applied and pending phases (changes nothing).
+    #[command(subcommand)]
+    pub status: Option<MigrateCommand>,
+    #[command(flatten)]
+    pub place: MigratePlace,
+    /// Only this phase of every pending file: expand (before deploying the code that writes the
+    /// new shape), backfill, or contract (after). Default: every pending phase, file by file.
+    #[arg(long)]
+    pub phase: Option<PhaseKind>,
+    /// Run the reverts of this file's applied phases, newest first (contract, then expand; a
+    /// backfill has none): its version (0007) or file name.
+    #[arg(long, value_name = "VERSION", conflicts_with = "phase")]
+    pub rollback: Option<String>,
+    /// Apply. Without it, a dry run: per file and phase, the way it goes and its statements.
+    #[arg(long)]
+    pub execute: bool,
+    // Lock flags: the expand's in-place ALTER or the shadow copy's swap, and each contract step.
+    #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
+    pub chunk: ChunkArgs,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
+}
+
+/// Where `migrate` works: the server and the migration files.
+#[derive(Args, Debug)]
+pub struct MigratePlace {
+    /// mysql://…/DATABASE or postgres://…/DATABASE: the tables and the history table
+    /// (shadowswap_migrations) are in its database (PostgreSQL: the current schema).
+    #[arg(long, required = true)]
+    pub dsn: Option<String>,
+    /// The directory of migration files, NNNN_name.toml, applied in the order of their names.
+    #[arg(long, required = true)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `migrate`'s subcommand.
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// List each file's phases, applied (when, by whom) or pending; files edited after applying.
+    Status(MigrateStatusArgs),
+}
+
+/// `migrate status`'s arguments.
+#[derive(Args, Debug)]
+pub struct MigrateStatusArgs {
+    /// As for `migrate`.
+    #[arg(long)]
+    pub dsn: String,
+    /// As for `migrate`.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+impl MigrateArgs {
+    /// The DSN and the directory, of `migrate` or of `migrate status`.
+    pub fn place(&self) -> (&str, &std::path::Path) {
+        match &self.status {
+            Some(MigrateCommand::Status(s)) => (&s.dsn, &s.dir),
+            None => {
+                (self.place.dsn.as_deref().expect("clap requires --dsn"), self.place.dir.as_deref().expect("clap requires --dir"))
+            }
+        }
+    }
+
+    /// The engine's configuration for the phases (everything not given as a flag keeps the
+    /// engine's default).
+    pub fn config(&self) -> MigrationConfig {
+        MigrationConfig {
+            execute: self.execute,
+            copy: self.chunk.config(),
+            throttle: self.throttle.config(),
+            cut_over: CutOverConfig {
+                lock_timeout: self.lock.cut_over_lock_timeout,
+                retries: self.lock.cut_over_retries,
+                ..CutOverConfig::default()
+            },
+            ddl: DdlConfig { lock_timeout: self.lock.cut_over_lock_timeout, ..DdlConfig::default() },
+            ..MigrationConfig::default()
+        }
+    }
+
+    /// What to run.
+    pub fn options(&self) -> MigrateOptions {
+        MigrateOptions { only: self.phase, rollback: self.rollback.clone() }
+    }
+}
+
 impl Command {
     /// The `--dsn` of the command and its `--replica` DSNs (none for `cleanup`).
     pub fn dsns(&self) -> (&str, &[String]) {
         match self {
+            Command::Migrate(m) => (m.place().0, &m.throttle.replicas),
             Command::Alter(a) => (&a.target.dsn, &a.throttle.replicas),
             Command::Backfill(b) => (&b.target.dsn, &b.throttle.replicas),
             Command::Contract(c) => (&c.target.dsn, &[]),
@@ -515,6 +615,35 @@ mod tests {
         let bad = ["shadowswap", "alter", "--dsn", "d", "--table", "t", "--alter", "x", "--inject-fault", "boom@backfill"];
         let e = Cli::try_parse_from(bad).unwrap_err().to_string();
         assert!(e.contains("unknown fault kind \"boom\""), "{e}");
+    }
+
+    #[test]
+    fn migrate_and_migrate_status() {
+        let Command::Migrate(m) = parse(&["migrate", "--dsn", "mysql://u@h/db", "--dir", "migrations"]).command else {
+            unreachable!()
+        };
+        assert!(m.status.is_none() && m.options().only.is_none() && m.options().rollback.is_none());
+        assert_eq!(m.place(), ("mysql://u@h/db", std::path::Path::new("migrations")));
+        let c = m.config();
+        assert!(!c.execute);
+        assert_eq!((c.cut_over.lock_timeout, c.cut_over.retries), (Duration::from_secs(2), 10));
+        let args = ["migrate", "--dsn", "d", "--dir", "m", "--phase", "expand", "--execute", "--cut-over-lock-timeout", "500ms"];
+        let Command::Migrate(m) = parse(&args).command else { unreachable!() };
+        assert_eq!(m.options().only, Some(PhaseKind::Expand));
+        assert!(m.config().execute);
+        assert_eq!(m.config().cut_over.lock_timeout, Duration::from_millis(500));
+        let Command::Migrate(m) = parse(&["migrate", "--dsn", "d", "--dir", "m", "--rollback", "0007"]).command else {
+            unreachable!()
+        };
+        assert_eq!(m.options().rollback.as_deref(), Some("0007"));
+        let Command::Migrate(m) = parse(&["migrate", "status", "--dsn", "d", "--dir", "m"]).command else { unreachable!() };
+        assert!(matches!(m.status, Some(MigrateCommand::Status(_))));
+        assert_eq!(m.place().0, "d");
+        let e = Cli::try_parse_from(["shadowswap", "migrate", "--dsn", "d", "--dir", "m", "--phase", "cleanup"]).unwrap_err();
+        assert!(e.to_string().contains("unknown phase"), "{e}");
+        assert!(Cli::try_parse_from(["shadowswap", "migrate", "--dsn", "d"]).is_err(), "--dir is required");
+        let both = ["shadowswap", "migrate", "--dsn", "d", "--dir", "m", "--phase", "expand", "--rollback", "7"];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

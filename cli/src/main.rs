@@ -12,8 +12,10 @@
 //!
 //! `shadowswap backfill` (the staged path's in-place UPDATE) goes through the same modules:
 //! [`args::BackfillArgs`] → `shadowswap_engine::staged::backfill::run` → [`report::print_backfill`];
-//! and `shadowswap contract` (the constraint steps without a long lock): [`args::ContractArgs`] →
-//! `shadowswap_engine::staged::contract::{plan, run}` → [`report::print_contract`].
+//! `shadowswap contract` (the constraint steps without a long lock): [`args::ContractArgs`] →
+//! `shadowswap_engine::staged::contract::{plan, run}` → [`report::print_contract`]; and
+//! `shadowswap migrate`: [`args::MigrateArgs`] → `shadowswap_engine::staged::migrate` (`run`, or
+//! `read_history` + `render_status` for `migrate status`) → [`report::print_migrate`].
 //!
 //! Exit status: 0 when the table was swapped (backfill: when it ran to the end) (or, for a dry run, when every preflight check
 //! passed); 1 when the run failed and everything it created was removed; 3 when it failed and
@@ -38,7 +40,7 @@ use shadowswap_engine::cleanup::cleanup;
 use shadowswap_engine::config::DdlConfig;
 use shadowswap_engine::progress::Progress;
 use shadowswap_engine::revert;
-use shadowswap_engine::staged::{backfill, contract};
+use shadowswap_engine::staged::{backfill, contract, migrate};
 use shadowswap_engine::Runner;
 use shadowswap_mysql::MySql;
 use shadowswap_postgres::Postgres;
@@ -166,6 +168,33 @@ async fn run_with<S: Server>(
                 b.finish_and_clear();
             }
             report::print_backfill(&table, &result?, json);
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let (_, dir) = args.place();
+            let schema = default_schema.ok_or_else(|| {
+                Failure::Usage("the DSN names no database: add /DATABASE to it (the tables and the history are there)".into())
+            })?;
+            let files = migrate::load_dir(dir)?;
+            if args.status.is_some() {
+                let history = migrate::read_history(&*primary, &schema).await?;
+                print!("{}", migrate::render_status(&files, &history));
+                return Ok(());
+            }
+            let cancel = CancellationToken::new();
+            let (progress_tx, progress_rx) = watch::channel(Progress::default());
+            let signals = tokio::spawn(signals::cancel_on_signal(cancel.clone(), signals::OnStop::Migrate));
+            let stop_display = CancellationToken::new();
+            let shown = tokio::spawn(progress::show(progress_rx, bar.clone(), stop_display.clone()));
+            let result =
+                migrate::run(&primary, &replicas, &schema, &files, &args.options(), &args.config(), &cancel, &progress_tx).await;
+            signals.abort();
+            stop_display.cancel();
+            let _ = shown.await;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            report::print_migrate(&result?, json);
             Ok(())
         }
         Command::Contract(args) => {

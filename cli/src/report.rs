@@ -9,6 +9,7 @@ use shadowswap_engine::revert::{WindowEnd, WindowReport};
 use shadowswap_engine::runner::{Outcome, Summary};
 use shadowswap_engine::staged::backfill::{BackfillOutcome, BackfillReport};
 use shadowswap_engine::staged::contract::{ContractPlan, ContractReport};
+use shadowswap_engine::staged::migrate::{MigrateOutcome, PhaseReport};
 use shadowswap_engine::{Error, TableRef};
 
 use crate::secrets;
@@ -287,6 +288,42 @@ pub fn backfill_summary(table: &TableRef, r: &BackfillReport, json: bool) -> Str
         r.passes,
         r.elapsed.as_secs_f64()
     )
+}
+
+/// Print the outcome of `migrate` on stdout: the dry run's text, or one line per phase run (one
+/// JSON object per phase with `--log-format json`), or that nothing was pending.
+pub fn print_migrate(outcome: &MigrateOutcome, json: bool) {
+    match outcome {
+        MigrateOutcome::DryRun(text) => {
+            print!("{text}");
+            println!("{MIGRATE_DRY_RUN_DONE}");
+        }
+        MigrateOutcome::Done(phases) if phases.is_empty() => {
+            println!("nothing pending: every phase of the migration files is applied")
+        }
+        MigrateOutcome::Done(phases) => {
+            for p in phases {
+                println!("{}", migrate_line(p, json));
+            }
+        }
+    }
+}
+
+/// The line after the migrate dry run.
+const MIGRATE_DRY_RUN_DONE: &str = "dry run: nothing was changed; add --execute to apply";
+
+/// One phase run by `migrate`: `0007_add_note.toml expand: <detail> (1.2 s)`, or JSON.
+pub fn migrate_line(p: &PhaseReport, json: bool) -> String {
+    if json {
+        return serde_json::json!({
+            "file": p.file,
+            "phase": p.phase.as_str(),
+            "detail": p.detail,
+            "elapsed_s": p.elapsed.as_secs_f64(),
+        })
+        .to_string();
+    }
+    format!("{} {}: {} ({:.1} s)", p.file, p.phase, p.detail, p.elapsed.as_secs_f64())
 }
 
 /// One injected fault's report as JSON: when it fired (phase, seconds into the run), what was

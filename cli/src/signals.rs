@@ -16,6 +16,8 @@ pub enum OnStop {
     Revert,
     /// `contract`: the statement in flight finishes, then the step is undone; earlier steps stay.
     Contract,
+    /// `migrate`: the phase in flight stops as its own command would; it is recorded failed.
+    Migrate,
 }
 
 impl OnStop {
@@ -28,6 +30,10 @@ impl OnStop {
             OnStop::Revert => "stopping after the attempt in flight; the revert window stays open",
             OnStop::Contract => {
                 "stopping after the statement in flight; the step is undone (steps before it stay): run the same command again to continue"
+            }
+            OnStop::Migrate => {
+                "stopping the phase in flight (a backfill keeps its checkpoint, a shadow copy removes what it created); \
+                 it is recorded failed: run the same command again to continue"
             }
         }
     }

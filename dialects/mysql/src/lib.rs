@@ -28,6 +28,8 @@
 //!   the swap back, `finish` (docs/revert.md).
 //! - `staged_backfill.rs` — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the `EXPLAIN UPDATE` trial.
+//! - `staged_migrate.rs` — `shadowswap migrate`'s history table (create, read, a phase's start
+//!   and end).
 //! - `staged_contract.rs` — the staged path's contract (`shadowswap contract`): which way each
 //!   clause goes (asked on a probe table), each statement under its `lock_wait_timeout`.
 //! - [`errors`]     — classification of driver errors, and every server error code and message
@@ -63,6 +65,7 @@ mod signals;
 pub mod sql;
 mod staged_backfill;
 mod staged_contract;
+mod staged_migrate;
 
 use std::fmt;
 use std::time::Duration;
@@ -79,6 +82,7 @@ use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
 use shadowswap_engine::staged::contract::{ContractClause, ContractStep};
+use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::Staged;
 
 pub use connect::MySql;
@@ -138,6 +142,28 @@ impl Staged for MySql {
     }
 
     // ---- migrate ----
+    async fn migrate_history_ensure(&self, history: &TableRef) -> Result<()> {
+        staged_migrate::ensure(self, history).await
+    }
+
+    async fn migrate_history_read(&self, history: &TableRef) -> Result<Vec<HistoryRow>> {
+        staged_migrate::read(self, history).await
+    }
+
+    async fn migrate_history_start(
+        &self,
+        history: &TableRef,
+        file: &str,
+        phase: &str,
+        checksum: &str,
+        outcome: &str,
+    ) -> Result<i64> {
+        staged_migrate::start(self, history, file, phase, checksum, outcome).await
+    }
+
+    async fn migrate_history_finish(&self, history: &TableRef, id: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        staged_migrate::finish(self, history, id, outcome, error).await
+    }
 }
 
 #[async_trait]

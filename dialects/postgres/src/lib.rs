@@ -24,6 +24,8 @@
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a standby's replay).
 //! - [`staged_backfill`] — the staged path's backfill (`shadowswap backfill`): a chunk's UPDATE
 //!   with the checkpoint's advance in its transaction, the counts, the rolled-back EXPLAIN trial.
+//! - [`staged_migrate`] — `shadowswap migrate`'s history table (create, read, a phase's start
+//!   and end).
 //! - [`staged_contract`] — the staged path's contract (`shadowswap contract`): each step planned
 //!   from the catalog, each statement outside a transaction under the session's lock timeout.
 //!
@@ -75,6 +77,7 @@ pub mod rules;
 pub mod sql;
 pub mod staged_backfill;
 pub mod staged_contract;
+pub mod staged_migrate;
 
 #[cfg(test)]
 mod testing;
@@ -93,6 +96,7 @@ use shadowswap_engine::names::{byte_len, Names};
 use shadowswap_engine::plan::{Plan, PlanSql, Rules};
 use shadowswap_engine::staged::backfill::{BackfillSpec, BackfillSql};
 use shadowswap_engine::staged::contract::{ContractClause, ContractStep};
+use shadowswap_engine::staged::migrate::HistoryRow;
 use shadowswap_engine::staged::Staged;
 
 pub use connect::Postgres;
@@ -153,6 +157,32 @@ impl Staged for Postgres {
     }
 
     // ---- migrate ----
+    async fn migrate_history_ensure(&self, history: &TableRef) -> Result<()> {
+        staged_migrate::ensure(self, history).await
+    }
+
+    async fn migrate_history_read(&self, history: &TableRef) -> Result<Vec<HistoryRow>> {
+        staged_migrate::read(self, history).await
+    }
+
+    async fn migrate_history_start(
+        &self,
+        history: &TableRef,
+        file: &str,
+        phase: &str,
+        checksum: &str,
+        outcome: &str,
+    ) -> Result<i64> {
+        staged_migrate::start(self, history, file, phase, checksum, outcome).await
+    }
+
+    async fn migrate_history_finish(&self, history: &TableRef, id: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        staged_migrate::finish(self, history, id, outcome, error).await
+    }
+
+    fn migrate_in_place_sql(&self, table: &TableRef, alter: &str, lock_timeout: Duration) -> Vec<String> {
+        sql::staged_migrate::in_place(table, alter, lock_timeout)
+    }
 }
 
 #[async_trait]

@@ -8,6 +8,8 @@
 //!   the shadow copy's backfill, resumable from its checkpoint.
 //! - **contract**: the constraints (`NOT NULL`, indexes, foreign keys) and drops that follow,
 //!   each done the way that does not block the application ([`contract`]).
+//! - **migration files** ([`migrate`]): `shadowswap migrate` applies the three phases from
+//!   versioned TOML files, in file order, recorded in a history table on the server.
 //!
 //! The dialect seam is [`Staged`]: a supertrait of [`crate::Dialect`] whose default methods
 //! refuse ("not supported"), so a dialect implements only what its server supports. Each part
@@ -15,6 +17,7 @@
 
 pub mod backfill;
 pub mod contract;
+pub mod migrate;
 
 use async_trait::async_trait;
 
@@ -25,6 +28,7 @@ use crate::model::TableRef;
 use crate::preflight::plan::Plan;
 use backfill::{BackfillSpec, BackfillSql};
 use contract::{ContractClause, ContractStep};
+use migrate::HistoryRow;
 
 /// What the staged path asks of a database server. Every method's default refuses, naming the
 /// table; see the module docs.
@@ -124,4 +128,45 @@ pub trait Staged: Send + Sync {
     }
 
     // ---- migrate ----
+
+    /// Create the migration history table `history` when it does not exist (columns: `id`,
+    /// `file`, `phase`, `checksum`, `started_at`, `finished_at`, `applied_by`, `outcome`,
+    /// `error`; see [`HistoryRow`]). Harmless when it exists.
+    async fn migrate_history_ensure(&self, history: &TableRef) -> Result<()> {
+        Err(Error::refused(format!("shadowswap migrate is not supported on this server ({history})")))
+    }
+
+    /// Every row of the existing history table `history`, oldest first.
+    async fn migrate_history_read(&self, history: &TableRef) -> Result<Vec<HistoryRow>> {
+        Err(Error::refused(format!("shadowswap migrate is not supported on this server ({history})")))
+    }
+
+    /// Record that `phase` of `file` (checksum `checksum`) starts now, with `outcome` (running,
+    /// reverting) and `applied_by` the server's current user and the client's host, committed
+    /// at once. Returns the row's id.
+    async fn migrate_history_start(
+        &self,
+        history: &TableRef,
+        file: &str,
+        phase: &str,
+        checksum: &str,
+        outcome: &str,
+    ) -> Result<i64> {
+        let _ = (file, phase, checksum, outcome);
+        Err(Error::refused(format!("shadowswap migrate is not supported on this server ({history})")))
+    }
+
+    /// Record that row `id` finished now with `outcome` (and `error`, one line), committed at once.
+    async fn migrate_history_finish(&self, history: &TableRef, id: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        let _ = (id, outcome, error);
+        Err(Error::refused(format!("shadowswap migrate is not supported on this server ({history})")))
+    }
+
+    /// The statements the in-place (metadata-only) ALTER of `table` runs, for the dry run, as
+    /// [`Dialect::alter_in_place`] runs them; empty when the dialect does not apply ALTERs in
+    /// place (the default).
+    fn migrate_in_place_sql(&self, table: &TableRef, alter: &str, lock_timeout: std::time::Duration) -> Vec<String> {
+        let _ = (table, alter, lock_timeout);
+        Vec::new()
+    }
 }

@@ -24,6 +24,7 @@
 //!   blocker, a lock-storm step, pausing the replica's SQL thread.
 //! - [`staged_backfill`] — the staged backfill's chunk UPDATE, counts and trial (not re-exported:
 //!   its short names are for `sql::staged_backfill::…`).
+//! - [`staged_migrate`] — `shadowswap migrate`'s history table (not re-exported either).
 //! - [`staged_contract`] — the staged contract: a clause in place (`ALGORITHM=INSTANT`, else
 //!   `INPLACE, LOCK=NONE`), the probe table it is tried on first, the shadow-copy step (not
 //!   re-exported either).
@@ -51,6 +52,7 @@ pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
 pub mod staged_contract;
+pub mod staged_migrate;
 
 pub use capture::*;
 pub use checkpoint::*;

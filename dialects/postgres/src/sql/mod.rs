@@ -21,7 +21,7 @@
 //! (working as the table's owner); [`fault`] holds the fault rehearsals' statements
 //! (`--inject-fault`); the staged path: [`staged_backfill`] (the in-place backfill's chunk
 //! UPDATE, counts, trial), [`staged_contract`] (the contract's steps: NOT VALID + VALIDATE,
-//! CONCURRENTLY).
+//! CONCURRENTLY), [`staged_migrate`] (`shadowswap migrate`'s history table).
 
 use std::fmt;
 
@@ -45,6 +45,7 @@ pub mod shadow;
 pub mod signals;
 pub mod staged_backfill;
 pub mod staged_contract;
+pub mod staged_migrate;
 pub mod trial;
 
 /// A double-quoted identifier; quotes inside the name are doubled.

@@ -96,6 +96,29 @@ fn writers(db: &TestDb, stop: &CancellationToken) -> Vec<JoinHandle<(BTreeMap<i6
         .collect()
 }
 
+/// A probe session writing one row every 10 ms until `stop`; returns each write's latency (a
+/// write rolled back as a deadlock victim by the shadow copy's locking reads included, and
+/// counted) and the rollbacks.
+fn probe(db: &TestDb, stop: &CancellationToken) -> JoinHandle<(Vec<Duration>, u32)> {
+    let (pool, stop) = (db.pool.clone(), stop.clone());
+    tokio::spawn(async move {
+        let mut c = pool.get_conn().await.unwrap();
+        let (mut lat, mut rollbacks) = (Vec::new(), 0);
+        while !stop.is_cancelled() {
+            let t0 = Instant::now();
+            let r = c.query_drop("UPDATE t SET hits = hits + 1 WHERE id = 1").await;
+            lat.push(t0.elapsed());
+            if rolled_back(&r) {
+                rollbacks += 1;
+            } else {
+                r.expect("probe write");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (lat, rollbacks)
+    })
+}
+
 /// A session holding a shared metadata lock on `t` (an open transaction that read it) for
 /// `hold`: the ALTER's exclusive metadata lock waits behind it, and every write behind that, until
 /// `lock_wait_timeout` ends the wait.
@@ -116,7 +139,7 @@ fn blocker(db: &TestDb, hold: Duration) -> JoinHandle<()> {
 async fn contract_under_load(db: &TestDb, alter: &str, block: Option<Duration>) -> (contract::ContractReport, u32) {
     let stop = CancellationToken::new();
     let ws = writers(db, &stop);
-    let probe = db.probe("UPDATE t SET hits = hits + 1 WHERE id = 1", Duration::from_millis(10), stop.clone());
+    let probe = probe(db, &stop);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let b = block.map(|hold| blocker(db, hold));
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -124,7 +147,7 @@ async fn contract_under_load(db: &TestDb, alter: &str, block: Option<Duration>) 
     let report = contract::run(&d, &db.table("t"), alter, &config(), &CancellationToken::new()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.cancel();
-    let lat = probe.await.unwrap();
+    let (lat, probe_rollbacks) = probe.await.unwrap();
     let (mut model, mut rollbacks) = (BTreeMap::new(), 0);
     for w in ws {
         let (m, r) = w.await.unwrap();
@@ -145,7 +168,7 @@ async fn contract_under_load(db: &TestDb, alter: &str, block: Option<Duration>) 
     let got: BTreeMap<i64, String> = rows.into_iter().map(|(id, note)| (id, note.expect("no NULL note"))).collect();
     assert_eq!(got.len(), expected.len(), "row count");
     assert!(got == expected, "the table differs from the writers' model");
-    (report, rollbacks)
+    (report, rollbacks + probe_rollbacks)
 }
 
 async fn note_nullable(db: &TestDb) -> String {

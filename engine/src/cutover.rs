@@ -202,24 +202,28 @@ where
 /// The `--attempt-instant-ddl` path: apply the ALTER to the table itself, each attempt waiting at
 /// most [`CutOverConfig::lock_timeout`] for its lock, retried like the cut-over. Nothing is
 /// created, so nothing needs undoing. Returns the attempts made and the duration of the whole
-/// (as [`CutOverStats::swap_time`]). Errors: [`Error::CutOverExhausted`] when every attempt
-/// timed out on its lock; the dialect's otherwise.
+/// (as [`CutOverStats::swap_time`]); `None` when the server refused to apply it in place (nothing
+/// changed: the run copies). Errors: [`Error::CutOverExhausted`] when every attempt timed out on
+/// its lock; the dialect's otherwise.
 pub async fn alter_in_place<D: Dialect>(
     dialect: &D,
     plan: &Plan,
     cfg: &CutOverConfig,
     cancel: &CancellationToken,
-) -> Result<CutOverStats> {
+) -> Result<Option<CutOverStats>> {
     let mut attempts = 0u32;
     let t0 = Instant::now();
-    with_retry("in-place ALTER", cfg.retry_policy(), cancel, || {
+    let applied = with_retry("in-place ALTER", cfg.retry_policy(), cancel, || {
         attempts += 1;
         dialect.alter_in_place(&plan.names, &plan.analysis, cfg.lock_timeout)
     })
     .await
     .map_err(|e| exhausted(e, attempts, cfg))?;
+    if !applied {
+        return Ok(None);
+    }
     tracing::info!(target: LOG_TARGET, attempts, "ALTER applied in place (metadata only)");
-    Ok(CutOverStats { attempts, swap_time: t0.elapsed() })
+    Ok(Some(CutOverStats { attempts, swap_time: t0.elapsed() }))
 }
 
 /// A lock timeout or deadlock on the last of `attempts` becomes [`Error::CutOverExhausted`]

@@ -122,16 +122,19 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
     async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape>;
 
     /// Whether the server applies `alter.spec` to the table as a metadata-only change: no rewrite and
-    /// no scan, only a brief exclusive lock. `None` when the dialect cannot tell (the default).
-    /// Creates nothing.
+    /// no scan, only a brief exclusive lock. `None` when the dialect cannot tell beforehand (the
+    /// default): then [`Dialect::alter_in_place`] tells by trying. Creates nothing.
     async fn metadata_only(&self, _names: &Names, _alter: &AlterAnalysis) -> Result<Option<bool>> {
         Ok(None)
     }
 
-    /// Apply `alter.spec` to the table itself, waiting at most `lock_timeout` for its lock: the
-    /// `--attempt-instant-ddl` path for metadata-only ALTERs. Errors like `cut_over`'s.
-    async fn alter_in_place(&self, names: &Names, _alter: &AlterAnalysis, _lock_timeout: Duration) -> Result<()> {
-        Err(Error::refused(format!("{} cannot be altered in place through shadowswap on this server", names.table)))
+    /// Apply `alter.spec` to the table itself as a metadata-only change, waiting at most
+    /// `lock_timeout` for its lock: the `--attempt-instant-ddl` path. `Ok(false)`: the server
+    /// refused to apply it without a rebuild and **nothing changed** — a dialect whose
+    /// `metadata_only` says `None` must guarantee that (MariaDB: `ALGORITHM=INSTANT`). Errors like
+    /// `cut_over`'s. Default: `Ok(false)`.
+    async fn alter_in_place(&self, _names: &Names, _alter: &AlterAnalysis, _lock_timeout: Duration) -> Result<bool> {
+        Ok(false)
     }
 
     /// The SQL this plan will run, for the dry run.

@@ -46,6 +46,8 @@ impl Phase {
             (self, next),
             (Preflight, CreateShadow | InPlace)
                 | (InPlace, Done | Failed)
+                // The server refused to apply the ALTER in place (nothing changed): copy.
+                | (InPlace, CreateShadow)
                 | (CreateShadow, InstallCapture)
                 | (InstallCapture, Backfill)
                 | (Backfill, Checksum | Postponed | CutOver)

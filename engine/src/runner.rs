@@ -260,11 +260,14 @@ impl<D: Dialect> Runner<D> {
         }
         if self.config.attempt_instant_ddl && pending.is_none() {
             match plan.metadata_only {
-                Some(true) => return self.alter_in_place(&plan, started).await.map(Outcome::Swapped),
                 Some(false) => tracing::info!("--attempt-instant-ddl: the ALTER is not metadata-only here; copying"),
-                None => {
-                    tracing::info!("--attempt-instant-ddl: this server cannot tell whether the ALTER is metadata-only; copying")
-                }
+                // Some(true), or None: the dialect tells by trying, changing nothing if it cannot.
+                _ => match self.alter_in_place(&plan, started).await? {
+                    Some(summary) => return Ok(Outcome::Swapped(summary)),
+                    None => tracing::info!(
+                        "--attempt-instant-ddl: the server cannot apply the ALTER without a rebuild (nothing changed); copying"
+                    ),
+                },
             }
         }
         let mut resume = pending;
@@ -606,17 +609,19 @@ impl<D: Dialect> Runner<D> {
 
     /// The `--attempt-instant-ddl` path (see [`cutover::alter_in_place`]): nothing is created, so
     /// nothing needs undoing.
-    async fn alter_in_place(&self, plan: &Plan, started: Instant) -> Result<Summary> {
+    /// `None`: the server refused to apply it in place and nothing changed (the run copies).
+    async fn alter_in_place(&self, plan: &Plan, started: Instant) -> Result<Option<Summary>> {
         self.set_phase(Phase::InPlace);
         let cut_over = match cutover::alter_in_place(&*self.dialect, plan, &self.config.cut_over, &self.cancel).await {
-            Ok(stats) => stats,
+            Ok(Some(stats)) => stats,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 self.set_phase(Phase::Failed);
                 return Err(e);
             }
         };
         self.set_phase(Phase::Done);
-        Ok(Summary {
+        Ok(Some(Summary {
             table: plan.names.table.clone(),
             old_table_kept: None,
             backfill: BackfillStats::default(),
@@ -629,6 +634,6 @@ impl<D: Dialect> Runner<D> {
             reconnects: 0,
             revert_window: None,
             faults: Vec::new(),
-        })
+        }))
     }
 }

@@ -49,6 +49,9 @@ pub const ROW_REJECTED: [u16; 10] = [1048, 1263, 1264, 1265, 1292, 1364, 1366, 1
 /// `ER_BINLOG_CREATE_ROUTINE_NEED_SUPER`: creating or dropping a trigger while binary logging is
 /// on needs SUPER (unless `log_bin_trust_function_creators` is set).
 pub const NEED_SUPER: u16 = 1419;
+/// `ER_ALTER_OPERATION_NOT_SUPPORTED` (1845) and `…_REASON` (1846): the server cannot apply an
+/// ALTER with the `ALGORITHM`/`LOCK` asked for (it changed nothing).
+pub const ALTER_NOT_SUPPORTED: [u16; 2] = [1845, 1846];
 
 /// The server error code, if `r` failed with a server error.
 pub fn code_of<T>(r: &Result<T, mysql_async::Error>) -> Option<u16> {

@@ -21,6 +21,8 @@
 //! - `signals.rs`   — the throttle's signals (heartbeat, status variables, throttle query,
 //!   cut-over blockers): the engine's `Signals` trait.
 //! - [`identity`]   — the table identity recorded at capture and compared before the swap.
+//! - `in_place.rs`  — `--attempt-instant-ddl`: the ALTER on the table with `ALGORITHM=INSTANT`
+//!   (the server refuses, unchanged, what it cannot do as a catalog change).
 //! - `cutover.rs`   — the check before the cut-over and the `RENAME TABLE` swap.
 //! - `fault.rs`     — fault rehearsals (`--inject-fault`): the engine's `Rehearsal` (kill
 //!   shadowswap's own pool sessions, a blocker, a lock storm, pausing a replica's SQL thread).
@@ -57,6 +59,7 @@ pub mod dsn;
 pub mod errors;
 mod fault;
 pub mod identity;
+mod in_place;
 mod inspect;
 mod preflight;
 mod revert;
@@ -199,6 +202,10 @@ impl Dialect for MySql {
     // preflight
     async fn preflight(&self, names: &Names, _original: &TableShape, resuming: bool) -> Result<()> {
         preflight::preflight(self, names, resuming).await
+    }
+
+    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<bool> {
+        in_place::alter_in_place(self, names, alter, lock_timeout).await
     }
 
     async fn trial_alter(&self, names: &Names, alter: &AlterAnalysis) -> Result<TableShape> {

@@ -225,8 +225,8 @@ impl Dialect for Postgres {
         in_place::metadata_only(self, names, alter).await
     }
 
-    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<()> {
-        in_place::alter_in_place(self, names, alter, lock_timeout).await
+    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<bool> {
+        in_place::alter_in_place(self, names, alter, lock_timeout).await.map(|()| true)
     }
 
     fn render_sql(&self, plan: &Plan) -> PlanSql {

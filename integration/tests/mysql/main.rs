@@ -12,6 +12,7 @@
 //!   difference.
 //! - [`concurrency`]     — capture and backfill under concurrent writers, checked against their
 //!   model.
+//! - [`instant`]         — `--attempt-instant-ddl`: `ALGORITHM=INSTANT` in place, or copied.
 //! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
 //!   swap.
 //! - [`throttle`]        — timed against the replica, run alone (`.config/nextest.toml`): the
@@ -40,6 +41,7 @@ mod chunk_keys;
 mod columns;
 mod concurrency;
 mod contract;
+mod instant;
 mod lifecycle;
 mod pre_swap_check;
 mod refusals;

@@ -45,6 +45,7 @@ pub mod copy;
 pub mod cutover;
 pub mod fault;
 pub mod identity;
+pub mod in_place;
 pub mod inspect;
 pub mod preflight;
 pub mod revert;

@@ -2,7 +2,7 @@
 //!
 //! The table is walked like the shadow copy's backfill walks it ([`ChunkWalk`], [`ChunkSizer`]:
 //! keyset ranges `(after, upto]` on the primary key or a usable unique key, sized to
-//! `config.copy.chunk_time`), and each chunk is one short transaction
+//! `config.copy.update_chunk_time`), and each chunk is one short transaction
 //! ([`Staged::backfill_chunk`](super::Staged::backfill_chunk)): `UPDATE t SET <set> WHERE <key in (after, upto]> AND (<where>)`,
 //! then the checkpoint's advance. The `SET` is evaluated on each row's current version inside
 //! that transaction, so a value a writer wrote meanwhile is never overwritten with a stale one,
@@ -240,11 +240,11 @@ async fn passes<D: Dialect>(
     let mut walked = 0u64;
     loop {
         report.passes += 1;
-        let mut sizer = crate::backfill::sizer(cfg, cfg.chunk_time);
+        let mut sizer = crate::backfill::sizer(cfg, cfg.update_chunk_time);
         let (mut walk, mut ckpt) = match pending.take() {
             Some(ckpt) => {
                 if ckpt.chunk_rows > 0 && cfg.fixed_chunk_rows.is_none() {
-                    sizer = ChunkSizer::adaptive(cfg.chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth);
+                    sizer = ChunkSizer::adaptive(cfg.update_chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth);
                 }
                 let key = |text: &Option<String>| text.as_deref().map(|t| d.key_from_text(plan, t)).transpose();
                 let walk = ChunkWalk::resume(d, plan, sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?);

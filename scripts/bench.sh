@@ -45,6 +45,11 @@
 #   --idle-only         skip the runs under load
 #   --load-only         skip the idle runs (the baseline then lasts --baseline-seconds)
 #   --resume-only       only the kill -9 at 50% measurement (see above)
+#   --tools LIST        only these tools (comma-separated names as in the table: limit,
+#                       limit-indexes-after, native-inplace, pt-osc, pg_repack, shadowswap,
+#                       shadowswap-no-checksum, backfill; the baseline always runs under load).
+#                       `backfill` is the staged path: the column added natively (instant,
+#                       untimed), then `shadowswap backfill --set "c3 = …" --where "c3 IS NULL"`
 #   --write-doc         write the results into docs/benchmarks.md
 #   --max-redo N        redo a busy run at most N times (default 2)
 #   --busy-threshold F  other work's largest share of the machine's CPU (default 0.10)
@@ -83,6 +88,7 @@ RUN_PG=1
 DO_IDLE=1
 DO_LOAD=1
 DO_RESUME=0
+TOOLS=""
 WRITE_DOC=0
 MAX_REDO=2
 BUSY_THRESHOLD=0.10
@@ -121,6 +127,7 @@ while [[ $# -gt 0 ]]; do
         --idle-only) DO_LOAD=0; shift ;;
         --load-only) DO_IDLE=0; shift ;;
         --resume-only) DO_IDLE=0; DO_LOAD=0; DO_RESUME=1; shift ;;
+        --tools) need_value "$@"; TOOLS=",$2,"; shift 2 ;;
         --write-doc) WRITE_DOC=1; shift ;;
         --max-redo) need_value "$@"; MAX_REDO="$2"; shift 2 ;;
         --busy-threshold) need_value "$@"; BUSY_THRESHOLD="$2"; shift 2 ;;
@@ -410,6 +417,11 @@ run_tool() {
             mapfile -d '' cmd < <(shadowswap_cmd "$MY_DSN" sbtest1 --no-checksum)
             timed_tool shadowswap "${cmd[@]}"
             ;;
+        mariadb:backfill)
+            my_sql "$DB" -e "ALTER TABLE sbtest1 $ALTER, ALGORITHM=INSTANT"
+            timed_tool backfill "$BIN" --log-format json backfill --dsn "$MY_DSN" --table sbtest1 \
+                --set "c3 = k + 1" --where "c3 IS NULL" --execute
+            ;;
         postgres:limit)
             timed_sql postgres limit \
                 "CREATE TABLE bench_copy (LIKE pgbench_accounts INCLUDING ALL); ALTER TABLE bench_copy $ALTER" \
@@ -434,6 +446,11 @@ run_tool() {
         postgres:shadowswap-no-checksum)
             mapfile -d '' cmd < <(shadowswap_cmd "$PG_DSN" pgbench_accounts --no-checksum)
             timed_tool shadowswap "${cmd[@]}"
+            ;;
+        postgres:backfill)
+            pg_sql -c "ALTER TABLE pgbench_accounts $ALTER"
+            timed_tool backfill "$BIN" --log-format json backfill --dsn "$PG_DSN" --table pgbench_accounts \
+                --set "c3 = bid + 1" --where "c3 IS NULL" --execute
             ;;
         *) die "unknown tool $tool for $db" ;;
     esac
@@ -592,7 +609,7 @@ measure() {
         local -a extra=()
         case "$tool" in
             shadowswap*) extra+=(--summary "$RUN_DIR/shadowswap.out" --time-file "$RUN_DIR/shadowswap.time") ;;
-            pt-osc | pg_repack) extra+=(--time-file "$RUN_DIR/$tool.time") ;;
+            pt-osc | pg_repack | backfill) extra+=(--time-file "$RUN_DIR/$tool.time") ;;
         esac
         if [[ -f "$RUN_DIR/workload.json" ]]; then
             extra+=(--workload "$RUN_DIR/workload.json")
@@ -623,13 +640,21 @@ bench_db() {
     local db="$1" run tool baseline_s
     local -a idle_tools load_tools
     if [[ "$db" == mariadb ]]; then
-        idle_tools=(limit limit-indexes-after native-inplace pt-osc shadowswap shadowswap-no-checksum)
-        load_tools=(pt-osc shadowswap shadowswap-no-checksum)
+        idle_tools=(limit limit-indexes-after native-inplace pt-osc shadowswap shadowswap-no-checksum backfill)
+        load_tools=(pt-osc shadowswap shadowswap-no-checksum backfill)
         prepare_mariadb
     else
-        idle_tools=(limit limit-indexes-after pg_repack shadowswap shadowswap-no-checksum)
-        load_tools=(pg_repack shadowswap shadowswap-no-checksum)
+        idle_tools=(limit limit-indexes-after pg_repack shadowswap shadowswap-no-checksum backfill)
+        load_tools=(pg_repack shadowswap shadowswap-no-checksum backfill)
         prepare_pg
+    fi
+    if [[ -n "$TOOLS" ]]; then
+        local -a keep=()
+        for tool in "${idle_tools[@]}"; do [[ "$TOOLS" == *",$tool,"* ]] && keep+=("$tool"); done
+        idle_tools=("${keep[@]}")
+        keep=()
+        for tool in "${load_tools[@]}"; do [[ "$TOOLS" == *",$tool,"* ]] && keep+=("$tool"); done
+        load_tools=("${keep[@]}")
     fi
     if ((DO_IDLE)); then
         log "$db: idle runs ($RUNS each)"

@@ -27,9 +27,9 @@ BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
 
 PEER = {"mariadb": "pt-osc", "postgres": "pg_repack"}
-ONLINE = {"pt-osc", "pg_repack", "shadowswap", "shadowswap-no-checksum"}
+ONLINE = {"pt-osc", "pg_repack", "shadowswap", "shadowswap-no-checksum", "backfill"}
 ORDER = ["limit", "limit-indexes-after", "native-inplace", "pt-osc", "pg_repack",
-         "shadowswap", "shadowswap-no-checksum", "baseline"]
+         "shadowswap", "shadowswap-no-checksum", "backfill", "baseline"]
 LABEL = {
     "limit": "limit: INSERT … SELECT",
     "limit-indexes-after": "limit: INSERT … SELECT, indexes after",
@@ -38,6 +38,7 @@ LABEL = {
     "pg_repack": "pg_repack",
     "shadowswap": "shadowswap (defaults)",
     "shadowswap-no-checksum": "shadowswap --no-checksum",
+    "backfill": "staged: shadowswap backfill (after an instant ADD COLUMN)",
     "baseline": "no migration",
 }
 DB_TITLE = {"mariadb": "MariaDB", "postgres": "PostgreSQL"}

@@ -264,8 +264,12 @@ mod alone {
         replica.catch_up(&table.0, Duration::from_secs(120)).await;
         let replica_dialect = Arc::new(MySql::connect(&replica.dsn_for(&table.0), None).await.unwrap());
         let faults = ["replica-pause@backfill:4s"];
-        let (summary, fault) = rehearse_on(name, table, 200, &faults, vec![replica_dialect], |c| {
-            c.throttle.max_lag = Duration::from_secs(1);
+        let (summary, fault) = rehearse_on(name, table, 50, &faults, vec![replica_dialect], |c| {
+            // Lag seen within a few heartbeats of the pause, while the copy (400 small chunks)
+            // still runs: the assertion below does not depend on how fast the copy is.
+            c.throttle.max_lag = Duration::from_millis(300);
+            c.throttle.heartbeat_interval = Duration::from_millis(100);
+            c.throttle.check_interval = Duration::from_millis(50);
         })
         .await;
         assert_eq!(fault.spec.kind, FaultKind::ReplicaPause);

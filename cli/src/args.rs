@@ -54,8 +54,8 @@ pub enum Command {
     /// Close a revert window now: drop the reverse capture and the old table, keep the new table.
     /// Without --execute: print what it would do.
     Finish(FinishArgs),
-    /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET <set>
-    /// WHERE <where>. Without --execute: a dry run.
+    /// Update a table in place, chunk by chunk (the staged path's backfill): UPDATE t SET --set
+    /// WHERE --where. Without --execute: a dry run.
     Backfill(BackfillArgs),
     /// Apply versioned migration files (expand → backfill → contract) from --dir, recorded in
     /// the server's shadowswap_migrations table; `migrate status` lists them. Without
@@ -149,8 +149,9 @@ pub struct FinishArgs {
 /// The server and table a command works on.
 #[derive(Args, Debug)]
 pub struct TargetArgs {
-    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…].
-    /// The password may instead be given in MYSQL_PWD or PGPASSWORD.
+    /// mysql://USER:PASSWORD@HOST:PORT/DATABASE or postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=…
+    /// (the password, the port and sslmode are optional). The password may instead be given in
+    /// MYSQL_PWD or PGPASSWORD.
     #[arg(long)]
     pub dsn: String,
     /// The table: NAME (in the DSN's database; PostgreSQL: the current schema) or DATABASE.NAME / SCHEMA.NAME.

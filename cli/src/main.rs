@@ -5,7 +5,7 @@
 //! - [`secrets`]  — every password given is scrubbed from whatever reaches stderr.
 //! - [`args`]     — the clap structs and [`args::AlterArgs::config`] (→ [`MigrationConfig`]).
 //! - [`logging`]  — tracing on stderr, above the progress bar on a terminal.
-//! - [`connect`]  — the primary and its replicas, for the server type the DSN's scheme names.
+//! - `connect`  — the primary and its replicas, for the server type the DSN's scheme names.
 //! - [`signals`]  — Ctrl-C / SIGTERM cancel the run (which removes what it created).
 //! - [`progress`] — the progress bar or progress log lines while the run goes.
 //! - [`report`]   — the plan, the summary, the cleanup lines; the error line and exit status.

@@ -3,7 +3,7 @@
 //! `shadowswap revert` can swap back without losing a write, until the window ends or
 //! `shadowswap finish` closes it. See docs/revert.md.
 //!
-//! - [`preflight`] — refuses an `alter` on a table whose window is open (naming `finish`), and
+//! - `preflight` — refuses an `alter` on a table whose window is open (naming `finish`), and
 //!   `--revert-window` for a plan whose reverse mapping cannot be exact
 //!   ([`Dialect::revert_window_refusal`]); [`describe`] says what a revert restores.
 //! - [`cut_over`] — the run's swap: with a window, [`Dialect::revert_prepare`] then

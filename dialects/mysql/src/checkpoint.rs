@@ -2,7 +2,7 @@
 //! row ([`crate::sql::checkpoint`] builds the statements; the per-chunk advance runs inside the
 //! chunk's transaction in `copy.rs`), the chunk key's text form for the watermarks
 //! ([`key_to_text`], [`key_from_text`]), the capture identity kept in it, and the checks before a
-//! resume ([`verify_resumable`]).
+//! resume (`verify_resumable`).
 //!
 //! The capture identity ([`Identity`]) is what the cut-over compares to find a TRUNCATE, a
 //! rebuild or DDL the capture triggers could not follow. A run keeps it in memory; it is also

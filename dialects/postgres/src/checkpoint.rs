@@ -1,11 +1,11 @@
 //! Checkpoint and resume (see `shadowswap_engine::checkpoint`): the checkpoint table's one row
-//! written ([`write`]) and read ([`read`]), the chunk key's exact text form ([`key_to_text`],
-//! [`key_from_text`]), and the checks before a resume ([`verify_resumable`]). Each chunk's
+//! written (`write`) and read (`read`), the chunk key's exact text form (`key_to_text`,
+//! `key_from_text`), and the checks before a resume (`verify_resumable`). Each chunk's
 //! advance of the checkpoint runs in the chunk's own transaction, in [`crate::copy`]. The
 //! statements are [`crate::sql::checkpoint`]'s.
 //!
 //! What a resumed process needs for the cut-over's own checks
-//! ([`crate::cutover::verify_unchanged`]) is read from the server, not kept in memory: the
+//! (`crate::cutover::verify_unchanged`) is read from the server, not kept in memory: the
 //! table's columns and indexes (the plan, made again, whose fingerprint the engine compares with
 //! the checkpoint's) and the capture triggers (checked here). What the install saw is persisted
 //! in the checkpoint's `capture_identity` (the table's and the shadow's OIDs, written by

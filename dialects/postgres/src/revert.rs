@@ -2,9 +2,9 @@
 //! statements of [`crate::sql::revert`].
 //!
 //! DDL is transactional here, so the reverse capture is created inside the swap transaction
-//! ([`crate::cutover::swap_transaction`] with [`SwapKind::WithRevertWindow`]): after the forward
+//! (`crate::cutover::swap_transaction` with `SwapKind::WithRevertWindow`): after the forward
 //! capture is dropped and the renames ran, before the commit; no write can fall between them.
-//! The swap back is the same transaction with the roles flipped ([`SwapKind::Back`] on
+//! The swap back is the same transaction with the roles flipped (`SwapKind::Back` on
 //! [`crate::sql::revert::reverse_plan`]), so whatever the swap carried over to the new table
 //! (views, functions, rules and policies of other tables, foreign keys from other tables,
 //! triggers, policies, grants, owner, comments, identity sequences and their values, index and

@@ -63,7 +63,7 @@ struct Args {
     /// The shadowswap binary (default: `shadowswap` beside this executable).
     #[arg(long)]
     bin: Option<PathBuf>,
-    /// The pgbench binary (default: the newest /usr/lib/postgresql/<version>/bin/pgbench, else
+    /// The pgbench binary (default: the newest /usr/lib/postgresql/VERSION/bin/pgbench, else
     /// pgbench on PATH).
     #[arg(long)]
     pgbench: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! Builders for the revert window ([`crate::revert`], docs/revert.md): the reverse capture
+//! Builders for the revert window (`crate::revert`, docs/revert.md): the reverse capture
 //! triggers (new table → old table, each with an error handler that records the failure in the
 //! checkpoint instead of failing the application's write), the placeholders and the four-way
 //! `RENAME TABLE` that starts the reverse capture atomically with the swap, the swap back, and
@@ -93,7 +93,7 @@ fn handler(names: &Names, event: &str) -> String {
 /// the swap: an insert writes the mapped columns (the old table's dropped columns get their
 /// defaults), an update sets the mapped columns of the row with the old key (dropped columns keep
 /// their values; a key change moves the row), a delete deletes by key. Added columns are not
-/// carried back. A value the old definition cannot take is caught by [`handler`].
+/// carried back. A value the old definition cannot take is caught by `handler`.
 pub fn reverse_triggers(plan: &Plan) -> [String; 3] {
     let n = &plan.names;
     let s = Qualified(&n.shadow);

@@ -19,6 +19,25 @@ use crate::model::TableRef;
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 
+/// The checkpoint table's columns for the [`Checkpoint`] fields, in the order the dialects write
+/// and read them (same names on every server; the table also has `id`, always 1, `updated_at`,
+/// and the dialect-owned `capture_identity` and `revert_broken`).
+pub const COLUMNS: [&str; 13] = [
+    "table_name",
+    "alter_text",
+    "fingerprint",
+    "version",
+    "dialect",
+    "phase",
+    "low_watermark",
+    "high_watermark",
+    "rows_copied",
+    "rows_estimated",
+    "chunk_rows",
+    "started_at",
+    "revert_until",
+];
+
 /// shadowswap's version, as checkpoints record it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

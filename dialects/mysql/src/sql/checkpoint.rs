@@ -42,21 +42,7 @@ pub fn create_checkpoint_table(names: &Names) -> String {
 }
 
 /// The checkpoint's fields the upsert writes, in parameter order ([`upsert_checkpoint`]).
-pub const CHECKPOINT_COLUMNS: [&str; 13] = [
-    "table_name",
-    "alter_text",
-    "fingerprint",
-    "version",
-    "dialect",
-    "phase",
-    "low_watermark",
-    "high_watermark",
-    "rows_copied",
-    "rows_estimated",
-    "chunk_rows",
-    "started_at",
-    "revert_until",
-];
+pub use shadowswap_engine::checkpoint::COLUMNS as CHECKPOINT_COLUMNS;
 
 /// Make row 1 the given checkpoint: parameters [`CHECKPOINT_COLUMNS`] in order. `revert_broken` and
 /// `capture_identity` keep their values (written by the reverse triggers and by the capture).

@@ -35,21 +35,7 @@ pub fn create(ckpt: &TableRef) -> String {
 
 /// The columns [`upsert`] writes and [`select`] reads, in parameter / column order. Keys and
 /// times are `text`; `rows_copied`, `rows_estimated` and `chunk_rows` are `bigint`.
-pub const COLUMNS: [&str; 13] = [
-    "table_name",
-    "alter_text",
-    "fingerprint",
-    "version",
-    "dialect",
-    "phase",
-    "low_watermark",
-    "high_watermark",
-    "rows_copied",
-    "rows_estimated",
-    "chunk_rows",
-    "started_at",
-    "revert_until",
-];
+pub use shadowswap_engine::checkpoint::COLUMNS;
 
 /// Make the row `id = 1` of `ckpt` the values `$1…$13` ([`COLUMNS`] in order), `updated_at`
 /// now; `revert_broken` and `capture_identity` keep their values (they are written by the

@@ -13,7 +13,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, Value};
 use serde_json::{json, Value as Json};
-use shadowswap_engine::checkpoint::Checkpoint;
+use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::names::Names;
 use shadowswap_engine::phase::Phase;
@@ -50,6 +50,23 @@ pub(crate) async fn write(my: &MySql, names: &Names, ckpt: &Checkpoint) -> Resul
 
 /// The checkpoint row; `None` when there is no checkpoint table or no row. Errors:
 /// [`Error::Refused`] for a row that cannot be read as a checkpoint.
+/// Advance the checkpoint in the chunk's own transaction `tx` (before its commit, so the two
+/// commit or roll back together): low watermark and chunk size from `mark`, `rows_copied` by
+/// `rows` ([`sql::checkpoint::advance_checkpoint`]). Returns the rows the `UPDATE` matched (1, or
+/// 0 without a checkpoint row). `context` names the work for the error.
+pub(crate) async fn advance(
+    tx: &mut mysql_async::Transaction<'_>,
+    names: &Names,
+    mark: &ChunkMark,
+    rows: u64,
+    context: &str,
+) -> Result<u64> {
+    tx.exec_drop(sql::checkpoint::advance_checkpoint(names), (&mark.low_watermark, mark.chunk_rows, rows))
+        .await
+        .map_err(|e| errors::db(context, e))?;
+    Ok(tx.affected_rows())
+}
+
 pub(crate) async fn read(my: &MySql, names: &Names) -> Result<Option<Checkpoint>> {
     let Some(mut row) = read_row(my, names, &sql::checkpoint::select_checkpoint(names)).await? else { return Ok(None) };
     let bad = |what: &str| {

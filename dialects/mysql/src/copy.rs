@@ -12,7 +12,7 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
 
 use crate::connect::whole_seconds;
-use crate::{errors, sql, MyKey, MySql};
+use crate::{checkpoint, errors, sql, MyKey, MySql};
 
 /// Lowest and highest chunk-key value in the original table now (`None` when empty); the
 /// highest is the backfill's high watermark.
@@ -55,9 +55,7 @@ pub(crate) async fn copy_chunk(
         .await
         .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
     let rows = tx.affected_rows();
-    tx.exec_drop(sql::checkpoint::advance_checkpoint(&plan.names), (&mark.low_watermark, mark.chunk_rows, rows))
-        .await
-        .map_err(|e| errors::db(ctx, e))?;
+    checkpoint::advance(&mut tx, &plan.names, mark, rows, ctx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
     Ok(rows)
 }

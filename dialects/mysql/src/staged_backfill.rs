@@ -13,7 +13,7 @@ use shadowswap_engine::staged::backfill::BackfillSpec;
 
 use crate::connect::whole_seconds;
 use crate::sql::staged_backfill as q;
-use crate::{errors, sql, MyKey, MySql};
+use crate::{checkpoint, errors, sql, MyKey, MySql};
 
 /// `EXPLAIN UPDATE …` ([`q::check`]): the server resolves and plans the whole UPDATE without
 /// running it. Errors: [`Error::Refused`] with the server's message when it rejects the
@@ -59,10 +59,7 @@ pub(crate) async fn chunk(
     let mut tx = c.start_transaction(TxOpts::default()).await.map_err(|e| errors::db(ctx, e))?;
     tx.exec_drop(q::update_chunk(plan, spec, &range), params).await.map_err(|e| errors::db(ctx, e))?;
     let rows = tx.affected_rows();
-    tx.exec_drop(sql::checkpoint::advance_checkpoint(&plan.names), (&mark.low_watermark, mark.chunk_rows, rows))
-        .await
-        .map_err(|e| errors::db("recording the chunk in the checkpoint", e))?;
-    if tx.affected_rows() != 1 {
+    if checkpoint::advance(&mut tx, &plan.names, mark, rows, "recording the chunk in the checkpoint").await? != 1 {
         return Err(Error::refused(format!(
             "the checkpoint row of {} is missing ({} has no row), so the backfill cannot record its progress; \
              run `shadowswap cleanup` for this table and run the backfill again",

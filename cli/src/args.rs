@@ -241,6 +241,12 @@ pub struct ChunkArgs {
     /// A fixed chunk size in rows, instead of adapting to --chunk-time.
     #[arg(long, conflicts_with = "chunk_time")]
     pub chunk_size: Option<u64>,
+    /// The longest a chunk of the copy aims to hold its row locks while the application's
+    /// writers wait for them: when a chunk sees writers waiting as it commits, the next chunks
+    /// aim at this time and the copy pauses after each as long as it took, until 20 chunks in a
+    /// row see none. Not with --chunk-size.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
+    pub max_latency: Duration,
 }
 
 impl ChunkArgs {
@@ -251,6 +257,7 @@ impl ChunkArgs {
             chunk_time: self.chunk_time.unwrap_or(d.chunk_time),
             update_chunk_time: self.chunk_time.unwrap_or(d.update_chunk_time),
             fixed_chunk_rows: self.chunk_size,
+            max_latency: self.max_latency,
             ..d
         }
     }

@@ -98,6 +98,12 @@ pub struct CopyConfig {
     /// How long one chunk's statements wait for a row lock before giving up and being retried.
     /// Short, so a chunk never makes the application wait long. Default 2 s (InnoDB counts whole seconds).
     pub lock_wait_timeout: Duration,
+    /// The longest a chunk of the copy aims to hold its row locks while application writers
+    /// wait for them: when sessions were waiting for row locks as a chunk committed, the next
+    /// chunks aim at this time instead of [`CopyConfig::chunk_time`] and the copy pauses after
+    /// each as long as it took, until `backfill::chunker::CALM_CHUNKS` chunks in a row see no
+    /// waiter. Default 10 ms.
+    pub max_latency: Duration,
     /// Attempts per chunk on lock timeouts and deadlocks before the run fails. Default 20.
     pub retries: u32,
     /// Interval between progress publications during the copy. Default 1 s.
@@ -127,6 +133,7 @@ impl Default for CopyConfig {
             max_chunk_rows: 100_000,
             max_growth: 1.5,
             lock_wait_timeout: Duration::from_secs(2),
+            max_latency: Duration::from_millis(10),
             retries: 20,
             progress_interval: Duration::from_secs(1),
             retry_backoff_min: Duration::from_millis(50),

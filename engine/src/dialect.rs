@@ -17,6 +17,19 @@ use crate::names::Names;
 use crate::preflight::alter::AlterAnalysis;
 use crate::preflight::plan::{Plan, PlanSql, Rules};
 
+/// What one chunk's copy did ([`Dialect::copy_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChunkCopied {
+    /// Rows copied (rows).
+    pub rows: u64,
+    /// Sessions waiting for a row lock the moment before the chunk committed (MariaDB:
+    /// `Innodb_row_lock_current_waits`; PostgreSQL: ungranted locks in `pg_locks`): 0 when no
+    /// one waited. Anyone waiting then waits for a lock the chunk holds or for another writer;
+    /// either way the workload is contending for rows, and the backfill shrinks its chunks
+    /// (see `backfill::chunker::ChunkSizer::contended`). A dialect that cannot tell says 0.
+    pub waiters: u64,
+}
+
 /// Row count and order-independent hash of one side of a checksum chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChunkChecksum {
@@ -201,8 +214,10 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
     /// Copy the rows with key in `(after, upto]` into the shadow, server-side, in one short
     /// transaction that is correct against concurrent writes and capture, and in the same
     /// transaction advance the checkpoint: `low_watermark` and `chunk_rows` from `mark`,
-    /// `rows_copied` by the rows copied. Returns rows copied. Copying a chunk again gives the
-    /// same shadow (a resume re-copies the chunk a crash interrupted).
+    /// `rows_copied` by the rows copied. Returns the rows copied and the lock waiters seen before
+    /// the commit ([`ChunkCopied`]). Copying a chunk again gives the same shadow (a resume
+    /// re-copies the chunk a crash interrupted). `lock_wait`: how long a row lock may be waited
+    /// for; zero: not at all (the chunk fails at once with a lock timeout, which is retryable).
     /// Errors: [`crate::Error::DuplicateKey`] when a new unique key rejects a row.
     async fn copy_chunk(
         &self,
@@ -211,7 +226,7 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
         upto: &Self::Key,
         lock_wait: Duration,
         mark: &ChunkMark,
-    ) -> Result<u64>;
+    ) -> Result<ChunkCopied>;
 
     /// Checksum the rows with key in `(after, upto]` of the original and of the shadow, both
     /// from one consistent snapshot. `after = None` starts at the lowest key, `upto = None` runs

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::config::MigrationConfig;
-use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock, Signals};
+use shadowswap_engine::dialect::{ChunkChecksum, ChunkCopied, Dialect, RunLock, Signals};
 use shadowswap_engine::error::ErrorClass;
 use shadowswap_engine::model::{Column, Index, TableRef, TableShape};
 use shadowswap_engine::names::{char_len, Names};
@@ -40,6 +40,11 @@ struct Fake {
     server_gone: bool,
     /// The lock's session is lost and another run takes the lock; each chunk takes 5 ms.
     stolen: bool,
+    /// A key an application transaction holds: a chunk over it that may not wait for locks
+    /// fails with a lock timeout, this many times.
+    held: Option<(u64, usize)>,
+    /// Every chunk attempt: `(after, upto, lock_wait)`.
+    attempts: Mutex<Vec<(Option<u64>, u64, Duration)>>,
 }
 
 impl Fake {
@@ -165,8 +170,20 @@ impl Dialect for Fake {
         let rest: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= high).collect();
         Ok(rest.get(rows as usize - 1).copied().unwrap_or(*high))
     }
-    async fn copy_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64, _: Duration, mark: &ChunkMark) -> Result<u64> {
+    async fn copy_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64, wait: Duration, mark: &ChunkMark) -> Result<ChunkCopied> {
         self.step("copy_chunk")?;
+        let covers = |key: u64, after: Option<u64>, upto: u64| after.is_none_or(|a| key > a) && key <= upto;
+        let conflicts = {
+            let mut a = self.attempts.lock().unwrap();
+            a.push((after.copied(), *upto, wait));
+            let key = self.held.map_or(0, |(k, _)| k);
+            a.iter().filter(|(af, u, w)| w.is_zero() && covers(key, *af, *u)).count()
+        };
+        if let Some((key, times)) = self.held {
+            if wait.is_zero() && covers(key, after.copied(), *upto) && conflicts <= times {
+                return Err(Error::Database { context: "copy".into(), message: "Lock wait timeout".into(), class: ErrorClass::LockTimeout });
+            }
+        }
         let n = {
             let mut c = self.copies.lock().unwrap();
             *c += 1;
@@ -191,7 +208,7 @@ impl Dialect for Fake {
         c.low_watermark = Some(mark.low_watermark.clone());
         c.rows_copied += chunk.len() as u64;
         c.chunk_rows = mark.chunk_rows;
-        Ok(chunk.len() as u64)
+        Ok(ChunkCopied { rows: chunk.len() as u64, waiters: 0 })
     }
     fn dialect_name(&self) -> &'static str {
         "fake"
@@ -460,4 +477,46 @@ async fn a_lock_taken_by_another_run_stops_this_one_without_removing_anything() 
     let Err(Error::LockLost(_)) = r else { panic!("{r:?}") };
     let calls = fake.calls();
     assert!(!calls.iter().any(|c| c.starts_with("drop") || c == "remove_capture" || c == "cut_over"), "{calls:?}");
+}
+
+fn copy_attempts(fake: &Fake) -> Vec<(Option<u64>, u64, bool)> {
+    fake.attempts.lock().unwrap().iter().map(|(a, u, w)| (*a, *u, w.is_zero())).collect()
+}
+
+/// A chunk over a row an application transaction holds is rolled back at once, never waited
+/// for, and planned again half as big until it fits beside the held row; the fixed size comes
+/// back after it. Every row is copied.
+#[tokio::test]
+async fn a_chunk_that_meets_a_held_row_does_not_wait_and_is_retried_smaller() {
+    let mut cfg = config();
+    cfg.copy.fixed_chunk_rows = Some(4);
+    cfg.copy.retry_backoff_min = Duration::from_millis(1);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), held: Some((5, 2)), ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!((s.backfill.rows, s.backfill.conflicts), (10, 2));
+    assert_eq!(
+        copy_attempts(&fake),
+        [(None, 4, true), (Some(4), 8, true), (Some(4), 6, true), (Some(4), 5, true), (Some(5), 9, true), (Some(9), 10, true)],
+        "(4, 8] met row 5: (4, 6] met it again: (4, 5] once it was free; then chunks of 4 again"
+    );
+    assert_eq!(*fake.shadow.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+}
+
+/// A row held through every no-wait attempt: the chunk then waits for it like any statement,
+/// up to the lock wait timeout.
+#[tokio::test]
+async fn a_row_held_through_every_no_wait_attempt_is_then_waited_for() {
+    let mut cfg = config();
+    cfg.copy.retry_backoff_min = Duration::from_millis(1);
+    cfg.copy.retry_backoff_max = Duration::from_millis(2);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), held: Some((1, 1000)), ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg.clone()).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.backfill.conflicts, u64::from(shadowswap_engine::backfill::NOWAIT_ATTEMPTS));
+    let attempts = fake.attempts.lock().unwrap().clone();
+    let waited: Vec<_> = attempts.iter().filter(|(_, _, w)| !w.is_zero()).collect();
+    assert_eq!(waited.len(), 1, "{attempts:?}");
+    assert_eq!((waited[0].0, waited[0].1, waited[0].2), (None, 1, cfg.copy.lock_wait_timeout));
+    assert_eq!(*fake.shadow.lock().unwrap(), (1..=10).collect::<Vec<_>>());
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, TxOpts, Value};
 use shadowswap_engine::checkpoint::ChunkMark;
-use shadowswap_engine::dialect::ChunkChecksum;
+use shadowswap_engine::dialect::{ChunkChecksum, ChunkCopied};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
 
@@ -30,10 +30,21 @@ pub(crate) async fn chunk_end(my: &MySql, plan: &Plan, after: Option<&MyKey>, hi
 }
 
 /// Copy the rows with key in `(after, upto]` into the shadow in one transaction: lock the
-/// chunk's rows in the original (shared), clear the chunk's range in the shadow, copy, and
-/// advance the checkpoint by `mark` and the rows copied ([`sql::checkpoint::advance_checkpoint`]),
-/// so the checkpoint commits or rolls back with the chunk. Row lock waits last at most
-/// `lock_wait`. Returns the rows copied. Errors: see [`errors::copy_failed`].
+/// chunk's rows in the original (shared), clear the chunk's range in the shadow if the capture
+/// wrote rows there ahead of the copy, copy, and advance the checkpoint by `mark` and the rows
+/// copied ([`sql::checkpoint::advance_checkpoint`]), so the checkpoint commits or rolls back
+/// with the chunk, and count the row lock waiters just before the commit
+/// ([`sql::copy::ROW_LOCK_WAITERS`]). Row lock waits last at most `lock_wait`, rounded up to whole seconds; zero
+/// does not wait at all (`innodb_lock_wait_timeout = 0`: a row another transaction holds fails
+/// the statement at once with error 1205, a lock timeout). Returns the rows copied and the
+/// waiters. Errors: see
+/// [`errors::copy_failed`].
+///
+/// Why the range check is exact: after the shared next-key locks of the first statement, no
+/// transaction can insert, update or delete a row of the range in the original, and every one
+/// that had (and so wrote the shadow through its capture trigger) has committed, or the lock
+/// would have waited for it. The check is the transaction's first consistent read, so its
+/// snapshot is taken after the locks and sees every such capture write.
 pub(crate) async fn copy_chunk(
     my: &MySql,
     plan: &Plan,
@@ -41,23 +52,32 @@ pub(crate) async fn copy_chunk(
     upto: &MyKey,
     lock_wait: Duration,
     mark: &ChunkMark,
-) -> Result<u64> {
+) -> Result<ChunkCopied> {
     let ctx = "copying a chunk";
     let (where_orig, p_orig) = where_range(plan, false, after, upto);
     let (where_shadow, p_shadow) = where_range(plan, true, after, upto);
     let mut c = my.conn().await?;
-    c.query_drop(sql::copy::innodb_lock_wait_timeout(whole_seconds(lock_wait))).await.map_err(|e| errors::db(ctx, e))?;
+    let wait = if lock_wait.is_zero() { 0 } else { whole_seconds(lock_wait) };
+    c.query_drop(sql::copy::innodb_lock_wait_timeout(wait)).await.map_err(|e| errors::db(ctx, e))?;
     let mut tx = c.start_transaction(TxOpts::default()).await.map_err(|e| errors::db(ctx, e))?;
     let _: Option<u64> =
         tx.exec_first(sql::copy::lock_chunk(plan, &where_orig), p_orig.clone()).await.map_err(|e| errors::db(ctx, e))?;
-    tx.exec_drop(sql::copy::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
+    // Rows the capture wrote ahead into this range are cleared; most chunks have none, and a
+    // DELETE over an empty range would still lock the shadow's gap there (next-key locks), the
+    // gap the capture triggers of application writes insert into.
+    let ahead: Option<u8> =
+        tx.exec_first(sql::copy::shadow_chunk_has_rows(plan, &where_shadow), p_shadow.clone()).await.map_err(|e| errors::db(ctx, e))?;
+    if ahead.is_some() {
+        tx.exec_drop(sql::copy::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
+    }
     tx.exec_drop(sql::copy::copy_chunk(plan, &where_orig), p_orig)
         .await
         .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
     let rows = tx.affected_rows();
     checkpoint::advance(&mut tx, &plan.names, mark, rows, ctx).await?;
+    let waiters: Option<u64> = tx.query_first(sql::copy::ROW_LOCK_WAITERS).await.map_err(|e| errors::db(ctx, e))?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(rows)
+    Ok(ChunkCopied { rows, waiters: waiters.unwrap_or(0) })
 }
 
 /// Checksum the rows with key in `(after, upto]` (either end open when `None`) of the original

@@ -78,7 +78,7 @@ use mysql_async::Value;
 use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::config::CutOverConfig;
-use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::dialect::{ChunkChecksum, ChunkCopied, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::Names;
@@ -259,7 +259,7 @@ impl Dialect for MySql {
         upto: &MyKey,
         lock_wait: Duration,
         mark: &ChunkMark,
-    ) -> Result<u64> {
+    ) -> Result<ChunkCopied> {
         copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await
     }
 

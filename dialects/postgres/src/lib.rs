@@ -89,7 +89,7 @@ use async_trait::async_trait;
 use shadowswap_engine::alter::AlterAnalysis;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::config::CutOverConfig;
-use shadowswap_engine::dialect::{ChunkChecksum, Dialect, RunLock};
+use shadowswap_engine::dialect::{ChunkChecksum, ChunkCopied, Dialect, RunLock};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::model::{TableRef, TableShape};
 use shadowswap_engine::names::{byte_len, Names};
@@ -272,8 +272,9 @@ impl Dialect for Postgres {
         upto: &PgKey,
         lock_wait: Duration,
         mark: &ChunkMark,
-    ) -> Result<u64> {
-        copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await
+    ) -> Result<ChunkCopied> {
+        let rows = copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await?;
+        Ok(ChunkCopied { rows, waiters: 0 })
     }
 
     fn dialect_name(&self) -> &'static str {

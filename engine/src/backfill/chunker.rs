@@ -10,25 +10,87 @@ use crate::preflight::plan::Plan;
 ///
 /// Adaptive sizing aims each chunk at `target` wall time: after an overrun the size shrinks at
 /// once to what would have fit; after a fast chunk it grows by at most `max_growth` (so one lucky
-/// chunk does not produce a huge one). A fixed size never changes.
+/// chunk does not produce a huge one).
+/// A fixed size never changes.
+///
+/// Under contention ([`Self::contended`]: writers were waiting for row locks when a chunk
+/// committed) the target drops to a shorter one, so each chunk holds its locks for less time;
+/// after [`CALM_CHUNKS`] chunks in a row that no one waited for, it doubles back towards the
+/// configured target.
 #[derive(Debug, Clone)]
 pub struct ChunkSizer {
     rows: u64,
     target: Duration,
+    base_target: Duration,
+    contended_target: Option<Duration>,
+    calm: u32,
     max_rows: u64,
     max_growth: f64,
     fixed: bool,
 }
 
+/// Chunks in a row without lock waiters after which a contended sizer doubles its target back
+/// towards the configured one.
+pub const CALM_CHUNKS: u32 = 20;
+
 impl ChunkSizer {
     /// Adaptive sizing starting at `initial` rows, never above `max_rows`.
     pub fn adaptive(target: Duration, initial: u64, max_rows: u64, max_growth: f64) -> Self {
-        Self { rows: initial.clamp(1, max_rows.max(1)), target, max_rows: max_rows.max(1), max_growth, fixed: false }
+        Self {
+            rows: initial.clamp(1, max_rows.max(1)),
+            target,
+            base_target: target,
+            contended_target: None,
+            calm: 0,
+            max_rows: max_rows.max(1),
+            max_growth,
+            fixed: false,
+        }
     }
 
     /// Always `rows` rows.
     pub fn fixed(rows: u64) -> Self {
-        Self { rows: rows.max(1), target: Duration::ZERO, max_rows: rows.max(1), max_growth: 1.0, fixed: true }
+        Self {
+            rows: rows.max(1),
+            target: Duration::ZERO,
+            base_target: Duration::ZERO,
+            contended_target: None,
+            calm: 0,
+            max_rows: rows.max(1),
+            max_growth: 1.0,
+            fixed: true,
+        }
+    }
+
+    /// Steer by contention: while writers wait for row locks, aim chunks at `target` (shorter
+    /// than the configured target) instead. No effect on a fixed size.
+    pub fn with_contention_target(mut self, target: Duration) -> Self {
+        if !self.fixed && target < self.base_target {
+            self.contended_target = Some(target);
+        }
+        self
+    }
+
+    /// Record how many sessions were waiting for row locks when the last chunk committed; call
+    /// before [`Self::observe`]. Waiters switch to the contention target at once; calm chunks
+    /// ([`CALM_CHUNKS`] in a row) double the target back towards the configured one.
+    pub fn contended(&mut self, waiters: u64) {
+        let Some(low) = self.contended_target else { return };
+        if waiters > 0 {
+            self.target = low;
+            self.calm = 0;
+        } else if self.target < self.base_target {
+            self.calm += 1;
+            if self.calm >= CALM_CHUNKS {
+                self.target = (self.target * 2).min(self.base_target);
+                self.calm = 0;
+            }
+        }
+    }
+
+    /// Whether the sizer is aiming below the configured target because writers waited.
+    pub fn is_contended(&self) -> bool {
+        self.target < self.base_target
     }
 
     /// Rows for the next chunk.
@@ -36,9 +98,19 @@ impl ChunkSizer {
         self.rows
     }
 
+    /// Halve the next chunk (at least one row; a fixed size too, until the next
+    /// [`Self::observe`]): after a chunk met a
+    /// row an application transaction holds, a smaller range is less likely to meet one and
+    /// holds its own locks for less time.
+    pub fn shrink(&mut self) {
+        self.rows = (self.rows / 2).max(1);
+    }
+
     /// Record that a chunk of `self.rows()` rows took `elapsed`.
     pub fn observe(&mut self, elapsed: Duration) {
         if self.fixed {
+            // A fixed size shrinks for a retried chunk only ([`Self::shrink`]); back to it.
+            self.rows = self.max_rows;
             return;
         }
         let secs = elapsed.as_secs_f64().max(1e-4);
@@ -85,6 +157,12 @@ impl<'a, D: Dialect> ChunkWalk<'a, D> {
         self.after.as_ref()
     }
 
+    /// Step back to `after` (the start of a range [`Self::next`] handed out and that was not
+    /// done), so the next call plans that range again with the sizer's current size.
+    pub fn rewind(&mut self, after: Option<D::Key>) {
+        self.after = after;
+    }
+
     /// The next range `(after, upto]`, or `None` when the walk reached the high watermark.
     pub async fn next(&mut self) -> Result<Option<(Option<D::Key>, D::Key)>> {
         let Some(high) = &self.high else { return Ok(None) };
@@ -112,6 +190,42 @@ mod tests {
         assert_eq!(s.rows(), 250);
         s.observe(MS(500));
         assert_eq!(s.rows(), 250, "on target: stay");
+    }
+
+    #[test]
+    fn waiters_shrink_chunks_at_once_and_calm_brings_them_back() {
+        let mut s = ChunkSizer::adaptive(MS(500), 10_000, 1_000_000, 1.5).with_contention_target(MS(10));
+        s.contended(0);
+        s.observe(MS(500));
+        assert_eq!((s.rows(), s.is_contended()), (10_000, false));
+        s.contended(2);
+        s.observe(MS(500));
+        assert_eq!((s.rows(), s.is_contended()), (200, true), "a 500 ms chunk had waiters: aim at 10 ms");
+        for _ in 0..CALM_CHUNKS - 1 {
+            s.contended(0);
+            s.observe(MS(10));
+        }
+        assert!(s.is_contended(), "not calm long enough yet");
+        s.contended(0);
+        s.observe(MS(10));
+        assert_eq!(s.rows(), 300, "target 20 ms now, growth capped at 1.5");
+        let mut f = ChunkSizer::fixed(7).with_contention_target(MS(10));
+        f.contended(5);
+        f.observe(MS(100));
+        assert_eq!((f.rows(), f.is_contended()), (7, false), "a fixed size is the operator's choice");
+    }
+
+    #[test]
+    fn shrink_halves_down_to_one_row() {
+        let mut s = ChunkSizer::adaptive(MS(500), 1000, 1_000_000, 1.5);
+        s.shrink();
+        assert_eq!(s.rows(), 500);
+        let mut f = ChunkSizer::fixed(3);
+        f.shrink();
+        f.shrink();
+        assert_eq!(f.rows(), 1);
+        f.observe(MS(1));
+        assert_eq!(f.rows(), 3, "a fixed size comes back after the retried chunk");
     }
 
     #[test]

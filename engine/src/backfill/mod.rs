@@ -36,16 +36,47 @@ pub struct BackfillStats {
     pub rows_before: u64,
     /// Chunks copied.
     pub chunks: u64,
+    /// Chunk attempts that met a row an application transaction held and were rolled back at
+    /// once and planned again smaller (see [`NOWAIT_ATTEMPTS`]).
+    pub conflicts: u64,
+    /// Chunks copied while writers were contending for row locks: each was aimed at
+    /// [`CopyConfig::max_latency`] and followed by a pause as long as it took.
+    pub contended_chunks: u64,
     /// Wall time of the backfill.
     pub elapsed: Duration,
 }
 
-/// The sizer the copy configuration asks for.
+/// How many times in a row a chunk is tried without waiting for any row lock (the dialect's
+/// `copy_chunk` with a zero lock wait: MariaDB `innodb_lock_wait_timeout = 0`, PostgreSQL
+/// `lock_timeout = 1ms`) before it waits like any other statement, up to
+/// [`CopyConfig::lock_wait_timeout`] with [`CopyConfig::retries`] retries.
+///
+/// The copy reads the chunk's rows with shared locks. Waiting for an application transaction
+/// that holds one of them makes the copy part of that transaction's lock graph: the
+/// transaction may then wait for a row the copy holds (on MariaDB also a gap of the shadow that
+/// the capture trigger writes), and the server resolves the cycle by failing one side, usually
+/// the application's smaller transaction, with a deadlock error. A copy that never waits cannot
+/// close a cycle; it rolls its chunk back at once, halves it ([`ChunkSizer::shrink`]) and tries
+/// again after a short pause ([`conflict_pause`]).
+pub const NOWAIT_ATTEMPTS: u32 = 8;
+
+/// The pause after the `n`-th conflict in a row (1-based): [`CopyConfig::retry_backoff_min`]
+/// doubled per conflict, with up to as much again of jitter, never above
+/// [`CopyConfig::retry_backoff_max`].
+pub fn conflict_pause(cfg: &CopyConfig, n: u32) -> Duration {
+    let base = cfg.retry_backoff_min.saturating_mul(1 << n.saturating_sub(1).min(16));
+    let jitter = base.mul_f64(rand::random::<f64>());
+    (base + jitter).min(cfg.retry_backoff_max)
+}
+
+/// The sizer the copy configuration asks for: adaptive to `target`, or fixed; steered down to
+/// [`CopyConfig::max_latency`] while writers wait for row locks.
 pub fn sizer(cfg: &CopyConfig, target: Duration) -> ChunkSizer {
-    match cfg.fixed_chunk_rows {
+    let sizer = match cfg.fixed_chunk_rows {
         Some(n) => ChunkSizer::fixed(n),
         None => ChunkSizer::adaptive(target, cfg.initial_chunk_rows, cfg.max_chunk_rows, cfg.max_growth),
-    }
+    };
+    sizer.with_contention_target(cfg.max_latency)
 }
 
 /// Copy every chunk up to the high watermark: from the lowest key, taking the high watermark
@@ -69,7 +100,8 @@ pub async fn run<D: Dialect>(
     let mut chunk_sizer = sizer(cfg, cfg.chunk_time);
     let mut walk = if ckpt.phase >= Phase::Backfill {
         if ckpt.chunk_rows > 0 && cfg.fixed_chunk_rows.is_none() {
-            chunk_sizer = ChunkSizer::adaptive(cfg.chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth);
+            chunk_sizer = ChunkSizer::adaptive(cfg.chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth)
+                .with_contention_target(cfg.max_latency);
         }
         let key = |text: &Option<String>| text.as_deref().map(|t| dialect.key_from_text(plan, t)).transpose();
         ChunkWalk::resume(dialect, plan, chunk_sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?)
@@ -82,6 +114,7 @@ pub async fn run<D: Dialect>(
     };
     let policy = cfg.chunk_retry_policy();
     let mut last_publish = Instant::now();
+    let mut conflicts = 0;
     while let Some((after, upto)) = walk.next().await? {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled("stopped during backfill".into()));
@@ -89,12 +122,47 @@ pub async fn run<D: Dialect>(
         throttle.wait_clear(cancel).await?;
         let t0 = Instant::now();
         let mark = ChunkMark { low_watermark: dialect.key_to_text(&upto), chunk_rows: walk.sizer.rows() };
-        let rows = with_retry("copying a chunk", policy, cancel, || {
-            dialect.copy_chunk(plan, after.as_ref(), &upto, cfg.lock_wait_timeout, &mark)
-        })
-        .await?;
-        let took = t0.elapsed();
+        let copied = if conflicts < NOWAIT_ATTEMPTS {
+            match dialect.copy_chunk(plan, after.as_ref(), &upto, Duration::ZERO, &mark).await {
+                Ok(copied) => copied,
+                Err(e) if e.is_retryable() => {
+                    // An application transaction holds a row of the chunk: the chunk rolled
+                    // back at once rather than wait (and perhaps deadlock) with it. Plan the
+                    // range again, smaller, after a short pause.
+                    conflicts += 1;
+                    stats.conflicts += 1;
+                    walk.sizer.shrink();
+                    walk.rewind(after);
+                    let pause = conflict_pause(cfg, conflicts);
+                    tracing::debug!(error = %e, conflicts, chunk_rows = walk.sizer.rows(), pause_ms = pause.as_millis() as u64, "chunk met a writer's lock; retrying it smaller");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = cancel.cancelled() => {}
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            // Met a lock NOWAIT_ATTEMPTS times in a row: wait for it, as long as the lock wait
+            // timeout allows, with the usual retries.
+            with_retry("copying a chunk", policy, cancel, || {
+                dialect.copy_chunk(plan, after.as_ref(), &upto, cfg.lock_wait_timeout, &mark)
+            })
+            .await?
+        };
+        conflicts = 0;
+        let (rows, took) = (copied.rows, t0.elapsed());
+        walk.sizer.contended(copied.waiters);
         walk.sizer.observe(took);
+        if walk.sizer.is_contended() {
+            // Writers are contending for rows: leave them as much time as the chunk took.
+            stats.contended_chunks += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(took) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
         stats.rows += rows;
         stats.chunks += 1;
         ckpt.low_watermark = Some(mark.low_watermark);

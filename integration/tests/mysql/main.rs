@@ -12,6 +12,8 @@
 //!   difference.
 //! - [`concurrency`]     — capture and backfill under concurrent writers, checked against their
 //!   model.
+//! - [`contention`]     — the copy never waits for a row a writer holds (retried smaller), and
+//!   writers waiting for row locks make its chunks aim at `--max-latency`.
 //! - [`instant`]         — `--attempt-instant-ddl`: `ALGORITHM=INSTANT` in place, or copied.
 //! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
 //!   swap.
@@ -40,6 +42,7 @@ mod checksum;
 mod chunk_keys;
 mod columns;
 mod concurrency;
+mod contention;
 mod contract;
 mod instant;
 mod lifecycle;

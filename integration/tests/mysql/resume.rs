@@ -292,7 +292,7 @@ async fn the_checkpoint_commits_and_rolls_back_with_its_chunk() {
     let lock_wait = Duration::from_secs(1);
 
     // A chunk that commits.
-    assert_eq!(d.copy_chunk(&plan, None, &key(50), lock_wait, &mark(50)).await.unwrap(), 50);
+    assert_eq!(d.copy_chunk(&plan, None, &key(50), lock_wait, &mark(50)).await.unwrap().rows, 50);
     let c = read().await;
     assert_eq!((c.low_watermark.as_deref(), c.rows_copied, c.chunk_rows), (Some("[50]"), 50, 50));
     assert_eq!(d.key_from_text(&plan, c.low_watermark.as_deref().unwrap()).unwrap(), key(50));
@@ -313,7 +313,7 @@ async fn the_checkpoint_commits_and_rolls_back_with_its_chunk() {
     assert_eq!(read().await, c);
 
     // And then it goes through.
-    assert_eq!(d.copy_chunk(&plan, Some(&key(50)), &key(55), lock_wait, &mark(55)).await.unwrap(), 5);
+    assert_eq!(d.copy_chunk(&plan, Some(&key(50)), &key(55), lock_wait, &mark(55)).await.unwrap().rows, 5);
     let after = read().await;
     assert_eq!((after.low_watermark.as_deref(), after.rows_copied), (Some("[55]"), 55));
     d.remove_capture(names, lock_wait).await.unwrap();
@@ -367,7 +367,7 @@ async fn a_killed_session_is_a_connection_error_and_the_pool_heals() {
     assert!(e.is_connection(), "{e:?}");
     holder.query_drop("ROLLBACK").await.unwrap();
     assert_eq!(d.checkpoint_read(&plan.names).await.unwrap().unwrap().rows_copied, 0);
-    assert_eq!(d.copy_chunk(&plan, None, &key(10), Duration::from_secs(5), &mark).await.unwrap(), 10);
+    assert_eq!(d.copy_chunk(&plan, None, &key(10), Duration::from_secs(5), &mark).await.unwrap().rows, 10);
     d.remove_capture(&plan.names, Duration::from_secs(5)).await.unwrap();
 }
 

@@ -192,7 +192,7 @@ async fn repeatable_read_writers_whose_snapshot_predates_a_chunk() {
     }
     // The first chunk copies rows up to 12 and commits after the early snapshots were taken.
     let key = |k: &str| shadowswap_postgres::PgKey(vec![k.to_string()]);
-    assert_eq!(d.copy_chunk(&plan, None, &key("12"), lock, &mark(&d, &key("12"))).await.unwrap(), 10);
+    assert_eq!(d.copy_chunk(&plan, None, &key("12"), lock, &mark(&d, &key("12"))).await.unwrap().rows, 10);
     let mut outcomes = Vec::new();
     for ((iso, early, stmts, must_commit), c) in cases.iter().zip(&writers) {
         if !*early {

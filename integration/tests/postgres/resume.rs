@@ -298,7 +298,7 @@ async fn a_chunk_and_its_checkpoint_advance_commit_together() {
         async move { db.count(&format!("SELECT count(*) FROM _t_new WHERE id > {lo} AND id <= {hi}")).await }
     };
 
-    assert_eq!(d.copy_chunk(&plan, None, &key(100), lock, &mark(100)).await.unwrap(), 100);
+    assert_eq!(d.copy_chunk(&plan, None, &key(100), lock, &mark(100)).await.unwrap().rows, 100);
     let after_first = d.checkpoint_read(&names).await.unwrap().unwrap();
     assert_eq!((after_first.rows_copied, after_first.low_watermark.as_deref()), (100, Some("[\"100\"]")));
 
@@ -322,7 +322,7 @@ async fn a_chunk_and_its_checkpoint_advance_commit_together() {
     assert_eq!(in_shadow(100, 200).await, 0);
 
     d.checkpoint_write(&names, &after_first).await.unwrap();
-    assert_eq!(d.copy_chunk(&plan, Some(&key(100)), &key(200), lock, &mark(200)).await.unwrap(), 100);
+    assert_eq!(d.copy_chunk(&plan, Some(&key(100)), &key(200), lock, &mark(200)).await.unwrap().rows, 100);
     let c = d.checkpoint_read(&names).await.unwrap().unwrap();
     assert_eq!((c.rows_copied, c.low_watermark.as_deref(), c.chunk_rows), (200, Some("[\"200\"]"), 100));
     assert_eq!(in_shadow(100, 200).await, 100);

@@ -236,6 +236,12 @@ pub fn lock_chunk(plan: &Plan, where_: &str) -> String {
     format!("SELECT COUNT(*) FROM {} {} WHERE {where_} LOCK IN SHARE MODE", Qualified(&plan.names.table), force_key(plan))
 }
 
+/// Whether the shadow holds any row in the chunk's range (`where_` over the shadow's key
+/// columns): one row of `1` or none. A plain consistent read: it takes no lock.
+pub fn shadow_chunk_has_rows(plan: &Plan, where_: &str) -> String {
+    format!("SELECT 1 FROM {} WHERE {where_} LIMIT 1", Qualified(&plan.names.shadow))
+}
+
 /// `DELETE` of the chunk's range in the shadow: rows the capture wrote there ahead of the copy
 /// are replaced by the copy, which reads the same (latest, locked) versions.
 pub fn clear_shadow_chunk(plan: &Plan, where_: &str) -> String {
@@ -322,8 +328,15 @@ pub fn checksum(table: &TableRef, cols: &[&str], where_: &str) -> String {
     )
 }
 
+/// How many transactions wait for a row lock now: InnoDB's `Innodb_row_lock_current_waits`
+/// status variable ("Server Status Variables" in the MariaDB docs). One row, an unsigned
+/// number. Read in a chunk's transaction just before its commit, it counts the writers the
+/// chunk's shared locks are holding up (and any waiting for each other).
+pub const ROW_LOCK_WAITERS: &str =
+    "SELECT CAST(VARIABLE_VALUE AS UNSIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS'";
+
 /// `SET SESSION innodb_lock_wait_timeout = secs`: how long the copy's locking read waits for a
-/// row lock (whole seconds on MariaDB) before the chunk fails as retryable.
+/// row lock (whole seconds on MariaDB; 0: not at all) before the chunk fails as retryable.
 pub fn innodb_lock_wait_timeout(secs: u64) -> String {
     format!("SET SESSION innodb_lock_wait_timeout = {secs}")
 }
@@ -354,6 +367,11 @@ mod tests {
     fn decimal_keys_are_cast() {
         assert_eq!(placeholder(&col("d", "decimal(10,2) unsigned")), "CAST(? AS decimal(10,2))");
         assert_eq!(placeholder(&col("i", "int")), "?");
+    }
+
+    #[test]
+    fn the_range_check_reads_the_shadow_without_locking() {
+        assert_eq!(shadow_chunk_has_rows(&plan("int", "ADD COLUMN x INT"), "W"), "SELECT 1 FROM `d`.`_t_new` WHERE W LIMIT 1");
     }
 
     #[test]

@@ -113,20 +113,35 @@ pub fn with_lock_timeout(secs: u64, stmt: &str) -> String {
 /// The SQL of `plan` for the dry run, from the builders the run executes: the checkpoint table
 /// ([`checkpoint::create_checkpoint_table`]) and the shadow's statements
 /// ([`shadow::create_shadow`]), the capture triggers ([`capture::capture_triggers`]), one
-/// chunk's copy ([`copy::copy_chunk`], over the generic keyset range with `?` for the bounds)
-/// followed by the checkpoint's advance in the same transaction
-/// ([`checkpoint::advance_checkpoint`]), and the swap ([`cutover::rename_swap`]). The run sends each metadata-locking statement
+/// chunk's transaction over the generic keyset range with `?` for the bounds (first tried
+/// without waiting for row locks, [`copy::innodb_lock_wait_timeout`]`(0)`: the lock
+/// ([`copy::lock_chunk`]), the range check ([`copy::shadow_chunk_has_rows`]) and the clear it
+/// may call for ([`copy::clear_shadow_chunk`]), the copy ([`copy::copy_chunk`]), the
+/// checkpoint's advance ([`checkpoint::advance_checkpoint`]), the waiters' count
+/// ([`copy::ROW_LOCK_WAITERS`])), and the swap ([`cutover::rename_swap`]). The run sends each metadata-locking statement
 /// wrapped in [`with_lock_timeout`]; for an ENUM chunk key its copy's range is written as lists
 /// of index numbers ([`copy::key_range_where`]), which depend on the bounds' values.
 pub fn dry_run(plan: &Plan) -> PlanSql {
     let placeholders = vec!["?"; plan.key.columns.len()];
     let (where_, _) = copy::range_where(&copy::key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders);
+    let (shadow_where, _) = copy::range_where(&copy::key_names(plan).1, &plan.key.columns, Some(&placeholders[..]), &placeholders);
     let mut shadow = vec![checkpoint::create_checkpoint_table(&plan.names)];
     shadow.extend(shadow::create_shadow(plan));
     PlanSql {
         shadow,
         capture: capture::capture_triggers(plan).to_vec(),
-        copy: format!("{};\n  {}", copy::copy_chunk(plan, &where_), checkpoint::advance_checkpoint(&plan.names)),
+        copy: [
+            copy::innodb_lock_wait_timeout(0),
+            "START TRANSACTION".to_string(),
+            copy::lock_chunk(plan, &where_),
+            copy::shadow_chunk_has_rows(plan, &shadow_where),
+            format!("-- only when the shadow has rows there: {}", copy::clear_shadow_chunk(plan, &shadow_where)),
+            copy::copy_chunk(plan, &where_),
+            checkpoint::advance_checkpoint(&plan.names),
+            copy::ROW_LOCK_WAITERS.to_string(),
+            "COMMIT".to_string(),
+        ]
+        .join(";\n  "),
         cut_over: cutover::rename_swap(plan),
     }
 }
@@ -208,9 +223,22 @@ mod tests {
             if !p.key.columns.iter().any(copy::is_enum) {
                 let key: Vec<mysql_async::Value> = p.key.columns.iter().map(|_| mysql_async::Value::Int(1)).collect();
                 let (where_, _) = copy::key_range_where(&copy::key_names(&p).0, &p.key.columns, Some(&key), Some(&key));
-                let (copy, advance) = dry.copy.split_once(";\n  ").expect("copy, then the checkpoint's advance");
-                assert_eq!(copy, copy::copy_chunk(&p, &where_));
-                assert_eq!(advance, checkpoint::advance_checkpoint(&p.names));
+                let (shadow_where, _) = copy::key_range_where(&copy::key_names(&p).1, &p.key.columns, Some(&key), Some(&key));
+                let steps: Vec<&str> = dry.copy.split(";\n  ").collect();
+                assert_eq!(
+                    steps,
+                    [
+                        copy::innodb_lock_wait_timeout(0),
+                        "START TRANSACTION".to_string(),
+                        copy::lock_chunk(&p, &where_),
+                        copy::shadow_chunk_has_rows(&p, &shadow_where),
+                        format!("-- only when the shadow has rows there: {}", copy::clear_shadow_chunk(&p, &shadow_where)),
+                        copy::copy_chunk(&p, &where_),
+                        checkpoint::advance_checkpoint(&p.names),
+                        copy::ROW_LOCK_WAITERS.to_string(),
+                        "COMMIT".to_string(),
+                    ]
+                );
             }
         }
     }
@@ -232,20 +260,26 @@ mod tests {
         );
         assert_eq!(
             dry.copy,
-            "SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d`.`_t_new` (`id`, `c`) SELECT `id`, `c` FROM \
+            "SET SESSION innodb_lock_wait_timeout = 0;\n  START TRANSACTION;\n  \
+             SELECT COUNT(*) FROM `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  \
+             SELECT 1 FROM `d`.`_t_new` WHERE ((`id` > ?)) AND ((`id` <= ?)) LIMIT 1;\n  \
+             -- only when the shadow has rows there: DELETE FROM `d`.`_t_new` WHERE ((`id` > ?)) AND ((`id` <= ?));\n  \
+             SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d`.`_t_new` (`id`, `c`) SELECT `id`, `c` FROM \
              `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  UPDATE `d`.`_t_ssw_ckpt` \
-             SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1"
+             SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1;\n  SELECT CAST(VARIABLE_VALUE AS UNSIGNED) FROM \
+             information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS';\n  COMMIT"
         );
         assert!(dry.shadow[0].starts_with("CREATE TABLE IF NOT EXISTS `d`.`_t_ssw_ckpt` ("), "{}", dry.shadow[0]);
         assert_eq!(dry.cut_over, "RENAME TABLE `d`.`t` TO `d`.`_t_old`, `d`.`_t_new` TO `d`.`t`");
         let dry = dry_run(&enum_key_plan());
         assert_eq!(
-            dry.copy,
+            dry.copy.split(";\n  ").skip(5).collect::<Vec<_>>().join(";\n  "),
             "SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d``b`.`_t x_new` (`e`, `id`, `ts`, `name`) SELECT \
              `e`, `id`, CONVERT_TZ(`ts`, @@global.time_zone, @@session.time_zone), `name` FROM `d``b`.`t x` FORCE INDEX \
              (`PRIMARY`) WHERE ((`e` > ?) OR (`e` = ? AND `id` > ?)) AND ((`e` < ?) OR (`e` = ? AND `id` <= ?)) LOCK IN SHARE MODE;\n  \
              UPDATE `d``b`.`_t x_ssw_ckpt` SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = \
-             UTC_TIMESTAMP(6) WHERE id = 1"
+             UTC_TIMESTAMP(6) WHERE id = 1;\n  SELECT CAST(VARIABLE_VALUE AS UNSIGNED) FROM \
+             information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS';\n  COMMIT"
         );
     }
 }

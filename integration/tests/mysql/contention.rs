@@ -1,0 +1,108 @@
+//! The copy under contention for rows: a chunk never waits for a row an application transaction
+//! holds (it rolls back at once and is planned again smaller), and writers waiting for row locks
+//! when a chunk commits make the next chunks aim at `--max-latency` with a pause after each.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use shadowswap_engine::runner::Outcome;
+use shadowswap_engine::{Phase, Runner};
+use shadowswap_integration::mysql::TestDb;
+use shadowswap_integration::run::{chunked_config, fast_config, flag_path};
+
+const ALTER: &str = "ADD COLUMN extra INT NOT NULL DEFAULT 7";
+
+async fn table_of(db: &TestDb, rows: u64) {
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL)").await;
+    db.exec(&format!("INSERT INTO t (id, v) SELECT seq, seq * 10 FROM seq_1_to_{rows}")).await;
+}
+
+/// Waits until the checkpoint says `rows` rows were copied; panics after `within`.
+async fn until_copied(db: &TestDb, rows: u64, within: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let mut c = db.pool.get_conn().await.unwrap();
+        let copied: Option<u64> = c.query_first("SELECT rows_copied FROM _t_ssw_ckpt").await.ok().flatten();
+        if copied.is_some_and(|n| n >= rows) {
+            return;
+        }
+        assert!(t0.elapsed() < within, "the copy did not reach {rows} rows in {within:?} (at {copied:?})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Row 20 is held by an open transaction (`FOR UPDATE`). With chunks of 10 the chunk (10, 20] meets it: it must
+/// not wait but roll back and copy what it can beside the held row, so rows up to 18 are copied
+/// while the row is still held (a copy that waited would stop at 10; a chunk ending at 19 reads
+/// row 20 to find the end of its range, and its locking read waits for that row too). Released, the run
+/// completes and the table is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_row_is_not_waited_for_the_chunk_is_retried_smaller() {
+    let db = TestDb::new("contention_held").await;
+    table_of(&db, 40).await;
+    // The throttle flag holds the copy before its first chunk, once the capture is installed
+    // (installing it needs the table's metadata lock, which the holder's transaction would keep).
+    let throttle = flag_path("contention_held");
+    std::fs::write(&throttle, b"hold").unwrap();
+    let mut cfg = chunked_config(Some(10));
+    cfg.throttle.flag_file = Some(throttle.clone());
+    let runner = Runner::new(db.dialect().await, cfg);
+    let mut progress = runner.progress();
+    let table = db.table("t");
+    let run = tokio::spawn(async move { runner.run(&table, ALTER).await });
+    progress.wait_for(|p| p.phase == Phase::Backfill && p.throttle_reason.is_some()).await.unwrap();
+    // A locking read holds the row alone (an UPDATE would also write the shadow through the
+    // capture, and its trigger's search of the shadow locks a gap there).
+    let (mut holder, _) = db.open_transaction("SELECT v FROM t WHERE id = 20 FOR UPDATE").await;
+    std::fs::remove_file(&throttle).unwrap();
+    until_copied(&db, 18, Duration::from_secs(60)).await;
+    holder.query_drop("ROLLBACK").await.unwrap();
+    let outcome = run.await.unwrap();
+    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
+    assert!(s.backfill.conflicts >= 1, "{:?}", s.backfill);
+    assert_eq!(s.backfill.rows, 40);
+    let wrong: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE v <> id * 10 OR extra <> 7").await;
+    assert_eq!((db.count("t").await, wrong), (Some(40), 0));
+    db.assert_clean(&["t"]).await;
+}
+
+/// A session waits for a row lock (on a table of its own) through the whole copy, so every
+/// chunk sees a waiter as it commits: every chunk is then a contended one (aimed at
+/// `--max-latency`, followed by a pause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_waiting_for_row_locks_make_every_chunk_a_contended_one() {
+    let db = TestDb::new("contention_waiters").await;
+    table_of(&db, 3000).await;
+    db.exec("CREATE TABLE hot (id INT PRIMARY KEY, v INT); INSERT INTO hot VALUES (1, 0)").await;
+    let (mut holder, _) = db.open_transaction("UPDATE hot SET v = 1 WHERE id = 1").await;
+    let mut waiter = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.dsn).unwrap()).await.unwrap();
+    waiter.query_drop("SET SESSION innodb_lock_wait_timeout = 3600").await.unwrap();
+    let wait = tokio::spawn(async move {
+        let r = waiter.query_drop("UPDATE hot SET v = 2 WHERE id = 1").await;
+        (waiter, r)
+    });
+    // The waiter is waiting before the copy starts.
+    let t0 = Instant::now();
+    loop {
+        let n: u64 = db
+            .scalar("SELECT CAST(VARIABLE_VALUE AS UNSIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS'")
+            .await;
+        if n > 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "the waiter never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut cfg = fast_config();
+    cfg.copy.initial_chunk_rows = 100;
+    let runner = Runner::new(db.dialect().await, cfg);
+    let outcome = runner.run(&db.table("t"), ALTER).await;
+    holder.query_drop("ROLLBACK").await.unwrap();
+    let (_, r) = wait.await.unwrap();
+    r.unwrap();
+    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
+    assert!(s.backfill.chunks > 1, "{:?}", s.backfill);
+    assert_eq!(s.backfill.contended_chunks, s.backfill.chunks, "{:?}", s.backfill);
+    let wrong: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE v <> id * 10 OR extra <> 7").await;
+    assert_eq!((db.count("t").await, wrong), (Some(3000), 0));
+}

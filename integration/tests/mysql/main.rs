@@ -12,6 +12,8 @@
 //!   difference.
 //! - [`concurrency`]     — capture and backfill under concurrent writers, checked against their
 //!   model.
+//! - [`indexes`]         — the shadow's plain secondary indexes built after the backfill (phase
+//!   `build indexes`) under writers, against a native ALTER; the dry run; a crash in the phase.
 //! - [`instant`]         — `--attempt-instant-ddl`: `ALGORITHM=INSTANT` in place, or copied.
 //! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
 //!   swap.
@@ -41,6 +43,7 @@ mod chunk_keys;
 mod columns;
 mod concurrency;
 mod contract;
+mod indexes;
 mod instant;
 mod lifecycle;
 mod pre_swap_check;

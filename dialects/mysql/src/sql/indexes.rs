@@ -16,8 +16,8 @@
 //! must exist while the rows arrive), a `FULLTEXT` or `SPATIAL` key (their order among the plain
 //! keys is the server's), or a plain key before a key that stays.
 //!
-//! The `ADD` clauses are the `SHOW CREATE TABLE` lines themselves (`KEY` `k` (`a`(10) DESC)
-//! COMMENT '…' IGNORED`), so names, columns, prefix lengths, order, comments and visibility are
+//! The `ADD` clauses are the `SHOW CREATE TABLE` lines themselves (``KEY `k` (`a`(10) DESC)
+//! COMMENT '…' IGNORED``), so names, columns, prefix lengths, order, comments and visibility are
 //! the server's own.
 
 use shadowswap_engine::model::TableRef;

@@ -228,6 +228,18 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
         mark: &ChunkMark,
     ) -> Result<ChunkCopied>;
 
+    /// After the backfill, before the checksum ([`crate::phase::Phase::BuildIndexes`]): add to the
+    /// shadow the secondary indexes it was created without, for a bulk build instead of row-by-row
+    /// maintenance during the copy. One attempt waits at most `lock_timeout` for its locks, so the
+    /// application's capture triggers never queue behind it for longer; a failed attempt changes
+    /// nothing, and a lock timeout or deadlock is retryable (the engine retries it like a cut-over).
+    /// Idempotent: indexes the shadow has already are not built again (a resumed run calls it
+    /// again). Default: nothing deferred (PostgreSQL creates the shadow with all its indexes).
+    async fn build_deferred_indexes(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        let _ = (plan, lock_timeout);
+        Ok(())
+    }
+
     /// Checksum the rows with key in `(after, upto]` of the original and of the shadow, both
     /// from one consistent snapshot. `after = None` starts at the lowest key, `upto = None` runs
     /// to the highest, so a walk whose first and last chunks are open covers the whole table

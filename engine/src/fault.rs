@@ -100,11 +100,12 @@ impl FaultKind {
 }
 
 /// The phases a fault may be attached to, with their names in a spec.
-pub const FAULT_PHASES: [(&str, Phase); 7] = [
+pub const FAULT_PHASES: [(&str, Phase); 8] = [
     ("preflight", Phase::Preflight),
     ("create-shadow", Phase::CreateShadow),
     ("install-capture", Phase::InstallCapture),
     ("backfill", Phase::Backfill),
+    ("build-indexes", Phase::BuildIndexes),
     ("checksum", Phase::Checksum),
     ("postponed", Phase::Postponed),
     ("cut-over", Phase::CutOver),
@@ -121,8 +122,8 @@ pub const LOCK_STORM_SESSIONS: usize = 4;
 /// One `--inject-fault` value: `KIND@PHASE[:N%][:DURATION]`.
 ///
 /// - `KIND`: `kill-connection`, `blocker`, `replica-pause`, `crash`, `lock-storm`.
-/// - `PHASE`: `preflight`, `create-shadow`, `install-capture`, `backfill`, `checksum`,
-///   `postponed`, `cut-over`.
+/// - `PHASE`: `preflight`, `create-shadow`, `install-capture`, `backfill`, `build-indexes`,
+///   `checksum`, `postponed`, `cut-over`.
 /// - `N%` (0–99, backfill and checksum only): fire at N% of the phase instead of at its entry.
 /// - `DURATION` (`blocker`, `replica-pause`, `lock-storm` only; humantime, e.g. `10s`, `1m`):
 ///   how long the fault lasts; defaults 10 s, 20 s, 10 s.
@@ -933,7 +934,10 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
             assert!(!e.contains('\n'), "{e}");
             assert!(e.contains("kill-connection, blocker, replica-pause, crash, lock-storm"), "{e}");
-            assert!(e.contains("preflight, create-shadow, install-capture, backfill, checksum, postponed, cut-over"), "{e}");
+            assert!(
+                e.contains("preflight, create-shadow, install-capture, backfill, build-indexes, checksum, postponed, cut-over"),
+                "{e}"
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Where a run is. Forward order: Preflight → CreateShadow → InstallCapture → Backfill →
-/// Checksum → Postponed → CutOver → Cleanup → Done. Any phase before Cleanup may move to
+/// BuildIndexes → Checksum → Postponed → CutOver → Cleanup → Done. Any phase before Cleanup may move to
 /// Aborting (undo), which ends in Failed. The order of the variants is the forward order
 /// (`Ord` compares by it: a checkpoint in `Checksum` is past `Backfill`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -17,6 +17,10 @@ pub enum Phase {
     InstallCapture,
     /// Copying existing rows in chunks.
     Backfill,
+    /// Building the shadow's secondary indexes that were left out during the copy (MariaDB:
+    /// one online `ALTER TABLE … ADD INDEX`); nothing to do on PostgreSQL. Checkpoints store it
+    /// by name (`build indexes`), so older checkpoints read back unchanged.
+    BuildIndexes,
     /// Comparing original and shadow.
     Checksum,
     /// In sync, waiting for the postpone flag file to go away.
@@ -50,16 +54,17 @@ impl Phase {
                 | (InPlace, CreateShadow)
                 | (CreateShadow, InstallCapture)
                 | (InstallCapture, Backfill)
-                | (Backfill, Checksum | Postponed | CutOver)
+                | (Backfill, BuildIndexes | Checksum | Postponed | CutOver)
+                | (BuildIndexes, Checksum | Postponed | CutOver)
                 | (Checksum, Postponed | CutOver)
                 | (Postponed, CutOver)
                 | (CutOver, Cleanup | RevertWindow)
                 | (RevertWindow, Cleanup)
                 | (Cleanup, Done)
-                | (Preflight | CreateShadow | InstallCapture | Backfill | Checksum | Postponed | CutOver, Aborting)
+                | (Preflight | CreateShadow | InstallCapture | Backfill | BuildIndexes | Checksum | Postponed | CutOver, Aborting)
                 | (Aborting, Failed)
                 // Stopped without undoing (the server stayed away): resumable.
-                | (Preflight | CreateShadow | InstallCapture | Backfill | Checksum | Postponed | CutOver, Failed)
+                | (Preflight | CreateShadow | InstallCapture | Backfill | BuildIndexes | Checksum | Postponed | CutOver, Failed)
         )
     }
 
@@ -69,11 +74,12 @@ impl Phase {
     }
 
     /// Every phase, in forward order, then the ending ones.
-    pub const ALL: [Phase; 13] = [
+    pub const ALL: [Phase; 14] = [
         Phase::Preflight,
         Phase::CreateShadow,
         Phase::InstallCapture,
         Phase::Backfill,
+        Phase::BuildIndexes,
         Phase::Checksum,
         Phase::Postponed,
         Phase::CutOver,
@@ -98,6 +104,7 @@ impl fmt::Display for Phase {
             Phase::CreateShadow => "create shadow",
             Phase::InstallCapture => "install capture",
             Phase::Backfill => "backfill",
+            Phase::BuildIndexes => "build indexes",
             Phase::Checksum => "checksum",
             Phase::Postponed => "postponed",
             Phase::CutOver => "cut-over",
@@ -118,14 +125,15 @@ mod tests {
 
     #[test]
     fn forward_path_is_allowed_and_skips_are_not() {
-        let path = [Preflight, CreateShadow, InstallCapture, Backfill, Checksum, Postponed, CutOver, Cleanup, Done];
+        let path = [Preflight, CreateShadow, InstallCapture, Backfill, BuildIndexes, Checksum, Postponed, CutOver, Cleanup, Done];
         for w in path.windows(2) {
             assert!(w[0].can_move_to(w[1]), "{} -> {}", w[0], w[1]);
         }
         assert!(!Preflight.can_move_to(Backfill));
         assert!(!CreateShadow.can_move_to(CutOver), "never swap without capture and backfill");
         assert!(!Cleanup.can_move_to(Aborting), "after the swap there is nothing to undo");
-        assert!(Backfill.can_move_to(Aborting));
+        assert!(Backfill.can_move_to(Aborting) && BuildIndexes.can_move_to(Aborting));
+        assert!(Backfill < BuildIndexes && BuildIndexes < Checksum, "a checkpoint in build indexes is past the backfill");
         assert!(Cleanup.swapped() && !CutOver.swapped());
     }
 

@@ -2,7 +2,7 @@
 //! calls them in order, publishes the phase, owns the background tasks and the undo record:
 //!
 //! [`preflight`] → shadow ([`Dialect::create_shadow`]) → [`capture`] → [`backfill`] (paused by the
-//! [`throttle`]) → [`checksum`] → [`cutover`] (the wait, then the swap) → [`cleanup`](mod@cleanup).
+//! [`throttle`]) → deferred indexes ([`Dialect::build_deferred_indexes`]) → [`checksum`] → [`cutover`] (the wait, then the swap) → [`cleanup`](mod@cleanup).
 //!
 //! Any failure before the swap undoes what the run created ([`crate::cleanup::undo_steps`]);
 //! after the swap nothing is undone and problems become warnings in the [`Summary`].
@@ -34,6 +34,7 @@ use crate::names::Names;
 use crate::phase::Phase;
 use crate::preflight::{self, plan::Plan};
 use crate::progress::{self, Progress};
+use crate::retry;
 use crate::revert;
 use crate::throttle::{self, Throttle};
 
@@ -588,6 +589,17 @@ impl<D: Dialect> Runner<D> {
         }
         // A TRUNCATE or DDL during the backfill: stop now rather than checksum or wait for nothing.
         capture::verify(d, plan).await?;
+
+        // The secondary indexes the shadow was created without (a dialect's choice: MariaDB's
+        // plain indexes), built in bulk now; each attempt bounded like a cut-over's.
+        if ckpt.phase <= Phase::BuildIndexes {
+            self.enter(plan, ckpt, Phase::BuildIndexes).await?;
+            let lock_timeout = cfg.cut_over.lock_timeout;
+            retry::with_retry("building the shadow's secondary indexes", cfg.cut_over.retry_policy(), &self.cancel, || {
+                d.build_deferred_indexes(plan, lock_timeout)
+            })
+            .await?;
+        }
 
         let rows_checksummed = if cfg.checksum.enabled && ckpt.phase <= Phase::Checksum {
             self.enter(plan, ckpt, Phase::Checksum).await?;

@@ -284,6 +284,7 @@ async fn completes_in_order_and_copies_every_row() {
             "checkpoint install capture",
             "install_capture",
             "checkpoint backfill",
+            "checkpoint build indexes",
             "checkpoint checksum",
             "checkpoint cut-over",
             "cut_over",

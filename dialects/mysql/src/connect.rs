@@ -28,6 +28,9 @@ pub struct MySql {
     /// Connection ids of the pool's sessions, recorded by [`MySql::conn`]: shadowswap's own
     /// working sessions, for `--inject-fault kill-connection` ([`crate::fault`]).
     pub(crate) sessions: std::sync::Mutex<std::collections::BTreeSet<u32>>,
+    /// `SHOW CREATE TABLE` of each table's trial copy (the preflight's), by table: the dry run's
+    /// deferred-index statements come from it (`sql::indexes`).
+    pub(crate) trial_definitions: std::sync::Mutex<std::collections::HashMap<TableRef, String>>,
 }
 
 /// A duration in whole seconds, rounded up, at least 1: `lock_wait_timeout` and
@@ -64,6 +67,7 @@ impl MySql {
             dsn,
             parser: sqlparser::dialect::MySqlDialect {},
             captured: Default::default(),
+            trial_definitions: Default::default(),
             sessions: Default::default(),
         };
         match me.pool.get_conn().await {

@@ -13,6 +13,8 @@
 //!   resumed run created), the trial ALTER on a temporary copy, the duplicate search for a new
 //!   unique key.
 //! - `shadow.rs`    — the shadow table (create, ALTER, AUTO_INCREMENT carry-over) and `DROP TABLE`.
+//! - `indexes.rs`   — the shadow's plain secondary indexes: dropped while it is empty, built in
+//!   bulk after the backfill (phase `build indexes`), online.
 //! - `capture.rs`   — the capture triggers, installed and removed under `LOCK TABLES … WRITE`.
 //! - `copy.rs`      — backfill (key range, chunk end, chunk copy with the checkpoint's advance in
 //!   its transaction) and the chunk checksum.
@@ -60,6 +62,7 @@ pub mod errors;
 mod fault;
 pub mod identity;
 mod in_place;
+mod indexes;
 mod inspect;
 mod preflight;
 mod revert;
@@ -213,7 +216,17 @@ impl Dialect for MySql {
     }
 
     fn render_sql(&self, plan: &Plan) -> PlanSql {
-        sql::dry_run(plan)
+        let mut out = sql::dry_run(plan);
+        let trial = self.trial_definitions.lock().expect("trial definitions").get(&plan.names.table).cloned();
+        if let Some(ddl) = trial {
+            let split = sql::indexes::split(&ddl);
+            out.shadow.extend(sql::indexes::drop_deferred(&plan.names.shadow, &split.deferred));
+            out.shadow.extend(
+                sql::indexes::add_deferred(&plan.names.shadow, &split.deferred)
+                    .map(|add| format!("{}{add}", sql::indexes::AFTER_BACKFILL)),
+            );
+        }
+        out
     }
 
     async fn find_duplicate(&self, table: &TableRef, columns: &[String]) -> Result<Option<String>> {
@@ -286,6 +299,10 @@ impl Dialect for MySql {
 
     async fn verify_resumable(&self, plan: &Plan) -> Result<()> {
         checkpoint::verify_resumable(self, plan).await
+    }
+
+    async fn build_deferred_indexes(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+        indexes::build(self, plan, lock_timeout).await
     }
 
     async fn checksum_chunk(

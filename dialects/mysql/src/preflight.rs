@@ -138,7 +138,13 @@ pub(crate) async fn trial_alter(my: &MySql, names: &Names, alter: &AlterAnalysis
                  triggers write it in the application's transactions), so run this ALTER directly",
                 names.table
             ))),
-            Ok(_) => shape_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e)),
+            Ok(_) => match crate::indexes::show_create(&mut c, &trial).await {
+                Ok(ddl) => {
+                    my.trial_definitions.lock().expect("trial definitions").insert(names.table.clone(), ddl);
+                    shape_on(&mut c, &trial).await.map_err(|e| errors::db(ctx, e))
+                }
+                Err(e) => Err(errors::db(ctx, e)),
+            },
             Err(e) => Err(e),
         },
         // Some ALTERs the server allows on the real table but not on a temporary one.

@@ -1,6 +1,7 @@
-//! The shadow table `_<t>_new`: created like the table, with the ALTER applied and the
-//! AUTO_INCREMENT counter carried over ([`crate::sql::shadow`]); and `drop_table`, the undo of
-//! the shadow and the cleanup of the old table.
+//! The shadow table `_<t>_new`: created like the table, with the ALTER applied, its plain
+//! secondary indexes dropped until after the backfill (`indexes.rs`) and the AUTO_INCREMENT
+//! counter carried over ([`crate::sql::shadow`]); and `drop_table`, the undo of the shadow and
+//! the cleanup of the old table.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
 
 use crate::connect::whole_seconds;
-use crate::{alter, errors, sql, MySql};
+use crate::{alter, errors, indexes, sql, MySql};
 
 /// Create the shadow table with the ALTER applied, its `CREATE TABLE` waiting at most
 /// `lock_timeout` for the table's metadata lock. Refuses first when the copy would fill a clock
@@ -40,6 +41,8 @@ pub(crate) async fn create_shadow(my: &MySql, plan: &Plan, lock_timeout: Duratio
     let [create, alter] = sql::shadow::create_shadow(plan);
     c.query_drop(sql::with_lock_timeout(secs, &create)).await.map_err(|e| errors::db(&ctx, e))?;
     c.query_drop(alter).await.map_err(|e| errors::alter_rejected(&ctx, e))?;
+    // Its plain secondary indexes are built after the backfill, in bulk (phase build indexes).
+    indexes::drop_deferred(&mut c, plan, &ctx).await?;
     // CREATE TABLE … LIKE does not copy the AUTO_INCREMENT counter: carry it over so ids
     // freed by deletes at the top of the range are not handed out again after the swap.
     let next: Option<Option<u64>> = c

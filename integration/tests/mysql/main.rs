@@ -12,8 +12,10 @@
 //!   difference.
 //! - [`concurrency`]     — capture and backfill under concurrent writers, checked against their
 //!   model.
-//! - [`contention`]     — the copy never waits for a row a writer holds (retried smaller), and
+//! - [`contention`]      — the copy never waits for a row a writer holds (retried smaller), and
 //!   writers waiting for row locks make its chunks aim at `--max-latency`.
+//! - [`indexes`]         — the shadow's plain secondary indexes built after the backfill (phase
+//!   `build indexes`) under writers, against a native ALTER; the dry run; a crash in the phase.
 //! - [`instant`]         — `--attempt-instant-ddl`: `ALGORITHM=INSTANT` in place, or copied.
 //! - [`pre_swap_check`]  — what the capture cannot see (TRUNCATE, DDL) stops the run before the
 //!   swap.
@@ -44,6 +46,7 @@ mod columns;
 mod concurrency;
 mod contention;
 mod contract;
+mod indexes;
 mod instant;
 mod lifecycle;
 mod pre_swap_check;

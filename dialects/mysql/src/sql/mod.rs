@@ -46,6 +46,7 @@ pub mod cutover;
 pub mod fault;
 pub mod identity;
 pub mod in_place;
+pub mod indexes;
 pub mod inspect;
 pub mod preflight;
 pub mod revert;

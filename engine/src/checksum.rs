@@ -15,6 +15,7 @@
 //! compared chunks.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
@@ -61,6 +62,13 @@ pub async fn run<D: Dialect>(
         let done = if room { in_flight.take_oldest_done() } else { in_flight.oldest().await };
         if let Some((chunk, outcome)) = done {
             let ((orig, shadow), elapsed) = outcome?;
+            tracing::debug!(
+                chunk = %chunk,
+                rows = orig.rows,
+                ms = elapsed.as_millis() as u64,
+                in_flight = in_flight.len() + 1,
+                "checksum chunk compared"
+            );
             walk.sizer.observe(elapsed);
             if orig != shadow {
                 return Err(mismatch(plan, &chunk, orig, shadow));
@@ -99,15 +107,11 @@ pub async fn run<D: Dialect>(
     Ok(rows)
 }
 
-/// The error for a chunk whose two sides differ (`start` and `end` for the open bounds).
-fn mismatch<K: std::fmt::Display>(plan: &Plan, chunk: &Chunk<K>, orig: ChunkChecksum, shadow: ChunkChecksum) -> Error {
+/// The error for a chunk whose two sides differ.
+fn mismatch<K: fmt::Display>(plan: &Plan, chunk: &Chunk<K>, orig: ChunkChecksum, shadow: ChunkChecksum) -> Error {
     Error::ChecksumMismatch {
         table: plan.names.table.clone(),
-        chunk: format!(
-            "({}, {}]",
-            chunk.after.as_ref().map(|k| k.to_string()).unwrap_or_else(|| "start".into()),
-            if chunk.last { "end".to_string() } else { chunk.upto.to_string() }
-        ),
+        chunk: chunk.to_string(),
         detail: format!(
             "original {} rows hash {:016x}, shadow {} rows hash {:016x}",
             orig.rows, orig.hash, shadow.rows, shadow.hash
@@ -120,6 +124,21 @@ struct Chunk<K> {
     after: Option<K>,
     upto: K,
     last: bool,
+}
+
+/// `(after, upto]`, with `start` and `end` for the open bounds.
+impl<K: fmt::Display> fmt::Display for Chunk<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.after {
+            Some(k) => write!(f, "({k}, ")?,
+            None => write!(f, "(start, ")?,
+        }
+        if self.last {
+            write!(f, "end]")
+        } else {
+            write!(f, "{}]", self.upto)
+        }
+    }
 }
 
 /// One chunk's result: `(original, shadow)` and the chunk's own wall time (for the sizer).

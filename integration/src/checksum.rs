@@ -89,7 +89,9 @@ pub async fn tells_every_difference<T: TestDatabase>(
 
 /// Rows of the tables the `--checksum-threads` tests migrate: the first [`THREADS`] checksum
 /// chunks are sized before any has finished (10,000 rows each); the rest adapt to
-/// `--checksum-chunk-time 1ms` and are small, so there are many.
+/// `--checksum-chunk-time 200ms` and grow at most 1.5 times a chunk, so there are more chunks
+/// than threads. (A target near one chunk's fixed cost, a few ms on a busy test server with
+/// four sessions at once, shrinks chunks to single rows: tens of thousands of chunks.)
 pub const PARALLEL_ROWS: u64 = 100_000;
 
 /// `--checksum-threads` of those tests.
@@ -104,7 +106,7 @@ pub const PLANTED: [u64; 2] = [61_234, 97_000];
 pub const CHUNK_LOG: (&str, &str) = ("RUST_LOG", "info,shadowswap_engine::checksum=debug");
 
 /// `alter` of table `t` at `dsn` with `alter`, executed, [`THREADS`] checksum chunks at once
-/// with a 1 ms chunk time, and `extra`.
+/// with a 200 ms chunk time, and `extra`.
 pub fn parallel_args(dsn: &str, alter: &str, extra: &[&str]) -> Vec<String> {
     let threads = THREADS.to_string();
     let mut a: Vec<String> = [
@@ -119,7 +121,7 @@ pub fn parallel_args(dsn: &str, alter: &str, extra: &[&str]) -> Vec<String> {
         "--checksum-threads",
         &threads,
         "--checksum-chunk-time",
-        "1ms",
+        "200ms",
     ]
     .iter()
     .map(|s| s.to_string())

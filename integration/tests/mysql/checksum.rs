@@ -78,7 +78,7 @@ async fn four_chunks_at_once_under_writers_agree_and_swap_exactly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(text.contains("checksum ok over "), "{text}");
     let (chunks, most) = chunks_compared(&err);
-    assert!(chunks >= 20, "many checksum chunks: {chunks}\n{err}");
+    assert!(chunks > THREADS, "more checksum chunks than threads: {chunks}\n{err}");
     assert_eq!(most, THREADS, "{THREADS} chunks in flight at once, never more");
     let verification = workload::verify(&db.pool, &model).await.unwrap();
     assert!(verification.ok(), "{verification}\nwriters: {report}");
@@ -103,7 +103,7 @@ async fn four_chunks_at_once_find_a_planted_difference_in_key_order() {
     let (after, upto) = mismatch_chunk(&line);
     assert!(after < PLANTED[0] && PLANTED[0] <= upto, "the first planted row's chunk is named: {line}");
     let (chunks, most) = chunks_compared(&stderr(&out));
-    assert!(chunks >= 4, "chunks compared before the difference: {chunks}");
+    assert!(chunks >= THREADS, "chunks compared before the difference: {chunks}");
     assert_eq!(most, THREADS, "{THREADS} chunks in flight at once");
     let verification = workload::verify(&db.pool, &initial).await.unwrap();
     assert!(verification.ok(), "the original is unchanged: {verification}");

@@ -190,6 +190,15 @@ pub struct AlterArgs {
     /// Skip the checksum of original against shadow before the cut-over.
     #[arg(long)]
     no_checksum: bool,
+    /// Checksum chunks compared at once, each in its own session and snapshot (1 to 16). More
+    /// than the server's cores buys nothing.
+    #[arg(long, value_name = "N", default_value_t = ChecksumConfig::default().threads as u64,
+          value_parser = clap::value_parser!(u64).range(1..=ChecksumConfig::MAX_THREADS as u64))]
+    checksum_threads: u64,
+    /// Target time per checksum chunk; the chunk size adapts to it (--chunk-time and --chunk-size
+    /// are the copy's).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    checksum_chunk_time: Duration,
     /// When the server can apply the ALTER without rewriting or scanning the table (PostgreSQL:
     /// the dry run says "metadata-only: yes"), apply it in place under the cut-over lock timeout
     /// and retries instead of copying. Otherwise copy as usual.
@@ -368,7 +377,11 @@ impl AlterArgs {
                 },
                 ..self.chunk.config()
             },
-            checksum: ChecksumConfig { enabled: !self.no_checksum, ..ChecksumConfig::default() },
+            checksum: ChecksumConfig {
+                enabled: !self.no_checksum,
+                threads: self.checksum_threads as usize,
+                chunk_time: self.checksum_chunk_time,
+            },
             cut_over: CutOverConfig {
                 lock_timeout: self.lock.cut_over_lock_timeout,
                 retries: self.lock.cut_over_retries,
@@ -558,6 +571,10 @@ mod tests {
         let c = alter(&[]).config();
         assert!(!c.execute && c.checksum.enabled && c.cut_over.window.is_none());
         assert_eq!(c.copy.chunk_time, CopyConfig::default().chunk_time);
+        assert_eq!(
+            (c.checksum.threads, c.checksum.chunk_time),
+            (ChecksumConfig::default().threads, ChecksumConfig::default().chunk_time)
+        );
         assert_eq!(c.cut_over.lock_timeout, CutOverConfig::default().lock_timeout);
         assert_eq!(c.cut_over.blocker_wait, CutOverConfig::default().blocker_wait);
         assert_eq!(c.cut_over.retries, CutOverConfig::default().retries);
@@ -584,6 +601,26 @@ mod tests {
         .config();
         assert!(c.execute && !c.checksum.enabled);
         assert_eq!(c.copy.fixed_chunk_rows, Some(50));
+        let k = alter(&["--checksum-threads", "4", "--checksum-chunk-time", "50ms"]).config().checksum;
+        assert_eq!((k.threads, k.chunk_time), (4, Duration::from_millis(50)));
+        for bad in ["0", "17", "-1", "two"] {
+            assert!(
+                Cli::try_parse_from([
+                    "shadowswap",
+                    "alter",
+                    "--dsn",
+                    "mysql://u@h/db",
+                    "--table",
+                    "t",
+                    "--alter",
+                    "ADD c INT",
+                    "--checksum-threads",
+                    bad
+                ])
+                .is_err(),
+                "--checksum-threads {bad}"
+            );
+        }
         assert_eq!((c.cut_over.lock_timeout, c.ddl.lock_timeout), (Duration::from_secs(3), Duration::from_secs(3)));
         assert_eq!(c.throttle.max_load.len(), 2);
         assert_eq!(c.cut_over.window.unwrap().to_string(), "02:00-04:30 Europe/Berlin");

@@ -149,11 +149,20 @@ pub struct ChecksumConfig {
     pub enabled: bool,
     /// Target wall time per checksum chunk. Default 500 ms.
     pub chunk_time: Duration,
+    /// Chunks compared at once, each in its own session and snapshot (`--checksum-threads`);
+    /// at least 1 (0 counts as 1), at most [`ChecksumConfig::MAX_THREADS`]. Default 2.
+    pub threads: usize,
+}
+
+impl ChecksumConfig {
+    /// The largest `threads` the CLI accepts; the PostgreSQL connection pool has room for this
+    /// many checksum sessions besides the run's others.
+    pub const MAX_THREADS: usize = 16;
 }
 
 impl Default for ChecksumConfig {
     fn default() -> Self {
-        Self { enabled: true, chunk_time: Duration::from_millis(500) }
+        Self { enabled: true, chunk_time: Duration::from_millis(500), threads: 2 }
     }
 }
 

@@ -24,8 +24,13 @@ struct Fake {
     timeout: bool,
     rows: Vec<u64>,
     shadow: Mutex<Vec<u64>>,
-    /// Drop this key from the shadow after the backfill (to provoke a checksum mismatch).
-    lose: Option<u64>,
+    /// Drop these keys from the shadow after the backfill (to provoke a checksum mismatch).
+    lose: Vec<u64>,
+    /// Each checksum chunk takes longer the lower its keys (a chunk ending at key k: 5 × (12 − k)
+    /// ms, the open last chunk 5 ms), so chunks started together finish in reverse key order.
+    slow_low_chunks: bool,
+    /// Checksum chunks running now, and the most that ever ran at once.
+    checksums_running: Mutex<(usize, usize)>,
     /// Keys the original has beyond the high watermark (not walked, not copied).
     late: Vec<u64>,
     /// The checkpoint row, as the server would keep it.
@@ -202,7 +207,7 @@ impl Dialect for Fake {
         let chunk: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= upto).collect();
         let mut s = self.shadow.lock().unwrap();
         s.retain(|k| after.is_some_and(|a| k <= a) || k > upto);
-        s.extend(chunk.iter().filter(|k| Some(**k) != self.lose));
+        s.extend(chunk.iter().filter(|k| !self.lose.contains(k)));
         let mut ckpt = self.checkpoint.lock().unwrap();
         let c = ckpt.as_mut().expect("the checkpoint is written before the backfill");
         c.low_watermark = Some(mark.low_watermark.clone());
@@ -236,6 +241,15 @@ impl Dialect for Fake {
                 keys.iter().copied().filter(|k| after.is_none_or(|a| k > a) && upto.is_none_or(|u| k <= u)).collect();
             ChunkChecksum { rows: k.len() as u64, hash: k.iter().fold(0, |h, x| h ^ x.wrapping_mul(0x9e37_79b9)) }
         };
+        {
+            let mut r = self.checksums_running.lock().unwrap();
+            r.0 += 1;
+            r.1 = r.1.max(r.0);
+        }
+        if self.slow_low_chunks {
+            tokio::time::sleep(Duration::from_millis(5 * (12 - upto.copied().unwrap_or(11).min(11)))).await;
+        }
+        self.checksums_running.lock().unwrap().0 -= 1;
         let original: Vec<u64> = self.rows.iter().chain(&self.late).copied().collect();
         Ok((sum(&original), sum(&self.shadow.lock().unwrap())))
     }
@@ -331,7 +345,7 @@ async fn cut_over_lock_timeouts_are_retried_then_reported() {
 
 #[tokio::test]
 async fn checksum_mismatch_stops_before_the_swap() {
-    let (r, calls) = run(Fake { lose: Some(7), ..Fake::default() }, config()).await;
+    let (r, calls) = run(Fake { lose: vec![7], ..Fake::default() }, config()).await;
     assert!(matches!(r, Err(Error::ChecksumMismatch { .. })), "{r:?}");
     assert!(!calls.iter().any(|c| c == "cut_over"));
 }
@@ -344,6 +358,42 @@ async fn checksum_covers_rows_above_the_high_watermark() {
     let (r, calls) = run(Fake { late: vec![99], ..Fake::default() }, config()).await;
     assert!(matches!(r, Err(Error::ChecksumMismatch { .. })), "{r:?}");
     assert!(!calls.iter().any(|c| c == "cut_over"));
+}
+
+/// [`config`] with checksum chunks of one row each (10 chunks) compared `threads` at a time.
+fn one_row_checksum_chunks(threads: usize) -> MigrationConfig {
+    let mut c = config();
+    c.copy.initial_chunk_rows = 0;
+    c.copy.max_chunk_rows = 0;
+    c.checksum.threads = threads;
+    c
+}
+
+#[tokio::test]
+async fn parallel_checksum_compares_every_chunk() {
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), slow_low_chunks: true, ..Fake::default() });
+    let r = Runner::new(fake.clone(), one_row_checksum_chunks(3)).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!(s.rows_checksummed, Some(10));
+    assert_eq!(fake.checksums_running.lock().unwrap().1, 3, "three chunks at once, never more");
+}
+
+#[tokio::test]
+async fn parallel_checksum_names_the_first_mismatching_chunk_in_key_order() {
+    // Keys 2 and 3 are missing from the shadow: chunks (1, 2] and (2, 3] differ. With three
+    // chunks at once the later one finishes first; the error still names (1, 2], as one
+    // thread does. Reporting in completion order, or skipping a chunk, names (2, 3].
+    let mut named = vec![];
+    for threads in [1, 3] {
+        let fake = Arc::new(Fake { rows: (1..=10).collect(), lose: vec![2, 3], slow_low_chunks: true, ..Fake::default() });
+        let r =
+            Runner::new(fake.clone(), one_row_checksum_chunks(threads)).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+        let Err(Error::ChecksumMismatch { chunk, .. }) = r else { panic!("{threads} thread(s): {r:?}") };
+        assert!(!fake.calls().iter().any(|c| c == "cut_over"));
+        assert_eq!(fake.checksums_running.lock().unwrap().1, threads);
+        named.push(chunk);
+    }
+    assert_eq!(named, ["(1, 2]", "(1, 2]"]);
 }
 
 #[tokio::test]

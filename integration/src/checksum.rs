@@ -86,3 +86,72 @@ pub async fn tells_every_difference<T: TestDatabase>(
         assert_eq!((whole.0, chunk.0), (whole.1, chunk.1), "{what}: undone, the tables agree again");
     }
 }
+
+/// Rows of the tables the `--checksum-threads` tests migrate: the first [`THREADS`] checksum
+/// chunks are sized before any has finished (10,000 rows each); the rest adapt to
+/// `--checksum-chunk-time 200ms` and grow at most 1.5 times a chunk, so there are more chunks
+/// than threads. (A target near one chunk's fixed cost, a few ms on a busy test server with
+/// four sessions at once, shrinks chunks to single rows: tens of thousands of chunks.)
+pub const PARALLEL_ROWS: u64 = 100_000;
+
+/// `--checksum-threads` of those tests.
+pub const THREADS: usize = 4;
+
+/// Keys the mismatch tests change in the shadow, in key order, far enough apart to fall in
+/// different chunks: the error must name the first one's.
+pub const PLANTED: [u64; 2] = [61_234, 97_000];
+
+/// The environment that makes the CLI log each checksum chunk (`checksum chunk compared`, at
+/// debug level, with `in_flight`).
+pub const CHUNK_LOG: (&str, &str) = ("RUST_LOG", "info,shadowswap_engine::checksum=debug");
+
+/// `alter` of table `t` at `dsn` with `alter`, executed, [`THREADS`] checksum chunks at once
+/// with a 200 ms chunk time, and `extra`.
+pub fn parallel_args(dsn: &str, alter: &str, extra: &[&str]) -> Vec<String> {
+    let threads = THREADS.to_string();
+    let mut a: Vec<String> = [
+        "alter",
+        "--dsn",
+        dsn,
+        "--table",
+        "t",
+        "--alter",
+        alter,
+        "--execute",
+        "--checksum-threads",
+        &threads,
+        "--checksum-chunk-time",
+        "200ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// From stderr logged with [`CHUNK_LOG`]: how many checksum chunks were compared, and the most
+/// that were in flight at once.
+pub fn chunks_compared(stderr: &str) -> (usize, usize) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("checksum chunk compared")).collect();
+    let in_flight = |l: &str| -> usize {
+        let tail = l.split("in_flight=").nth(1).unwrap_or_else(|| panic!("no in_flight in {l}"));
+        tail.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{l}"))
+    };
+    (lines.len(), lines.iter().map(|l| in_flight(l)).max().unwrap_or(0))
+}
+
+/// The bounds of the chunk a checksum-mismatch error line names, `(after, upto]` of a one-column
+/// integer key (`start`: 0, `end`: `u64::MAX`). Works for both dialects' key texts (`(10000)`,
+/// `('10000')`).
+pub fn mismatch_chunk(line: &str) -> (u64, u64) {
+    let range = line.split(" in chunk (").nth(1).and_then(|r| r.split("]: ").next()).unwrap_or_else(|| panic!("{line}"));
+    let (after, upto) = range.split_once(", ").unwrap_or_else(|| panic!("{line}"));
+    let number = |s: &str, open: u64| -> u64 {
+        if s == "start" || s == "end" {
+            return open;
+        }
+        s.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or_else(|_| panic!("{s} in {line}"))
+    };
+    (number(after, 0), number(upto, u64::MAX))
+}

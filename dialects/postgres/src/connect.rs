@@ -80,8 +80,11 @@ impl Postgres {
         let mgr =
             Manager::from_connect(session.clone(), dsn.tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let sessions = crate::fault::SessionPids::default();
+        // Sessions open only when needed. Room for the checksum's chunks in flight
+        // (`--checksum-threads`, at most `MAX_THREADS`) next to the walk, the throttler and the
+        // heartbeat writer (the other phases need fewer).
         let pool = Pool::builder(mgr)
-            .max_size(8)
+            .max_size(shadowswap_engine::config::ChecksumConfig::MAX_THREADS + 4)
             .post_create(crate::fault::record_backend_pids(sessions.clone()))
             .build()
             .map_err(|e| Error::refused(format!("connection pool: {e}")))?;

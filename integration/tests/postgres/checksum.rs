@@ -2,8 +2,19 @@
 //! ([`shadowswap_integration::checksum`]): a changed value, one byte of a long value, `NULL`
 //! against `''`, values moved between columns or between rows (a linear row hash such as a CRC
 //! misses that one), a missing row, a row twice.
+//!
+//! Several chunks at once (`--checksum-threads 4`, the CLI): many small chunks under concurrent
+//! writers agree (each chunk's own snapshot) and the table ends exactly as the writers' model; a
+//! difference planted in the shadow is found, in the first differing chunk in key order.
 
+use std::time::Duration;
+
+use shadowswap_integration::checksum::{
+    chunks_compared, mismatch_chunk, parallel_args, CHUNK_LOG, PARALLEL_ROWS, PLANTED, THREADS,
+};
 use shadowswap_integration::checksum::{tells_every_difference, Difference};
+use shadowswap_integration::cli::{assert_fails, run_cli, stderr, stdout, Spawned};
+use shadowswap_integration::postgres::workload::{self, Model, PgTable, Workload, WorkloadConfig};
 use shadowswap_integration::postgres::PgTestDb;
 use shadowswap_postgres::PgKey;
 
@@ -37,4 +48,62 @@ const DIFFERENCES: &[Difference] = &[
 async fn the_checksum_agrees_on_equal_tables_and_tells_every_difference() {
     let db = PgTestDb::new("pgc_checksum").await;
     tells_every_difference(&db, SETUP, "ADD COLUMN x int", |id| PgKey(vec![id.to_string()]), DIFFERENCES).await;
+}
+
+/// A rewriting ALTER.
+const ALTER: &str = "ADD COLUMN extra int NOT NULL DEFAULT 7, ALTER COLUMN v TYPE bigint";
+
+/// A seeded table `t` of [`PARALLEL_ROWS`] rows and its model.
+async fn seeded(name: &str) -> (PgTestDb, Model) {
+    let db = PgTestDb::new(name).await;
+    let table = PgTable::single("t");
+    table.create(&db.client).await.unwrap();
+    table.load(&db.client, PARALLEL_ROWS).await.unwrap();
+    db.exec("ANALYZE t").await;
+    let model = Model::read(&db.client, &table).await.unwrap();
+    (db, model)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_chunks_at_once_under_writers_agree_and_swap_exactly() {
+    let (db, initial) = seeded("pgc_cksum_threads").await;
+    let writers = Workload::start(&db.dsn, initial, WorkloadConfig::default(), None).await.unwrap();
+    writers.wait_for_ops(200).await.unwrap();
+    let args = parallel_args(&db.dsn, ALTER, &[]);
+    let out = run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[CHUNK_LOG]).await;
+    let (model, report) = writers.stop().await.unwrap();
+    let (err, text) = (stderr(&out), stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(text.contains("checksum ok over "), "{text}");
+    let (chunks, most) = chunks_compared(&err);
+    assert!(chunks > THREADS, "more checksum chunks than threads: {chunks}\n{err}");
+    assert_eq!(most, THREADS, "{THREADS} chunks in flight at once, never more");
+    let verification = workload::verify(&db.client, &model).await.unwrap();
+    assert!(verification.ok(), "{verification}\nwriters: {report}");
+    db.assert_clean(&["t"]).await;
+    println!("{THREADS} checksum threads, {chunks} chunks under writers: {}", text.trim());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_chunks_at_once_find_a_planted_difference_in_key_order() {
+    let (db, initial) = seeded("pgc_cksum_threads_diff").await;
+    // Crash at the checksum's start, leaving shadow, capture and checkpoint for a resume.
+    let args = parallel_args(&db.dsn, ALTER, &["--inject-fault", "crash@checksum"]);
+    let (status, _, err) = Spawned::watched("crash", &args).finish(Duration::from_secs(120)).await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(6), "aborted at the checksum: {status}\n{err}");
+    // Writes to the shadow itself are not captured: the rows now differ from the original's.
+    let ids = PLANTED.map(|id| id.to_string()).join(", ");
+    db.exec(&format!("UPDATE _t_new SET c = 'planted' WHERE id IN ({ids})")).await;
+
+    let out = run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[CHUNK_LOG]).await;
+    let line = assert_fails(&out, 1, &["checksum mismatch between", "original ", "the original table was left serving"]);
+    let (after, upto) = mismatch_chunk(&line);
+    assert!(after < PLANTED[0] && PLANTED[0] <= upto, "the first planted row's chunk is named: {line}");
+    let (chunks, most) = chunks_compared(&stderr(&out));
+    assert!(chunks >= THREADS, "chunks compared before the difference: {chunks}");
+    assert_eq!(most, THREADS, "{THREADS} chunks in flight at once");
+    let verification = workload::verify(&db.client, &initial).await.unwrap();
+    assert!(verification.ok(), "the original is unchanged: {verification}");
+    db.assert_clean(&["t"]).await;
 }

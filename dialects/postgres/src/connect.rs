@@ -28,6 +28,9 @@ pub struct Postgres {
     /// Backend pids of the pool's sessions: shadowswap's own working sessions, for
     /// `--inject-fault kill-connection` ([`crate::fault`]).
     pub(crate) sessions: crate::fault::SessionPids,
+    /// Chunks the copy redid with the upsert after its fast path rolled back
+    /// ([`Postgres::copy_fallbacks`]).
+    pub(crate) copy_fallbacks: std::sync::atomic::AtomicU64,
 }
 
 impl Postgres {
@@ -89,7 +92,16 @@ impl Postgres {
             .build()
             .map_err(|e| Error::refused(format!("connection pool: {e}")))?;
         let parser = sqlparser::dialect::PostgreSqlDialect {};
-        let me = Postgres { pool, dsn, session, default_schema, user_search_path, parser, sessions };
+        let me = Postgres {
+            pool,
+            dsn,
+            session,
+            default_schema,
+            user_search_path,
+            parser,
+            sessions,
+            copy_fallbacks: Default::default(),
+        };
         drop(me.client().await?);
         Ok(me)
     }

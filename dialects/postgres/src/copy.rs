@@ -4,6 +4,7 @@
 //! one snapshot. The statements are [`crate::sql::copy`]'s (and the checkpoint's advance,
 //! [`crate::sql::checkpoint`]'s).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shadowswap_engine::checkpoint::ChunkMark;
@@ -48,10 +49,124 @@ pub(crate) async fn chunk_end(pg: &Postgres, plan: &Plan, after: Option<&PgKey>,
 /// table's owner (the insert evaluates the shadow's CHECKs, defaults and index expressions),
 /// and in the same transaction, back in the session's own role, advances the checkpoint by
 /// `mark` and the rows copied ([`crate::sql::checkpoint::chunk_end`]): both commit or neither.
+/// Returns the rows copied.
+///
+/// First the fast path, one READ COMMITTED transaction (each statement has its own snapshot):
+/// 1. `SET LOCAL lock_timeout`, `LOCK TABLE t IN ROW SHARE MODE` ([`q::begin_chunk`]);
+/// 2. `SELECT 1 FROM t WHERE <range> FOR SHARE` ([`q::lock_chunk_rows`]): every row of the
+///    range that exists now is locked in its latest committed version (the statement waits for
+///    writers holding one); `locked` rows;
+/// 3. `DELETE FROM shadow WHERE <range>` ([`q::clear_shadow_range`]): what the capture wrote ahead;
+/// 4. a plain `INSERT … SELECT` ([`q::insert_chunk`]): `copied` rows;
+/// 5. the checkpoint's advance and the commit, only when `copied == locked`.
+///
+/// The locked rows cannot change until the commit, and their latest version is committed
+/// before step 4's snapshot, so step 4 reads each of them in its latest version; any other row
+/// step 4 reads is *new*: inserted into the range (or moved into it by a key-changing UPDATE)
+/// by a transaction that committed after step 2's snapshot. So `copied == locked` exactly when
+/// the chunk copied only locked rows, and then, interleaving by interleaving (W is an
+/// application transaction, its capture trigger runs in it right after its change):
+/// - W's INSERT, UPDATE, DELETE or key-changing UPDATE committed before step 2 locks the row (or
+///   step 2 waited for it): the shadow holds what W's capture wrote, committed, step 3 deletes
+///   it and step 4 writes the row's latest version (a row W deleted or moved out of the range is
+///   neither locked nor read, and its capture already removed it from the shadow);
+/// - W changes or deletes a locked row after step 2: W waits for the chunk's commit before its
+///   change, so its capture runs afterwards and (READ COMMITTED: a new snapshot per statement)
+///   sees and overwrites or deletes the copied row; at REPEATABLE READ or SERIALIZABLE the
+///   capture's DELETE meets a row changed after its snapshot and fails with
+///   `serialization_failure`, as with the upsert;
+/// - W inserts into the range (or moves a row into it) and is not committed at step 4's
+///   snapshot: step 4 does not read the row, nothing of this chunk touches its key, and W's
+///   capture writes it;
+/// - W inserts into the range and commits between step 2's and step 4's snapshots: the row is
+///   new, and the chunk does not commit. Committed after step 3's snapshot, W's capture row is
+///   still in the shadow and step 4 fails with `unique_violation` (the hole of the plain
+///   insert). Committed before it, step 3 deletes W's capture row and step 4 inserts the row
+///   again as a new tuple; a later W2 that deletes the row (or moves its key away), not locked
+///   out by step 2, would have its capture's DELETE wait for the chunk on the deleted tuple and
+///   then skip it, never seeing the inserted one: a deleted row brought back. `copied !=
+///   locked` rolls such a chunk back before W2 can miss anything;
+/// - `TRUNCATE` takes `ACCESS EXCLUSIVE`, which conflicts with step 1's `ROW SHARE`: it runs
+///   wholly before the chunk or after it (its capture trigger empties the shadow after);
+/// - the shadow's `GENERATED ALWAYS AS IDENTITY` columns take the original's values through
+///   `OVERRIDING SYSTEM VALUE`, and the fast path has no SET list, so it does not read them.
+///
+/// Steps 2 to 4 run as the table's owner ([`owner::exec`], entered once per transaction, which
+/// also checks the owner's helper function is intact): step 2 needs what `FOR SHARE` needs, and
+/// row-level security would hide rows from the session's own role; the shadow has no triggers,
+/// rules or incoming foreign keys, so step 3 runs none of the table's code.
+///
+/// When the fast path cannot commit (a `unique_violation`, which is also how a real duplicate of
+/// a new unique key shows, or `copied != locked`), it is rolled back and the chunk is redone in a
+/// new transaction with the one-statement upsert [`q::copy_chunk`], as copies did before the
+/// fast path ([`Postgres::copy_fallbacks`] counts them).
+///
 /// Errors: [`Error::DuplicateKey`] (a new unique key rejects a row; named as a plain ALTER
 /// would name it), [`Error::Refused`] (the altered table rejects a row's values; the checkpoint
 /// row is missing), [`Error::Database`] (the checkpoint table is missing, among others).
 pub(crate) async fn copy_chunk(
+    pg: &Postgres,
+    plan: &Plan,
+    after: Option<&PgKey>,
+    upto: &PgKey,
+    lock_wait: Duration,
+    mark: &ChunkMark,
+) -> Result<u64> {
+    match fast_copy(pg, plan, after, upto, lock_wait, mark).await? {
+        Ok(rows) => Ok(rows),
+        Err(why) => {
+            pg.copy_fallbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(table = %plan.names.table, why, "the chunk's fast copy was rolled back; copying it with the upsert");
+            upsert_copy(pg, plan, after, upto, lock_wait, mark).await
+        }
+    }
+}
+
+impl Postgres {
+    /// How many chunks this connection's copy redid with the upsert after the fast path could
+    /// not commit them (see `copy_chunk` in this module): a figure for tests and diagnostics.
+    pub fn copy_fallbacks(&self) -> u64 {
+        self.copy_fallbacks.load(Ordering::Relaxed)
+    }
+}
+
+/// The fast path of [`copy_chunk`]: `Ok(Ok(rows))` when the chunk committed, `Ok(Err(why))`
+/// when it was rolled back for the fallback.
+async fn fast_copy(
+    pg: &Postgres,
+    plan: &Plan,
+    after: Option<&PgKey>,
+    upto: &PgKey,
+    lock_wait: Duration,
+    mark: &ChunkMark,
+) -> Result<std::result::Result<u64, &'static str>> {
+    let ctx = "copying a chunk";
+    let (where_, p) = q::chunk_range(plan, after.map(|k| &k.0[..]), &upto.0);
+    let mut c = pg.client().await?;
+    let tx = c.transaction().await.map_err(|e| errors::db(ctx, e))?;
+    tx.batch_execute(&q::begin_chunk(&plan.names.table, lock_wait)).await.map_err(|e| errors::db(ctx, e))?;
+    let owner = owner::enter(&tx, &plan.names.table).await.map_err(|e| errors::db(ctx, e))?;
+    let locked = owner::exec(&tx, owner, &q::lock_chunk_rows(plan, &where_), &p, None).await.map_err(|e| errors::db(ctx, e))?;
+    let clear = q::clear_shadow_range(plan, &q::shadow_chunk_range(plan, after.is_some()));
+    owner::exec(&tx, owner, &clear, &p, None).await.map_err(|e| errors::db(ctx, e))?;
+    let copied = match owner::exec(&tx, owner, &q::insert_chunk(plan, &where_), &p, None).await {
+        Ok(n) => n,
+        Err(e) if errors::unique_violation(&e).is_some() => {
+            tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
+            return Ok(Err("a unique violation"));
+        }
+        Err(e) => return Err(errors::rejected_row(&plan.names.table, &e).unwrap_or_else(|| errors::db(ctx, e))),
+    };
+    if copied != locked {
+        tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
+        return Ok(Err("rows inserted into the chunk's range meanwhile"));
+    }
+    finish(tx, plan, mark, copied).await.map(Ok)
+}
+
+/// The fallback of [`copy_chunk`]: the chunk in one transaction with the one-statement upsert
+/// ([`q::copy_chunk`]).
+async fn upsert_copy(
     pg: &Postgres,
     plan: &Plan,
     after: Option<&PgKey>,
@@ -81,8 +196,13 @@ pub(crate) async fn copy_chunk(
             return Err(errors::rejected_row(&plan.names.table, &e).unwrap_or_else(|| errors::db(ctx, e)));
         }
     };
-    // Back to the session's role (the owner need not have any privilege on the checkpoint
-    // table) and the checkpoint's advance, in one round trip, before the commit.
+    finish(tx, plan, mark, rows).await
+}
+
+/// The end of a chunk's transaction: back to the session's role (the owner need not have any
+/// privilege on the checkpoint table) and the checkpoint's advance by `mark` and `rows`, in one
+/// round trip, then the commit. Errors: [`Error::Refused`] when the checkpoint row is missing.
+async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &ChunkMark, rows: u64) -> Result<u64> {
     let advance = qc::chunk_end(&plan.names.checkpoint, &mark.low_watermark, mark.chunk_rows, rows);
     let done = tx.simple_query(&advance).await.map_err(|e| errors::db("recording the chunk in the checkpoint", e))?;
     let updated = done.iter().rev().find_map(|m| match m {
@@ -97,7 +217,7 @@ pub(crate) async fn copy_chunk(
             plan.names.table, plan.names.checkpoint
         )));
     }
-    tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+    tx.commit().await.map_err(|e| errors::db("copying a chunk", e))?;
     Ok(rows)
 }
 

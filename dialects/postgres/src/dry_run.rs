@@ -10,7 +10,8 @@ use crate::sql;
 
 /// The SQL `plan` will run, for the dry run: the checkpoint table's creation first (it is
 /// written before the shadow is created), and each chunk's copy followed by the checkpoint's
-/// advance in the same transaction.
+/// advance in the same transaction: the fast path, then the fallback that redoes a chunk the
+/// fast path rolled back ([`sql::copy::outline`]).
 ///
 /// The capture has no shadow to read identity kinds from: `GENERATED ALWAYS` identity columns
 /// still show in the SET lists here, the run leaves them out. Nor key operators: the run
@@ -20,7 +21,7 @@ pub fn plan_sql(plan: &Plan) -> PlanSql {
     PlanSql {
         shadow: std::iter::once(sql::checkpoint::create(&plan.names.checkpoint)).chain(sql::shadow::outline(plan)).collect(),
         capture: sql::capture::outline(plan),
-        copy: format!("{};\n  {}", sql::copy::outline(plan), sql::checkpoint::advance_outline(&plan.names.checkpoint)),
+        copy: sql::copy::outline(plan, &sql::checkpoint::advance_outline(&plan.names.checkpoint)).join(";\n  "),
         cut_over: sql::cutover::outline(plan),
     }
 }
@@ -52,11 +53,27 @@ mod tests {
         let run = sql::capture::install(&plan, "owner", &[], &[], 0);
         assert_eq!(dry.capture, run[9..]);
         assert_eq!(dry.capture.len(), 12);
-        // The copy: the run's statement for a chunk with both ends.
+        // The copy: the run's statements for a chunk with both ends, fast path then fallback,
+        // each followed by the checkpoint's advance in the chunk's transaction.
         let (where_, _) = sql::copy::chunk_range(&plan, Some(&["1".to_string()]), &["2".to_string()]);
-        let (copy, advance) = dry.copy.split_once(";\n  ").unwrap();
-        assert_eq!(copy, sql::copy::copy_chunk(&plan, &where_, &[]));
-        // The checkpoint's advance in the chunk's transaction: the run's statement, values aside.
+        let shadow_where = sql::copy::shadow_chunk_range(&plan, true);
+        let copy: Vec<&str> = dry.copy.split(";\n  ").collect();
+        let lock = sql::copy::lock_for_copy(&n.table);
+        assert!(sql::copy::begin_chunk(&n.table, std::time::Duration::from_secs(1)).ends_with(&lock));
+        assert_eq!(
+            copy[..4],
+            [
+                lock.as_str(),
+                &sql::copy::lock_chunk_rows(&plan, &where_),
+                &sql::copy::clear_shadow_range(&plan, &shadow_where),
+                &sql::copy::insert_chunk(&plan, &where_)
+            ]
+        );
+        assert_eq!(copy[5], format!("{}\n  {lock}", sql::copy::OUTLINE_FALLBACK));
+        assert_eq!(copy[6], sql::copy::copy_chunk(&plan, &where_, &[]));
+        assert_eq!(copy.len(), 8);
+        assert_eq!(copy[4], copy[7]);
+        let advance = copy[4];
         assert_eq!(
             advance.replace("$1", "E'[\"2\"]'").replace("$2", "10").replace("$3", "9"),
             sql::checkpoint::advance(&n.checkpoint, "[\"2\"]", 10, 9)

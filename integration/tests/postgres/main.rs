@@ -17,6 +17,8 @@
 //! - [`capture`]            — every write path reaches the shadow table.
 //! - [`checksum`]           — the chunk checksum agrees on equal tables and tells every kind of
 //!   difference.
+//! - [`copy`]               — one chunk's copy: the fast path, and the fallback when a row
+//!   inserted into its range meanwhile or a capture row in the way would make it wrong.
 //! - [`concurrency`]        — capture and backfill under concurrent writers (all isolation
 //!   levels), checked against their model.
 //! - [`dependents`]         — the swap: what binds to the table's OID follows the new table.
@@ -46,6 +48,7 @@ mod checksum;
 mod columns;
 mod concurrency;
 mod contract;
+mod copy;
 mod dependents;
 mod dependents_catalog;
 mod generated_names;

@@ -553,7 +553,11 @@ async fn dry_run_changes_nothing() {
         "CREATE FUNCTION \"public\".\"_t_ssw_ins\"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER",
         "CREATE TRIGGER \"_t_ssw_upd\" AFTER UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"_t_ssw_upd\"()",
         "CREATE TRIGGER \"_t_ssw_del\" AFTER DELETE ON \"public\".\"t\"",
-        "copy chunk:\n  INSERT INTO \"public\".\"_t_new\"",
+        // The fast path (lock the rows, clear the shadow's range, a plain insert), then the fallback.
+        "copy chunk:\n  LOCK TABLE \"public\".\"t\" IN ROW SHARE MODE;\n  SELECT 1 FROM \"public\".\"t\" WHERE ",
+        " FOR SHARE;\n  DELETE FROM \"public\".\"_t_new\" WHERE ",
+        ";\n  INSERT INTO \"public\".\"_t_new\"",
+        "\n  -- on a unique violation, or when the INSERT copied rows the SELECT … FOR SHARE did not lock: rolled back, then\n  LOCK TABLE",
         // Each chunk advances the checkpoint in its own transaction.
         "FOR SHARE ON CONFLICT (\"id\") DO UPDATE SET",
         ";\n  UPDATE \"public\".\"_t_ssw_ckpt\" SET low_watermark = $1, chunk_rows = $2, rows_copied = rows_copied + $3, updated_at = pg_catalog.now() WHERE id = 1;\n",

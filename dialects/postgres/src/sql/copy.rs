@@ -125,7 +125,9 @@ pub(crate) fn upsert_on_key(plan: &Plan, always_identity: &[String]) -> String {
     }
 }
 
-/// The server-side copy of one chunk.
+/// The fallback copy of one chunk: one statement, `INSERT … SELECT … FOR SHARE ON CONFLICT (key)
+/// DO UPDATE …`, run when the fast path ([`lock_chunk_rows`], [`clear_shadow_range`],
+/// [`insert_chunk`]) cannot commit the chunk (see `crate::copy::copy_chunk`).
 ///
 /// Under MVCC a plain `INSERT … SELECT` reads a snapshot that can be older than a change the
 /// capture already replayed. `FOR SHARE` makes the read wait for any writer holding a row of
@@ -134,17 +136,48 @@ pub(crate) fn upsert_on_key(plan: &Plan, always_identity: &[String]) -> String {
 /// commits; a change after that runs its capture trigger after the chunk and overwrites it.
 /// Rows inserted meanwhile are not seen and reach the shadow through the capture. So a deleted
 /// row never reappears and an old version never overwrites a newer one. The upsert on the key
-/// makes the copy agree with rows the capture wrote ahead of it. `always_identity`: see
-/// `upsert_on_key`.
+/// makes the copy agree with rows the capture wrote ahead of it (it updates them in place, so a
+/// writer waiting on such a row follows the update). `always_identity`: see `upsert_on_key`.
 pub fn copy_chunk(plan: &Plan, where_: &str, always_identity: &[String]) -> String {
+    format!("{} FOR SHARE {}", insert_chunk(plan, where_), upsert_on_key(plan, always_identity))
+}
+
+/// The fast path's first step: `SELECT 1 FROM t WHERE <range> FOR SHARE`, which takes a share
+/// lock on every row of the chunk (waiting for writers holding one, and locking each row's latest
+/// committed version, as [`copy_chunk`]'s read does) and ships nothing: the run executes it in
+/// the owner's helper function (`crate::owner::exec`), where the rows are discarded and the row
+/// count (`GET DIAGNOSTICS … ROW_COUNT`) is the number of rows locked. The plan's top node is
+/// `LockRows`, so every row returned is locked.
+pub fn lock_chunk_rows(plan: &Plan, where_: &str) -> String {
+    format!("SELECT 1 FROM {} WHERE {where_} FOR SHARE", Qualified(&plan.names.table))
+}
+
+/// The fast path's second step: `DELETE FROM shadow WHERE <range on the shadow's key columns>`
+/// (`shadow_where`, from [`shadow_chunk_range`]): the rows the capture wrote ahead of the copy
+/// in this range, whose originals [`lock_chunk_rows`] has just locked; [`insert_chunk`] writes
+/// their latest version again.
+pub fn clear_shadow_range(plan: &Plan, shadow_where: &str) -> String {
+    format!("DELETE FROM {} WHERE {shadow_where}", Qualified(&plan.names.shadow))
+}
+
+/// The fast path's third step: the plain `INSERT INTO shadow (…) OVERRIDING SYSTEM VALUE SELECT …
+/// FROM t WHERE <range>` (no `FOR SHARE`, no `ON CONFLICT`). `OVERRIDING SYSTEM VALUE` keeps the
+/// original's values of the shadow's `GENERATED ALWAYS AS IDENTITY` columns.
+pub fn insert_chunk(plan: &Plan, where_: &str) -> String {
     format!(
-        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} WHERE {where_} FOR SHARE {}",
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} WHERE {where_}",
         Qualified(&plan.names.shadow),
         column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
         column_list("", plan.mapping.iter().map(|m| m.source.as_str())),
         Qualified(&plan.names.table),
-        upsert_on_key(plan, always_identity)
     )
+}
+
+/// The WHERE clause of the chunk `(after, upto]` on the shadow's key columns (the same
+/// parameters as [`chunk_range`]'s, compared with the same operators: a key column may change
+/// type only where equality and order stay the same, see [`crate::rules::key_change_refusal`]).
+pub fn shadow_chunk_range(plan: &Plan, has_after: bool) -> String {
+    range_where(&key_names(plan).1, &plan.key.columns, has_after)
 }
 
 /// `LOCK TABLE t IN ROW SHARE MODE`, first in a chunk's transaction: the lock the copy's
@@ -203,12 +236,31 @@ pub fn checksum_pair(plan: &Plan, after: Option<&[String]>, upto: Option<&[Strin
     (q_orig, q_shadow, p)
 }
 
-/// What the dry run shows of the copy: [`copy_chunk`] of a chunk in the middle of the table
-/// (both ends given), without the shadow's `GENERATED ALWAYS` identity columns, which the run
-/// reads from the shadow and leaves out of the SET list.
-pub fn outline(plan: &Plan) -> String {
-    copy_chunk(plan, &range_where(&key_names(plan).0, &plan.key.columns, true), &[])
+/// What the dry run shows of the copy: the statements of a chunk in the middle of the table
+/// (both ends given), each followed by the checkpoint's `advance` (the text of
+/// [`super::checkpoint::advance_outline`]): the fast path ([`lock_for_copy`],
+/// [`lock_chunk_rows`], [`clear_shadow_range`], [`insert_chunk`]), then, after a comment line,
+/// the fallback that redoes the chunk in a new transaction ([`lock_for_copy`], [`copy_chunk`],
+/// shown without the shadow's `GENERATED ALWAYS` identity columns, which the run reads from the
+/// shadow and leaves out of the SET list).
+pub fn outline(plan: &Plan, advance: &str) -> Vec<String> {
+    let where_ = range_where(&key_names(plan).0, &plan.key.columns, true);
+    let lock = lock_for_copy(&plan.names.table);
+    vec![
+        lock.clone(),
+        lock_chunk_rows(plan, &where_),
+        clear_shadow_range(plan, &shadow_chunk_range(plan, true)),
+        insert_chunk(plan, &where_),
+        advance.to_string(),
+        format!("{OUTLINE_FALLBACK}\n  {lock}"),
+        copy_chunk(plan, &where_, &[]),
+        advance.to_string(),
+    ]
 }
+
+/// The comment of [`outline`] before the fallback.
+pub const OUTLINE_FALLBACK: &str =
+    "-- on a unique violation, or when the INSERT copied rows the SELECT … FOR SHARE did not lock: rolled back, then";
 
 #[cfg(test)]
 mod tests {
@@ -278,10 +330,49 @@ mod tests {
                  WHERE {w} FOR SHARE ON CONFLICT (\"id\") DO UPDATE SET \"id\" = EXCLUDED.\"id\", \"v\" = EXCLUDED.\"v\""
             )
         );
-        // The dry run shows a middle chunk's copy.
-        assert_eq!(outline(&plan), copy_chunk(&plan, &w, &[]));
+        // The fast path: lock the rows, clear the shadow's range, a plain insert.
+        assert_eq!(lock_chunk_rows(&plan, &w), format!("SELECT 1 FROM \"public\".\"t\" WHERE {w} FOR SHARE"));
+        assert_eq!(
+            insert_chunk(&plan, &w),
+            format!(
+                "INSERT INTO \"public\".\"_t_new\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE SELECT \"id\", \"v\" FROM \"public\".\"t\" \
+                 WHERE {w}"
+            )
+        );
+        assert!(copy_chunk(&plan, &w, &[]).starts_with(&format!("{} FOR SHARE ON CONFLICT", insert_chunk(&plan, &w))));
+        // The dry run shows a middle chunk's fast path, then the fallback, each with the advance.
+        let sw = shadow_chunk_range(&plan, true);
+        assert_eq!(clear_shadow_range(&plan, &sw), format!("DELETE FROM \"public\".\"_t_new\" WHERE {sw}"));
+        let lock = lock_for_copy(&plan.names.table);
+        assert_eq!(
+            outline(&plan, "ADVANCE"),
+            [
+                lock.clone(),
+                lock_chunk_rows(&plan, &w),
+                clear_shadow_range(&plan, &sw),
+                insert_chunk(&plan, &w),
+                "ADVANCE".into(),
+                format!("{OUTLINE_FALLBACK}\n  {lock}"),
+                copy_chunk(&plan, &w, &[]),
+                "ADVANCE".into()
+            ]
+        );
         let (w, p) = chunk_range(&plan, None, &["20".to_string()]);
         assert_eq!((w.as_str(), p), ("ROW(\"id\") OPERATOR(\"pg_catalog\".<=) ROW($1::text::integer)", vec!["20".to_string()]));
+    }
+
+    #[test]
+    fn the_shadows_range_uses_its_own_key_names_and_the_same_parameters() {
+        let mut plan = plan_for("t", vec![col("id", "integer"), col("v", "text")], "ADD COLUMN x int");
+        plan.key.shadow_columns = vec!["key".into()];
+        assert_eq!(
+            shadow_chunk_range(&plan, true),
+            "ROW(\"key\") OPERATOR(\"pg_catalog\".>) ROW($1::text::integer) AND ROW(\"key\") OPERATOR(\"pg_catalog\".<=) ROW($2::text::integer)"
+        );
+        assert_eq!(shadow_chunk_range(&plan, false), "ROW(\"key\") OPERATOR(\"pg_catalog\".<=) ROW($1::text::integer)");
+        // Its parameters are the original's range's.
+        let (w, p) = chunk_range(&plan, None, &["5".to_string()]);
+        assert_eq!((w.replace("\"id\"", "\"key\""), p.len()), (shadow_chunk_range(&plan, false), 1));
     }
 
     #[test]

@@ -175,7 +175,14 @@ impl Dialect for Fake {
         let rest: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= high).collect();
         Ok(rest.get(rows as usize - 1).copied().unwrap_or(*high))
     }
-    async fn copy_chunk(&self, _: &Plan, after: Option<&u64>, upto: &u64, wait: Duration, mark: &ChunkMark) -> Result<ChunkCopied> {
+    async fn copy_chunk(
+        &self,
+        _: &Plan,
+        after: Option<&u64>,
+        upto: &u64,
+        wait: Duration,
+        mark: &ChunkMark,
+    ) -> Result<ChunkCopied> {
         self.step("copy_chunk")?;
         let covers = |key: u64, after: Option<u64>, upto: u64| after.is_none_or(|a| key > a) && key <= upto;
         let conflicts = {
@@ -186,7 +193,11 @@ impl Dialect for Fake {
         };
         if let Some((key, times)) = self.held {
             if wait.is_zero() && covers(key, after.copied(), *upto) && conflicts <= times {
-                return Err(Error::Database { context: "copy".into(), message: "Lock wait timeout".into(), class: ErrorClass::LockTimeout });
+                return Err(Error::Database {
+                    context: "copy".into(),
+                    message: "Lock wait timeout".into(),
+                    class: ErrorClass::LockTimeout,
+                });
             }
         }
         let n = {

@@ -65,8 +65,10 @@ pub(crate) async fn copy_chunk(
     // Rows the capture wrote ahead into this range are cleared; most chunks have none, and a
     // DELETE over an empty range would still lock the shadow's gap there (next-key locks), the
     // gap the capture triggers of application writes insert into.
-    let ahead: Option<u8> =
-        tx.exec_first(sql::copy::shadow_chunk_has_rows(plan, &where_shadow), p_shadow.clone()).await.map_err(|e| errors::db(ctx, e))?;
+    let ahead: Option<u8> = tx
+        .exec_first(sql::copy::shadow_chunk_has_rows(plan, &where_shadow), p_shadow.clone())
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
     if ahead.is_some() {
         tx.exec_drop(sql::copy::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shadowswap_engine::checkpoint::ChunkMark;
-use shadowswap_engine::dialect::ChunkChecksum;
+use shadowswap_engine::dialect::{ChunkChecksum, ChunkCopied};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
@@ -111,9 +111,9 @@ pub(crate) async fn copy_chunk(
     upto: &PgKey,
     lock_wait: Duration,
     mark: &ChunkMark,
-) -> Result<u64> {
+) -> Result<ChunkCopied> {
     match fast_copy(pg, plan, after, upto, lock_wait, mark).await? {
-        Ok(rows) => Ok(rows),
+        Ok(copied) => Ok(copied),
         Err(why) => {
             pg.copy_fallbacks.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(table = %plan.names.table, why, "the chunk's fast copy was rolled back; copying it with the upsert");
@@ -139,7 +139,7 @@ async fn fast_copy(
     upto: &PgKey,
     lock_wait: Duration,
     mark: &ChunkMark,
-) -> Result<std::result::Result<u64, &'static str>> {
+) -> Result<std::result::Result<ChunkCopied, &'static str>> {
     let ctx = "copying a chunk";
     let (where_, p) = q::chunk_range(plan, after.map(|k| &k.0[..]), &upto.0);
     let mut c = pg.client().await?;
@@ -173,7 +173,7 @@ async fn upsert_copy(
     upto: &PgKey,
     lock_wait: Duration,
     mark: &ChunkMark,
-) -> Result<u64> {
+) -> Result<ChunkCopied> {
     let ctx = "copying a chunk";
     let (where_, p) = q::chunk_range(plan, after.map(|k| &k.0[..]), &upto.0);
     let mut c = pg.client().await?;
@@ -202,7 +202,7 @@ async fn upsert_copy(
 /// The end of a chunk's transaction: back to the session's role (the owner need not have any
 /// privilege on the checkpoint table) and the checkpoint's advance by `mark` and `rows`, in one
 /// round trip, then the commit. Errors: [`Error::Refused`] when the checkpoint row is missing.
-async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &ChunkMark, rows: u64) -> Result<u64> {
+async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &ChunkMark, rows: u64) -> Result<ChunkCopied> {
     let advance = qc::chunk_end(&plan.names.checkpoint, &mark.low_watermark, mark.chunk_rows, rows);
     let done = tx.simple_query(&advance).await.map_err(|e| errors::db("recording the chunk in the checkpoint", e))?;
     let updated = done.iter().rev().find_map(|m| match m {
@@ -217,8 +217,10 @@ async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &Chun
             plan.names.table, plan.names.checkpoint
         )));
     }
+    let waiters = tx.query_one(q::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
+    let waiters = u64::try_from(waiters.get::<_, i64>(0)).unwrap_or(0);
     tx.commit().await.map_err(|e| errors::db("copying a chunk", e))?;
-    Ok(rows)
+    Ok(ChunkCopied { rows, waiters })
 }
 
 /// The name a unique key the copy found violated (`raw`, a constraint of the shadow) has for

@@ -69,10 +69,11 @@ mod tests {
                 &sql::copy::insert_chunk(&plan, &where_)
             ]
         );
-        assert_eq!(copy[5], format!("{}\n  {lock}", sql::copy::OUTLINE_FALLBACK));
-        assert_eq!(copy[6], sql::copy::copy_chunk(&plan, &where_, &[]));
-        assert_eq!(copy.len(), 8);
-        assert_eq!(copy[4], copy[7]);
+        assert_eq!(copy[5], sql::copy::ROW_LOCK_WAITERS);
+        assert_eq!(copy[6], format!("{}\n  {lock}", sql::copy::OUTLINE_FALLBACK));
+        assert_eq!(copy[7], sql::copy::copy_chunk(&plan, &where_, &[]));
+        assert_eq!(copy.len(), 10);
+        assert_eq!((copy[4], copy[5]), (copy[8], copy[9]));
         let advance = copy[4];
         assert_eq!(
             advance.replace("$1", "E'[\"2\"]'").replace("$2", "10").replace("$3", "9"),

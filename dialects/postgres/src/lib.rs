@@ -273,8 +273,7 @@ impl Dialect for Postgres {
         lock_wait: Duration,
         mark: &ChunkMark,
     ) -> Result<ChunkCopied> {
-        let rows = copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await?;
-        Ok(ChunkCopied { rows, waiters: 0 })
+        copy::copy_chunk(self, plan, after, upto, lock_wait, mark).await
     }
 
     fn dialect_name(&self) -> &'static str {

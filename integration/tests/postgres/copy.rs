@@ -50,7 +50,7 @@ fn spawn_chunk(
     let (d, plan) = (d.clone(), plan.clone());
     tokio::spawn(async move {
         let mark = ChunkMark { low_watermark: d.key_to_text(&key(upto)), chunk_rows: 100 };
-        d.copy_chunk(&plan, after.map(key).as_ref(), &key(upto), LOCK, &mark).await
+        d.copy_chunk(&plan, after.map(key).as_ref(), &key(upto), LOCK, &mark).await.map(|c| c.rows)
     })
 }
 

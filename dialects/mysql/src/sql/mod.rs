@@ -125,7 +125,8 @@ pub fn with_lock_timeout(secs: u64, stmt: &str) -> String {
 pub fn dry_run(plan: &Plan) -> PlanSql {
     let placeholders = vec!["?"; plan.key.columns.len()];
     let (where_, _) = copy::range_where(&copy::key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders);
-    let (shadow_where, _) = copy::range_where(&copy::key_names(plan).1, &plan.key.columns, Some(&placeholders[..]), &placeholders);
+    let (shadow_where, _) =
+        copy::range_where(&copy::key_names(plan).1, &plan.key.columns, Some(&placeholders[..]), &placeholders);
     let mut shadow = vec![checkpoint::create_checkpoint_table(&plan.names)];
     shadow.extend(shadow::create_shadow(plan));
     PlanSql {

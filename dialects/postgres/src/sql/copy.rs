@@ -180,6 +180,13 @@ pub fn shadow_chunk_range(plan: &Plan, has_after: bool) -> String {
     range_where(&key_names(plan).1, &plan.key.columns, has_after)
 }
 
+/// How many lock requests wait now, server-wide: ungranted entries of `pg_locks` ("pg_locks" in
+/// the PostgreSQL docs' system views; readable by every role). One `bigint`. Read in a chunk's
+/// transaction just before its commit, it counts the writers the chunk's row locks are holding
+/// up (a writer waiting for a row the chunk locked waits on the chunk's transaction id), and any
+/// waiting for each other.
+pub const ROW_LOCK_WAITERS: &str = "SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted";
+
 /// `LOCK TABLE t IN ROW SHARE MODE`, first in a chunk's transaction: the lock the copy's
 /// `SELECT … FOR SHARE` takes anyway, taken before the `INSERT` locks the shadow. Every session
 /// that locks both tables then locks the table first and the shadow second (application writes
@@ -238,7 +245,7 @@ pub fn checksum_pair(plan: &Plan, after: Option<&[String]>, upto: Option<&[Strin
 
 /// What the dry run shows of the copy: the statements of a chunk in the middle of the table
 /// (both ends given), each followed by the checkpoint's `advance` (the text of
-/// [`super::checkpoint::advance_outline`]): the fast path ([`lock_for_copy`],
+/// [`super::checkpoint::advance_outline`]) and the waiters' count ([`ROW_LOCK_WAITERS`]): the fast path ([`lock_for_copy`],
 /// [`lock_chunk_rows`], [`clear_shadow_range`], [`insert_chunk`]), then, after a comment line,
 /// the fallback that redoes the chunk in a new transaction ([`lock_for_copy`], [`copy_chunk`],
 /// shown without the shadow's `GENERATED ALWAYS` identity columns, which the run reads from the
@@ -252,9 +259,11 @@ pub fn outline(plan: &Plan, advance: &str) -> Vec<String> {
         clear_shadow_range(plan, &shadow_chunk_range(plan, true)),
         insert_chunk(plan, &where_),
         advance.to_string(),
+        ROW_LOCK_WAITERS.to_string(),
         format!("{OUTLINE_FALLBACK}\n  {lock}"),
         copy_chunk(plan, &where_, &[]),
         advance.to_string(),
+        ROW_LOCK_WAITERS.to_string(),
     ]
 }
 
@@ -352,9 +361,11 @@ mod tests {
                 clear_shadow_range(&plan, &sw),
                 insert_chunk(&plan, &w),
                 "ADVANCE".into(),
+                ROW_LOCK_WAITERS.into(),
                 format!("{OUTLINE_FALLBACK}\n  {lock}"),
                 copy_chunk(&plan, &w, &[]),
-                "ADVANCE".into()
+                "ADVANCE".into(),
+                ROW_LOCK_WAITERS.into()
             ]
         );
         let (w, p) = chunk_range(&plan, None, &["20".to_string()]);

@@ -468,9 +468,10 @@ mod tests {
         assert_eq!(v["rows_per_s"], 500.0);
         assert_eq!(v["cut_over_attempts"], 2);
         assert_eq!(v["writes_blocked_ms"], 42);
+        assert_eq!((v["chunk_conflicts"].as_u64(), v["contended_chunks"].as_u64()), (Some(0), Some(0)));
         assert_eq!(v["old_table"], serde_json::Value::Null);
         assert_eq!(v["resumed_from"], serde_json::Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 17, "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 19, "{v}");
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub async fn run<D: Dialect>(
     progress: &watch::Sender<Progress>,
     throttle: &mut Throttle,
 ) -> Result<u64> {
-    let sizer = ChunkSizer::adaptive(cfg.chunk_time, copy.initial_chunk_rows * 10, copy.max_chunk_rows * 10, copy.max_growth);
+    let sizer = ChunkSizer::adaptive(cfg.chunk_time, copy.initial_chunk_rows * 10, copy.max_chunk_rows * 10, copy.max_growth)
+        .with_min_rows(copy.min_chunk_rows * 10);
     let mut walk = ChunkWalk::new(dialect, plan, sizer).await?;
     let policy = copy.chunk_retry_policy();
     let threads = cfg.threads.max(1);

@@ -104,6 +104,9 @@ pub struct CopyConfig {
     /// each as long as it took, until `backfill::chunker::CALM_CHUNKS` chunks in a row see no
     /// waiter. Default 10 ms.
     pub max_latency: Duration,
+    /// The smallest chunk adaptive sizing goes to (rows): below it a chunk's fixed cost (its
+    /// round trips) dominates and a short target would shrink chunks to a row each. Default 100.
+    pub min_chunk_rows: u64,
     /// Attempts per chunk on lock timeouts and deadlocks before the run fails. Default 20.
     pub retries: u32,
     /// Interval between progress publications during the copy. Default 1 s.
@@ -134,6 +137,7 @@ impl Default for CopyConfig {
             max_growth: 1.5,
             lock_wait_timeout: Duration::from_secs(2),
             max_latency: Duration::from_millis(10),
+            min_chunk_rows: 100,
             retries: 20,
             progress_interval: Duration::from_secs(1),
             retry_backoff_min: Duration::from_millis(50),

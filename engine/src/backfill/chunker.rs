@@ -24,6 +24,7 @@ pub struct ChunkSizer {
     base_target: Duration,
     contended_target: Option<Duration>,
     calm: u32,
+    min_rows: u64,
     max_rows: u64,
     max_growth: f64,
     fixed: bool,
@@ -42,6 +43,7 @@ impl ChunkSizer {
             base_target: target,
             contended_target: None,
             calm: 0,
+            min_rows: 1,
             max_rows: max_rows.max(1),
             max_growth,
             fixed: false,
@@ -56,10 +58,19 @@ impl ChunkSizer {
             base_target: Duration::ZERO,
             contended_target: None,
             calm: 0,
+            min_rows: 1,
             max_rows: rows.max(1),
             max_growth: 1.0,
             fixed: true,
         }
+    }
+
+    /// Never adapt below `rows` rows (at most the maximum): a chunk has a fixed cost (its
+    /// statements' round trips), and a target time near that cost would otherwise shrink chunks
+    /// to one row. [`Self::shrink`] may still go below it for one retried chunk.
+    pub fn with_min_rows(mut self, rows: u64) -> Self {
+        self.min_rows = rows.clamp(1, self.max_rows);
+        self
     }
 
     /// Steer by contention: while writers wait for row locks, aim chunks at `target` (shorter
@@ -116,7 +127,7 @@ impl ChunkSizer {
         let secs = elapsed.as_secs_f64().max(1e-4);
         let ideal = self.rows as f64 * self.target.as_secs_f64() / secs;
         let next = if ideal < self.rows as f64 { ideal } else { ideal.min(self.rows as f64 * self.max_growth) };
-        self.rows = (next.floor() as u64).clamp(1, self.max_rows);
+        self.rows = (next.floor() as u64).clamp(self.min_rows, self.max_rows);
     }
 }
 
@@ -213,6 +224,17 @@ mod tests {
         f.contended(5);
         f.observe(MS(100));
         assert_eq!((f.rows(), f.is_contended()), (7, false), "a fixed size is the operator's choice");
+    }
+
+    #[test]
+    fn adaptive_sizing_stops_at_the_minimum() {
+        let mut s = ChunkSizer::adaptive(MS(10), 1000, 100_000, 1.5).with_min_rows(100);
+        s.observe(MS(1000));
+        assert_eq!(s.rows(), 100, "a chunk a hundred times too slow still keeps 100 rows");
+        s.shrink();
+        assert_eq!(s.rows(), 50, "a retried chunk may go below it");
+        s.observe(MS(1000));
+        assert_eq!(s.rows(), 100);
     }
 
     #[test]

@@ -60,14 +60,17 @@ pub struct BackfillStats {
 /// again after a short pause ([`conflict_pause`]).
 pub const NOWAIT_ATTEMPTS: u32 = 8;
 
-/// The pause after the `n`-th conflict in a row (1-based): [`CopyConfig::retry_backoff_min`]
-/// doubled per conflict, with up to as much again of jitter, never above
-/// [`CopyConfig::retry_backoff_max`].
-pub fn conflict_pause(cfg: &CopyConfig, n: u32) -> Duration {
-    let base = cfg.retry_backoff_min.saturating_mul(1 << n.saturating_sub(1).min(16));
-    let jitter = base.mul_f64(rand::random::<f64>());
-    (base + jitter).min(cfg.retry_backoff_max)
+/// The pause after the `n`-th conflict in a row (1-based): `n` × [`CONFLICT_PAUSE`], plus up to
+/// as much again of jitter. Short and growing slowly: the transaction holding the row usually
+/// ends within milliseconds, and the chunk is halved at each conflict anyway (at most
+/// [`NOWAIT_ATTEMPTS`] pauses, under 0.75 s in all, before the chunk waits instead).
+pub fn conflict_pause(n: u32) -> Duration {
+    let base = CONFLICT_PAUSE * n.clamp(1, NOWAIT_ATTEMPTS);
+    base + base.mul_f64(rand::random::<f64>())
 }
+
+/// The unit of [`conflict_pause`]: 10 ms.
+pub const CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 
 /// The sizer the copy configuration asks for: adaptive to `target`, or fixed; steered down to
 /// [`CopyConfig::max_latency`] while writers wait for row locks.
@@ -76,7 +79,7 @@ pub fn sizer(cfg: &CopyConfig, target: Duration) -> ChunkSizer {
         Some(n) => ChunkSizer::fixed(n),
         None => ChunkSizer::adaptive(target, cfg.initial_chunk_rows, cfg.max_chunk_rows, cfg.max_growth),
     };
-    sizer.with_contention_target(cfg.max_latency)
+    sizer.with_contention_target(cfg.max_latency).with_min_rows(cfg.min_chunk_rows)
 }
 
 /// Copy every chunk up to the high watermark: from the lowest key, taking the high watermark
@@ -101,7 +104,8 @@ pub async fn run<D: Dialect>(
     let mut walk = if ckpt.phase >= Phase::Backfill {
         if ckpt.chunk_rows > 0 && cfg.fixed_chunk_rows.is_none() {
             chunk_sizer = ChunkSizer::adaptive(cfg.chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth)
-                .with_contention_target(cfg.max_latency);
+                .with_contention_target(cfg.max_latency)
+                .with_min_rows(cfg.min_chunk_rows);
         }
         let key = |text: &Option<String>| text.as_deref().map(|t| dialect.key_from_text(plan, t)).transpose();
         ChunkWalk::resume(dialect, plan, chunk_sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?)
@@ -133,7 +137,7 @@ pub async fn run<D: Dialect>(
                     stats.conflicts += 1;
                     walk.sizer.shrink();
                     walk.rewind(after);
-                    let pause = conflict_pause(cfg, conflicts);
+                    let pause = conflict_pause(conflicts);
                     tracing::debug!(error = %e, conflicts, chunk_rows = walk.sizer.rows(), pause_ms = pause.as_millis() as u64, "chunk met a writer's lock; retrying it smaller");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}

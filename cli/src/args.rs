@@ -381,6 +381,7 @@ impl AlterArgs {
                 enabled: !self.no_checksum,
                 threads: self.checksum_threads as usize,
                 chunk_time: self.checksum_chunk_time,
+                gentle: false,
             },
             cut_over: CutOverConfig {
                 lock_timeout: self.lock.cut_over_lock_timeout,

@@ -387,6 +387,7 @@ mod tests {
                 chunks: 3,
                 conflicts: 0,
                 contended_chunks: 0,
+                ended_contended: false,
                 elapsed: Duration::from_secs(2),
             },
             resumed_from: None,

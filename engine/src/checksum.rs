@@ -34,7 +34,8 @@ use crate::progress::Progress;
 use crate::retry::with_retry;
 use crate::throttle::Throttle;
 
-/// Compare every chunk, up to `cfg.threads` at once; returns the number of rows compared.
+/// Compare every chunk, up to `cfg.threads` at once (one when [`ChecksumConfig::gentle`], each
+/// then followed by a pause as long as it took); returns the number of rows compared.
 ///
 /// Errors: [`Error::ChecksumMismatch`] naming the first differing chunk in key order (the chunks
 /// still in flight are dropped, their read-only transactions rolled back); [`Error::Cancelled`];
@@ -52,7 +53,8 @@ pub async fn run<D: Dialect>(
         .with_min_rows(copy.min_chunk_rows * 10);
     let mut walk = ChunkWalk::new(dialect, plan, sizer).await?;
     let policy = copy.chunk_retry_policy();
-    let threads = cfg.threads.max(1);
+    let gentle = cfg.gentle;
+    let threads = if gentle { 1 } else { cfg.threads.max(1) };
     let mut in_flight = InFlight::default();
     let mut walked = false;
     let mut rows = 0;
@@ -76,6 +78,13 @@ pub async fn run<D: Dialect>(
             }
             rows += orig.rows;
             progress.send_modify(|p| p.rows_checksummed = rows);
+            if gentle {
+                // One chunk at a time, and as long again left to the application.
+                tokio::select! {
+                    _ = tokio::time::sleep(elapsed) => {}
+                    _ = cancel.cancelled() => {}
+                }
+            }
             continue;
         }
         if !room {

@@ -156,6 +156,11 @@ pub struct ChecksumConfig {
     /// Chunks compared at once, each in its own session and snapshot (`--checksum-threads`);
     /// at least 1 (0 counts as 1), at most [`ChecksumConfig::MAX_THREADS`]. Default 2.
     pub threads: usize,
+    /// One chunk at a time, each followed by a pause as long as it took. Not a flag: the runner
+    /// sets it when the copy ended with writers contending for rows
+    /// (`backfill::BackfillStats::ended_contended`), so the checksum leaves the server's CPU to
+    /// the application half the time. Default false.
+    pub gentle: bool,
 }
 
 impl ChecksumConfig {
@@ -166,7 +171,7 @@ impl ChecksumConfig {
 
 impl Default for ChecksumConfig {
     fn default() -> Self {
-        Self { enabled: true, chunk_time: Duration::from_millis(500), threads: 2 }
+        Self { enabled: true, chunk_time: Duration::from_millis(500), threads: 2, gentle: false }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::capture;
 use crate::checkpoint::{Checkpoint, Resume};
 use crate::checksum;
 use crate::cleanup::{self, AfterSwap, Undo};
-use crate::config::MigrationConfig;
+use crate::config::{ChecksumConfig, MigrationConfig};
 use crate::cutover::{self, CutOverStats};
 use crate::dialect::{Dialect, RunLock};
 use crate::error::{Error, Result};
@@ -603,7 +603,9 @@ impl<D: Dialect> Runner<D> {
 
         let rows_checksummed = if cfg.checksum.enabled && ckpt.phase <= Phase::Checksum {
             self.enter(plan, ckpt, Phase::Checksum).await?;
-            let rows = checksum::run(d, plan, &cfg.checksum, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
+            // Writers were contending for rows as the copy ended: compare gently too.
+            let ck = ChecksumConfig { gentle: backfill.ended_contended, ..cfg.checksum.clone() };
+            let rows = checksum::run(d, plan, &ck, &cfg.copy, &self.cancel, &self.progress, throttle).await?;
             tracing::info!(rows, "checksum matches");
             Some(rows)
         } else {

@@ -48,6 +48,8 @@ struct Fake {
     /// A key an application transaction holds: a chunk over it that may not wait for locks
     /// fails with a lock timeout, this many times.
     held: Option<(u64, usize)>,
+    /// Sessions waiting for row locks as each chunk commits.
+    waiters: u64,
     /// Every chunk attempt: `(after, upto, lock_wait)`.
     attempts: Mutex<Vec<(Option<u64>, u64, Duration)>>,
 }
@@ -224,7 +226,7 @@ impl Dialect for Fake {
         c.low_watermark = Some(mark.low_watermark.clone());
         c.rows_copied += chunk.len() as u64;
         c.chunk_rows = mark.chunk_rows;
-        Ok(ChunkCopied { rows: chunk.len() as u64, waiters: 0 })
+        Ok(ChunkCopied { rows: chunk.len() as u64, waiters: self.waiters })
     }
     fn dialect_name(&self) -> &'static str {
         "fake"
@@ -581,4 +583,19 @@ async fn a_row_held_through_every_no_wait_attempt_is_then_waited_for() {
     assert_eq!(waited.len(), 1, "{attempts:?}");
     assert_eq!((waited[0].0, waited[0].1, waited[0].2), (None, 1, cfg.copy.lock_wait_timeout));
     assert_eq!(*fake.shadow.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+}
+
+/// Writers waiting for row locks as the copy's chunks commit: the chunks aim at `--max-latency`
+/// (contended), and the checksum after such a copy compares one chunk at a time although three
+/// threads are configured.
+#[tokio::test]
+async fn a_copy_that_ended_contended_is_followed_by_a_gentle_checksum() {
+    let mut cfg = one_row_checksum_chunks(3);
+    cfg.copy.fixed_chunk_rows = None;
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), slow_low_chunks: true, waiters: 2, ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert!(s.backfill.ended_contended && s.backfill.contended_chunks == s.backfill.chunks, "{:?}", s.backfill);
+    assert_eq!(s.rows_checksummed, Some(10));
+    assert_eq!(fake.checksums_running.lock().unwrap().1, 1, "one chunk at a time");
 }

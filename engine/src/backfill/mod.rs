@@ -42,6 +42,9 @@ pub struct BackfillStats {
     /// Chunks copied while writers were contending for row locks: each was aimed at
     /// [`CopyConfig::max_latency`] and followed by a pause as long as it took.
     pub contended_chunks: u64,
+    /// Whether the copy's last chunks ran contended (writers were waiting for row locks): the
+    /// checksum then runs gently (`checksum::run`).
+    pub ended_contended: bool,
     /// Wall time of the backfill.
     pub elapsed: Duration,
 }
@@ -179,6 +182,7 @@ pub async fn run<D: Dialect>(
         }
     }
     publish(progress, ckpt.rows_copied, walk.sizer.rows());
+    stats.ended_contended = walk.sizer.is_contended();
     stats.elapsed = started.elapsed();
     Ok(stats)
 }

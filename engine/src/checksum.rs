@@ -31,7 +31,7 @@ use crate::dialect::{ChunkChecksum, Dialect};
 use crate::error::{Error, Result};
 use crate::preflight::plan::Plan;
 use crate::progress::Progress;
-use crate::retry::with_retry;
+use crate::retry::{sleep_unless_cancelled, with_retry};
 use crate::throttle::Throttle;
 
 /// Compare every chunk, up to `cfg.threads` at once (one when [`ChecksumConfig::gentle`], each
@@ -80,10 +80,7 @@ pub async fn run<D: Dialect>(
             progress.send_modify(|p| p.rows_checksummed = rows);
             if gentle {
                 // One chunk at a time, and as long again left to the application.
-                tokio::select! {
-                    _ = tokio::time::sleep(elapsed) => {}
-                    _ = cancel.cancelled() => {}
-                }
+                sleep_unless_cancelled(elapsed, cancel).await;
             }
             continue;
         }

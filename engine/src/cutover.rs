@@ -24,7 +24,7 @@ use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::LOG_TARGET;
 use crate::progress::{self, Progress};
-use crate::retry::with_retry;
+use crate::retry::{sleep_unless_cancelled, with_retry};
 use crate::throttle::Throttle;
 
 /// Wait until the cut-over may happen: first while the postpone flag file exists, then, until
@@ -76,9 +76,8 @@ pub async fn wait_while_postponed(cfg: &CutOverConfig, cancel: &CancellationToke
     }
     tracing::info!(flag = %flag.display(), "cut-over postponed while the flag file exists; capture keeps the shadow in sync");
     while flag.exists() {
-        tokio::select! {
-            _ = tokio::time::sleep(cfg.poll_interval) => {}
-            _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while the cut-over was postponed".into())),
+        if sleep_unless_cancelled(cfg.poll_interval, cancel).await {
+            return Err(Error::Cancelled("stopped while the cut-over was postponed".into()));
         }
     }
     tracing::info!(waited_s = started.elapsed().as_secs(), "postpone flag file removed; cutting over");
@@ -90,9 +89,8 @@ pub async fn wait_for_window(window: &CutOverWindow, cfg: &CutOverConfig, cancel
     let until = window.until_open(jiff::Timestamp::now());
     tracing::info!(window = %window, opens_in_s = until.as_secs(), "cut-over waits for its window; capture keeps the shadow in sync");
     while !window.contains(jiff::Timestamp::now()) {
-        tokio::select! {
-            _ = tokio::time::sleep(cfg.poll_interval) => {}
-            _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while waiting for the cut-over window".into())),
+        if sleep_unless_cancelled(cfg.poll_interval, cancel).await {
+            return Err(Error::Cancelled("stopped while waiting for the cut-over window".into()));
         }
     }
     tracing::info!(window = %window, "cut-over window open");
@@ -129,9 +127,8 @@ async fn wait_for_blockers<D: Signals>(
             tracing::warn!(blockers = %blockers.join("; "), "still open after the blocker wait; attempting (bounded by the lock timeout)");
             return Ok(());
         }
-        tokio::select! {
-            _ = tokio::time::sleep(cfg.blocker_poll_interval()) => {}
-            _ = cancel.cancelled() => return Err(Error::Cancelled("stopped while waiting for blocking transactions".into())),
+        if sleep_unless_cancelled(cfg.blocker_poll_interval(), cancel).await {
+            return Err(Error::Cancelled("stopped while waiting for blocking transactions".into()));
         }
     }
 }

@@ -44,10 +44,7 @@ where
     let sleeper = move |delay: Duration| {
         let token = sleep_token.clone();
         async move {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = token.cancelled() => {}
-            }
+            sleep_unless_cancelled(delay, &token).await;
         }
     };
     // backon starts the next attempt as soon as a (cut short) wait ends: each attempt first
@@ -74,6 +71,15 @@ where
         Err(Error::Cancelled(_)) => Err(Error::Cancelled(format!("stopped during {what}"))),
         Err(e) if e.is_retryable() && cancel.is_cancelled() => Err(Error::Cancelled(format!("stopped during {what} ({e})"))),
         other => other,
+    }
+}
+
+/// Sleep for `delay`, cut short by `cancel`. Returns true when cancelled (at once if it
+/// already was), false when the whole delay passed.
+pub async fn sleep_unless_cancelled(delay: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => false,
+        _ = cancel.cancelled() => true,
     }
 }
 

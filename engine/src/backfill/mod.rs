@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::Progress;
-use crate::retry::with_retry;
+use crate::retry::{sleep_unless_cancelled, with_retry};
 use crate::throttle::Throttle;
 use chunker::{ChunkSizer, ChunkWalk};
 
@@ -78,9 +78,15 @@ pub const CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 /// The sizer the copy configuration asks for: adaptive to `target`, or fixed; steered down to
 /// [`CopyConfig::max_latency`] while writers wait for row locks.
 pub fn sizer(cfg: &CopyConfig, target: Duration) -> ChunkSizer {
+    sizer_from(cfg, target, cfg.initial_chunk_rows)
+}
+
+/// [`sizer`] starting at `initial` rows (a resumed copy: the chunk size its checkpoint recorded);
+/// a fixed size ignores it.
+fn sizer_from(cfg: &CopyConfig, target: Duration, initial: u64) -> ChunkSizer {
     let sizer = match cfg.fixed_chunk_rows {
         Some(n) => ChunkSizer::fixed(n),
-        None => ChunkSizer::adaptive(target, cfg.initial_chunk_rows, cfg.max_chunk_rows, cfg.max_growth),
+        None => ChunkSizer::adaptive(target, initial, cfg.max_chunk_rows, cfg.max_growth),
     };
     sizer.with_contention_target(cfg.max_latency).with_min_rows(cfg.min_chunk_rows)
 }
@@ -105,10 +111,8 @@ pub async fn run<D: Dialect>(
     let mut stats = BackfillStats { rows_before: ckpt.rows_copied, ..BackfillStats::default() };
     let mut chunk_sizer = sizer(cfg, cfg.chunk_time);
     let mut walk = if ckpt.phase >= Phase::Backfill {
-        if ckpt.chunk_rows > 0 && cfg.fixed_chunk_rows.is_none() {
-            chunk_sizer = ChunkSizer::adaptive(cfg.chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth)
-                .with_contention_target(cfg.max_latency)
-                .with_min_rows(cfg.min_chunk_rows);
+        if ckpt.chunk_rows > 0 {
+            chunk_sizer = sizer_from(cfg, cfg.chunk_time, ckpt.chunk_rows);
         }
         let key = |text: &Option<String>| text.as_deref().map(|t| dialect.key_from_text(plan, t)).transpose();
         ChunkWalk::resume(dialect, plan, chunk_sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?)
@@ -142,10 +146,7 @@ pub async fn run<D: Dialect>(
                     walk.rewind(after);
                     let pause = conflict_pause(conflicts);
                     tracing::debug!(error = %e, conflicts, chunk_rows = walk.sizer.rows(), pause_ms = pause.as_millis() as u64, "chunk met a writer's lock; retrying it smaller");
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = cancel.cancelled() => {}
-                    }
+                    sleep_unless_cancelled(pause, cancel).await;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -165,10 +166,7 @@ pub async fn run<D: Dialect>(
         if walk.sizer.is_contended() {
             // Writers are contending for rows: leave them as much time as the chunk took.
             stats.contended_chunks += 1;
-            tokio::select! {
-                _ = tokio::time::sleep(took) => {}
-                _ = cancel.cancelled() => {}
-            }
+            sleep_unless_cancelled(took, cancel).await;
         }
         stats.rows += rows;
         stats.chunks += 1;

@@ -399,7 +399,8 @@ mod tests {
         let p = plan_with_key(1);
         let bodies = expected_trigger_bodies(&p);
         assert_eq!(bodies.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["_t_ssw_del", "_t_ssw_ins", "_t_ssw_upd"]);
-        assert_eq!(bodies[0].1, "DELETE FROM `d`.`_t_new` WHERE `k0` = OLD.`k0`");
-        assert!(bodies[1].1.starts_with("BEGIN\n  DELETE FROM `d`.`_t_new`"), "{}", bodies[1].1);
+        assert!(bodies[0].1.starts_with("BEGIN\n  INSERT IGNORE INTO `d`.`_t_new`"), "{}", bodies[0].1);
+        assert!(bodies[0].1.ends_with("DELETE FROM `d`.`_t_new` WHERE `k0` = OLD.`k0`;\nEND"), "{}", bodies[0].1);
+        assert!(bodies[1].1.starts_with("BEGIN\n  INSERT IGNORE INTO `d`.`_t_new`"), "{}", bodies[1].1);
     }
 }

@@ -17,6 +17,13 @@ use crate::preflight::plan::Plan;
 /// committed) the target drops to a shorter one, so each chunk holds its locks for less time;
 /// after [`CALM_CHUNKS`] chunks in a row that no one waited for, it doubles back towards the
 /// configured target.
+///
+/// With a contention target, the sizer also *starts* there and earns the configured target the
+/// same way, by calm chunks (a cautious start): waiters are only counted when a chunk commits,
+/// so the first chunk to hold its locks long enough to make writers wait would otherwise be a
+/// full `target` long (500 ms by default) before anything noticed. Short chunks cost little on
+/// an idle table (`docs/benchmarks.md`). A cautious start is not contention: no pause, and
+/// [`Self::is_contended`] stays false until writers are seen waiting.
 #[derive(Debug, Clone)]
 pub struct ChunkSizer {
     rows: u64,
@@ -24,6 +31,8 @@ pub struct ChunkSizer {
     base_target: Duration,
     contended_target: Option<Duration>,
     calm: u32,
+    /// Writers were seen waiting, and the target has not yet climbed back to `base_target`.
+    contended: bool,
     min_rows: u64,
     max_rows: u64,
     max_growth: f64,
@@ -43,6 +52,7 @@ impl ChunkSizer {
             base_target: target,
             contended_target: None,
             calm: 0,
+            contended: false,
             min_rows: 1,
             max_rows: max_rows.max(1),
             max_growth,
@@ -58,6 +68,7 @@ impl ChunkSizer {
             base_target: Duration::ZERO,
             contended_target: None,
             calm: 0,
+            contended: false,
             min_rows: 1,
             max_rows: rows.max(1),
             max_growth: 1.0,
@@ -73,11 +84,12 @@ impl ChunkSizer {
         self
     }
 
-    /// Steer by contention: while writers wait for row locks, aim chunks at `target` (shorter
-    /// than the configured target) instead. No effect on a fixed size.
+    /// Steer by contention: start at `target` (shorter than the configured target) and, while
+    /// writers wait for row locks, aim chunks at it again. No effect on a fixed size.
     pub fn with_contention_target(mut self, target: Duration) -> Self {
         if !self.fixed && target < self.base_target {
             self.contended_target = Some(target);
+            self.target = target;
         }
         self
     }
@@ -90,18 +102,26 @@ impl ChunkSizer {
         if waiters > 0 {
             self.target = low;
             self.calm = 0;
+            self.contended = true;
         } else if self.target < self.base_target {
             self.calm += 1;
             if self.calm >= CALM_CHUNKS {
                 self.target = (self.target * 2).min(self.base_target);
                 self.calm = 0;
+                self.contended &= self.target < self.base_target;
             }
         }
     }
 
-    /// Whether the sizer is aiming below the configured target because writers waited.
+    /// Whether the sizer is aiming below the configured target because writers waited (not
+    /// merely because it started cautiously).
     pub fn is_contended(&self) -> bool {
-        self.target < self.base_target
+        self.contended
+    }
+
+    /// The time the next chunk aims at.
+    pub fn target(&self) -> Duration {
+        self.target
     }
 
     /// Rows for the next chunk.
@@ -206,6 +226,7 @@ mod tests {
     #[test]
     fn waiters_shrink_chunks_at_once_and_calm_brings_them_back() {
         let mut s = ChunkSizer::adaptive(MS(500), 10_000, 1_000_000, 1.5).with_contention_target(MS(10));
+        s.target = MS(500); // past the cautious start
         s.contended(0);
         s.observe(MS(500));
         assert_eq!((s.rows(), s.is_contended()), (10_000, false));
@@ -224,6 +245,33 @@ mod tests {
         f.contended(5);
         f.observe(MS(100));
         assert_eq!((f.rows(), f.is_contended()), (7, false), "a fixed size is the operator's choice");
+    }
+
+    #[test]
+    fn a_steered_sizer_starts_at_the_contention_target_and_earns_the_configured_one() {
+        let mut s = ChunkSizer::adaptive(MS(500), 1000, 1_000_000, 1.5).with_contention_target(MS(10));
+        assert_eq!((s.target(), s.is_contended()), (MS(10), false), "cautious, but nobody waited");
+        s.contended(0);
+        s.observe(MS(20));
+        assert_eq!(s.rows(), 500, "aims at 10 ms from the first chunk");
+        let mut targets = vec![];
+        for _ in 0..6 * CALM_CHUNKS {
+            s.contended(0);
+            assert!(!s.is_contended());
+            if targets.last() != Some(&s.target()) {
+                targets.push(s.target());
+            }
+        }
+        assert_eq!(
+            targets,
+            [MS(10), MS(20), MS(40), MS(80), MS(160), MS(320), MS(500)],
+            "doubling every {CALM_CHUNKS} calm chunks"
+        );
+        let plain = ChunkSizer::adaptive(MS(500), 1000, 1_000_000, 1.5);
+        assert_eq!(plain.target(), MS(500), "no contention target: the configured one from the start");
+        let mut waited = ChunkSizer::adaptive(MS(500), 1000, 1_000_000, 1.5).with_contention_target(MS(10));
+        waited.contended(1);
+        assert!(waited.is_contended(), "waiters during the cautious start are contention");
     }
 
     #[test]

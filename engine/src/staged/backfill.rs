@@ -35,7 +35,7 @@ use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backfill::chunker::{ChunkSizer, ChunkWalk};
+use crate::backfill::chunker::ChunkWalk;
 use crate::checkpoint::{Checkpoint, ChunkMark};
 use crate::cleanup::{self, Undo};
 use crate::config::MigrationConfig;
@@ -243,8 +243,8 @@ async fn passes<D: Dialect>(
         let mut sizer = crate::backfill::sizer(cfg, cfg.update_chunk_time);
         let (mut walk, mut ckpt) = match pending.take() {
             Some(ckpt) => {
-                if ckpt.chunk_rows > 0 && cfg.fixed_chunk_rows.is_none() {
-                    sizer = ChunkSizer::adaptive(cfg.update_chunk_time, ckpt.chunk_rows, cfg.max_chunk_rows, cfg.max_growth);
+                if ckpt.chunk_rows > 0 {
+                    sizer = crate::backfill::sizer_from(cfg, cfg.update_chunk_time, ckpt.chunk_rows);
                 }
                 let key = |text: &Option<String>| text.as_deref().map(|t| d.key_from_text(plan, t)).transpose();
                 let walk = ChunkWalk::resume(d, plan, sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?);

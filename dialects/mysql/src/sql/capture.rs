@@ -15,6 +15,18 @@ use super::{column_list, trigger_name, Ident, Qualified};
 /// itself is not used because it also deletes rows that collide on *other* unique keys, which
 /// silently loses rows when the ALTER adds a unique key. An UPDATE that changes the key deletes
 /// the old key's row and the new key's row (if any) before inserting.
+///
+/// Each delete by key is preceded by an `INSERT IGNORE` of the same row ([`materialize`]), so
+/// that the `DELETE` always finds a row. Under REPEATABLE READ, InnoDB locks the *gap* where an
+/// absent key would be: a `DELETE` of a key the copy has not reached locked the gap over the
+/// whole uncopied rest of the shadow, every application transaction took that one gap lock,
+/// and each one's insert then waited for all the others' (lock waits and deadlocks between
+/// application transactions, the p99 of `docs/benchmarks.md`). An insert takes no gap lock, a
+/// duplicate on the primary key locks only that record, and a `DELETE` that finds its row locks
+/// only that record (MariaDB KB "InnoDB Lock Modes"; MySQL manual 17.7.3 "Locks Set by Different
+/// SQL Statements in InnoDB"). The row inserted is deleted again in the same statement, so no
+/// other session ever sees it; `IGNORE` only turns a value the shadow cannot take into a warning
+/// there, as that row is never kept.
 pub fn capture_triggers(plan: &Plan) -> [String; 3] {
     let n = &plan.names;
     let t = Qualified(&n.table);
@@ -23,21 +35,25 @@ pub fn capture_triggers(plan: &Plan) -> [String; 3] {
         plan.key.columns.iter().map(|c| format!("NEW.{0} <=> OLD.{0}", Ident(&c.name))).collect::<Vec<_>>().join(" AND ");
     [
         format!(
-            "CREATE TRIGGER {} AFTER INSERT ON {t} FOR EACH ROW BEGIN\n  DELETE FROM {s} WHERE {};\n  {};\nEND",
+            "CREATE TRIGGER {} AFTER INSERT ON {t} FOR EACH ROW BEGIN\n  {};\n  DELETE FROM {s} WHERE {};\n  {};\nEND",
             trigger_name(&n.table, &n.trigger_insert),
+            materialize(plan, "NEW"),
             key_match(plan, "NEW"),
             insert_new_row(plan)
         ),
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {t} FOR EACH ROW BEGIN\n  DELETE FROM {s} WHERE {};\n  IF NOT ({key_changed}) THEN\n    DELETE FROM {s} WHERE {};\n  END IF;\n  {};\nEND",
+            "CREATE TRIGGER {} AFTER UPDATE ON {t} FOR EACH ROW BEGIN\n  {};\n  DELETE FROM {s} WHERE {};\n  IF NOT ({key_changed}) THEN\n    {};\n    DELETE FROM {s} WHERE {};\n  END IF;\n  {};\nEND",
             trigger_name(&n.table, &n.trigger_update),
+            materialize(plan, "OLD"),
             key_match(plan, "OLD"),
+            materialize(plan, "NEW"),
             key_match(plan, "NEW"),
             insert_new_row(plan)
         ),
         format!(
-            "CREATE TRIGGER {} AFTER DELETE ON {t} FOR EACH ROW DELETE FROM {s} WHERE {}",
+            "CREATE TRIGGER {} AFTER DELETE ON {t} FOR EACH ROW BEGIN\n  {};\n  DELETE FROM {s} WHERE {};\nEND",
             trigger_name(&n.table, &n.trigger_delete),
+            materialize(plan, "OLD"),
             key_match(plan, "OLD")
         ),
     ]
@@ -56,11 +72,23 @@ fn key_match(plan: &Plan, row: &str) -> String {
 
 /// The triggers' insert of the new row version, each column written as the copy writes it.
 fn insert_new_row(plan: &Plan) -> String {
+    insert_row(plan, "INSERT", "NEW")
+}
+
+/// `INSERT IGNORE INTO shadow (…) VALUES (ROW.…)`: makes sure the shadow has a row at `row`'s key
+/// (`row` is `NEW` or `OLD`) before the trigger deletes by that key, so that the delete locks
+/// that one record and never a gap (see [`capture_triggers`]).
+fn materialize(plan: &Plan, row: &str) -> String {
+    insert_row(plan, "INSERT IGNORE", row)
+}
+
+fn insert_row(plan: &Plan, verb: &str, row: &str) -> String {
+    let prefix = format!("{row}.");
     format!(
-        "INSERT INTO {} ({}) VALUES ({})",
+        "{verb} INTO {} ({}) VALUES ({})",
         Qualified(&plan.names.shadow),
         column_list("", plan.mapping.iter().map(|m| m.target.as_str())),
-        plan.mapping.iter().map(|m| source_expr(plan, m, "NEW.")).collect::<Vec<_>>().join(", ")
+        plan.mapping.iter().map(|m| source_expr(plan, m, &prefix)).collect::<Vec<_>>().join(", ")
     )
 }
 
@@ -102,20 +130,32 @@ mod tests {
     #[test]
     fn the_triggers_replay_each_write_by_key() {
         let [ins, upd, del] = capture_triggers(&plan("int", "ADD COLUMN created DATETIME NOT NULL DEFAULT '2020-01-01'"));
+        let ensure = |row: &str| format!("INSERT IGNORE INTO `d`.`_t_new` (`id`, `c`) VALUES ({row}.`id`, {row}.`c`);");
         assert_eq!(
             ins,
-            "CREATE TRIGGER `d`.`_t_ssw_ins` AFTER INSERT ON `d`.`t` FOR EACH ROW BEGIN\n  DELETE FROM `d`.`_t_new` WHERE \
-             `id` = NEW.`id`;\n  INSERT INTO `d`.`_t_new` (`id`, `c`) VALUES (NEW.`id`, NEW.`c`);\nEND"
+            format!(
+                "CREATE TRIGGER `d`.`_t_ssw_ins` AFTER INSERT ON `d`.`t` FOR EACH ROW BEGIN\n  {}\n  DELETE FROM `d`.`_t_new` \
+                 WHERE `id` = NEW.`id`;\n  INSERT INTO `d`.`_t_new` (`id`, `c`) VALUES (NEW.`id`, NEW.`c`);\nEND",
+                ensure("NEW")
+            )
         );
         assert_eq!(
             upd,
-            "CREATE TRIGGER `d`.`_t_ssw_upd` AFTER UPDATE ON `d`.`t` FOR EACH ROW BEGIN\n  DELETE FROM `d`.`_t_new` WHERE \
-             `id` = OLD.`id`;\n  IF NOT (NEW.`id` <=> OLD.`id`) THEN\n    DELETE FROM `d`.`_t_new` WHERE `id` = NEW.`id`;\n  \
-             END IF;\n  INSERT INTO `d`.`_t_new` (`id`, `c`) VALUES (NEW.`id`, NEW.`c`);\nEND"
+            format!(
+                "CREATE TRIGGER `d`.`_t_ssw_upd` AFTER UPDATE ON `d`.`t` FOR EACH ROW BEGIN\n  {}\n  DELETE FROM `d`.`_t_new` \
+                 WHERE `id` = OLD.`id`;\n  IF NOT (NEW.`id` <=> OLD.`id`) THEN\n    {}\n    DELETE FROM `d`.`_t_new` WHERE \
+                 `id` = NEW.`id`;\n  END IF;\n  INSERT INTO `d`.`_t_new` (`id`, `c`) VALUES (NEW.`id`, NEW.`c`);\nEND",
+                ensure("OLD"),
+                ensure("NEW")
+            )
         );
         assert_eq!(
             del,
-            "CREATE TRIGGER `d`.`_t_ssw_del` AFTER DELETE ON `d`.`t` FOR EACH ROW DELETE FROM `d`.`_t_new` WHERE `id` = OLD.`id`"
+            format!(
+                "CREATE TRIGGER `d`.`_t_ssw_del` AFTER DELETE ON `d`.`t` FOR EACH ROW BEGIN\n  {}\n  DELETE FROM `d`.`_t_new` \
+                 WHERE `id` = OLD.`id`;\nEND",
+                ensure("OLD")
+            )
         );
     }
 
@@ -129,7 +169,14 @@ mod tests {
             ),
             "{ins}"
         );
-        assert!(del.ends_with("WHERE `e` = OLD.`e` AND `id` = OLD.`id`"), "{del}");
+        assert!(del.ends_with("WHERE `e` = OLD.`e` AND `id` = OLD.`id`;\nEND"), "{del}");
+        assert!(
+            del.contains(
+                "INSERT IGNORE INTO `d``b`.`_t x_new` (`e`, `id`, `ts`, `name`) VALUES (OLD.`e`, OLD.`id`, \
+                 CONVERT_TZ(OLD.`ts`, @@global.time_zone, @@session.time_zone), OLD.`name`)"
+            ),
+            "{del}"
+        );
     }
 
     #[test]

@@ -258,7 +258,8 @@ mod tests {
         assert_eq!(dry.capture.len(), 3);
         assert_eq!(
             dry.capture[2],
-            "CREATE TRIGGER `d`.`_t_ssw_del` AFTER DELETE ON `d`.`t` FOR EACH ROW DELETE FROM `d`.`_t_new` WHERE `id` = OLD.`id`"
+            "CREATE TRIGGER `d`.`_t_ssw_del` AFTER DELETE ON `d`.`t` FOR EACH ROW BEGIN\n  INSERT IGNORE INTO `d`.`_t_new` \
+             (`id`, `c`) VALUES (OLD.`id`, OLD.`c`);\n  DELETE FROM `d`.`_t_new` WHERE `id` = OLD.`id`;\nEND"
         );
         assert_eq!(
             dry.copy,

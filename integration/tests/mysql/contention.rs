@@ -106,3 +106,47 @@ async fn writers_waiting_for_row_locks_make_every_chunk_a_contended_one() {
     let wrong: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE v <> id * 10 OR extra <> 7").await;
     assert_eq!((db.count("t").await, wrong), (Some(3000), 0));
 }
+
+/// The capture triggers of application writes to rows the copy has not reached take no gap lock
+/// on the (still empty) shadow. Transaction A deletes row 50 and keeps its transaction open;
+/// transaction B, with a one-second lock wait, deletes row 60 and inserts it again, and inserts a
+/// new row 1000. Before the triggers inserted the row they delete first, A's trigger `DELETE`
+/// of the absent shadow row 50 locked the shadow's whole gap, and each of B's trigger inserts
+/// into it waited for A and failed with a lock wait timeout (1205). Then the run completes and
+/// the table is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_ahead_of_the_copy_do_not_lock_a_gap_of_the_shadow() {
+    let db = TestDb::new("contention_gap").await;
+    table_of(&db, 100).await;
+    let throttle = flag_path("contention_gap");
+    std::fs::write(&throttle, b"hold").unwrap();
+    let mut cfg = chunked_config(Some(10));
+    cfg.throttle.flag_file = Some(throttle.clone());
+    let runner = Runner::new(db.dialect().await, cfg);
+    let mut progress = runner.progress();
+    let table = db.table("t");
+    let run = tokio::spawn(async move { runner.run(&table, ALTER).await });
+    progress.wait_for(|p| p.phase == Phase::Backfill && p.throttle_reason.is_some()).await.unwrap();
+    assert_eq!(db.count("_t_new").await, Some(0), "the copy has not started");
+    let (mut a, _) = db.open_transaction("DELETE FROM t WHERE id = 50").await;
+    let mut b = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.dsn).unwrap()).await.unwrap();
+    b.query_drop("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap();
+    b.query_drop("START TRANSACTION").await.unwrap();
+    for stmt in
+        ["DELETE FROM t WHERE id = 60", "INSERT INTO t (id, v) VALUES (60, 600)", "INSERT INTO t (id, v) VALUES (1000, 10000)"]
+    {
+        b.query_drop(stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}: {e} (a gap lock of the shadow held by the other transaction?)"));
+    }
+    b.query_drop("COMMIT").await.unwrap();
+    a.query_drop("INSERT INTO t (id, v) VALUES (50, 500)").await.unwrap();
+    a.query_drop("COMMIT").await.unwrap();
+    std::fs::remove_file(&throttle).unwrap();
+    let outcome = run.await.unwrap();
+    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(s.backfill.rows, 100, "row 1000 is above the high watermark: the capture wrote it; {:?}", s.backfill);
+    let wrong: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE v <> id * 10 OR extra <> 7").await;
+    assert_eq!((db.count("t").await, wrong), (Some(101), 0));
+    db.assert_clean(&["t"]).await;
+}

@@ -31,6 +31,9 @@ pub struct MySql {
     /// `SHOW CREATE TABLE` of each table's trial copy (the preflight's), by table: the dry run's
     /// deferred-index statements come from it (`sql::indexes`).
     pub(crate) trial_definitions: std::sync::Mutex<std::collections::HashMap<TableRef, String>>,
+    /// InnoDB's count of row lock waits so far (`Innodb_row_lock_waits`) as the last chunk read
+    /// it before committing; `None` before the first chunk ([`crate::copy::copy_chunk`]).
+    pub(crate) row_lock_waits_seen: std::sync::Mutex<Option<u64>>,
 }
 
 /// A duration in whole seconds, rounded up, at least 1: `lock_wait_timeout` and
@@ -69,6 +72,7 @@ impl MySql {
             captured: Default::default(),
             trial_definitions: Default::default(),
             sessions: Default::default(),
+            row_lock_waits_seen: std::sync::Mutex::new(None),
         };
         match me.pool.get_conn().await {
             Ok(mut c) => {

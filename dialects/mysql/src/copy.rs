@@ -34,7 +34,7 @@ pub(crate) async fn chunk_end(my: &MySql, plan: &Plan, after: Option<&MyKey>, hi
 /// wrote rows there ahead of the copy, copy, and advance the checkpoint by `mark` and the rows
 /// copied ([`sql::checkpoint::advance_checkpoint`]), so the checkpoint commits or rolls back
 /// with the chunk, and count the row lock waiters just before the commit
-/// ([`sql::copy::ROW_LOCK_WAITERS`]). Row lock waits last at most `lock_wait`, rounded up to whole seconds; zero
+/// ([`sql::copy::ROW_LOCK_WAITERS`], see [`waiters`]). Row lock waits last at most `lock_wait`, rounded up to whole seconds; zero
 /// does not wait at all (`innodb_lock_wait_timeout = 0`: a row another transaction holds fails
 /// the statement at once with error 1205, a lock timeout). Returns the rows copied and the
 /// waiters. Errors: see
@@ -77,9 +77,19 @@ pub(crate) async fn copy_chunk(
         .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
     let rows = tx.affected_rows();
     checkpoint::advance(&mut tx, &plan.names, mark, rows, ctx).await?;
-    let waiters: Option<u64> = tx.query_first(sql::copy::ROW_LOCK_WAITERS).await.map_err(|e| errors::db(ctx, e))?;
+    let waits: Option<(u64, u64)> = tx.query_first(sql::copy::ROW_LOCK_WAITERS).await.map_err(|e| errors::db(ctx, e))?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(ChunkCopied { rows, waiters: waiters.unwrap_or(0) })
+    let (now, total) = waits.unwrap_or_default();
+    let before = my.row_lock_waits_seen.lock().expect("row lock waits").replace(total);
+    Ok(ChunkCopied { rows, waiters: waiters(now, before, total) })
+}
+
+/// Writers that waited for a row lock around a chunk: those waiting `now`, or the waits InnoDB
+/// counted since the previous chunk read `before` (its count, `total` now), whichever is more.
+/// Without a previous reading (the first chunk; a count that went back, after a server restart)
+/// only `now`.
+fn waiters(now: u64, before: Option<u64>, total: u64) -> u64 {
+    now.max(before.map_or(0, |b| total.saturating_sub(b)))
 }
 
 /// Checksum the rows with key in `(after, upto]` (either end open when `None`) of the original
@@ -126,4 +136,18 @@ fn where_range(plan: &Plan, shadow: bool, after: Option<&MyKey>, upto: &MyKey) -
     let (orig, shad) = sql::copy::key_names(plan);
     let cols = if shadow { shad } else { orig };
     sql::copy::key_range_where(&cols, &plan.key.columns, after.map(|k| k.0.as_slice()), Some(&upto.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::waiters;
+
+    #[test]
+    fn waiters_are_those_waiting_now_or_the_waits_since_the_last_chunk() {
+        assert_eq!(waiters(0, None, 500), 0, "first chunk: the server's history is not ours");
+        assert_eq!(waiters(2, None, 500), 2);
+        assert_eq!(waiters(0, Some(500), 503), 3, "three waits began and ended between the two readings");
+        assert_eq!(waiters(1, Some(500), 500), 1);
+        assert_eq!(waiters(0, Some(500), 7), 0, "the server restarted: the count went back");
+    }
 }

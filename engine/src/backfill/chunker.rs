@@ -15,11 +15,12 @@ use crate::preflight::plan::Plan;
 ///
 /// Under contention ([`Self::contended`]: writers were waiting for row locks when a chunk
 /// committed) the target drops to a shorter one, so each chunk holds its locks for less time;
-/// after [`CALM_CHUNKS`] chunks in a row that no one waited for, it doubles back towards the
-/// configured target.
+/// after [`CALM_CHUNKS`] chunks in a row that no one waited for, spanning at least
+/// [`CALM_TIME`] of copying, it doubles back towards the configured target (and again after as
+/// many more).
 ///
 /// With a contention target, the sizer also *starts* there and earns the configured target the
-/// same way, by calm chunks (a cautious start): waiters are only counted when a chunk commits,
+/// same way, by calm chunks and calm time (a cautious start): waiters are only counted when a chunk commits,
 /// so the first chunk to hold its locks long enough to make writers wait would otherwise be a
 /// full `target` long (500 ms by default) before anything noticed. Short chunks cost little on
 /// an idle table (`docs/benchmarks.md`). A cautious start is not contention: no pause, and
@@ -31,6 +32,11 @@ pub struct ChunkSizer {
     base_target: Duration,
     contended_target: Option<Duration>,
     calm: u32,
+    /// Copy time (the calm chunks' `elapsed`) since writers were last seen waiting or the target
+    /// last doubled.
+    calm_time: Duration,
+    /// The last chunk passed to [`Self::contended`] saw no waiter.
+    last_calm: bool,
     /// Writers were seen waiting, and the target has not yet climbed back to `base_target`.
     contended: bool,
     min_rows: u64,
@@ -43,6 +49,13 @@ pub struct ChunkSizer {
 /// towards the configured one.
 pub const CALM_CHUNKS: u32 = 20;
 
+/// Copy time without lock waiters after which a steered sizer doubles its target (with
+/// [`CALM_CHUNKS`]), each time, during the cautious start as after contention. Twenty 10 ms
+/// chunks without a waiter are common under a steady write load; doubling after them alone made
+/// chunks of 40 to 100 ms within two seconds, and the workload's p99 under the benchmark's load
+/// followed (50 to 100 ms against 11 to 22 ms with this rule, `docs/benchmarks.md`).
+pub const CALM_TIME: Duration = Duration::from_secs(2);
+
 impl ChunkSizer {
     /// Adaptive sizing starting at `initial` rows, never above `max_rows`.
     pub fn adaptive(target: Duration, initial: u64, max_rows: u64, max_growth: f64) -> Self {
@@ -52,6 +65,8 @@ impl ChunkSizer {
             base_target: target,
             contended_target: None,
             calm: 0,
+            calm_time: Duration::ZERO,
+            last_calm: false,
             contended: false,
             min_rows: 1,
             max_rows: max_rows.max(1),
@@ -68,6 +83,8 @@ impl ChunkSizer {
             base_target: Duration::ZERO,
             contended_target: None,
             calm: 0,
+            calm_time: Duration::ZERO,
+            last_calm: false,
             contended: false,
             min_rows: 1,
             max_rows: rows.max(1),
@@ -99,15 +116,18 @@ impl ChunkSizer {
     /// ([`CALM_CHUNKS`] in a row) double the target back towards the configured one.
     pub fn contended(&mut self, waiters: u64) {
         let Some(low) = self.contended_target else { return };
+        self.last_calm = waiters == 0;
         if waiters > 0 {
             self.target = low;
             self.calm = 0;
+            self.calm_time = Duration::ZERO;
             self.contended = true;
         } else if self.target < self.base_target {
             self.calm += 1;
-            if self.calm >= CALM_CHUNKS {
+            if self.calm >= CALM_CHUNKS && self.calm_time >= CALM_TIME {
                 self.target = (self.target * 2).min(self.base_target);
                 self.calm = 0;
+                self.calm_time = Duration::ZERO;
                 self.contended &= self.target < self.base_target;
             }
         }
@@ -139,6 +159,9 @@ impl ChunkSizer {
 
     /// Record that a chunk of `self.rows()` rows took `elapsed`.
     pub fn observe(&mut self, elapsed: Duration) {
+        if self.last_calm {
+            self.calm_time += elapsed;
+        }
         if self.fixed {
             // A fixed size shrinks for a retried chunk only ([`Self::shrink`]); back to it.
             self.rows = self.max_rows;
@@ -233,14 +256,28 @@ mod tests {
         s.contended(2);
         s.observe(MS(500));
         assert_eq!((s.rows(), s.is_contended()), (200, true), "a 500 ms chunk had waiters: aim at 10 ms");
-        for _ in 0..CALM_CHUNKS - 1 {
+        for _ in 0..CALM_CHUNKS {
             s.contended(0);
             s.observe(MS(10));
         }
-        assert!(s.is_contended(), "not calm long enough yet");
+        assert!(s.is_contended(), "{CALM_CHUNKS} calm chunks, but only 200 ms of them");
+        assert_eq!(s.target(), MS(10));
+        let needed = (CALM_TIME.as_millis() / 10) as u32;
+        for _ in CALM_CHUNKS..needed {
+            s.contended(0);
+            s.observe(MS(10));
+        }
+        assert_eq!(s.target(), MS(10), "2 s of calm copying not yet reached when the last chunk was sized");
         s.contended(0);
         s.observe(MS(10));
-        assert_eq!(s.rows(), 300, "target 20 ms now, growth capped at 1.5");
+        assert_eq!((s.target(), s.rows()), (MS(20), 300), "target 20 ms now, growth capped at 1.5");
+        for _ in 0..CALM_CHUNKS {
+            s.contended(0);
+            s.observe(MS(20));
+        }
+        assert_eq!(s.target(), MS(20), "each doubling needs its own {CALM_TIME:?} of calm");
+        s.contended(3);
+        assert_eq!(s.target(), MS(10), "a wait starts the calm over");
         let mut f = ChunkSizer::fixed(7).with_contention_target(MS(10));
         f.contended(5);
         f.observe(MS(100));
@@ -254,18 +291,23 @@ mod tests {
         s.contended(0);
         s.observe(MS(20));
         assert_eq!(s.rows(), 500, "aims at 10 ms from the first chunk");
-        let mut targets = vec![];
-        for _ in 0..6 * CALM_CHUNKS {
+        // Chunks that each take their target: how many at each target before it doubles.
+        let mut s = ChunkSizer::adaptive(MS(500), 1000, 1_000_000, 1.5).with_contention_target(MS(10));
+        let mut levels: Vec<(Duration, u32)> = vec![(s.target(), 0)];
+        while s.target() < MS(500) {
             s.contended(0);
             assert!(!s.is_contended());
-            if targets.last() != Some(&s.target()) {
-                targets.push(s.target());
+            s.observe(s.target());
+            levels.last_mut().unwrap().1 += 1;
+            if s.target() != levels.last().unwrap().0 {
+                levels.push((s.target(), 0));
             }
         }
         assert_eq!(
-            targets,
-            [MS(10), MS(20), MS(40), MS(80), MS(160), MS(320), MS(500)],
-            "doubling every {CALM_CHUNKS} calm chunks"
+            levels,
+            [(MS(10), 201), (MS(20), 100), (MS(40), 50), (MS(80), 25), (MS(160), 20), (MS(320), 20), (MS(500), 0)],
+            "doubling after {CALM_CHUNKS} calm chunks and {CALM_TIME:?} of calm copying (a chunk is sized before its \
+             time counts, and the doubling chunk's time counts towards the next level)"
         );
         let plain = ChunkSizer::adaptive(MS(500), 1000, 1_000_000, 1.5);
         assert_eq!(plain.target(), MS(500), "no contention target: the configured one from the start");

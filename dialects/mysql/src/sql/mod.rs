@@ -263,26 +263,30 @@ mod tests {
         );
         assert_eq!(
             dry.copy,
+            format!(
             "SET SESSION innodb_lock_wait_timeout = 0;\n  START TRANSACTION;\n  \
              SELECT COUNT(*) FROM `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  \
              SELECT 1 FROM `d`.`_t_new` WHERE ((`id` > ?)) AND ((`id` <= ?)) LIMIT 1;\n  \
              -- only when the shadow has rows there: DELETE FROM `d`.`_t_new` WHERE ((`id` > ?)) AND ((`id` <= ?));\n  \
              SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d`.`_t_new` (`id`, `c`) SELECT `id`, `c` FROM \
              `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  UPDATE `d`.`_t_ssw_ckpt` \
-             SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1;\n  SELECT CAST(VARIABLE_VALUE AS UNSIGNED) FROM \
-             information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS';\n  COMMIT"
+             SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1;\n  {};\n  COMMIT",
+                copy::ROW_LOCK_WAITERS
+            )
         );
         assert!(dry.shadow[0].starts_with("CREATE TABLE IF NOT EXISTS `d`.`_t_ssw_ckpt` ("), "{}", dry.shadow[0]);
         assert_eq!(dry.cut_over, "RENAME TABLE `d`.`t` TO `d`.`_t_old`, `d`.`_t_new` TO `d`.`t`");
         let dry = dry_run(&enum_key_plan());
         assert_eq!(
             dry.copy.split(";\n  ").skip(5).collect::<Vec<_>>().join(";\n  "),
+            format!(
             "SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d``b`.`_t x_new` (`e`, `id`, `ts`, `name`) SELECT \
              `e`, `id`, CONVERT_TZ(`ts`, @@global.time_zone, @@session.time_zone), `name` FROM `d``b`.`t x` FORCE INDEX \
              (`PRIMARY`) WHERE ((`e` > ?) OR (`e` = ? AND `id` > ?)) AND ((`e` < ?) OR (`e` = ? AND `id` <= ?)) LOCK IN SHARE MODE;\n  \
              UPDATE `d``b`.`_t x_ssw_ckpt` SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = \
-             UTC_TIMESTAMP(6) WHERE id = 1;\n  SELECT CAST(VARIABLE_VALUE AS UNSIGNED) FROM \
-             information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS';\n  COMMIT"
+             UTC_TIMESTAMP(6) WHERE id = 1;\n  {};\n  COMMIT",
+                copy::ROW_LOCK_WAITERS
+            )
         );
     }
 }

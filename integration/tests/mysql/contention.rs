@@ -31,6 +31,24 @@ async fn until_copied(db: &TestDb, rows: u64, within: Duration) {
     }
 }
 
+/// Starts a run of [`ALTER`] on `t` in chunks of 10 rows and returns once it is held by its
+/// throttle flag before the first chunk, the capture installed: the run, and the flag to remove.
+async fn run_held_before_the_copy(
+    db: &TestDb,
+    name: &str,
+) -> (tokio::task::JoinHandle<shadowswap_engine::Result<Outcome>>, std::path::PathBuf) {
+    let throttle = flag_path(name);
+    std::fs::write(&throttle, b"hold").unwrap();
+    let mut cfg = chunked_config(Some(10));
+    cfg.throttle.flag_file = Some(throttle.clone());
+    let runner = Runner::new(db.dialect().await, cfg);
+    let mut progress = runner.progress();
+    let table = db.table("t");
+    let run = tokio::spawn(async move { runner.run(&table, ALTER).await });
+    progress.wait_for(|p| p.phase == Phase::Backfill && p.throttle_reason.is_some()).await.unwrap();
+    (run, throttle)
+}
+
 /// Row 20 is held by an open transaction (`FOR UPDATE`). With chunks of 10 the chunk (10, 20] meets it: it must
 /// not wait but roll back and copy what it can beside the held row, so rows up to 18 are copied
 /// while the row is still held (a copy that waited would stop at 10; a chunk ending at 19 reads
@@ -40,17 +58,9 @@ async fn until_copied(db: &TestDb, rows: u64, within: Duration) {
 async fn a_held_row_is_not_waited_for_the_chunk_is_retried_smaller() {
     let db = TestDb::new("contention_held").await;
     table_of(&db, 40).await;
-    // The throttle flag holds the copy before its first chunk, once the capture is installed
-    // (installing it needs the table's metadata lock, which the holder's transaction would keep).
-    let throttle = flag_path("contention_held");
-    std::fs::write(&throttle, b"hold").unwrap();
-    let mut cfg = chunked_config(Some(10));
-    cfg.throttle.flag_file = Some(throttle.clone());
-    let runner = Runner::new(db.dialect().await, cfg);
-    let mut progress = runner.progress();
-    let table = db.table("t");
-    let run = tokio::spawn(async move { runner.run(&table, ALTER).await });
-    progress.wait_for(|p| p.phase == Phase::Backfill && p.throttle_reason.is_some()).await.unwrap();
+    // Held before the first chunk, once the capture is installed (installing it needs the
+    // table's metadata lock, which the holder's transaction would keep).
+    let (run, throttle) = run_held_before_the_copy(&db, "contention_held").await;
     // A locking read holds the row alone (an UPDATE would also write the shadow through the
     // capture, and its trigger's search of the shadow locks a gap there).
     let (mut holder, _) = db.open_transaction("SELECT v FROM t WHERE id = 20 FOR UPDATE").await;
@@ -118,15 +128,7 @@ async fn writers_waiting_for_row_locks_make_every_chunk_a_contended_one() {
 async fn writes_ahead_of_the_copy_do_not_lock_a_gap_of_the_shadow() {
     let db = TestDb::new("contention_gap").await;
     table_of(&db, 100).await;
-    let throttle = flag_path("contention_gap");
-    std::fs::write(&throttle, b"hold").unwrap();
-    let mut cfg = chunked_config(Some(10));
-    cfg.throttle.flag_file = Some(throttle.clone());
-    let runner = Runner::new(db.dialect().await, cfg);
-    let mut progress = runner.progress();
-    let table = db.table("t");
-    let run = tokio::spawn(async move { runner.run(&table, ALTER).await });
-    progress.wait_for(|p| p.phase == Phase::Backfill && p.throttle_reason.is_some()).await.unwrap();
+    let (run, throttle) = run_held_before_the_copy(&db, "contention_gap").await;
     assert_eq!(db.count("_t_new").await, Some(0), "the copy has not started");
     let (mut a, _) = db.open_transaction("DELETE FROM t WHERE id = 50").await;
     let mut b = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.dsn).unwrap()).await.unwrap();

@@ -217,7 +217,7 @@ async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &Chun
             plan.names.table, plan.names.checkpoint
         )));
     }
-    let waiters = tx.query_one(q::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
+    let waiters = tx.query_typed_one(q::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
     let waiters = u64::try_from(waiters.get::<_, i64>(0)).unwrap_or(0);
     tx.commit().await.map_err(|e| errors::db("copying a chunk", e))?;
     Ok(ChunkCopied { rows, waiters })

@@ -99,10 +99,11 @@ pub struct CopyConfig {
     /// Short, so a chunk never makes the application wait long. Default 2 s (InnoDB counts whole seconds).
     pub lock_wait_timeout: Duration,
     /// The longest a chunk of the copy aims to hold its row locks while application writers
-    /// wait for them: when sessions were waiting for row locks as a chunk committed, the next
-    /// chunks aim at this time instead of [`CopyConfig::chunk_time`] and the copy pauses after
-    /// each as long as it took, until `backfill::chunker::CALM_CHUNKS` chunks in a row see no
-    /// waiter. Default 10 ms.
+    /// wait for them: the copy starts at this time (a cautious start), and when sessions waited
+    /// for row locks around a chunk, the next chunks aim at it again instead of
+    /// [`CopyConfig::chunk_time`] and the copy pauses after each as long as it took. The target
+    /// doubles back after `backfill::chunker::CALM_CHUNKS` chunks and `CALM_TIME` (2 s) of
+    /// copying without a waiter. Default 10 ms; at or above `chunk_time`: no steering.
     pub max_latency: Duration,
     /// The smallest chunk adaptive sizing goes to (rows): below it a chunk's fixed cost (its
     /// round trips) dominates and a short target would shrink chunks to a row each. Default 100.

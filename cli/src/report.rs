@@ -257,7 +257,7 @@ pub fn contract_summary(table: &TableRef, r: &ContractReport, json: bool) -> Str
 const BACKFILL_DRY_RUN_DONE: &str = "dry run: every check passed and nothing was changed; add --execute to backfill";
 
 /// The summary of a finished backfill: rows updated, chunks, rows/s, rows still matching
-/// `--where`, passes, where it resumed.
+/// `--where`, passes, where it resumed (JSON also: the chunks run while writers waited).
 pub fn backfill_summary(table: &TableRef, r: &BackfillReport, json: bool) -> String {
     let secs = r.elapsed.as_secs_f64().max(1e-3);
     let rate = r.rows_updated as f64 / secs;
@@ -272,6 +272,7 @@ pub fn backfill_summary(table: &TableRef, r: &BackfillReport, json: bool) -> Str
             "still_matching": r.still_matching,
             "passes": r.passes,
             "resumed_at": r.resumed_at,
+            "contended_chunks": r.contended_chunks,
         })
         .to_string();
     }
@@ -485,6 +486,7 @@ mod tests {
             still_matching: 3,
             passes: 1,
             resumed_at: Some("[500]".into()),
+            contended_chunks: 2,
         };
         let line = backfill_summary(&t, &r, false);
         assert!(line.starts_with(&format!("backfilled {t} (resumed an interrupted run after key [500]): 1000 rows updated in 4 chunk(s) over 1 pass(es) in 2.0 s (500 rows/s); 3 rows still match")), "{line}");
@@ -494,6 +496,7 @@ mod tests {
             (Some(1000), Some(3), Some(1))
         );
         assert_eq!(v["resumed_at"], "[500]");
+        assert_eq!(v["contended_chunks"], 2);
     }
 
     #[test]

@@ -77,11 +77,18 @@ pub(crate) async fn copy_chunk(
         .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
     let rows = tx.affected_rows();
     checkpoint::advance(&mut tx, &plan.names, mark, rows, ctx).await?;
-    let waits: Option<(u64, u64)> = tx.query_first(sql::copy::ROW_LOCK_WAITERS).await.map_err(|e| errors::db(ctx, e))?;
+    let waiters = count_waiters(my, &mut tx, ctx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
+    Ok(ChunkCopied { rows, waiters })
+}
+
+/// The writers that waited for a row lock around the chunk of `tx`, just before it commits
+/// ([`sql::copy::ROW_LOCK_WAITERS`], [`waiters`]); records InnoDB's count for the next chunk.
+pub(crate) async fn count_waiters(my: &MySql, tx: &mut mysql_async::Transaction<'_>, ctx: &str) -> Result<u64> {
+    let waits: Option<(u64, u64)> = tx.query_first(sql::copy::ROW_LOCK_WAITERS).await.map_err(|e| errors::db(ctx, e))?;
     let (now, total) = waits.unwrap_or_default();
     let before = my.row_lock_waits_seen.lock().expect("row lock waits").replace(total);
-    Ok(ChunkCopied { rows, waiters: waiters(now, before, total) })
+    Ok(waiters(now, before, total))
 }
 
 /// Writers that waited for a row lock around a chunk: those waiting `now`, or the waits InnoDB

@@ -134,7 +134,7 @@ impl Staged for MySql {
         upto: &MyKey,
         lock_wait: Duration,
         mark: &ChunkMark,
-    ) -> Result<u64> {
+    ) -> Result<ChunkCopied> {
         staged_backfill::chunk(self, plan, spec, after, upto, lock_wait, mark).await
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::TxOpts;
 use shadowswap_engine::checkpoint::ChunkMark;
+use shadowswap_engine::dialect::ChunkCopied;
 use shadowswap_engine::error::{Error, Result};
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::staged::backfill::BackfillSpec;
@@ -50,7 +51,7 @@ pub(crate) async fn chunk(
     upto: &MyKey,
     lock_wait: Duration,
     mark: &ChunkMark,
-) -> Result<u64> {
+) -> Result<ChunkCopied> {
     let ctx = "updating a chunk";
     let (cols, _) = sql::copy::key_names(plan);
     let (range, params) = sql::copy::key_range_where(&cols, &plan.key.columns, after.map(|k| k.0.as_slice()), Some(&upto.0));
@@ -66,6 +67,7 @@ pub(crate) async fn chunk(
             plan.names.table, plan.names.checkpoint
         )));
     }
+    let waiters = crate::copy::count_waiters(my, &mut tx, ctx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(rows)
+    Ok(ChunkCopied { rows, waiters })
 }

@@ -139,7 +139,7 @@ impl Staged for Postgres {
         upto: &PgKey,
         lock_wait: Duration,
         mark: &ChunkMark,
-    ) -> Result<u64> {
+    ) -> Result<ChunkCopied> {
         staged_backfill::chunk(self, plan, spec, after, upto, lock_wait, mark).await
     }
 

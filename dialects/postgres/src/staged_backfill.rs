@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use shadowswap_engine::checkpoint::ChunkMark;
+use shadowswap_engine::dialect::ChunkCopied;
 use shadowswap_engine::error::{ErrorClass, Result};
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::staged::backfill::BackfillSpec;
@@ -64,7 +65,7 @@ pub(crate) async fn chunk(
     upto: &PgKey,
     lock_wait: Duration,
     mark: &ChunkMark,
-) -> Result<u64> {
+) -> Result<ChunkCopied> {
     let ctx = "updating a chunk";
     let (range, p) = chunk_range(plan, after.map(|k| &k.0[..]), &upto.0);
     let params: Vec<&(dyn ToSql + Sync)> = p.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
@@ -84,6 +85,9 @@ pub(crate) async fn chunk(
             plan.names.table, plan.names.checkpoint
         )));
     }
+    let waiters =
+        tx.query_typed_one(crate::sql::copy::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
+    let waiters = u64::try_from(waiters.get::<_, i64>(0)).unwrap_or(0);
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(rows)
+    Ok(ChunkCopied { rows, waiters })
 }

@@ -75,27 +75,18 @@ pub fn conflict_pause(n: u32) -> Duration {
 /// The unit of [`conflict_pause`]: 10 ms.
 pub const CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 
-/// The sizer the copy configuration asks for: adaptive to `target` from
-/// [`CopyConfig::initial_chunk_rows`], or fixed; never below [`CopyConfig::min_chunk_rows`].
-pub fn sizer(cfg: &CopyConfig, target: Duration) -> ChunkSizer {
-    sizer_from(cfg, target, cfg.initial_chunk_rows)
-}
-
-/// [`sizer`] starting at `initial` rows (a resumed copy: the chunk size its checkpoint recorded);
-/// a fixed size ignores it.
-pub(crate) fn sizer_from(cfg: &CopyConfig, target: Duration, initial: u64) -> ChunkSizer {
+/// The sizer the copy configuration asks for: adaptive to `target` from `initial` rows (a
+/// resumed run: the chunk size its checkpoint recorded), or fixed; never below
+/// [`CopyConfig::min_chunk_rows`]; steered by writers' lock waits down to
+/// [`CopyConfig::max_latency`], where it also starts (a cautious start, see [`ChunkSizer`]).
+/// The shadow copy aims at `--chunk-time`, the staged backfill's `UPDATE`s at
+/// [`CopyConfig::update_chunk_time`].
+pub fn steered_sizer(cfg: &CopyConfig, target: Duration, initial: u64) -> ChunkSizer {
     let sizer = match cfg.fixed_chunk_rows {
         Some(n) => ChunkSizer::fixed(n),
         None => ChunkSizer::adaptive(target, initial, cfg.max_chunk_rows, cfg.max_growth),
     };
-    sizer.with_min_rows(cfg.min_chunk_rows)
-}
-
-/// The shadow copy's sizer: [`sizer_from`] at `--chunk-time`, steered by writers' lock waits
-/// down to [`CopyConfig::max_latency`], where it also starts (a cautious start, see
-/// [`ChunkSizer`]).
-fn copy_sizer(cfg: &CopyConfig, initial: u64) -> ChunkSizer {
-    sizer_from(cfg, cfg.chunk_time, initial).with_contention_target(cfg.max_latency)
+    sizer.with_min_rows(cfg.min_chunk_rows).with_contention_target(cfg.max_latency)
 }
 
 /// Copy every chunk up to the high watermark: from the lowest key, taking the high watermark
@@ -116,10 +107,10 @@ pub async fn run<D: Dialect>(
 ) -> Result<BackfillStats> {
     let started = Instant::now();
     let mut stats = BackfillStats { rows_before: ckpt.rows_copied, ..BackfillStats::default() };
-    let mut chunk_sizer = copy_sizer(cfg, cfg.initial_chunk_rows);
+    let mut chunk_sizer = steered_sizer(cfg, cfg.chunk_time, cfg.initial_chunk_rows);
     let mut walk = if ckpt.phase >= Phase::Backfill {
         if ckpt.chunk_rows > 0 {
-            chunk_sizer = copy_sizer(cfg, ckpt.chunk_rows);
+            chunk_sizer = steered_sizer(cfg, cfg.chunk_time, ckpt.chunk_rows);
         }
         let key = |text: &Option<String>| text.as_deref().map(|t| dialect.key_from_text(plan, t)).transpose();
         ChunkWalk::resume(dialect, plan, chunk_sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?)

@@ -46,7 +46,7 @@ use crate::names::Names;
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::{Progress, LOG_TARGET};
-use crate::retry::with_retry;
+use crate::retry::{sleep_unless_cancelled, with_retry};
 use crate::throttle::{self, Throttle};
 
 /// Passes `until_none` makes at most before giving up on writers that keep producing rows
@@ -106,6 +106,10 @@ pub struct BackfillReport {
     pub still_matching: u64,
     /// Passes over the table (1 without `until_none`).
     pub passes: u32,
+    /// Chunks run while writers were waiting for row locks: each aimed at
+    /// [`CopyConfig::max_latency`](crate::config::CopyConfig::max_latency) and was followed by a
+    /// pause as long as it took.
+    pub contended_chunks: u64,
     /// When this run resumed an interrupted one: the key it continued after (the checkpoint's
     /// low watermark in the dialect's key text; `(start)` when no chunk had finished).
     pub resumed_at: Option<String>,
@@ -235,16 +239,23 @@ async fn passes<D: Dialect>(
 ) -> Result<BackfillReport> {
     let began = Instant::now();
     let cfg = &config.copy;
-    let mut report =
-        BackfillReport { rows_updated: 0, chunks: 0, elapsed: Duration::ZERO, still_matching: 0, passes: 0, resumed_at: None };
+    let mut report = BackfillReport {
+        rows_updated: 0,
+        chunks: 0,
+        elapsed: Duration::ZERO,
+        still_matching: 0,
+        passes: 0,
+        resumed_at: None,
+        contended_chunks: 0,
+    };
     let mut walked = 0u64;
     loop {
         report.passes += 1;
-        let mut sizer = crate::backfill::sizer(cfg, cfg.update_chunk_time);
+        let mut sizer = crate::backfill::steered_sizer(cfg, cfg.update_chunk_time, cfg.initial_chunk_rows);
         let (mut walk, mut ckpt) = match pending.take() {
             Some(ckpt) => {
                 if ckpt.chunk_rows > 0 {
-                    sizer = crate::backfill::sizer_from(cfg, cfg.update_chunk_time, ckpt.chunk_rows);
+                    sizer = crate::backfill::steered_sizer(cfg, cfg.update_chunk_time, ckpt.chunk_rows);
                 }
                 let key = |text: &Option<String>| text.as_deref().map(|t| d.key_from_text(plan, t)).transpose();
                 let walk = ChunkWalk::resume(d, plan, sizer, key(&ckpt.low_watermark)?, key(&ckpt.high_watermark)?);
@@ -284,7 +295,7 @@ async fn passes<D: Dialect>(
             throttle.wait_clear(cancel).await?;
             let t0 = Instant::now();
             let mark = ChunkMark { low_watermark: d.key_to_text(&upto), chunk_rows: walk.sizer.rows() };
-            let rows = with_retry("updating a chunk", policy, cancel, || {
+            let chunk = with_retry("updating a chunk", policy, cancel, || {
                 d.backfill_chunk(plan, spec, after.as_ref(), &upto, cfg.lock_wait_timeout, &mark)
             })
             .await
@@ -292,9 +303,15 @@ async fn passes<D: Dialect>(
                 Error::Cancelled(_) => stopped(),
                 e => e,
             })?;
-            let took = t0.elapsed();
+            let (rows, took) = (chunk.rows, t0.elapsed());
             walked += walk.sizer.rows();
+            walk.sizer.contended(chunk.waiters);
             walk.sizer.observe(took);
+            if walk.sizer.is_contended() {
+                // Writers are waiting for rows: leave them as much time as the chunk took.
+                report.contended_chunks += 1;
+                sleep_unless_cancelled(took, cancel).await;
+            }
             report.rows_updated += rows;
             report.chunks += 1;
             ckpt.low_watermark = Some(mark.low_watermark);

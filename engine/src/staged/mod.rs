@@ -66,7 +66,9 @@ pub trait Staged: Send + Sync {
     /// (row lock waits at most `lock_wait`), then advance the checkpoint `plan.names.checkpoint`
     /// by `mark` and the rows updated, so both commit or neither. The `SET` is evaluated on each
     /// row's current version and the `WHERE` re-checked on it, so a row a writer changed meanwhile
-    /// is not overwritten with a stale value. Returns the rows updated.
+    /// is not overwritten with a stale value. Just before the commit it counts the writers
+    /// waiting for row locks, as [`crate::Dialect::copy_chunk`] does. Returns the rows updated
+    /// and those waiters.
     /// Errors: lock timeouts and deadlocks as retryable; [`Error::Refused`] when the server
     /// rejects a row's new value or the checkpoint row is missing.
     async fn backfill_chunk(
@@ -77,7 +79,7 @@ pub trait Staged: Send + Sync {
         upto: &<Self as Dialect>::Key,
         lock_wait: std::time::Duration,
         mark: &ChunkMark,
-    ) -> Result<u64>
+    ) -> Result<crate::dialect::ChunkCopied>
     where
         Self: Dialect,
     {

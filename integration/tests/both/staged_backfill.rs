@@ -484,3 +484,51 @@ async fn mariadb_throttle_flag_file_pauses() {
 async fn postgres_throttle_flag_file_pauses() {
     throttle_flag_file_pauses(true).await;
 }
+
+/// A session waits for a row lock (on a table of its own) through the whole backfill, so each
+/// chunk sees a waiter as it commits: every chunk is then a contended one (aimed at
+/// `--max-latency`, followed by a pause), and the summary says so. The rows end backfilled.
+async fn waiters_make_every_chunk_a_contended_one(pg: bool) {
+    let db = Db::new(pg, "waiters", 3000).await;
+    db.exec("CREATE TABLE hot (id INT PRIMARY KEY, v INT NOT NULL)").await;
+    db.exec("INSERT INTO hot (id, v) VALUES (1, 0)").await;
+    let mut holder = db.conn().await;
+    holder.exec("BEGIN").await;
+    holder.exec("UPDATE hot SET v = 1 WHERE id = 1").await;
+    let mut waiter = db.conn().await;
+    if !pg {
+        waiter.exec("SET SESSION innodb_lock_wait_timeout = 3600").await;
+    }
+    let wait = tokio::spawn(async move {
+        waiter.exec("UPDATE hot SET v = 2 WHERE id = 1").await;
+    });
+    let waiting = if pg {
+        "SELECT count(*)::text FROM pg_locks WHERE NOT granted"
+    } else {
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_ROW_LOCK_CURRENT_WAITS'"
+    };
+    let t0 = std::time::Instant::now();
+    while db.count(waiting).await == 0 {
+        assert!(t0.elapsed() < WITHIN, "the waiter never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Adaptive chunks (a fixed --chunk-size is the operator's choice and never steered).
+    let out = run_cli(&backfill_args(db.dsn(), &["--execute"]), &[]).await;
+    holder.exec("ROLLBACK").await;
+    wait.await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary(&out);
+    assert!(s["chunks"].as_u64() > Some(1), "{s}");
+    assert_eq!(s["contended_chunks"], s["chunks"], "{s}");
+    assert_eq!(db.count("SELECT CAST(COUNT(*) AS CHAR) FROM t WHERE note IS NULL OR note <> concat('#', id)").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_waiters_make_every_chunk_a_contended_one() {
+    waiters_make_every_chunk_a_contended_one(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_waiters_make_every_chunk_a_contended_one() {
+    waiters_make_every_chunk_a_contended_one(true).await;
+}

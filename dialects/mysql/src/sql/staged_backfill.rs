@@ -63,6 +63,7 @@ pub fn outline(plan: &Plan, spec: &BackfillSpec, lock_wait_s: u64) -> BackfillSq
             "START TRANSACTION".to_string(),
             update_chunk(plan, spec, &outline_range(plan)),
             super::checkpoint::advance_checkpoint(&plan.names),
+            super::copy::ROW_LOCK_WAITERS.to_string(),
             "COMMIT".to_string(),
         ],
         count: count(plan, spec, None),

@@ -53,6 +53,7 @@ pub fn outline(plan: &Plan, spec: &BackfillSpec, lock_wait: Duration) -> Backfil
             set_lock_timeout(lock_wait),
             update_chunk(plan, spec, &range),
             super::checkpoint::advance_outline(&plan.names.checkpoint),
+            super::copy::ROW_LOCK_WAITERS.to_string(),
             "COMMIT".to_string(),
         ],
         count: count(plan, spec, None),

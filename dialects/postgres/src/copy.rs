@@ -220,10 +220,16 @@ async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &Chun
             plan.names.table, plan.names.checkpoint
         )));
     }
-    let waiters = tx.query_typed_one(q::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
-    let waiters = u64::try_from(waiters.get::<_, i64>(0)).unwrap_or(0);
+    let waiters = count_waiters(&tx).await?;
     tx.commit().await.map_err(|e| errors::db("copying a chunk", e))?;
     Ok(ChunkCopied { rows, waiters })
+}
+
+/// The sessions waiting for a lock as the chunk of `tx` is about to commit
+/// ([`q::ROW_LOCK_WAITERS`]), for the copy and the staged backfill alike.
+pub(crate) async fn count_waiters(tx: &tokio_postgres::Transaction<'_>) -> Result<u64> {
+    let row = tx.query_typed_one(q::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
 /// The name a unique key the copy found violated (`raw`, a constraint of the shadow) has for

@@ -85,9 +85,7 @@ pub(crate) async fn chunk(
             plan.names.table, plan.names.checkpoint
         )));
     }
-    let waiters =
-        tx.query_typed_one(crate::sql::copy::ROW_LOCK_WAITERS, &[]).await.map_err(|e| errors::db("counting lock waiters", e))?;
-    let waiters = u64::try_from(waiters.get::<_, i64>(0)).unwrap_or(0);
+    let waiters = crate::copy::count_waiters(&tx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
     Ok(ChunkCopied { rows, waiters })
 }

@@ -89,6 +89,20 @@ pub fn steered_sizer(cfg: &CopyConfig, target: Duration, initial: u64) -> ChunkS
     sizer.with_min_rows(cfg.min_chunk_rows).with_contention_target(cfg.max_latency)
 }
 
+/// After a chunk that took `took` and saw `waiters` writers waiting for row locks as it
+/// committed: size the next chunk ([`ChunkSizer::contended`], [`ChunkSizer::observe`]) and, while
+/// writers are contending, pause as long as the chunk took, leaving them the server. Returns
+/// whether the chunk counted as contended. For the shadow copy and the staged backfill alike.
+pub(crate) async fn steer(sizer: &mut ChunkSizer, waiters: u64, took: Duration, cancel: &CancellationToken) -> bool {
+    sizer.contended(waiters);
+    sizer.observe(took);
+    let contended = sizer.is_contended();
+    if contended {
+        sleep_unless_cancelled(took, cancel).await;
+    }
+    contended
+}
+
 /// Copy every chunk up to the high watermark: from the lowest key, taking the high watermark
 /// now and recording it in the checkpoint (`ckpt.phase` before [`Phase::Backfill`]); or, resuming
 /// (`ckpt.phase` is [`Phase::Backfill`] or later), after `ckpt.low_watermark` up to the recorded
@@ -159,12 +173,8 @@ pub async fn run<D: Dialect>(
         };
         conflicts = 0;
         let (rows, took) = (copied.rows, t0.elapsed());
-        walk.sizer.contended(copied.waiters);
-        walk.sizer.observe(took);
-        if walk.sizer.is_contended() {
-            // Writers are contending for rows: leave them as much time as the chunk took.
+        if steer(&mut walk.sizer, copied.waiters, took, cancel).await {
             stats.contended_chunks += 1;
-            sleep_unless_cancelled(took, cancel).await;
         }
         stats.rows += rows;
         stats.chunks += 1;

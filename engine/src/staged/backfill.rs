@@ -46,7 +46,7 @@ use crate::names::Names;
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::{Progress, LOG_TARGET};
-use crate::retry::{sleep_unless_cancelled, with_retry};
+use crate::retry::with_retry;
 use crate::throttle::{self, Throttle};
 
 /// Passes `until_none` makes at most before giving up on writers that keep producing rows
@@ -305,12 +305,8 @@ async fn passes<D: Dialect>(
             })?;
             let (rows, took) = (chunk.rows, t0.elapsed());
             walked += walk.sizer.rows();
-            walk.sizer.contended(chunk.waiters);
-            walk.sizer.observe(took);
-            if walk.sizer.is_contended() {
-                // Writers are waiting for rows: leave them as much time as the chunk took.
+            if crate::backfill::steer(&mut walk.sizer, chunk.waiters, took, cancel).await {
                 report.contended_chunks += 1;
-                sleep_unless_cancelled(took, cancel).await;
             }
             report.rows_updated += rows;
             report.chunks += 1;

@@ -26,6 +26,18 @@ pub async fn checkpoint(db: &PgTestDb, table: &str) -> Option<CheckpointRow> {
     Some(CheckpointRow { phase: row.get(0), rows_copied: row.get::<_, i64>(1) as u64, low_watermark: row.get(2) })
 }
 
+/// Wait (at most [`crate::resume::WITHIN`]) until no session of a killed run is left in this
+/// test's database. A backend finishes what its client had already sent (a chunk's `COMMIT`)
+/// before it notices the client is gone, so the checkpoint is only final once they are.
+pub async fn killed_sessions_gone(db: &PgTestDb) {
+    let q = "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'shadowswap'";
+    let t0 = std::time::Instant::now();
+    while db.count(q).await > 0 {
+        assert!(t0.elapsed() < crate::resume::WITHIN, "the killed run's sessions are still there");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Wait (at most `within`) until the checkpoint of `table` records at least `rows` rows copied
 /// (what the chunks committed), while the run lives; returns the checkpoint then.
 pub async fn wait_copied(cli: &mut Spawned, db: &PgTestDb, table: &str, rows: u64, within: Duration) -> CheckpointRow {

@@ -15,7 +15,9 @@ use std::time::Duration;
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
 use shadowswap_engine::{Dialect, Error, Runner};
 use shadowswap_integration::cli::{assert_refused, run_cli, stderr, stdout};
-use shadowswap_integration::postgres::resume::{checkpoint, figure, kill, message_with, summary, wait_copied, wait_phase, Run};
+use shadowswap_integration::postgres::resume::{
+    checkpoint, figure, kill, killed_sessions_gone, message_with, summary, wait_copied, wait_phase, Run,
+};
 use shadowswap_integration::postgres::workload::{self, Model, PgTable, Workload, WorkloadConfig};
 use shadowswap_integration::postgres::PgTestDb;
 use shadowswap_integration::proxy::{address, Link, Proxy};
@@ -67,6 +69,7 @@ async fn killed_mid_backfill_the_same_command_resumes_and_copies_only_the_rest()
     wait_phase(&mut cli, "backfill", MINUTE).await;
     wait_copied(&mut cli, &db, "t", 2_000, 2 * MINUTE).await;
     kill(cli).await;
+    killed_sessions_gone(&db).await;
     let left = checkpoint(&db, "t").await.expect("the killed run's checkpoint");
     assert_eq!(left.phase, "backfill");
     assert!((2_000..rows).contains(&left.rows_copied), "{left:?}");
@@ -158,6 +161,7 @@ async fn another_alter_after_a_kill_is_refused_until_cleanup_which_removes_the_c
     let mut cli = run.spawn("first");
     wait_copied(&mut cli, &db, "t", 500, 2 * MINUTE).await;
     kill(cli).await;
+    killed_sessions_gone(&db).await;
     let left = checkpoint(&db, "t").await.unwrap();
 
     // The dry run shows the pending checkpoint, and the checkpoint's statements among the plan's.

@@ -161,13 +161,15 @@ async fn the_resume_check_accepts_the_built_indexes_and_refuses_missing_ones_lat
     let mut c = db.pool.get_conn().await.unwrap();
     c.query_drop("UPDATE _t_ssw_ckpt SET phase = 'checksum'").await.unwrap();
     drop(c);
+    // The writers stop first: their inserts, through the capture, move the shadow's
+    // AUTO_INCREMENT, which the definition compared below includes.
+    writers.stop().await.unwrap();
     let before = shadow_definition(&db).await;
     let (status, _, err) = run.run_to_end().await;
     assert!(!status.success(), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(last.contains("does not have the definition this ALTER gives it") && last.contains("shadowswap cleanup"), "{last}");
     assert_eq!(shadow_definition(&db).await, before, "the refused resume changed the shadow");
-    writers.stop().await.unwrap();
     let cleaned = run_cli(&["cleanup", "--dsn", &db.dsn, "--table", "t"], &[]).await;
     assert!(cleaned.status.success(), "{}", String::from_utf8_lossy(&cleaned.stderr));
     db.assert_clean(&["o", "t"]).await;

@@ -14,7 +14,7 @@ use shadowswap_engine::fault::{FaultKind, FaultSpec};
 use shadowswap_engine::staged::backfill::BackfillSpec;
 use shadowswap_engine::staged::migrate::{MigrateOptions, PhaseKind};
 use shadowswap_engine::throttle::window::CutOverWindow;
-use shadowswap_engine::{MigrationConfig, TableRef};
+use shadowswap_engine::{MigrationConfig, Phase, TableRef};
 
 /// Online ALTER TABLE for MariaDB/MySQL and PostgreSQL: shadow table, capture triggers, chunked backfill,
 /// checksum, atomic cut-over.
@@ -220,7 +220,8 @@ pub struct AlterArgs {
     reconnect_timeout: Duration,
     /// Rehearsal on a clone: inject a fault (repeatable), KIND@PHASE optionally followed by :N%
     /// and :DURATION, e.g. kill-connection@backfill:50%, blocker@cut-over:10s,
-    /// replica-pause@backfill:20s, crash@checksum, lock-storm@cut-over:10s. Only with --execute.
+    /// replica-pause@backfill:20s, crash@checksum, lock-storm@cut-over:10s, crash@cleanup (after the
+    /// swap; crash only, not with --revert-window). Only with --execute.
     /// See docs/rehearsal.md.
     #[arg(long = "inject-fault", value_name = "SPEC")]
     faults: Vec<FaultSpec>,
@@ -402,7 +403,8 @@ impl AlterArgs {
     }
 
     /// Combinations the flags cannot express: `--inject-fault` only with `--execute` (a dry run
-    /// injects nothing), `replica-pause` only with a `--replica`. Errors: the usage message.
+    /// injects nothing), `replica-pause` only with a `--replica`, `crash@cleanup` not with
+    /// `--revert-window`. Errors: the usage message.
     pub fn check(&self) -> Result<(), String> {
         if !self.faults.is_empty() && !self.execute {
             return Err(
@@ -412,6 +414,13 @@ impl AlterArgs {
         if let Some(f) = self.faults.iter().find(|f| f.kind == FaultKind::ReplicaPause) {
             if self.throttle.replicas.is_empty() {
                 return Err(format!("--inject-fault {f} needs a --replica whose apply it pauses"));
+            }
+        }
+        if let Some(f) = self.faults.iter().find(|f| f.phase == Phase::Cleanup) {
+            if self.revert_window.is_some() {
+                return Err(format!(
+                    "--inject-fault {f} rehearses the cleanup right after the swap, which --revert-window postpones; drop one of the two"
+                ));
             }
         }
         Ok(())
@@ -666,6 +675,9 @@ mod tests {
         let e = alter(&["--execute", "--inject-fault", "replica-pause@backfill"]).check().unwrap_err();
         assert!(e.contains("needs a --replica"), "{e}");
         assert!(alter(&["--execute", "--replica", "mysql://u@r/db", "--inject-fault", "replica-pause@backfill"]).check().is_ok());
+        let e = alter(&["--execute", "--revert-window", "10m", "--inject-fault", "crash@cleanup"]).check().unwrap_err();
+        assert!(e.contains("--revert-window postpones"), "{e}");
+        assert!(alter(&["--execute", "--inject-fault", "crash@cleanup"]).check().is_ok());
         let bad = ["shadowswap", "alter", "--dsn", "d", "--table", "t", "--alter", "x", "--inject-fault", "boom@backfill"];
         let e = Cli::try_parse_from(bad).unwrap_err().to_string();
         assert!(e.contains("unknown fault kind \"boom\""), "{e}");

@@ -100,7 +100,7 @@ impl FaultKind {
 }
 
 /// The phases a fault may be attached to, with their names in a spec.
-pub const FAULT_PHASES: [(&str, Phase); 8] = [
+pub const FAULT_PHASES: [(&str, Phase); 9] = [
     ("preflight", Phase::Preflight),
     ("create-shadow", Phase::CreateShadow),
     ("install-capture", Phase::InstallCapture),
@@ -109,6 +109,7 @@ pub const FAULT_PHASES: [(&str, Phase); 8] = [
     ("checksum", Phase::Checksum),
     ("postponed", Phase::Postponed),
     ("cut-over", Phase::CutOver),
+    ("cleanup", Phase::Cleanup),
 ];
 
 /// A phase's name in a spec (`create-shadow`), or its display text for the others.
@@ -123,7 +124,9 @@ pub const LOCK_STORM_SESSIONS: usize = 4;
 ///
 /// - `KIND`: `kill-connection`, `blocker`, `replica-pause`, `crash`, `lock-storm`.
 /// - `PHASE`: `preflight`, `create-shadow`, `install-capture`, `backfill`, `build-indexes`,
-///   `checksum`, `postponed`, `cut-over`.
+///   `checksum`, `postponed`, `cut-over`, `cleanup` (`crash` only: after the swap, once the
+///   checkpoint records it and before anything is dropped; without `--revert-window`, whose
+///   cleanup comes at the window's end).
 /// - `N%` (0–99, backfill and checksum only): fire at N% of the phase instead of at its entry.
 /// - `DURATION` (`blocker`, `replica-pause`, `lock-storm` only; humantime, e.g. `10s`, `1m`):
 ///   how long the fault lasts; defaults 10 s, 20 s, 10 s.
@@ -178,6 +181,11 @@ impl FromStr for FaultSpec {
             .find(|(n, _)| *n == phase_text)
             .map(|(_, p)| *p)
             .ok_or_else(|| bad(format!("unknown phase {phase_text:?}")))?;
+        if phase == Phase::Cleanup && kind != FaultKind::Crash {
+            // After the swap nothing waits for a lock or a replica, and nothing is retried: only a
+            // crash there is a moment worth rehearsing (the rerun finishes the cleanup).
+            return Err(bad(format!("{} at cleanup rehearses nothing: only crash@cleanup is meaningful", kind.name())));
+        }
         let (mut at_percent, mut duration) = (None, None);
         for arg in parts {
             if let Some(n) = arg.strip_suffix('%') {
@@ -928,6 +936,8 @@ mod tests {
             ("blocker@cut-over:0s", "more than 0s"),
             ("blocker@cut-over:1s:2s", "more than one duration"),
             ("crash@backfill:1%:2%", "more than one percentage"),
+            ("blocker@cleanup", "only crash@cleanup"),
+            ("kill-connection@cleanup", "only crash@cleanup"),
             ("", "no '@'"),
         ] {
             let e = bad.parse::<FaultSpec>().unwrap_err();
@@ -935,7 +945,7 @@ mod tests {
             assert!(!e.contains('\n'), "{e}");
             assert!(e.contains("kill-connection, blocker, replica-pause, crash, lock-storm"), "{e}");
             assert!(
-                e.contains("preflight, create-shadow, install-capture, backfill, build-indexes, checksum, postponed, cut-over"),
+                e.contains("preflight, create-shadow, install-capture, backfill, build-indexes, checksum, postponed, cut-over, cleanup"),
                 "{e}"
             );
         }

@@ -516,6 +516,7 @@ impl<D: Dialect> Runner<D> {
                 tracing::warn!(error = %e, "recording the swap in the checkpoint");
             }
             self.set_phase(Phase::Cleanup);
+            self.inject(Phase::Cleanup, &plan.names).await;
             let after = cleanup::after_swap(d, &plan.names, undo, cfg).await;
             self.set_phase(Phase::Done);
             after

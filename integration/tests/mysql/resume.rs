@@ -8,6 +8,7 @@
 //!
 //! Harness: `shadowswap_integration::resume` (kill at an event, run the same command again).
 
+use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,17 +100,27 @@ async fn killed_in_backfill_resumes_and_copies_only_the_rest() {
     assert_exact("backfill", &db, writers).await;
 }
 
-/// kill -9 in every phase the log shows, under writers; the same command again finishes with the
-/// exact table and nothing left behind (before the capture is complete it starts over; after the
-/// swap it only cleans up).
+/// kill -9 in every phase the log shows (the cleanup by `crash@cleanup`, which aborts the same
+/// way), under writers; the same command again finishes with the exact table and nothing left
+/// behind (before the capture is complete it starts over; after the swap it only cleans up).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_in_each_phase_then_run_again() {
     // `build indexes`: the sysbench table's `k_1` is built on the shadow after the backfill.
     for phase in ["create shadow", "install capture", "backfill", "build indexes", "checksum", "cut-over", "cleanup"] {
         let label = format!("phase {phase}");
         let (db, _spec, writers) = setup("myresume_phases", 3_000).await;
-        let mut run = ResumableRun::new(&label, &db.dsn, "t", ALTER, &["--chunk-size", "100"]);
-        if phase == "backfill" {
+        let mut extra = vec!["--chunk-size", "100"];
+        if phase == "cleanup" {
+            // The cleanup after the swap is over in a few milliseconds, before a kill sent on
+            // its log line lands: the rehearsal's crash stops the run there at once instead.
+            extra.extend(["--inject-fault", "crash@cleanup"]);
+        }
+        let mut run = ResumableRun::new(&label, &db.dsn, "t", ALTER, &extra);
+        if phase == "cleanup" {
+            let (status, _, err) = run.run_to_end().await;
+            assert_eq!(status.signal(), Some(6), "[{label}] aborted at the cleanup's entry: {status}\n{err}");
+            assert!(db.tables().await.contains(&"_t_old".to_string()), "[{label}] crashed after the swap, before any drop");
+        } else if phase == "backfill" {
             // The phase's log line comes before the backfill records itself in the checkpoint
             // (with its high watermark): wait for copied chunks instead.
             run.kill_when("no chunk copied", || async { checkpoint_rows(&db).await >= 500 }).await;

@@ -10,6 +10,7 @@
 //! The harness (kill at a log event or checkpoint, run again, the JSON summary) is
 //! `shadowswap_integration::postgres::resume`.
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use shadowswap_engine::checkpoint::{Checkpoint, ChunkMark};
@@ -98,7 +99,7 @@ async fn killed_mid_backfill_the_same_command_resumes_and_copies_only_the_rest()
 async fn killed_in_each_phase_the_same_command_finishes_the_run() {
     let db = PgTestDb::new("pgresume_phases").await;
     let flag = shadowswap_integration::run::postpone_flag("pgresume_phases");
-    for (i, phase) in ["create shadow", "install capture", "backfill", "checksum", "postponed", "cut-over"].iter().enumerate() {
+    for (i, phase) in ["create shadow", "install capture", "backfill", "checksum", "postponed", "cut-over", "cleanup"].iter().enumerate() {
         let name = format!("t{i}");
         // The checksum is quick: enough small chunks of it that the kill lands inside it.
         let (rows, chunk) = match *phase {
@@ -114,15 +115,25 @@ async fn killed_in_each_phase_the_same_command_finishes_the_run() {
             std::fs::write(&flag, "").unwrap();
             extra.extend(["--postpone-cut-over-flag-file", flag_text.as_str()]);
         }
+        if *phase == "cleanup" {
+            // The cleanup after the swap is over before a kill sent on its log line lands: the
+            // rehearsal's crash aborts the run at its entry instead.
+            extra.extend(["--inject-fault", "crash@cleanup"]);
+        }
         let run = Run::alter(&db.dsn, &name, ALTER, &extra);
         let mut cli = run.spawn(&format!("{name} {phase}"));
-        wait_phase(&mut cli, phase, MINUTE).await;
-        if *phase == "backfill" {
-            // The backfill records itself in the checkpoint with its high watermark, after
-            // the phase is logged: kill it once some chunks are in.
-            wait_copied(&mut cli, &db, &name, 200, MINUTE).await;
+        if *phase == "cleanup" {
+            let (status, _, err) = cli.finish(MINUTE).await;
+            assert_eq!(status.signal(), Some(6), "aborted at the cleanup's entry: {status}\n{err}");
+        } else {
+            wait_phase(&mut cli, phase, MINUTE).await;
+            if *phase == "backfill" {
+                // The backfill records itself in the checkpoint with its high watermark, after
+                // the phase is logged: kill it once some chunks are in.
+                wait_copied(&mut cli, &db, &name, 200, MINUTE).await;
+            }
+            kill(cli).await;
         }
-        kill(cli).await;
         let left = checkpoint(&db, &name).await.expect("a checkpoint");
         eprintln!("[pgresume_phases] killed in {phase}: checkpoint {left:?}");
         let _ = std::fs::remove_file(&flag);
@@ -140,7 +151,7 @@ async fn killed_in_each_phase_the_same_command_finishes_the_run() {
             }
             _ => assert_eq!(s["resumed_from"], left.phase.as_str(), "{s}"),
         }
-        if matches!(*phase, "backfill" | "checksum") {
+        if matches!(*phase, "backfill" | "checksum" | "cleanup") {
             assert_eq!(left.phase, *phase, "killed in the phase");
         }
         let clone = format!("o_{name}");

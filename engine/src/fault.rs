@@ -945,7 +945,9 @@ mod tests {
             assert!(!e.contains('\n'), "{e}");
             assert!(e.contains("kill-connection, blocker, replica-pause, crash, lock-storm"), "{e}");
             assert!(
-                e.contains("preflight, create-shadow, install-capture, backfill, build-indexes, checksum, postponed, cut-over, cleanup"),
+                e.contains(
+                    "preflight, create-shadow, install-capture, backfill, build-indexes, checksum, postponed, cut-over, cleanup"
+                ),
                 "{e}"
             );
         }

@@ -99,7 +99,9 @@ async fn killed_mid_backfill_the_same_command_resumes_and_copies_only_the_rest()
 async fn killed_in_each_phase_the_same_command_finishes_the_run() {
     let db = PgTestDb::new("pgresume_phases").await;
     let flag = shadowswap_integration::run::postpone_flag("pgresume_phases");
-    for (i, phase) in ["create shadow", "install capture", "backfill", "checksum", "postponed", "cut-over", "cleanup"].iter().enumerate() {
+    for (i, phase) in
+        ["create shadow", "install capture", "backfill", "checksum", "postponed", "cut-over", "cleanup"].iter().enumerate()
+    {
         let name = format!("t{i}");
         // The checksum is quick: enough small chunks of it that the kill lands inside it.
         let (rows, chunk) = match *phase {

@@ -154,9 +154,7 @@ pub async fn cut_over<D: Dialect>(
         // Whatever happened while waiting (postponed, window, blockers, replicas): a TRUNCATE or
         // DDL the capture did not see stops the run here, before any lock is taken.
         capture::verify(dialect, plan).await?;
-        let t0 = Instant::now();
-        dialect.cut_over(plan, lock_timeout).await?;
-        Ok(t0.elapsed())
+        dialect.cut_over(plan, lock_timeout).await
     })
     .await
 }

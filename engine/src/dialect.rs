@@ -278,8 +278,11 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
     }
 
     /// Swap atomically: table → old, shadow → table, waiting at most `lock_timeout` for locks.
-    /// On failure the original keeps serving under its name.
-    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()>;
+    /// On failure the original keeps serving under its name. Returns how long the application's
+    /// writes to the table were blocked: the wall time of the statement (or transaction) that
+    /// held or queued for the table's lock, lock wait included, and not the tries that asked for
+    /// the lock without queueing (MariaDB, see the dialect's `mdl` module).
+    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<Duration>;
 
     // ---- revert window (see crate::revert) ----
 
@@ -316,7 +319,7 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
 
     /// The swap of a run with a revert window: like [`Dialect::cut_over`], and the reverse capture
     /// (new table → old table) starts in the same atomic step, so no write is lost between them.
-    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
         let _ = lock_timeout;
         Err(Error::refused(format!("--revert-window is not supported for {}", plan.names.table)))
     }

@@ -17,7 +17,7 @@
 //! `revert window`, `revert_until`, and `revert_broken`, which the reverse triggers' error
 //! handler fills when a write could not be carried back (the application's write succeeds).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -157,9 +157,7 @@ pub async fn cut_over<D: Dialect>(d: &D, plan: &Plan, cfg: &MigrationConfig, can
         Ok(()) => {
             cutover::attempts(d, &plan.names, &cfg.cut_over, cancel, "cut-over", |lock_timeout| async move {
                 crate::capture::verify(d, plan).await?;
-                let t0 = Instant::now();
-                d.cut_over_with_revert(plan, lock_timeout).await?;
-                Ok(t0.elapsed())
+                d.cut_over_with_revert(plan, lock_timeout).await
             })
             .await
         }

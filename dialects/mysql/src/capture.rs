@@ -11,7 +11,7 @@ use shadowswap_engine::names::Names;
 use shadowswap_engine::plan::Plan;
 
 use crate::connect::whole_seconds;
-use crate::{checkpoint, errors, identity, sql, MySql};
+use crate::{checkpoint, errors, identity, mdl, sql, MySql};
 
 /// Create the capture triggers, each statement waiting at most `lock_timeout` for its lock, and
 /// record the table's identity under the same lock for the checks before the swap (in memory
@@ -78,8 +78,9 @@ pub(crate) async fn capture_present(my: &MySql, names: &Names) -> Result<Vec<Str
 /// time, the insert, update and delete triggers made about one in three migrations under
 /// prepared-statement writers fail application statements (integration/tests/mysql/concurrency.rs).
 /// Under the lock, the table goes from no capture trigger to all three (and back) at once,
-/// which the server does handle. The lock is held for milliseconds, waits at most
-/// `lock_timeout`, and is released on every path (closing the session releases it too).
+/// which the server does handle. The lock is held for milliseconds and is released on every path
+/// (closing the session releases it too). It is taken without queueing the application behind it
+/// while that succeeds within `lock_timeout`, then waiting at most `lock_timeout` ([`mdl`]).
 ///
 /// With `identity_of`, also reads the table's [`identity::Identity`] under that lock, after
 /// the statements: the table the capture triggers start following.
@@ -92,10 +93,9 @@ pub(crate) async fn trigger_ddl_locked(
     identity_of: Option<&Names>,
 ) -> Result<Option<identity::Identity>> {
     let secs = whole_seconds(lock_timeout);
-    let mut c = my.conn().await?;
-    c.query_drop(sql::with_lock_timeout(secs, &sql::capture::lock_table_write(table)))
-        .await
-        .map_err(|e| errors::db(context, e))?;
+    let (mut c, locked) =
+        mdl::take_without_queueing(my.conn().await?, &sql::capture::lock_table_write(table), lock_timeout).await;
+    locked.map_err(|e| errors::db(context, e))?;
     let mut result = Ok(None);
     for stmt in stmts {
         if let Err(e) = c.query_drop(sql::with_lock_timeout(secs, stmt)).await {

@@ -4,14 +4,12 @@
 
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
 
-use crate::connect::whole_seconds;
-use crate::{errors, identity, sql, MySql};
+use crate::{errors, identity, mdl, sql, MySql};
 
 /// Check that nothing changed the table behind the capture's back since the capture was
 /// installed. Errors: [`Error::Refused`] saying what changed.
@@ -25,22 +23,23 @@ pub(crate) async fn verify_before_cut_over(my: &MySql, plan: &Plan) -> Result<()
 /// moment (waiting sessions then fail with "doesn't exist"), so the check cannot share the
 /// rename's lock: it runs immediately before the `RENAME TABLE`, and the old table the
 /// rename took is checked again right after it. See docs/cut-over.md.
-pub(crate) async fn cut_over(my: &MySql, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+pub(crate) async fn cut_over(my: &MySql, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
     cut_over_with(my, plan, lock_timeout, &sql::cutover::rename_swap(plan)).await
 }
 
 /// [`cut_over`] with another swap statement `rename` (the revert window's four-way rename,
 /// [`crate::sql::revert::rename_swap_with_revert`]), checked the same way.
-pub(crate) async fn cut_over_with(my: &MySql, plan: &Plan, lock_timeout: Duration, rename: &str) -> Result<()> {
+pub(crate) async fn cut_over_with(my: &MySql, plan: &Plan, lock_timeout: Duration, rename: &str) -> Result<Duration> {
     let ctx = "swapping the tables";
     let mut c = my.conn().await?;
     let checked = verify_identity(my, &mut c, plan).await?;
-    c.query_drop(sql::with_lock_timeout(whole_seconds(lock_timeout), rename)).await.map_err(|e| errors::db(ctx, e))?;
-    let Some(checked) = checked else { return Ok(()) };
+    let (mut c, swapped) = mdl::take_without_queueing(c, rename, lock_timeout).await;
+    let blocked = swapped.map_err(|e| errors::db(ctx, e))?;
+    let Some(checked) = checked else { return Ok(blocked) };
     let n = &plan.names;
     match identity::Identity::read(&mut c, &n.old, n).await {
         Ok(old) => match checked.changed(&old) {
-            None => Ok(()),
+            None => Ok(blocked),
             Some(what) => Err(Error::refused(format!(
                 "the tables were swapped, but {} {what} in the moment between the last check and the swap; \
                  {} is kept as the rename found it: compare it with {} before using either",
@@ -49,7 +48,7 @@ pub(crate) async fn cut_over_with(my: &MySql, plan: &Plan, lock_timeout: Duratio
         },
         Err(e) => {
             tracing::warn!(error = %e, "could not re-read the old table after the swap");
-            Ok(())
+            Ok(blocked)
         }
     }
 }

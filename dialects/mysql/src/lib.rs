@@ -64,6 +64,7 @@ pub mod identity;
 mod in_place;
 mod indexes;
 mod inspect;
+mod mdl;
 mod preflight;
 mod revert;
 mod shadow;
@@ -319,7 +320,7 @@ impl Dialect for MySql {
         cutover::verify_before_cut_over(self, plan).await
     }
 
-    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
         cutover::cut_over(self, plan, lock_timeout).await
     }
 
@@ -340,7 +341,7 @@ impl Dialect for MySql {
         revert::unprepare(self, names, lock_timeout).await
     }
 
-    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
         revert::cut_over_with_revert(self, plan, lock_timeout).await
     }
 

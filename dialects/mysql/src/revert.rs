@@ -93,7 +93,7 @@ pub(crate) async fn unprepare(my: &MySql, names: &Names, lock_timeout: Duration)
 }
 
 /// The swap with the reverse capture: [`cutover::cut_over_with`] the four-way rename.
-pub(crate) async fn cut_over_with_revert(my: &MySql, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+pub(crate) async fn cut_over_with_revert(my: &MySql, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
     cutover::cut_over_with(my, plan, lock_timeout, &q::rename_swap_with_revert(&plan.names)).await
 }
 

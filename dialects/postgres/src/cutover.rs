@@ -70,9 +70,12 @@ pub(crate) async fn verify_unchanged(c: &impl GenericClient, plan: &Plan) -> Res
 }
 
 /// The swap transaction (see the module docs), waiting at most `lock_timeout` for each lock.
-/// On any error it rolls back: the original keeps serving under its name.
-pub(crate) async fn cut_over(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-    swap_transaction(pg, plan, lock_timeout, SwapKind::Plain).await
+/// On any error it rolls back: the original keeps serving under its name. Returns its wall
+/// time, lock waits included: how long the application's writes were blocked.
+pub(crate) async fn cut_over(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
+    let t0 = std::time::Instant::now();
+    swap_transaction(pg, plan, lock_timeout, SwapKind::Plain).await?;
+    Ok(t0.elapsed())
 }
 
 /// Which swap [`swap_transaction`] runs.

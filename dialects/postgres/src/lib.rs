@@ -317,7 +317,7 @@ impl Dialect for Postgres {
         cutover::verify_before_cut_over(self, plan).await
     }
 
-    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    async fn cut_over(&self, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
         cutover::cut_over(self, plan, lock_timeout).await
     }
 
@@ -342,7 +342,7 @@ impl Dialect for Postgres {
         revert::unprepare(self, names).await
     }
 
-    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<()> {
+    async fn cut_over_with_revert(&self, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
         revert::cut_over_with_revert(self, plan, lock_timeout).await
     }
 

@@ -49,8 +49,10 @@ pub(crate) async fn unprepare(pg: &Postgres, names: &Names) -> Result<()> {
 }
 
 /// The forward swap with the reverse capture in its transaction.
-pub(crate) async fn cut_over_with_revert(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<()> {
-    swap_transaction(pg, plan, lock_timeout, SwapKind::WithRevertWindow).await
+pub(crate) async fn cut_over_with_revert(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
+    let t0 = std::time::Instant::now();
+    swap_transaction(pg, plan, lock_timeout, SwapKind::WithRevertWindow).await?;
+    Ok(t0.elapsed())
 }
 
 /// After the swap (whose transaction created the reverse capture and set the phase): the

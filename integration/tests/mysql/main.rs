@@ -14,6 +14,8 @@
 //!   model.
 //! - [`contention`]      — the copy never waits for a row a writer holds (retried smaller), and
 //!   writers waiting for row locks make its chunks aim at `--max-latency`.
+//! - [`metadata_locks`]  — the capture's and the swap's metadata lock taken without queueing: an
+//!   application transaction that has read the table writes it meanwhile, without a deadlock.
 //! - [`indexes`]         — the shadow's plain secondary indexes built after the backfill (phase
 //!   `build indexes`) under writers, against a native ALTER; the dry run; a crash in the phase.
 //! - [`instant`]         — `--attempt-instant-ddl`: `ALGORITHM=INSTANT` in place, or copied.
@@ -49,6 +51,7 @@ mod contract;
 mod indexes;
 mod instant;
 mod lifecycle;
+mod metadata_locks;
 mod pre_swap_check;
 mod refusals;
 mod rehearsal;

@@ -111,6 +111,14 @@ pub fn with_lock_timeout(secs: u64, stmt: &str) -> String {
     format!("SET STATEMENT lock_wait_timeout = {secs} FOR {stmt}")
 }
 
+/// Run `stmt` only if its metadata locks are free at once: `lock_wait_timeout = 0` fails with
+/// 1205 without queueing the request (MariaDB KB "WAIT and NOWAIT"; `crate::mdl` says why it
+/// matters). `RENAME TABLE` has a `NOWAIT` clause, `LOCK TABLES` and `CREATE TRIGGER` do not,
+/// so every such statement is sent this one way.
+pub fn without_queueing(stmt: &str) -> String {
+    with_lock_timeout(0, stmt)
+}
+
 /// The SQL of `plan` for the dry run, from the builders the run executes: the checkpoint table
 /// ([`checkpoint::create_checkpoint_table`]) and the shadow's statements
 /// ([`shadow::create_shadow`]), the capture triggers ([`capture::capture_triggers`]), one
@@ -119,9 +127,11 @@ pub fn with_lock_timeout(secs: u64, stmt: &str) -> String {
 /// ([`copy::lock_chunk`]), the range check ([`copy::shadow_chunk_has_rows`]) and the clear it
 /// may call for ([`copy::clear_shadow_chunk`]), the copy ([`copy::copy_chunk`]), the
 /// checkpoint's advance ([`checkpoint::advance_checkpoint`]), the waiters' count
-/// ([`copy::ROW_LOCK_WAITERS`])), and the swap ([`cutover::rename_swap`]). The run sends each metadata-locking statement
-/// wrapped in [`with_lock_timeout`]; for an ENUM chunk key its copy's range is written as lists
-/// of index numbers ([`copy::key_range_where`]), which depend on the bounds' values.
+/// ([`copy::ROW_LOCK_WAITERS`])), and the swap ([`cutover::rename_swap`]). The table's lock for
+/// the triggers (`LOCK TABLES … WRITE`) and the swap are shown as first sent, [`without_queueing`]
+/// after [`OUTLINE_NO_QUEUE`]; the run sends every other metadata-locking statement wrapped in
+/// [`with_lock_timeout`]; for an ENUM chunk key its copy's range is written as lists of index
+/// numbers ([`copy::key_range_where`]), which depend on the bounds' values.
 pub fn dry_run(plan: &Plan) -> PlanSql {
     let placeholders = vec!["?"; plan.key.columns.len()];
     let (where_, _) = copy::range_where(&copy::key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders);
@@ -131,7 +141,13 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
     shadow.extend(shadow::create_shadow(plan));
     PlanSql {
         shadow,
-        capture: capture::capture_triggers(plan).to_vec(),
+        capture: {
+            let mut capture =
+                vec![format!("{OUTLINE_NO_QUEUE}\n{}", without_queueing(&capture::lock_table_write(&plan.names.table)))];
+            capture.extend(capture::capture_triggers(plan));
+            capture.push(capture::UNLOCK_TABLES.to_string());
+            capture
+        },
         copy: [
             copy::innodb_lock_wait_timeout(0),
             "START TRANSACTION".to_string(),
@@ -144,9 +160,13 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
             "COMMIT".to_string(),
         ]
         .join(";\n  "),
-        cut_over: cutover::rename_swap(plan),
+        cut_over: format!("{OUTLINE_NO_QUEUE}\n  {}", without_queueing(&cutover::rename_swap(plan))),
     }
 }
+
+/// The dry run's note before each statement taken without queueing (`crate::mdl`).
+pub const OUTLINE_NO_QUEUE: &str = "-- tried every 10 ms without queueing for up to --cut-over-lock-timeout, then once as \
+     SET STATEMENT lock_wait_timeout = <--cut-over-lock-timeout> FOR …:";
 
 /// Plans for the builders' tests.
 #[cfg(test)]
@@ -209,6 +229,10 @@ mod tests {
     #[test]
     fn lock_timeouts_wrap_the_statement() {
         assert_eq!(with_lock_timeout(3, "DROP TABLE `d`.`t`"), "SET STATEMENT lock_wait_timeout = 3 FOR DROP TABLE `d`.`t`");
+        assert_eq!(
+            without_queueing("LOCK TABLES `d`.`t` WRITE"),
+            "SET STATEMENT lock_wait_timeout = 0 FOR LOCK TABLES `d`.`t` WRITE"
+        );
     }
 
     /// The dry run prints what the run's builders produce, statement for statement.
@@ -218,8 +242,11 @@ mod tests {
             let dry = dry_run(&p);
             assert_eq!(dry.shadow[0], checkpoint::create_checkpoint_table(&p.names));
             assert_eq!(dry.shadow[1..], shadow::create_shadow(&p));
-            assert_eq!(dry.capture, capture::capture_triggers(&p).to_vec());
-            assert_eq!(dry.cut_over, cutover::rename_swap(&p));
+            let lock = without_queueing(&capture::lock_table_write(&p.names.table));
+            assert_eq!(dry.capture[0], format!("{OUTLINE_NO_QUEUE}\n{lock}"));
+            assert_eq!(dry.capture[1..4], capture::capture_triggers(&p));
+            assert_eq!(dry.capture[4..], [capture::UNLOCK_TABLES]);
+            assert_eq!(dry.cut_over, format!("{OUTLINE_NO_QUEUE}\n  {}", without_queueing(&cutover::rename_swap(&p))));
             // The run's chunk copy, for bounds the run reads, is the dry run's (for an ENUM key
             // the run writes the range as lists of index numbers instead).
             if !p.key.columns.iter().any(copy::is_enum) {
@@ -255,9 +282,14 @@ mod tests {
                 "ALTER TABLE `d`.`_t_new` ADD COLUMN created DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"
             ]
         );
-        assert_eq!(dry.capture.len(), 3);
+        assert_eq!(dry.capture.len(), 5);
         assert_eq!(
-            dry.capture[2],
+            dry.capture[0],
+            "-- tried every 10 ms without queueing for up to --cut-over-lock-timeout, then once as SET STATEMENT \
+             lock_wait_timeout = <--cut-over-lock-timeout> FOR …:\nSET STATEMENT lock_wait_timeout = 0 FOR LOCK TABLES `d`.`t` WRITE"
+        );
+        assert_eq!(
+            dry.capture[3],
             "CREATE TRIGGER `d`.`_t_ssw_del` AFTER DELETE ON `d`.`t` FOR EACH ROW BEGIN\n  INSERT IGNORE INTO `d`.`_t_new` \
              (`id`, `c`) VALUES (OLD.`id`, OLD.`c`);\n  DELETE FROM `d`.`_t_new` WHERE `id` = OLD.`id`;\nEND"
         );
@@ -275,7 +307,13 @@ mod tests {
             )
         );
         assert!(dry.shadow[0].starts_with("CREATE TABLE IF NOT EXISTS `d`.`_t_ssw_ckpt` ("), "{}", dry.shadow[0]);
-        assert_eq!(dry.cut_over, "RENAME TABLE `d`.`t` TO `d`.`_t_old`, `d`.`_t_new` TO `d`.`t`");
+        assert!(
+            dry.cut_over.ends_with(
+                "FOR …:\n  SET STATEMENT lock_wait_timeout = 0 FOR RENAME TABLE `d`.`t` TO `d`.`_t_old`, `d`.`_t_new` TO `d`.`t`"
+            ),
+            "{}",
+            dry.cut_over
+        );
         let dry = dry_run(&enum_key_plan());
         assert_eq!(
             dry.copy.split(";\n  ").skip(5).collect::<Vec<_>>().join(";\n  "),

@@ -232,7 +232,8 @@ pub struct AlterArgs {
 #[derive(Args, Debug)]
 pub struct LockArgs {
     /// How long each cut-over attempt (and each trigger DDL; contract: each statement) waits for
-    /// its locks. MariaDB counts whole seconds.
+    /// its locks. MariaDB counts whole seconds, and first asks for the swap's and the triggers'
+    /// lock without queueing, every 10 ms, for this long (docs/cut-over.md).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub cut_over_lock_timeout: Duration,
     /// Cut-over attempts (contract: attempts of each statement) after the first, with exponential

@@ -207,18 +207,15 @@ pub async fn alter_in_place<D: Dialect>(
     cancel: &CancellationToken,
 ) -> Result<Option<CutOverStats>> {
     let mut attempts = 0u32;
-    let t0 = Instant::now();
     let applied = with_retry("in-place ALTER", cfg.retry_policy(), cancel, || {
         attempts += 1;
         dialect.alter_in_place(&plan.names, &plan.analysis, cfg.lock_timeout)
     })
     .await
     .map_err(|e| exhausted(e, attempts, cfg))?;
-    if !applied {
-        return Ok(None);
-    }
+    let Some(swap_time) = applied else { return Ok(None) };
     tracing::info!(target: LOG_TARGET, attempts, "ALTER applied in place (metadata only)");
-    Ok(Some(CutOverStats { attempts, swap_time: t0.elapsed() }))
+    Ok(Some(CutOverStats { attempts, swap_time }))
 }
 
 /// A lock timeout or deadlock on the last of `attempts` becomes [`Error::CutOverExhausted`]

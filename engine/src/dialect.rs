@@ -142,12 +142,14 @@ pub trait Dialect: Signals + crate::fault::Rehearsal + crate::staged::Staged + '
     }
 
     /// Apply `alter.spec` to the table itself as a metadata-only change, waiting at most
-    /// `lock_timeout` for its lock: the `--attempt-instant-ddl` path. `Ok(false)`: the server
-    /// refused to apply it without a rebuild and **nothing changed** — a dialect whose
-    /// `metadata_only` says `None` must guarantee that (MariaDB: `ALGORITHM=INSTANT`). Errors like
-    /// `cut_over`'s. Default: `Ok(false)`.
-    async fn alter_in_place(&self, _names: &Names, _alter: &AlterAnalysis, _lock_timeout: Duration) -> Result<bool> {
-        Ok(false)
+    /// `lock_timeout` for its lock: the `--attempt-instant-ddl` path. `Ok(Some(blocked))`:
+    /// applied, with application writes blocked for `blocked` (the statement that held or queued
+    /// for the lock, as [`Dialect::cut_over`] counts it). `Ok(None)`: the server refused to apply
+    /// it without a rebuild and **nothing changed** — a dialect whose `metadata_only` says `None`
+    /// must guarantee that (MariaDB: `ALGORITHM=INSTANT`). Errors like `cut_over`'s. Default:
+    /// `Ok(None)`.
+    async fn alter_in_place(&self, _names: &Names, _alter: &AlterAnalysis, _lock_timeout: Duration) -> Result<Option<Duration>> {
+        Ok(None)
     }
 
     /// The SQL this plan will run, for the dry run.

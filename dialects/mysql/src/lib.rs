@@ -208,7 +208,7 @@ impl Dialect for MySql {
         preflight::preflight(self, names, resuming).await
     }
 
-    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<bool> {
+    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<Option<Duration>> {
         in_place::alter_in_place(self, names, alter, lock_timeout).await
     }
 

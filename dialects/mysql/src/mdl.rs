@@ -18,8 +18,9 @@
 //! the lock timeout (so a table that never has such a moment still gets its lock).
 //!
 //! Only for statements that take the lock first and hold it for milliseconds (`LOCK TABLES …
-//! WRITE`, `RENAME TABLE`). Not for an `ALTER TABLE … ALGORITHM=INPLACE`, which upgrades its lock
-//! again at its end: without waiting, that upgrade could fail after the whole build.
+//! WRITE`, `RENAME TABLE`, `ALTER TABLE … ALGORITHM=INSTANT`). Not for an `ALTER TABLE …
+//! ALGORITHM=INPLACE`, which upgrades its lock again at its end: without waiting, that upgrade
+//! could fail after the whole build.
 
 use std::time::{Duration, Instant};
 
@@ -45,15 +46,25 @@ pub(crate) fn no_queue_tries(lock_timeout: Duration) -> usize {
 /// 1205, [`no_queue_tries`]`(lock_timeout)` times in all; then, if none got the lock, once as
 /// [`sql::with_lock_timeout`], waiting in the queue for at most `lock_timeout`. Returns the
 /// session and, on success, the wall time of the execution that took the lock (the time the
-/// application's statements on the table may have waited for it), in seconds as a
-/// [`Duration`]. Errors: the server's error of the last execution (1205 when the queued wait
-/// timed out too).
+/// application's statements on the table may have waited for it). Errors: the server's error
+/// of the last execution (1205 when the queued wait timed out too).
 pub(crate) async fn take_without_queueing(
     c: Conn,
     stmt: &str,
     lock_timeout: Duration,
 ) -> (Conn, Result<Duration, mysql_async::Error>) {
-    let nowait = sql::without_queueing(stmt);
+    take_without_queueing_as(c, stmt, |secs| sql::with_lock_timeout(secs, stmt), lock_timeout).await
+}
+
+/// [`take_without_queueing`] for a statement that sets its own lock wait: `build(secs)` is the
+/// statement waiting at most `secs` seconds (0: not queueing); `what` names it in the log.
+pub(crate) async fn take_without_queueing_as(
+    c: Conn,
+    what: &str,
+    build: impl Fn(u64) -> String,
+    lock_timeout: Duration,
+) -> (Conn, Result<Duration, mysql_async::Error>) {
+    let nowait = build(0);
     let once = |q: String| {
         move |mut c: Conn| {
             let q = q.clone();
@@ -70,11 +81,11 @@ pub(crate) async fn take_without_queueing(
     match r {
         Err(e) if errors::code(&e) == Some(errors::LOCK_WAIT_TIMEOUT) => {
             tracing::info!(
-                statement = stmt,
+                statement = what,
                 lock_timeout_ms = lock_timeout.as_millis() as u64,
                 "the table was never free of open transactions while trying without queueing; waiting in the queue for its metadata lock"
             );
-            once(sql::with_lock_timeout(whole_seconds(lock_timeout), stmt))(c).await
+            once(build(whole_seconds(lock_timeout)))(c).await
         }
         r => (c, r),
     }

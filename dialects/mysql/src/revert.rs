@@ -10,7 +10,7 @@
 //! capture triggers, now on `_<t>_old`, write into the empty `_<t>_new` placeholder until
 //! [`window_opened`] drops them. Checked on the test server (docs/revert.md, "MariaDB").
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -25,7 +25,7 @@ use crate::capture::{remove_capture, trigger_ddl_locked};
 use crate::connect::whole_seconds;
 use crate::inspect::table_exists;
 use crate::sql::revert as q;
-use crate::{cutover, errors, sql, MySql};
+use crate::{cutover, errors, mdl, sql, MySql};
 
 /// Reverse triggers that exist now, with the table each is on.
 async fn reverse_triggers_present(my: &MySql, names: &Names) -> Result<Vec<(String, String)>> {
@@ -160,10 +160,9 @@ pub(crate) async fn swap_back(my: &MySql, names: &Names, lock_timeout: Duration)
         )));
     }
     drop_forward_leftovers(my, names, lock_timeout).await?;
-    let mut c = my.conn().await?;
-    let t0 = Instant::now();
-    ddl(&mut c, "swapping the tables back", &q::rename_swap_back(names), lock_timeout).await?;
-    let blocked = t0.elapsed();
+    // The application writes the table: its lock is asked for without queueing first (crate::mdl).
+    let (mut c, swapped) = mdl::take_without_queueing(my.conn().await?, &q::rename_swap_back(names), lock_timeout).await;
+    let blocked = swapped.map_err(|e| errors::db("swapping the tables back", e))?;
     c.exec_drop(q::set_phase(names), (Phase::Failed.to_string(),)).await.map_err(|e| errors::db("recording the revert", e))?;
     if let Some(why) = broken(state(my, names).await?) {
         return Err(Error::refused(format!(

@@ -225,8 +225,9 @@ impl Dialect for Postgres {
         in_place::metadata_only(self, names, alter).await
     }
 
-    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<bool> {
-        in_place::alter_in_place(self, names, alter, lock_timeout).await.map(|()| true)
+    async fn alter_in_place(&self, names: &Names, alter: &AlterAnalysis, lock_timeout: Duration) -> Result<Option<Duration>> {
+        let t0 = std::time::Instant::now();
+        in_place::alter_in_place(self, names, alter, lock_timeout).await.map(|()| Some(t0.elapsed()))
     }
 
     fn render_sql(&self, plan: &Plan) -> PlanSql {

@@ -437,8 +437,9 @@ async fn cut_over_retries_until_the_long_transaction_commits() {
     let reads = db.probe(PROBE_READ, PROBE_EVERY, stop.clone());
     let writes = db.probe(PROBE_WRITE, PROBE_EVERY, stop.clone());
     std::fs::remove_file(&flag).unwrap();
-    cli.wait_for_stderr("attempt=1", Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Held until the second attempt starts: the first (tries without queueing for the lock
+    // timeout, then one queued wait as long) timed out.
+    cli.wait_for_stderr("attempt=2", Duration::from_secs(60)).await;
     blocker.query_drop("COMMIT").await.unwrap();
     drop(blocker);
 

@@ -126,3 +126,31 @@ async fn a_transaction_that_read_the_table_writes_it_while_the_swap_waits_for_th
     assert_eq!((db.count("t").await, wrong), (Some(100), 0));
     db.assert_clean(&["t"]).await;
 }
+
+/// `--attempt-instant-ddl` (and `migrate`'s expand step): the `ALTER TABLE … ALGORITHM=INSTANT`
+/// on the table itself asks for its lock the same way, so a transaction that has read the table
+/// writes it meanwhile; the column is added once that transaction commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_that_read_the_table_writes_it_while_the_instant_alter_waits_for_the_lock() {
+    let db = TestDb::new("mdl_instant").await;
+    table_of(&db, 100).await;
+    let (mut app, _) = db.open_transaction("SELECT v FROM t WHERE id = 1").await;
+    let mut cfg = fast_config();
+    cfg.cut_over.lock_timeout = LOCK_TIMEOUT;
+    cfg.attempt_instant_ddl = true;
+    let runner = Runner::new(db.dialect().await, cfg);
+    let mut progress = runner.progress();
+    let table = db.table("t");
+    let run = tokio::spawn(async move { runner.run(&table, "ADD COLUMN extra INT NULL").await });
+    progress.wait_for(|p| p.phase == Phase::InPlace).await.unwrap();
+    until_tried(&db, "alter_table", 20).await;
+    app.query_drop("UPDATE t SET v = -1 WHERE id = 2").await.expect("the application's write");
+    app.query_drop("COMMIT").await.unwrap();
+
+    let outcome = run.await.unwrap();
+    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
+    assert!(s.in_place, "{s:?}");
+    let v: i64 = db.scalar("SELECT v FROM t WHERE id = 2").await;
+    assert_eq!(v, -1);
+    assert!(db.create_table("t").await.contains("`extra` int(11) DEFAULT NULL"), "{}", db.create_table("t").await);
+}

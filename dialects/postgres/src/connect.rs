@@ -31,6 +31,8 @@ pub struct Postgres {
     /// Chunks the copy redid with the upsert after its fast path rolled back
     /// ([`Postgres::copy_fallbacks`]).
     pub(crate) copy_fallbacks: std::sync::atomic::AtomicU64,
+    /// The server's `server_version_num` (e.g. 150004; 0 if it could not be read).
+    pub(crate) server_version_num: u32,
 }
 
 impl Postgres {
@@ -71,7 +73,8 @@ impl Postgres {
                  the database), where triggers and foreign keys do not fire; RESET it for that role or database"
             )));
         }
-        let options = dsn::session_options(row.get::<_, String>(4).parse::<u32>().unwrap_or(0), superuser);
+        let server_version_num = row.get::<_, String>(4).parse::<u32>().unwrap_or(0);
+        let options = dsn::session_options(server_version_num, superuser);
         let mut session = dsn.config.clone();
         session.options(&options);
         // `Fast` recycling hands out a pooled session only if its connection is not closed: a
@@ -101,6 +104,7 @@ impl Postgres {
             parser,
             sessions,
             copy_fallbacks: Default::default(),
+            server_version_num,
         };
         drop(me.client().await?);
         Ok(me)

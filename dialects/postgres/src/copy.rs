@@ -255,7 +255,9 @@ pub(crate) async fn checksum_chunk(
     upto: Option<&PgKey>,
 ) -> Result<(ChunkChecksum, ChunkChecksum)> {
     let ctx = "checksumming a chunk";
-    let (q_orig, q_shadow, p) = q::checksum_pair(plan, after.map(|k| &k.0[..]), upto.map(|k| &k.0[..]));
+    // hash_record_extended: PostgreSQL 14 and later.
+    let by_value = pg.server_version_num >= 140000;
+    let (q_orig, q_shadow, p) = q::checksum_pair(plan, after.map(|k| &k.0[..]), upto.map(|k| &k.0[..]), by_value);
     let mut c = pg.client().await?;
     let tx = c
         .build_transaction()

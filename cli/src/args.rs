@@ -253,11 +253,11 @@ pub struct ChunkArgs {
     #[arg(long, conflicts_with = "chunk_time")]
     pub chunk_size: Option<u64>,
     /// The longest a chunk of the copy aims to hold its row locks while the application's
-    /// writers wait for them. The copy starts at this time; when a chunk sees writers waiting as
-    /// it commits, the next chunks aim at it again and the copy pauses after each as long as it
-    /// took. The time doubles towards --chunk-time after 20 chunks and 2 s of copying that no
-    /// writer waited for. Not with --chunk-size.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms")]
+    /// writers wait for them: when a chunk sees writers waiting as it commits, the next chunks
+    /// aim at it and the copy pauses after each as long as it took. The copy starts at 10 ms (or
+    /// at this time if longer). The time doubles towards --chunk-time after 20 chunks and 2 s of
+    /// copying that no writer waited for. Not with --chunk-size.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]
     pub max_latency: Duration,
 }
 

@@ -53,6 +53,9 @@ impl Phase {
                 // The server refused to apply the ALTER in place (nothing changed): copy.
                 | (InPlace, CreateShadow)
                 | (CreateShadow, InstallCapture)
+                // The connection was lost before the capture was complete: after reconnecting,
+                // what the run created is removed and it starts over.
+                | (InstallCapture, CreateShadow)
                 | (InstallCapture, Backfill)
                 | (Backfill, BuildIndexes | Checksum | Postponed | CutOver)
                 | (BuildIndexes, Checksum | Postponed | CutOver)

@@ -37,6 +37,8 @@ struct Fake {
     checkpoint: Mutex<Option<Checkpoint>>,
     /// Break the connection at this call of `copy_chunk` (1-based), once.
     break_at_copy: Option<usize>,
+    /// Break the connection in the first `install_capture`, once.
+    break_at_install: bool,
     copies: Mutex<usize>,
     /// The shadow and the old table exist (for a resume after the swap).
     swapped: bool,
@@ -159,7 +161,15 @@ impl Dialect for Fake {
         self.step("create_shadow")
     }
     async fn install_capture(&self, _: &Plan, _: Duration) -> Result<()> {
-        self.step("install_capture")
+        self.step("install_capture")?;
+        if self.break_at_install && self.calls().iter().filter(|c| *c == "install_capture").count() == 1 {
+            return Err(Error::Database {
+                context: "listing capture triggers".into(),
+                message: "connection closed".into(),
+                class: ErrorClass::Connection,
+            });
+        }
+        Ok(())
     }
     async fn remove_capture(&self, _: &Names, _: Duration) -> Result<()> {
         self.step("remove_capture")
@@ -438,6 +448,24 @@ async fn a_broken_connection_reconnects_and_continues_from_the_checkpoint() {
     let calls = fake.calls();
     assert!(calls.iter().any(|c| c == "verify_resumable"), "{calls:?}");
     assert!(!calls.iter().any(|c| c == "drop _t_new"), "nothing undone: {calls:?}");
+}
+
+/// A connection lost while the capture is installed: the run reconnects, finds its checkpoint
+/// before a complete capture, removes what it created and starts over (the published phase
+/// goes back from `install capture` to `create shadow`), and completes.
+#[tokio::test]
+async fn a_connection_lost_in_the_capture_install_starts_the_run_over() {
+    let mut cfg = config();
+    cfg.reconnect.backoff_min = Duration::from_millis(1);
+    let fake = Arc::new(Fake { rows: (1..=10).collect(), break_at_install: true, ..Fake::default() });
+    let r = Runner::new(fake.clone(), cfg).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+    let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+    assert_eq!((s.reconnects, s.resumed_from, s.backfill.rows), (1, None, 10));
+    let calls = fake.calls();
+    let installs: Vec<usize> = calls.iter().enumerate().filter(|(_, c)| *c == "install_capture").map(|(i, _)| i).collect();
+    assert_eq!(installs.len(), 2, "{calls:?}");
+    let between = &calls[installs[0]..installs[1]];
+    assert!(between.iter().any(|c| c == "drop _t_new") && between.iter().any(|c| c == "create_shadow"), "{calls:?}");
 }
 
 fn checkpoint_at(phase: shadowswap_engine::Phase, low: Option<u64>, rows: u64) -> Checkpoint {

@@ -56,6 +56,32 @@ async fn until_tried(db: &TestDb, command: &str, tries: u64) {
     }
 }
 
+/// The application's transaction writes row 2 (`v = -1`) and commits: with a queued lock request
+/// on the table, that write failed with 1213 (or waited behind it for [`LOCK_TIMEOUT`]).
+async fn write_and_commit(app: &mut mysql_async::Conn) {
+    app.query_drop("UPDATE t SET v = -1 WHERE id = 2").await.expect("the application's write");
+    app.query_drop("COMMIT").await.unwrap();
+}
+
+/// The run's summary once it swapped; then `t` holds the application's write and every other
+/// row as seeded, with the added column (`extra`, 7 unless `in_place`), and nothing is left behind.
+async fn swapped_with_the_write(
+    db: &TestDb,
+    run: tokio::task::JoinHandle<shadowswap_engine::Result<Outcome>>,
+    in_place: bool,
+) -> shadowswap_engine::runner::Summary {
+    let outcome = run.await.unwrap();
+    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(s.in_place, in_place, "{s:?}");
+    let v: i64 = db.scalar("SELECT v FROM t WHERE id = 2").await;
+    assert_eq!(v, -1, "the application's write reached the new table");
+    let extra = if in_place { "extra IS NOT NULL" } else { "extra <> 7" };
+    let wrong: u64 = db.scalar(&format!("SELECT COUNT(*) FROM t WHERE (v <> id * 10 AND id <> 2) OR {extra}")).await;
+    assert_eq!((db.count("t").await, wrong), (Some(100), 0));
+    db.assert_clean(&["t"]).await;
+    s
+}
+
 /// The application's transaction has read `t` (it holds the table's shared metadata lock) when
 /// the capture install starts. Its write, made while the install keeps trying, succeeds at once;
 /// the triggers go in after its commit, and the write is in the migrated table.
@@ -75,17 +101,8 @@ async fn a_transaction_that_read_the_table_writes_it_while_the_capture_waits_for
     let triggers: u64 = db.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()").await;
     assert_eq!(triggers, 0, "the capture waits for the transaction");
 
-    // A queued LOCK TABLES would make this fail with 1213 (or wait behind it for LOCK_TIMEOUT).
-    app.query_drop("UPDATE t SET v = -1 WHERE id = 2").await.expect("the application's write");
-    app.query_drop("COMMIT").await.unwrap();
-
-    let outcome = run.await.unwrap();
-    let Ok(Outcome::Swapped(_)) = outcome else { panic!("{outcome:?}") };
-    let v: i64 = db.scalar("SELECT v FROM t WHERE id = 2").await;
-    assert_eq!(v, -1, "the write before the capture reached the new table");
-    let wrong: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE (v <> id * 10 AND id <> 2) OR extra <> 7").await;
-    assert_eq!((db.count("t").await, wrong), (Some(100), 0));
-    db.assert_clean(&["t"]).await;
+    write_and_commit(&mut app).await;
+    swapped_with_the_write(&db, run, false).await;
 }
 
 /// The same at the swap: held in the postponed wait, the run finds a transaction that has read
@@ -112,19 +129,11 @@ async fn a_transaction_that_read_the_table_writes_it_while_the_swap_waits_for_th
     progress.wait_for(|p| p.phase == Phase::CutOver).await.unwrap();
     let held = Instant::now();
     until_tried(&db, "rename_table", 50).await;
-    app.query_drop("UPDATE t SET v = -1 WHERE id = 2").await.expect("the application's write");
-    app.query_drop("COMMIT").await.unwrap();
+    write_and_commit(&mut app).await;
     let held = held.elapsed();
-
-    let outcome = run.await.unwrap();
-    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
+    let s = swapped_with_the_write(&db, run, false).await;
     assert_eq!(s.cut_over.attempts, 1, "{:?}", s.cut_over);
     assert!(s.cut_over.swap_time < held, "writes blocked {:?}, not the {held:?} the swap waited", s.cut_over.swap_time);
-    let v: i64 = db.scalar("SELECT v FROM t WHERE id = 2").await;
-    assert_eq!(v, -1, "the write through the capture reached the new table");
-    let wrong: u64 = db.scalar("SELECT COUNT(*) FROM t WHERE (v <> id * 10 AND id <> 2) OR extra <> 7").await;
-    assert_eq!((db.count("t").await, wrong), (Some(100), 0));
-    db.assert_clean(&["t"]).await;
 }
 
 /// `--attempt-instant-ddl` (and `migrate`'s expand step): the `ALTER TABLE … ALGORITHM=INSTANT`
@@ -144,13 +153,7 @@ async fn a_transaction_that_read_the_table_writes_it_while_the_instant_alter_wai
     let run = tokio::spawn(async move { runner.run(&table, "ADD COLUMN extra INT NULL").await });
     progress.wait_for(|p| p.phase == Phase::InPlace).await.unwrap();
     until_tried(&db, "alter_table", 20).await;
-    app.query_drop("UPDATE t SET v = -1 WHERE id = 2").await.expect("the application's write");
-    app.query_drop("COMMIT").await.unwrap();
-
-    let outcome = run.await.unwrap();
-    let Ok(Outcome::Swapped(s)) = outcome else { panic!("{outcome:?}") };
-    assert!(s.in_place, "{s:?}");
-    let v: i64 = db.scalar("SELECT v FROM t WHERE id = 2").await;
-    assert_eq!(v, -1);
+    write_and_commit(&mut app).await;
+    swapped_with_the_write(&db, run, true).await;
     assert!(db.create_table("t").await.contains("`extra` int(11) DEFAULT NULL"), "{}", db.create_table("t").await);
 }

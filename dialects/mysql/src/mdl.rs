@@ -13,9 +13,10 @@
 //! lock is not free at once, the statement fails with 1205 and leaves no request behind
 //! (`MDL_context::acquire_lock` in MariaDB's `sql/mdl.cc`; the KB's "WAIT and NOWAIT" page).
 //! [`take_without_queueing`] therefore tries its statement that way every
-//! [`NO_QUEUE_INTERVAL`] for up to the lock timeout, which succeeds at the first moment no
-//! transaction has the table open, and only then falls back to waiting in the queue for at most
-//! the lock timeout (so a table that never has such a moment still gets its lock).
+//! [`NO_QUEUE_INTERVAL`] (plus jitter), lock timeout ÷ 10 ms times (2 to 4 s at the default 2 s),
+//! which succeeds at the first moment no transaction has the table open, and only then falls
+//! back to waiting in the queue for at most the lock timeout (so a table that never has such a
+//! moment still gets its lock).
 //!
 //! Only for statements that take the lock first and hold it for milliseconds (`LOCK TABLES …
 //! WRITE`, `RENAME TABLE`, `ALTER TABLE … ALGORITHM=INSTANT`). Not for an `ALTER TABLE …

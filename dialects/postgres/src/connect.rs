@@ -11,6 +11,8 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::names::Names;
 use shadowswap_engine::Error;
 
+use tokio_postgres::types::{ToSql, Type};
+
 use crate::dsn::{self, Dsn};
 use crate::errors;
 use crate::sql;
@@ -196,4 +198,13 @@ pub(crate) fn connect_error(dsn: &Dsn, e: tokio_postgres::Error) -> Error {
         return Error::refused(reason);
     }
     errors::connect(target, dsn.config.get_dbname().unwrap_or(""), e)
+}
+
+/// Parameters sent as `text` (the statements cast them: `$1::text::regclass`), for tokio-postgres'
+/// `query_typed*`, which parses, binds and executes in one round trip instead of a prepare and
+/// then an execute: what the copy's chunk statements and the swap transaction's catalog reads
+/// (under the table's `ACCESS EXCLUSIVE` lock, where every round trip holds up the application)
+/// use.
+pub(crate) fn text_params<T: ToSql + Sync>(v: &[T]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    v.iter().map(|s| (s as &(dyn ToSql + Sync), Type::TEXT)).collect()
 }

@@ -24,7 +24,7 @@ use crate::{errors, generated_names, inspect, owner, PgKey, Postgres};
 /// bind and execute together) instead of a prepare and then an execute: the key and checksum
 /// queries run once per chunk.
 fn params(v: &[String]) -> Vec<(&(dyn ToSql + Sync), Type)> {
-    v.iter().map(|s| (s as &(dyn ToSql + Sync), Type::TEXT)).collect()
+    crate::connect::text_params(v)
 }
 
 /// The one row of `query` (with text parameters) as a key, or `None` without a row.

@@ -15,8 +15,10 @@ use shadowswap_engine::error::Result;
 use shadowswap_engine::model::TableRef;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Transaction};
 
+use crate::connect::text_params;
 use crate::sql::acl::{self, AclEntry};
 use crate::sql::capture::{capture_triggers, CAPTURE_TRIGGERS_ENABLED};
 use crate::sql::cutover as q;
@@ -56,8 +58,11 @@ pub(crate) async fn verify_unchanged(c: &impl GenericClient, plan: &Plan) -> Res
         )));
     }
     let names: Vec<String> = capture_triggers(n).to_vec();
-    let rows =
-        c.query(CAPTURE_TRIGGERS_ENABLED, &[&Qualified(&n.table).to_string(), &names]).await.map_err(|e| errors::db(ctx, e))?;
+    let table = Qualified(&n.table).to_string();
+    let rows = c
+        .query_typed(CAPTURE_TRIGGERS_ENABLED, &[(&table, Type::TEXT), (&names, Type::TEXT_ARRAY)])
+        .await
+        .map_err(|e| errors::db(ctx, e))?;
     let ok: Vec<String> = rows.iter().filter(|r| r.get::<_, String>(1) == "A").map(|r| r.get(0)).collect();
     if let Some(missing) = names.iter().find(|t| !ok.contains(t)) {
         return Err(Error::refused(format!(
@@ -125,8 +130,13 @@ pub(crate) async fn swap_transaction(pg: &Postgres, plan: &Plan, lock_timeout: D
     // (`t_c2_key`), chosen now that the old table's names moved aside and the new table's took
     // the original names, as PostgreSQL would (in creation order, checked against the schema).
     let t = Qualified(&n.table).to_string();
-    let old_names: Vec<String> =
-        tx.query(CONSTRAINT_NAMES, &[&Qualified(&n.old).to_string()]).await.map_err(e)?.iter().map(|r| r.get(0)).collect();
+    let old_names: Vec<String> = tx
+        .query_typed(CONSTRAINT_NAMES, &text_params(&[Qualified(&n.old).to_string()]))
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     for (generated, chosen) in
         generated_names::final_constraint_names(&*tx, &t, &n.shadow.name, &n.table.name, &old_names, None).await.map_err(e)?
     {
@@ -151,7 +161,7 @@ pub(crate) async fn swap_transaction(pg: &Postgres, plan: &Plan, lock_timeout: D
 /// The ACL entries of `table` and of its columns ([`acl::ACL_ENTRIES`]).
 async fn acl_entries(tx: &Transaction<'_>, table: &TableRef) -> Result<Vec<(Option<String>, AclEntry)>> {
     let rows = tx
-        .query(acl::ACL_ENTRIES, &[&Qualified(table).to_string()])
+        .query_typed(acl::ACL_ENTRIES, &text_params(&[Qualified(table).to_string()]))
         .await
         .map_err(|e| errors::db("reading the table's privileges", e))?;
     Ok(rows
@@ -165,12 +175,12 @@ async fn acl_entries(tx: &Transaction<'_>, table: &TableRef) -> Result<Vec<(Opti
 async fn acl_statements(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<String>> {
     let n = &plan.names;
     let owner: String = tx
-        .query_one(OWNER_OF, &[&Qualified(&n.table).to_string()])
+        .query_typed_one(OWNER_OF, &text_params(&[Qualified(&n.table).to_string()]))
         .await
         .map_err(|e| errors::db("reading the table's owner", e))?
         .get(0);
     let can_set_role: Vec<String> = tx
-        .query(acl::SETTABLE_ROLES, &[])
+        .query_typed(acl::SETTABLE_ROLES, &[])
         .await
         .map_err(|e| errors::db("reading the table's privileges", e))?
         .iter()

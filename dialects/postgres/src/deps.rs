@@ -13,8 +13,10 @@
 
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Result;
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
+use crate::connect::text_params;
 use crate::errors;
 use crate::sql::capture::capture_triggers;
 use crate::sql::deps as q;
@@ -153,32 +155,33 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let t = Qualified(&plan.names.table).to_string();
     let s = Qualified(&plan.names.shadow).to_string();
     let ours: Vec<String> = capture_triggers(&plan.names).into();
-    let facts = tx.query_one(q::TABLE_FACTS, &[&t]).await.map_err(e)?;
-    let policies = tx.query(q::POLICIES, &[&t]).await.map_err(e)?.iter().map(|r| r.get(0)).collect();
+    let facts = tx.query_typed_one(q::TABLE_FACTS, &text_params(&[&t])).await.map_err(e)?;
+    let policies = tx.query_typed(q::POLICIES, &text_params(&[&t])).await.map_err(e)?.iter().map(|r| r.get(0)).collect();
     let views = tx
-        .query(q::VIEWS, &[&t])
+        .query_typed(q::VIEWS, &text_params(&[&t]))
         .await
         .map_err(e)?
         .iter()
         .map(|r| View { create: r.get(0), name: r.get(1), options: r.get(2) })
         .collect();
     let foreign_keys_in = tx
-        .query(q::INCOMING_FOREIGN_KEYS, &[&t])
+        .query_typed(q::INCOMING_FOREIGN_KEYS, &text_params(&[&t]))
         .await
         .map_err(e)?
         .iter()
         .map(|r| ForeignKeyIn { name: r.get(0), child: r.get(1), def: r.get(2) })
         .collect();
     let triggers = tx
-        .query(q::TRIGGERS, &[&t, &ours])
+        .query_typed(q::TRIGGERS, &[(&t, Type::TEXT), (&ours, Type::TEXT_ARRAY)])
         .await
         .map_err(e)?
         .iter()
         .map(|r| Trigger { name: r.get(0), def: r.get(1), enabled: r.get(2) })
         .collect();
-    let owned_sequences = tx.query(q::OWNED_SEQUENCES, &[&t]).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let owned_sequences =
+        tx.query_typed(q::OWNED_SEQUENCES, &text_params(&[&t])).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1))).collect();
     let identity: Vec<(ServerQuoted, String, ServerQuoted)> = tx
-        .query(q::IDENTITY_SEQUENCES, &[&t, &s])
+        .query_typed(q::IDENTITY_SEQUENCES, &text_params(&[&t, &s]))
         .await
         .map_err(e)?
         .iter()
@@ -187,7 +190,7 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         })
         .collect();
     let indexes = |rel: String| async move {
-        let rows = tx.query(q::INDEX_DEFINITIONS, &[&rel]).await.map_err(|e| errors::db(ctx, e))?;
+        let rows = tx.query_typed(q::INDEX_DEFINITIONS, &text_params(&[&rel])).await.map_err(|e| errors::db(ctx, e))?;
         Ok::<_, shadowswap_engine::Error>(rows.iter().map(|r| (r.get(0), r.get(1))).collect::<Vec<(String, String)>>())
     };
     let old_indexes = indexes(t.clone()).await?;
@@ -195,18 +198,29 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let definitions = |query: &'static str| {
         let t = t.clone();
         async move {
-            let rows = tx.query(query, &[&t]).await.map_err(|e| errors::db(ctx, e))?;
+            let rows = tx.query_typed(query, &text_params(&[&t])).await.map_err(|e| errors::db(ctx, e))?;
             Ok::<_, shadowswap_engine::Error>(rows.iter().map(|r| r.get(0)).collect::<Vec<ServerQuoted>>())
         }
     };
     let functions = definitions(q::SQL_BODY_FUNCTIONS).await?;
     let rules = definitions(q::RULES_OF_OTHER_TABLES).await?;
     let other_policies = definitions(q::POLICIES_OF_OTHER_TABLES).await?;
-    let not_valid = tx.query(q::NOT_VALID_CONSTRAINTS, &[&t]).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let constraint_comments =
-        tx.query(q::CONSTRAINT_COMMENTS, &[&t, &s]).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let not_valid = tx
+        .query_typed(q::NOT_VALID_CONSTRAINTS, &text_params(&[&t]))
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let constraint_comments = tx
+        .query_typed(q::CONSTRAINT_COMMENTS, &text_params(&[&t, &s]))
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let statistics = |rel: String| async move {
-        let rows = tx.query(q::STATISTICS_OBJECTS, &[&rel]).await.map_err(|e| errors::db(ctx, e))?;
+        let rows = tx.query_typed(q::STATISTICS_OBJECTS, &text_params(&[&rel])).await.map_err(|e| errors::db(ctx, e))?;
         let read = |r: &tokio_postgres::Row| Statistics {
             schema: r.get(0),
             name: r.get(1),
@@ -219,11 +233,22 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     };
     let old_statistics = statistics(t.clone()).await?;
     let new_statistics = statistics(s.clone()).await?;
-    let index_roles = tx.query(q::INDEX_ROLES, &[&t]).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-    let index_column_targets =
-        tx.query(q::INDEX_COLUMN_TARGETS, &[&t]).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let index_roles = tx
+        .query_typed(q::INDEX_ROLES, &text_params(&[&t]))
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let index_column_targets = tx
+        .query_typed(q::INDEX_COLUMN_TARGETS, &text_params(&[&t]))
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     let (mut policy_comments, mut trigger_comments) = (Vec::new(), Vec::new());
-    for r in tx.query(q::OWN_COMMENTS, &[&t]).await.map_err(e)? {
+    for r in tx.query_typed(q::OWN_COMMENTS, &text_params(&[&t])).await.map_err(e)? {
         let (kind, name, comment): (&str, String, String) = (r.get(0), r.get(1), r.get(2));
         match kind {
             "t" => trigger_comments.push((name, comment)),
@@ -233,14 +258,14 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let mut identity_sequences = Vec::new();
     for (old, old_name, new) in identity {
         let grants = tx
-            .query(q::SEQUENCE_GRANTS, &[&old.as_str()])
+            .query_typed(q::SEQUENCE_GRANTS, &text_params(&[&old.as_str()]))
             .await
             .map_err(|e| errors::db("reading the identity sequences' grants", e))?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         let comment = tx
-            .query_one(q::SEQUENCE_COMMENT, &[&old.as_str()])
+            .query_typed_one(q::SEQUENCE_COMMENT, &text_params(&[&old.as_str()]))
             .await
             .map_err(|e| errors::db("reading the identity sequences' comments", e))?
             .get(0);

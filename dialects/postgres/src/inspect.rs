@@ -37,7 +37,8 @@ pub(crate) async fn table_exists(pg: &Postgres, table: &TableRef) -> Result<bool
 /// Columns and indexes of the relation `rel` (a quoted name or `pg_temp.x`); the row estimate
 /// is left 0.
 pub(crate) async fn shape_on(c: &impl GenericClient, rel: &str) -> std::result::Result<TableShape, tokio_postgres::Error> {
-    let rows = c.query(&q::columns(), &[&rel]).await?;
+    // One round trip each (the swap transaction reads this under its lock).
+    let rows = c.query_typed(&q::columns(), &crate::connect::text_params(&[rel])).await?;
     let columns = rows
         .iter()
         .map(|r| Column {
@@ -50,7 +51,7 @@ pub(crate) async fn shape_on(c: &impl GenericClient, rel: &str) -> std::result::
             operator_schema: r.get(6),
         })
         .collect();
-    let rows = c.query(q::INDEXES, &[&rel]).await?;
+    let rows = c.query_typed(q::INDEXES, &crate::connect::text_params(&[rel])).await?;
     let indexes = rows
         .iter()
         .map(|r| Index { name: r.get(0), unique: r.get(1), primary: r.get(2), partial: r.get(3), columns: r.get(4) })

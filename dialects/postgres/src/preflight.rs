@@ -129,14 +129,18 @@ pub(crate) async fn table_checks(c: &impl GenericClient, names: &Names, resuming
 pub(crate) async fn refuse_unhandled(c: &impl GenericClient, names: &Names) -> Result<()> {
     let t = Qualified(&names.table).to_string();
     let ctx = "checking what depends on the table";
-    if let Some(ext) = strings(c, ctx, q::EXTENSION_MEMBER, &[&t]).await?.first() {
+    // One round trip each: the swap transaction runs this under its lock.
+    let text = crate::connect::text_params(std::slice::from_ref(&t));
+    if let Some(ext) =
+        c.query_typed(q::EXTENSION_MEMBER, &text).await.map_err(|e| errors::db(ctx, e))?.first().map(|r| r.get::<_, String>(0))
+    {
         return Err(Error::refused(format!(
             "{} is a member of extension {ext}; the swap would replace it with a table that is not. Migrate it with the \
              extension's own upgrade scripts, or detach it with ALTER EXTENSION … DROP TABLE first",
             names.table
         )));
     }
-    let typed: Option<String> = c.query_one(q::TYPED_TABLE, &[&t]).await.map_err(|e| errors::db(ctx, e))?.get(0);
+    let typed: Option<String> = c.query_typed_one(q::TYPED_TABLE, &text).await.map_err(|e| errors::db(ctx, e))?.get(0);
     if let Some(ty) = typed {
         return Err(Error::refused(format!(
             "{} is a typed table (OF {ty}); the swap would replace it with a table that is not. Run ALTER TABLE … NOT OF \
@@ -144,7 +148,7 @@ pub(crate) async fn refuse_unhandled(c: &impl GenericClient, names: &Names) -> R
             names.table
         )));
     }
-    let rows = c.query(q::UNHANDLED_DEPENDENTS, &[&t]).await.map_err(|e| errors::db(ctx, e))?;
+    let rows = c.query_typed(q::UNHANDLED_DEPENDENTS, &text).await.map_err(|e| errors::db(ctx, e))?;
     if rows.is_empty() {
         return refuse_if(strings(c, ctx, q::NOT_OURS, &[&t]).await?, |l| {
             format!(

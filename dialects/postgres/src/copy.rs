@@ -12,25 +12,18 @@ use shadowswap_engine::dialect::{ChunkChecksum, ChunkCopied};
 use shadowswap_engine::error::Result;
 use shadowswap_engine::plan::Plan;
 use shadowswap_engine::Error;
-use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::SimpleQueryMessage;
 
+use crate::connect::text_params;
 use crate::sql::checkpoint as qc;
 use crate::sql::copy as q;
 use crate::sql::Qualified;
 use crate::{errors, generated_names, inspect, owner, PgKey, Postgres};
 
-/// Text parameters with their type given, so that each statement takes one round trip (parse,
-/// bind and execute together) instead of a prepare and then an execute: the key and checksum
-/// queries run once per chunk.
-fn params(v: &[String]) -> Vec<(&(dyn ToSql + Sync), Type)> {
-    crate::connect::text_params(v)
-}
-
 /// The one row of `query` (with text parameters) as a key, or `None` without a row.
 async fn key_query(pg: &Postgres, context: &str, query: String, p: &[String]) -> Result<Option<PgKey>> {
     let c = pg.client().await?;
-    let row = c.query_typed_opt(&query, &params(p)).await.map_err(|e| errors::db(context, e))?;
+    let row = c.query_typed_opt(&query, &text_params(p)).await.map_err(|e| errors::db(context, e))?;
     Ok(row.map(|r| PgKey((0..r.len()).map(|i| r.get::<_, String>(i)).collect())))
 }
 
@@ -266,8 +259,8 @@ pub(crate) async fn checksum_chunk(
         .start()
         .await
         .map_err(|e| errors::db(ctx, e))?;
-    let a = tx.query_typed_one(&q_orig, &params(&p)).await.map_err(|e| errors::db(ctx, e))?;
-    let b = tx.query_typed_one(&q_shadow, &params(&p)).await.map_err(|e| errors::db(ctx, e))?;
+    let a = tx.query_typed_one(&q_orig, &text_params(&p)).await.map_err(|e| errors::db(ctx, e))?;
+    let b = tx.query_typed_one(&q_shadow, &text_params(&p)).await.map_err(|e| errors::db(ctx, e))?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
     let sum = |r: &tokio_postgres::Row| ChunkChecksum { rows: r.get::<_, i64>(0) as u64, hash: r.get::<_, i64>(1) as u64 };
     Ok((sum(&a), sum(&b)))

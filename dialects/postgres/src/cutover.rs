@@ -78,9 +78,7 @@ pub(crate) async fn verify_unchanged(c: &impl GenericClient, plan: &Plan) -> Res
 /// On any error it rolls back: the original keeps serving under its name. Returns its wall
 /// time, lock waits included: how long the application's writes were blocked.
 pub(crate) async fn cut_over(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
-    let t0 = std::time::Instant::now();
-    swap_transaction(pg, plan, lock_timeout, SwapKind::Plain).await?;
-    Ok(t0.elapsed())
+    swap_transaction(pg, plan, lock_timeout, SwapKind::Plain).await
 }
 
 /// Which swap [`swap_transaction`] runs.
@@ -99,12 +97,15 @@ pub(crate) enum SwapKind {
 }
 
 /// The swap transaction (see the module docs) of `kind`, waiting at most `lock_timeout` for each
-/// lock. On any error it rolls back: the table keeps serving as it was.
-pub(crate) async fn swap_transaction(pg: &Postgres, plan: &Plan, lock_timeout: Duration, kind: SwapKind) -> Result<()> {
+/// lock. On any error it rolls back: the table keeps serving as it was. Returns its wall time,
+/// from `BEGIN` to the end of `COMMIT`, lock waits included: how long the application's writes
+/// were blocked.
+pub(crate) async fn swap_transaction(pg: &Postgres, plan: &Plan, lock_timeout: Duration, kind: SwapKind) -> Result<Duration> {
     let n = &plan.names;
     let ctx = "swapping the tables";
     let e = |e| errors::db(ctx, e);
     let mut c = pg.client().await?;
+    let t0 = std::time::Instant::now();
     let tx = c.transaction().await.map_err(e)?;
     tx.batch_execute(&q::begin_swap(n, lock_timeout)).await.map_err(e)?;
     if kind == SwapKind::Back {
@@ -155,7 +156,7 @@ pub(crate) async fn swap_transaction(pg: &Postgres, plan: &Plan, lock_timeout: D
         tx.batch_execute(&s).await.map_err(|err| errors::db_running(ctx, &s, err))?;
     }
     tx.commit().await.map_err(e)?;
-    Ok(())
+    Ok(t0.elapsed())
 }
 
 /// The ACL entries of `table` and of its columns ([`acl::ACL_ENTRIES`]).

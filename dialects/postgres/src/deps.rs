@@ -155,19 +155,16 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     let t = Qualified(&plan.names.table).to_string();
     let s = Qualified(&plan.names.shadow).to_string();
     let ours: Vec<String> = capture_triggers(&plan.names).into();
+    // The reads whose one parameter is the table, each in one round trip (the table is locked).
+    let of_table = |query: &'static str| {
+        let t = t.clone();
+        async move { tx.query_typed(query, &text_params(&[&t])).await.map_err(|e| errors::db(ctx, e)) }
+    };
     let facts = tx.query_typed_one(q::TABLE_FACTS, &text_params(&[&t])).await.map_err(e)?;
-    let policies = tx.query_typed(q::POLICIES, &text_params(&[&t])).await.map_err(e)?.iter().map(|r| r.get(0)).collect();
-    let views = tx
-        .query_typed(q::VIEWS, &text_params(&[&t]))
-        .await
-        .map_err(e)?
-        .iter()
-        .map(|r| View { create: r.get(0), name: r.get(1), options: r.get(2) })
-        .collect();
-    let foreign_keys_in = tx
-        .query_typed(q::INCOMING_FOREIGN_KEYS, &text_params(&[&t]))
-        .await
-        .map_err(e)?
+    let policies = of_table(q::POLICIES).await?.iter().map(|r| r.get(0)).collect();
+    let views = of_table(q::VIEWS).await?.iter().map(|r| View { create: r.get(0), name: r.get(1), options: r.get(2) }).collect();
+    let foreign_keys_in = of_table(q::INCOMING_FOREIGN_KEYS)
+        .await?
         .iter()
         .map(|r| ForeignKeyIn { name: r.get(0), child: r.get(1), def: r.get(2) })
         .collect();
@@ -178,8 +175,7 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
         .iter()
         .map(|r| Trigger { name: r.get(0), def: r.get(1), enabled: r.get(2) })
         .collect();
-    let owned_sequences =
-        tx.query_typed(q::OWNED_SEQUENCES, &text_params(&[&t])).await.map_err(e)?.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let owned_sequences = of_table(q::OWNED_SEQUENCES).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
     let identity: Vec<(ServerQuoted, String, ServerQuoted)> = tx
         .query_typed(q::IDENTITY_SEQUENCES, &text_params(&[&t, &s]))
         .await
@@ -195,23 +191,13 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     };
     let old_indexes = indexes(t.clone()).await?;
     let new_indexes = indexes(s.clone()).await?;
-    let definitions = |query: &'static str| {
-        let t = t.clone();
-        async move {
-            let rows = tx.query_typed(query, &text_params(&[&t])).await.map_err(|e| errors::db(ctx, e))?;
-            Ok::<_, shadowswap_engine::Error>(rows.iter().map(|r| r.get(0)).collect::<Vec<ServerQuoted>>())
-        }
+    let definitions = |query: &'static str| async move {
+        Ok::<_, shadowswap_engine::Error>(of_table(query).await?.iter().map(|r| r.get(0)).collect::<Vec<ServerQuoted>>())
     };
     let functions = definitions(q::SQL_BODY_FUNCTIONS).await?;
     let rules = definitions(q::RULES_OF_OTHER_TABLES).await?;
     let other_policies = definitions(q::POLICIES_OF_OTHER_TABLES).await?;
-    let not_valid = tx
-        .query_typed(q::NOT_VALID_CONSTRAINTS, &text_params(&[&t]))
-        .await
-        .map_err(e)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let not_valid = of_table(q::NOT_VALID_CONSTRAINTS).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
     let constraint_comments = tx
         .query_typed(q::CONSTRAINT_COMMENTS, &text_params(&[&t, &s]))
         .await
@@ -233,22 +219,10 @@ pub async fn read_deps(tx: &Transaction<'_>, plan: &Plan) -> Result<Deps> {
     };
     let old_statistics = statistics(t.clone()).await?;
     let new_statistics = statistics(s.clone()).await?;
-    let index_roles = tx
-        .query_typed(q::INDEX_ROLES, &text_params(&[&t]))
-        .await
-        .map_err(e)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let index_column_targets = tx
-        .query_typed(q::INDEX_COLUMN_TARGETS, &text_params(&[&t]))
-        .await
-        .map_err(e)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let index_roles = of_table(q::INDEX_ROLES).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let index_column_targets = of_table(q::INDEX_COLUMN_TARGETS).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     let (mut policy_comments, mut trigger_comments) = (Vec::new(), Vec::new());
-    for r in tx.query_typed(q::OWN_COMMENTS, &text_params(&[&t])).await.map_err(e)? {
+    for r in of_table(q::OWN_COMMENTS).await? {
         let (kind, name, comment): (&str, String, String) = (r.get(0), r.get(1), r.get(2));
         match kind {
             "t" => trigger_comments.push((name, comment)),

@@ -48,6 +48,13 @@ async fn strings(c: &impl GenericClient, ctx: &str, query: &str, p: &[&(dyn ToSq
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
+/// [`strings`] of a query whose parameters are all text, in one round trip (`query_typed`): for
+/// the checks the swap transaction repeats under its lock ([`refuse_unhandled`]).
+async fn text_strings(c: &impl GenericClient, ctx: &str, query: &str, p: &[&str]) -> Result<Vec<String>> {
+    let rows = c.query_typed(query, &crate::connect::text_params(p)).await.map_err(|e| errors::db(ctx, e))?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
 /// `Ok` when `found` is empty, else a refusal with `msg` of the list.
 fn refuse_if(found: Vec<String>, msg: impl Fn(String) -> String) -> Result<()> {
     if found.is_empty() {
@@ -131,9 +138,7 @@ pub(crate) async fn refuse_unhandled(c: &impl GenericClient, names: &Names) -> R
     let ctx = "checking what depends on the table";
     // One round trip each: the swap transaction runs this under its lock.
     let text = crate::connect::text_params(std::slice::from_ref(&t));
-    if let Some(ext) =
-        c.query_typed(q::EXTENSION_MEMBER, &text).await.map_err(|e| errors::db(ctx, e))?.first().map(|r| r.get::<_, String>(0))
-    {
+    if let Some(ext) = text_strings(c, ctx, q::EXTENSION_MEMBER, &[&t]).await?.first() {
         return Err(Error::refused(format!(
             "{} is a member of extension {ext}; the swap would replace it with a table that is not. Migrate it with the \
              extension's own upgrade scripts, or detach it with ALTER EXTENSION … DROP TABLE first",
@@ -150,7 +155,7 @@ pub(crate) async fn refuse_unhandled(c: &impl GenericClient, names: &Names) -> R
     }
     let rows = c.query_typed(q::UNHANDLED_DEPENDENTS, &text).await.map_err(|e| errors::db(ctx, e))?;
     if rows.is_empty() {
-        return refuse_if(strings(c, ctx, q::NOT_OURS, &[&t]).await?, |l| {
+        return refuse_if(text_strings(c, ctx, q::NOT_OURS, &[&t]).await?, |l| {
             format!(
                 "the swap re-creates objects that use {} and belong to other roles: {l}; only their owner may do that. Connect \
                  as a member of those roles (or a superuser), or drop them for the migration and re-create them afterwards",

@@ -10,7 +10,7 @@
 //! triggers, policies, grants, owner, comments, identity sequences and their values, index and
 //! statistics names) is carried back by the same code.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shadowswap_engine::alter;
 use shadowswap_engine::error::Result;
@@ -50,9 +50,7 @@ pub(crate) async fn unprepare(pg: &Postgres, names: &Names) -> Result<()> {
 
 /// The forward swap with the reverse capture in its transaction.
 pub(crate) async fn cut_over_with_revert(pg: &Postgres, plan: &Plan, lock_timeout: Duration) -> Result<Duration> {
-    let t0 = std::time::Instant::now();
-    swap_transaction(pg, plan, lock_timeout, SwapKind::WithRevertWindow).await?;
-    Ok(t0.elapsed())
+    swap_transaction(pg, plan, lock_timeout, SwapKind::WithRevertWindow).await
 }
 
 /// After the swap (whose transaction created the reverse capture and set the phase): the
@@ -146,9 +144,7 @@ pub(crate) async fn swap_back(pg: &Postgres, names: &Names, lock_timeout: Durati
     let current = inspect::inspect(pg, &names.table).await?;
     let old = inspect::inspect(pg, &names.old).await?;
     let plan = q::reverse_plan(names, analysis, current, old);
-    let t0 = Instant::now();
-    swap_transaction(pg, &plan, lock_timeout, SwapKind::Back).await?;
-    let blocked = t0.elapsed();
+    let blocked = swap_transaction(pg, &plan, lock_timeout, SwapKind::Back).await?;
     // As after the swap, with the roles flipped: subscriptions that replicated into the new table
     // follow the table back, and the foreign keys re-added NOT VALID are validated.
     if let Err(e) = crate::cutover::after_cut_over(pg, &plan).await {

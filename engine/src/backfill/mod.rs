@@ -78,7 +78,8 @@ pub const CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 /// The sizer the copy configuration asks for: adaptive to `target` from `initial` rows (a
 /// resumed run: the chunk size its checkpoint recorded), or fixed; never below
 /// [`CopyConfig::min_chunk_rows`]; steered by writers' lock waits down to
-/// [`CopyConfig::max_latency`], where it also starts (a cautious start, see [`ChunkSizer`]).
+/// [`CopyConfig::max_latency`], after a cautious start at `chunker::CAUTIOUS_START` (see
+/// [`ChunkSizer`]).
 /// The shadow copy aims at `--chunk-time`, the staged backfill's `UPDATE`s at
 /// [`CopyConfig::update_chunk_time`].
 pub fn steered_sizer(cfg: &CopyConfig, target: Duration, initial: u64) -> ChunkSizer {

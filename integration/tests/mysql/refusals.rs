@@ -515,7 +515,7 @@ async fn dry_run_changes_nothing() {
         "shadow DDL:\n  CREATE TABLE IF NOT EXISTS `ssw_ref_dry_run`.`_t_ssw_ckpt` (",
         "  CREATE TABLE `ssw_ref_dry_run`.`_t_new` LIKE `ssw_ref_dry_run`.`t`;\n",
         &format!("  ALTER TABLE `ssw_ref_dry_run`.`_t_new` {spec};\n"),
-        "capture triggers:\n  -- tried every 10 ms without queueing for up to --cut-over-lock-timeout, then once as SET STATEMENT lock_wait_timeout = <--cut-over-lock-timeout> FOR …:\n  SET STATEMENT lock_wait_timeout = 0 FOR LOCK TABLES `ssw_ref_dry_run`.`t` WRITE;\n",
+        "capture triggers:\n  -- tried without queueing every 10 ms, --cut-over-lock-timeout ÷ 10 ms times, then once as SET STATEMENT lock_wait_timeout = <--cut-over-lock-timeout> FOR …:\n  SET STATEMENT lock_wait_timeout = 0 FOR LOCK TABLES `ssw_ref_dry_run`.`t` WRITE;\n",
         "CREATE TRIGGER `ssw_ref_dry_run`.`_t_ssw_ins` AFTER INSERT ON `ssw_ref_dry_run`.`t`",
         "CREATE TRIGGER `ssw_ref_dry_run`.`_t_ssw_upd` AFTER UPDATE ON `ssw_ref_dry_run`.`t`",
         "CREATE TRIGGER `ssw_ref_dry_run`.`_t_ssw_del` AFTER DELETE ON `ssw_ref_dry_run`.`t`",
@@ -524,7 +524,7 @@ async fn dry_run_changes_nothing() {
         "  SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `ssw_ref_dry_run`.`_t_new`",
         "  UPDATE `ssw_ref_dry_run`.`_t_ssw_ckpt` SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?",
         "  UNLOCK TABLES;\ncopy chunk:",
-        "cut-over:\n  -- tried every 10 ms without queueing for up to --cut-over-lock-timeout, then once as SET STATEMENT lock_wait_timeout = <--cut-over-lock-timeout> FOR …:\n  SET STATEMENT lock_wait_timeout = 0 FOR RENAME TABLE `ssw_ref_dry_run`.`t` TO `ssw_ref_dry_run`.`_t_old`, `ssw_ref_dry_run`.`_t_new` TO `ssw_ref_dry_run`.`t`;",
+        "cut-over:\n  -- tried without queueing every 10 ms, --cut-over-lock-timeout ÷ 10 ms times, then once as SET STATEMENT lock_wait_timeout = <--cut-over-lock-timeout> FOR …:\n  SET STATEMENT lock_wait_timeout = 0 FOR RENAME TABLE `ssw_ref_dry_run`.`t` TO `ssw_ref_dry_run`.`_t_old`, `ssw_ref_dry_run`.`_t_new` TO `ssw_ref_dry_run`.`t`;",
         "dry run: every preflight check passed and nothing was changed; add --execute to migrate",
     ] {
         assert!(plan.contains(expect), "the plan lacks {expect:?}:\n{plan}");

@@ -165,7 +165,7 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
 }
 
 /// The dry run's note before each statement taken without queueing (`crate::mdl`).
-pub const OUTLINE_NO_QUEUE: &str = "-- tried every 10 ms without queueing for up to --cut-over-lock-timeout, then once as \
+pub const OUTLINE_NO_QUEUE: &str = "-- tried without queueing every 10 ms, --cut-over-lock-timeout ÷ 10 ms times, then once as \
      SET STATEMENT lock_wait_timeout = <--cut-over-lock-timeout> FOR …:";
 
 /// Plans for the builders' tests.
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(dry.capture.len(), 5);
         assert_eq!(
             dry.capture[0],
-            "-- tried every 10 ms without queueing for up to --cut-over-lock-timeout, then once as SET STATEMENT \
+            "-- tried without queueing every 10 ms, --cut-over-lock-timeout ÷ 10 ms times, then once as SET STATEMENT \
              lock_wait_timeout = <--cut-over-lock-timeout> FOR …:\nSET STATEMENT lock_wait_timeout = 0 FOR LOCK TABLES `d`.`t` WRITE"
         );
         assert_eq!(

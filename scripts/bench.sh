@@ -178,6 +178,7 @@ export PGPASSWORD="$USER_PASSWORD" PGCONNECT_TIMEOUT=10
 ALTER="ADD COLUMN c3 INT NULL"
 PG_MAJOR=""
 PG_BIN=""
+PEERS_INSTALLED=0
 PG_SCALE=$(((ROWS + 99999) / 100000))
 
 # SQL on the bench MariaDB as the shadowswap user (ALL PRIVILEGES), in database bench.
@@ -236,6 +237,7 @@ install_peers() {
         log "installing ${pkgs[*]} (apt-get)"
         need_root_or_sudo "installing ${pkgs[*]}"
         apt_install_without_services "${pkgs[@]}" || warn "apt-get install returned non-zero; checking"
+        PEERS_INSTALLED=1
     fi
     have_cmd sysbench || die "sysbench still missing"
     [[ -x /usr/bin/time ]] || die "/usr/bin/time still missing"
@@ -291,6 +293,31 @@ restore_mariadb() {
         SET GLOBAL innodb_max_purge_lag_wait = 0;
         FLUSH BINARY LOGS;
         PURGE BINARY LOGS BEFORE NOW();" >/dev/null
+    flush_mariadb
+}
+
+# MariaDB's counterpart of the CHECKPOINT that ends restore_pg: write every dirty page of the
+# buffer pool, so that each run starts with an empty redo log. Without it the restore's 1M rows
+# (and the previous run's) were still being flushed at innodb_io_capacity (200 pages/s) during
+# the next run, and when the redo log filled, InnoDB's furious flushing stalled the workload
+# for 200 to 700 ms at a time, whichever tool was running. The page cleaner works at up to
+# 2000 pages/s meanwhile; the server's settings are put back before the run.
+flush_mariadb() {
+    my_sql -e "SET GLOBAL innodb_io_capacity = 2000, GLOBAL innodb_max_dirty_pages_pct = 0"
+    wait_until 600 mariadb_flushed || warn "MariaDB still has dirty pages after 600 s; running anyway"
+    my_sql -e "SET GLOBAL innodb_io_capacity = DEFAULT, GLOBAL innodb_max_dirty_pages_pct = DEFAULT"
+}
+
+# True when the buffer pool holds (almost) no dirty page and the redo log is (almost) all
+# checkpointed: under 1% of the pool, under 16 MiB of redo.
+mariadb_flushed() {
+    local dirty age
+    read -r dirty age < <(my_sql -e "SELECT SUM(IF(VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY', VARIABLE_VALUE, 0)),
+        SUM(IF(VARIABLE_NAME = 'INNODB_CHECKPOINT_AGE', VARIABLE_VALUE, 0)) FROM information_schema.GLOBAL_STATUS
+        WHERE VARIABLE_NAME IN ('INNODB_BUFFER_POOL_PAGES_DIRTY', 'INNODB_CHECKPOINT_AGE')")
+    local total
+    total="$(my_sql -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_TOTAL'")"
+    ((dirty * 100 < total && age < 16 * 1024 * 1024))
 }
 
 # PostgreSQL: pgbench -i at the scale that covers ROWS accounts, pgbench_accounts cut to ROWS
@@ -822,6 +849,13 @@ main() {
     trap 'exit 130' INT TERM
     start_servers
     install_peers
+    if ((PEERS_INSTALLED)); then
+        # postgresql-15-repack can pull a newer postgresql-15: a server started before it would
+        # load the new release's libraries (plpgsql.so: "undefined symbol"). Start them afresh.
+        log "restarting the bench servers on the binaries just installed"
+        KEEP_SERVERS=0 stop_servers
+        start_servers
+    fi
     build_shadowswap
     SB_ARGS=(--db-driver=mysql --mysql-host="$HOST" --mysql-port="$MY_PORT" --mysql-user="$USER_NAME"
         --mysql-password="$USER_PASSWORD" --mysql-db="$DB" --tables=1 --table-size="$ROWS")

@@ -87,6 +87,7 @@ pub fn summary(s: &Summary, json: bool) -> String {
             "chunks": s.backfill.chunks,
             "chunk_conflicts": s.backfill.conflicts,
             "contended_chunks": s.backfill.contended_chunks,
+            "indexes_built_at_rows": s.backfill.indexes_built_at_rows,
             "backfill_s": s.backfill.elapsed.as_secs_f64(),
             "rows_per_s": rate.round(),
             "rows_checksummed": s.rows_checksummed,
@@ -389,6 +390,7 @@ mod tests {
                 conflicts: 0,
                 contended_chunks: 0,
                 ended_contended: false,
+                indexes_built_at_rows: None,
                 elapsed: Duration::from_secs(2),
             },
             resumed_from: None,
@@ -471,9 +473,10 @@ mod tests {
         assert_eq!(v["cut_over_attempts"], 2);
         assert_eq!(v["writes_blocked_ms"], 42);
         assert_eq!((v["chunk_conflicts"].as_u64(), v["contended_chunks"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(v["indexes_built_at_rows"], serde_json::Value::Null);
         assert_eq!(v["old_table"], serde_json::Value::Null);
         assert_eq!(v["resumed_from"], serde_json::Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 19, "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 20, "{v}");
     }
 
     #[test]

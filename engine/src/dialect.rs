@@ -28,6 +28,11 @@ pub struct ChunkCopied {
     /// either way the workload is contending for rows, and the backfill shrinks its chunks
     /// (see `backfill::chunker::ChunkSizer::contended`). A dialect that cannot tell says 0.
     pub waiters: u64,
+    /// The capture had already written rows of this chunk's range into the shadow (the
+    /// application wrote rows the copy had not reached yet: the table is being written). The
+    /// copy then builds the deferred indexes early (`backfill::EarlyIndexes`). A dialect that
+    /// cannot tell says false.
+    pub written_ahead: bool,
 }
 
 /// Row count and order-independent hash of one side of a checksum chunk.

@@ -580,7 +580,10 @@ impl<D: Dialect> Runner<D> {
         if ckpt.phase <= Phase::Backfill {
             self.set_phase(Phase::Backfill);
             self.inject(Phase::Backfill, &plan.names).await;
-            backfill = backfill::run(d, plan, &cfg.copy, &self.cancel, &self.progress, throttle, ckpt).await?;
+            let early_indexes =
+                backfill::EarlyIndexes { lock_timeout: cfg.cut_over.lock_timeout, policy: cfg.cut_over.retry_policy() };
+            backfill =
+                backfill::run(d, plan, &cfg.copy, Some(early_indexes), &self.cancel, &self.progress, throttle, ckpt).await?;
             tracing::info!(
                 rows = backfill.rows,
                 chunks = backfill.chunks,

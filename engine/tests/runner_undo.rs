@@ -52,8 +52,14 @@ struct Fake {
     held: Option<(u64, usize)>,
     /// Sessions waiting for row locks as each chunk commits.
     waiters: u64,
+    /// Every chunk finds rows the capture wrote ahead of the copy.
+    written_ahead: bool,
     /// Every chunk attempt: `(after, upto, lock_wait)`.
     attempts: Mutex<Vec<(Option<u64>, u64, Duration)>>,
+    /// The table's row estimate, as `inspect` reports it.
+    estimated_rows: u64,
+    /// Rows the shadow held at each `build_deferred_indexes`.
+    index_builds: Mutex<Vec<usize>>,
 }
 
 impl Fake {
@@ -140,7 +146,7 @@ impl Dialect for Fake {
         Ok(Box::new(Lock { gone: self.server_gone || self.stolen }))
     }
     async fn inspect(&self, _: &TableRef) -> Result<TableShape> {
-        Ok(shape())
+        Ok(TableShape { estimated_rows: self.estimated_rows, ..shape() })
     }
     async fn table_exists(&self, t: &TableRef) -> Result<bool> {
         Ok(self.swapped && t.name == "_t_old")
@@ -186,6 +192,10 @@ impl Dialect for Fake {
     async fn chunk_end(&self, _: &Plan, after: Option<&u64>, high: &u64, rows: u64) -> Result<u64> {
         let rest: Vec<u64> = self.rows.iter().copied().filter(|k| after.is_none_or(|a| k > a) && k <= high).collect();
         Ok(rest.get(rows as usize - 1).copied().unwrap_or(*high))
+    }
+    async fn build_deferred_indexes(&self, _: &Plan, _: Duration) -> Result<()> {
+        self.index_builds.lock().unwrap().push(self.shadow.lock().unwrap().len());
+        Ok(())
     }
     async fn copy_chunk(
         &self,
@@ -236,7 +246,7 @@ impl Dialect for Fake {
         c.low_watermark = Some(mark.low_watermark.clone());
         c.rows_copied += chunk.len() as u64;
         c.chunk_rows = mark.chunk_rows;
-        Ok(ChunkCopied { rows: chunk.len() as u64, waiters: self.waiters })
+        Ok(ChunkCopied { rows: chunk.len() as u64, waiters: self.waiters, written_ahead: self.written_ahead })
     }
     fn dialect_name(&self) -> &'static str {
         "fake"
@@ -611,6 +621,33 @@ async fn a_row_held_through_every_no_wait_attempt_is_then_waited_for() {
     assert_eq!(waited.len(), 1, "{attempts:?}");
     assert_eq!((waited[0].0, waited[0].1, waited[0].2), (None, 1, cfg.copy.lock_wait_timeout));
     assert_eq!(*fake.shadow.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+}
+
+/// A table live from the first chunk on (writers waiting for row locks, or rows written ahead of
+/// the copy): the deferred indexes are built right after it, once (and phase `build indexes`
+/// asks again, which the dialect answers by finding them built). With the table's estimate at 3
+/// rows, a quarter is copied by the first chunk, and a calm table: built only in that phase.
+#[tokio::test]
+async fn a_table_live_early_in_the_copy_has_the_deferred_indexes_built_at_once() {
+    let mut cfg = config();
+    cfg.copy.fixed_chunk_rows = None;
+    cfg.copy.initial_chunk_rows = 1;
+    let cases = [
+        (2, false, 100, vec![1, 10], Some(1)),
+        (0, true, 100, vec![1, 10], Some(1)),
+        (2, true, 3, vec![10], None),
+        (0, false, 100, vec![10], None),
+    ];
+    for (waiters, written_ahead, estimated, builds, at) in cases {
+        let fake = Fake { rows: (1..=10).collect(), waiters, written_ahead, estimated_rows: estimated, ..Fake::default() };
+        let fake = Arc::new(fake);
+        let r = Runner::new(fake.clone(), cfg.clone()).run(&TableRef::new("db", "t"), "ADD COLUMN c INT").await;
+        let Ok(Outcome::Swapped(s)) = r else { panic!("{r:?}") };
+        let case = format!("waiters {waiters}, written ahead {written_ahead}, estimate {estimated}");
+        assert_eq!(*fake.index_builds.lock().unwrap(), builds, "{case}");
+        assert_eq!(s.backfill.indexes_built_at_rows, at, "{case}");
+        assert_eq!(*fake.shadow.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+    }
 }
 
 /// Writers waiting for row locks as the copy's chunks commit: the chunks aim at `--max-latency`

@@ -36,8 +36,8 @@ pub(crate) async fn chunk_end(my: &MySql, plan: &Plan, after: Option<&MyKey>, hi
 /// with the chunk, and count the row lock waiters just before the commit
 /// ([`sql::copy::ROW_LOCK_WAITERS`], see [`waiters`]). Row lock waits last at most `lock_wait`, rounded up to whole seconds; zero
 /// does not wait at all (`innodb_lock_wait_timeout = 0`: a row another transaction holds fails
-/// the statement at once with error 1205, a lock timeout). Returns the rows copied and the
-/// waiters. Errors: see
+/// the statement at once with error 1205, a lock timeout). Returns the rows copied, the
+/// waiters, and whether the range had rows written ahead. Errors: see
 /// [`errors::copy_failed`].
 ///
 /// Why the range check is exact: after the shared next-key locks of the first statement, no
@@ -79,7 +79,7 @@ pub(crate) async fn copy_chunk(
     checkpoint::advance(&mut tx, &plan.names, mark, rows, ctx).await?;
     let waiters = count_waiters(my, &mut tx, ctx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(ChunkCopied { rows, waiters })
+    Ok(ChunkCopied { rows, waiters, written_ahead: ahead.is_some() })
 }
 
 /// The writers that waited for a row lock around the chunk of `tx`, just before it commits

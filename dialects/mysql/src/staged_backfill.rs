@@ -69,5 +69,5 @@ pub(crate) async fn chunk(
     }
     let waiters = crate::copy::count_waiters(my, &mut tx, ctx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(ChunkCopied { rows, waiters })
+    Ok(ChunkCopied { rows, waiters, written_ahead: false })
 }

@@ -144,7 +144,7 @@ async fn fast_copy(
     let owner = owner::enter(&tx, &plan.names.table).await.map_err(|e| errors::db(ctx, e))?;
     let locked = owner::exec(&tx, owner, &q::lock_chunk_rows(plan, &where_), &p, None).await.map_err(|e| errors::db(ctx, e))?;
     let clear = q::clear_shadow_range(plan, &q::shadow_chunk_range(plan, after.is_some()));
-    owner::exec(&tx, owner, &clear, &p, None).await.map_err(|e| errors::db(ctx, e))?;
+    let cleared = owner::exec(&tx, owner, &clear, &p, None).await.map_err(|e| errors::db(ctx, e))?;
     let copied = match owner::exec(&tx, owner, &q::insert_chunk(plan, &where_), &p, None).await {
         Ok(n) => n,
         Err(e) if errors::unique_violation(&e).is_some() => {
@@ -157,7 +157,7 @@ async fn fast_copy(
         tx.rollback().await.map_err(|e| errors::db(ctx, e))?;
         return Ok(Err("rows inserted into the chunk's range meanwhile"));
     }
-    finish(tx, plan, mark, copied).await.map(Ok)
+    finish(tx, plan, mark, copied, cleared > 0).await.map(Ok)
 }
 
 /// The fallback of [`copy_chunk`]: the chunk in one transaction with the one-statement upsert
@@ -192,13 +192,20 @@ async fn upsert_copy(
             return Err(errors::rejected_row(&plan.names.table, &e).unwrap_or_else(|| errors::db(ctx, e)));
         }
     };
-    finish(tx, plan, mark, rows).await
+    finish(tx, plan, mark, rows, false).await
 }
 
 /// The end of a chunk's transaction: back to the session's role (the owner need not have any
 /// privilege on the checkpoint table) and the checkpoint's advance by `mark` and `rows`, in one
-/// round trip, then the commit. Errors: [`Error::Refused`] when the checkpoint row is missing.
-async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &ChunkMark, rows: u64) -> Result<ChunkCopied> {
+/// round trip, then the commit. `written_ahead`: see [`ChunkCopied::written_ahead`] (the upsert
+/// fallback does not tell). Errors: [`Error::Refused`] when the checkpoint row is missing.
+async fn finish(
+    tx: deadpool_postgres::Transaction<'_>,
+    plan: &Plan,
+    mark: &ChunkMark,
+    rows: u64,
+    written_ahead: bool,
+) -> Result<ChunkCopied> {
     let advance = qc::chunk_end(&plan.names.checkpoint, &mark.low_watermark, mark.chunk_rows, rows);
     let done = tx.simple_query(&advance).await.map_err(|e| errors::db("recording the chunk in the checkpoint", e))?;
     let updated = done.iter().rev().find_map(|m| match m {
@@ -215,7 +222,7 @@ async fn finish(tx: deadpool_postgres::Transaction<'_>, plan: &Plan, mark: &Chun
     }
     let waiters = count_waiters(&tx).await?;
     tx.commit().await.map_err(|e| errors::db("copying a chunk", e))?;
-    Ok(ChunkCopied { rows, waiters })
+    Ok(ChunkCopied { rows, waiters, written_ahead })
 }
 
 /// The sessions waiting for a lock as the chunk of `tx` is about to commit

@@ -87,5 +87,5 @@ pub(crate) async fn chunk(
     }
     let waiters = crate::copy::count_waiters(&tx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(ChunkCopied { rows, waiters })
+    Ok(ChunkCopied { rows, waiters, written_ahead: false })
 }

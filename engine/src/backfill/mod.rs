@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::phase::Phase;
 use crate::preflight::plan::Plan;
 use crate::progress::Progress;
-use crate::retry::{sleep_unless_cancelled, with_retry};
+use crate::retry::{sleep_unless_cancelled, with_retry, RetryPolicy};
 use crate::throttle::Throttle;
 use chunker::{ChunkSizer, ChunkWalk};
 
@@ -45,8 +45,45 @@ pub struct BackfillStats {
     /// Whether the copy's last chunks ran contended (writers were waiting for row locks): the
     /// checksum then runs gently (`checksum::run`).
     pub ended_contended: bool,
+    /// Rows copied when the shadow's deferred secondary indexes were built during the copy,
+    /// because the table showed itself live early ([`EarlyIndexes`]); `None` when they were not (left to
+    /// phase `build indexes`, or nothing was deferred, or this run resumed past that point).
+    pub indexes_built_at_rows: Option<u64>,
     /// Wall time of the backfill.
     pub elapsed: Duration,
+}
+
+/// The shadow's deferred secondary indexes ([`Dialect::build_deferred_indexes`]), built during
+/// the copy when the table shows itself live (writers contend for rows, or a chunk finds rows the
+/// application wrote ahead of the copy, [`crate::dialect::ChunkCopied::written_ahead`]) while
+/// less than [`EarlyIndexes::SHARE`] of the table is copied, instead of in bulk after it (phase
+/// `build indexes`, which then finds them built and does nothing).
+///
+/// Why: the bulk build is the fastest way on an idle server, but it is one statement that cannot
+/// be paced. On a busy one it takes a core for seconds, and at its end it holds the shadow's
+/// metadata lock, for which the capture triggers of the application's writes wait. Under the
+/// benchmark's load on MariaDB (`docs/benchmarks.md`) the seconds around it were the workload's
+/// worst, p99 150 to 300 ms against 15 ms without a migration. Built while the shadow is still
+/// small, the indexes cost little to build, and keeping them up row by row during the rest of the
+/// copy is paced with it (contended chunks pause as long as they took).
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyIndexes {
+    /// How long one attempt of the build waits for its metadata locks (the cut-over's lock
+    /// timeout, as for phase `build indexes`).
+    pub lock_timeout: Duration,
+    /// How the build is retried (the cut-over's retries).
+    pub policy: RetryPolicy,
+}
+
+impl EarlyIndexes {
+    /// The copied share of the table (by the plan's row estimate) below which a live table has
+    /// the indexes built at once: past it, most of the bulk build's cost is incurred anyway.
+    pub const SHARE: f64 = 0.25;
+
+    /// Whether a live table seen with `copied` of `estimated` rows copied builds the indexes now.
+    pub fn now(copied: u64, estimated: u64) -> bool {
+        (copied as f64) < Self::SHARE * estimated as f64
+    }
 }
 
 /// How many times in a row a chunk is tried without waiting for any row lock (the dialect's
@@ -109,12 +146,19 @@ pub(crate) async fn steer(sizer: &mut ChunkSizer, waiters: u64, took: Duration, 
 /// (`ckpt.phase` is [`Phase::Backfill`] or later), after `ckpt.low_watermark` up to the recorded
 /// high watermark. `ckpt` follows the copy (watermark, rows, chunk size).
 ///
-/// Errors: the copy's ([`Dialect::copy_chunk`]) after its retries; [`Error::Cancelled`];
+/// With `early_indexes`, a table seen live early in the copy (writers contending for rows, or
+/// rows written ahead of the copy) has the shadow's deferred indexes built at once
+/// ([`EarlyIndexes`]); at most once per run.
+///
+/// Errors: the copy's ([`Dialect::copy_chunk`]) after its retries; the index build's
+/// ([`Dialect::build_deferred_indexes`]) after its retries; [`Error::Cancelled`];
 /// [`Error::Refused`] for a checkpoint whose keys this dialect cannot read.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<D: Dialect>(
     dialect: &D,
     plan: &Plan,
     cfg: &CopyConfig,
+    early_indexes: Option<EarlyIndexes>,
     cancel: &CancellationToken,
     progress: &watch::Sender<Progress>,
     throttle: &mut Throttle,
@@ -139,6 +183,7 @@ pub async fn run<D: Dialect>(
     let policy = cfg.chunk_retry_policy();
     let mut last_publish = Instant::now();
     let mut conflicts = 0;
+    let mut early_indexes = early_indexes;
     while let Some((after, upto)) = walk.next().await? {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled("stopped during backfill".into()));
@@ -174,8 +219,23 @@ pub async fn run<D: Dialect>(
         };
         conflicts = 0;
         let (rows, took) = (copied.rows, t0.elapsed());
-        if steer(&mut walk.sizer, copied.waiters, took, cancel).await {
+        let contended = steer(&mut walk.sizer, copied.waiters, took, cancel).await;
+        if contended {
             stats.contended_chunks += 1;
+        }
+        let at = ckpt.rows_copied + rows;
+        let live = contended || copied.written_ahead;
+        if let Some(build) = early_indexes.take_if(|_| live && EarlyIndexes::now(at, plan.estimated_rows())) {
+            let why = if contended { "writers contend for rows" } else { "the application writes the table" };
+            tracing::info!(
+                rows = at,
+                "{why} early in the copy: building the shadow's deferred indexes now, kept up row by row from here"
+            );
+            with_retry("building the shadow's secondary indexes", build.policy, cancel, || {
+                dialect.build_deferred_indexes(plan, build.lock_timeout)
+            })
+            .await?;
+            stats.indexes_built_at_rows = Some(at);
         }
         stats.rows += rows;
         stats.chunks += 1;

@@ -37,7 +37,7 @@ async fn a_writer_waiting(
     db: &TestDb,
 ) -> (mysql_async::Conn, tokio::task::JoinHandle<(mysql_async::Conn, mysql_async::Result<()>)>) {
     db.exec("CREATE TABLE hot (id INT PRIMARY KEY, v INT); INSERT INTO hot VALUES (1, 0)").await;
-    let (mut holder, _) = db.open_transaction("UPDATE hot SET v = 1 WHERE id = 1").await;
+    let (holder, _) = db.open_transaction("UPDATE hot SET v = 1 WHERE id = 1").await;
     let mut waiter = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.dsn).unwrap()).await.unwrap();
     waiter.query_drop("SET SESSION innodb_lock_wait_timeout = 3600").await.unwrap();
     let wait = tokio::spawn(async move {

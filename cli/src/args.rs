@@ -253,8 +253,9 @@ pub struct ChunkArgs {
     #[arg(long, conflicts_with = "chunk_time")]
     pub chunk_size: Option<u64>,
     /// The longest a chunk of the copy aims to hold its row locks while the application's
-    /// writers wait for them: when a chunk sees writers waiting as it commits, the next chunks
-    /// aim at it and the copy pauses after each as long as it took. The copy starts at 10 ms (or
+    /// writers wait for them: when a chunk sees writers waiting as it commits (or finds rows the
+    /// application wrote ahead of the copy), the next chunks aim at it and the copy pauses after
+    /// each as long as it took. The copy starts at 10 ms (or
     /// at this time if longer). The time doubles towards --chunk-time after 20 chunks and 2 s of
     /// copying that no writer waited for. Not with --chunk-size.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]

@@ -99,8 +99,9 @@ pub struct CopyConfig {
     /// Short, so a chunk never makes the application wait long. Default 2 s (InnoDB counts whole seconds).
     pub lock_wait_timeout: Duration,
     /// The longest a chunk of the copy aims to hold its row locks while application writers
-    /// wait for them: when sessions waited for row locks around a chunk, the next chunks aim at
-    /// it instead of [`CopyConfig::chunk_time`] and the copy pauses after each as long as it took.
+    /// wait for them: when sessions waited for row locks around a chunk (or the chunk found rows
+    /// the application wrote ahead of the copy: a live table), the next chunks aim at it instead
+    /// of [`CopyConfig::chunk_time`] and the copy pauses after each as long as it took.
     /// The copy starts at `backfill::chunker::CAUTIOUS_START` (10 ms), or at this time if longer
     /// (a cautious start). The target doubles back after `CALM_CHUNKS` chunks and `CALM_TIME`
     /// (2 s) of copying without a waiter. Default 5 ms (under the benchmark's load the workload's

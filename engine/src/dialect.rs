@@ -30,8 +30,9 @@ pub struct ChunkCopied {
     pub waiters: u64,
     /// The capture had already written rows of this chunk's range into the shadow (the
     /// application wrote rows the copy had not reached yet: the table is being written). The
-    /// copy then builds the deferred indexes early (`backfill::EarlyIndexes`). A dialect that
-    /// cannot tell says false.
+    /// copy counts it as a waiter (a live table is copied in short chunks with pauses, like a
+    /// contended one) and builds the deferred indexes early (`backfill::EarlyIndexes`). A
+    /// dialect that cannot tell says false.
     pub written_ahead: bool,
 }
 

@@ -625,8 +625,9 @@ async fn a_row_held_through_every_no_wait_attempt_is_then_waited_for() {
 
 /// A table live from the first chunk on (writers waiting for row locks, or rows written ahead of
 /// the copy): the deferred indexes are built right after it, once (and phase `build indexes`
-/// asks again, which the dialect answers by finding them built). With the table's estimate at 3
-/// rows, a quarter is copied by the first chunk, and a calm table: built only in that phase.
+/// asks again, which the dialect answers by finding them built), and every chunk is a contended
+/// one. With the table's estimate at 3 rows, a quarter is copied by the first chunk, and a calm
+/// table: built only in that phase.
 #[tokio::test]
 async fn a_table_live_early_in_the_copy_has_the_deferred_indexes_built_at_once() {
     let mut cfg = config();
@@ -646,6 +647,8 @@ async fn a_table_live_early_in_the_copy_has_the_deferred_indexes_built_at_once()
         let case = format!("waiters {waiters}, written ahead {written_ahead}, estimate {estimated}");
         assert_eq!(*fake.index_builds.lock().unwrap(), builds, "{case}");
         assert_eq!(s.backfill.indexes_built_at_rows, at, "{case}");
+        let live = waiters > 0 || written_ahead;
+        assert_eq!(s.backfill.contended_chunks, if live { s.backfill.chunks } else { 0 }, "{case}: {:?}", s.backfill);
         assert_eq!(*fake.shadow.lock().unwrap(), (1..=10).collect::<Vec<_>>());
     }
 }

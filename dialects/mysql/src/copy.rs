@@ -37,7 +37,8 @@ pub(crate) async fn chunk_end(my: &MySql, plan: &Plan, after: Option<&MyKey>, hi
 /// ([`sql::copy::ROW_LOCK_WAITERS`], see [`waiters`]). Row lock waits last at most `lock_wait`, rounded up to whole seconds; zero
 /// does not wait at all (`innodb_lock_wait_timeout = 0`: a row another transaction holds fails
 /// the statement at once with error 1205, a lock timeout). Returns the rows copied, the
-/// waiters, and whether the range had rows written ahead. Errors: see
+/// waiters, and whether the shadow had rows written ahead of the copy, in the chunk's range or
+/// beyond it (a second look, only when the range had none). Errors: see
 /// [`errors::copy_failed`].
 ///
 /// Why the range check is exact: after the shared next-key locks of the first statement, no
@@ -69,9 +70,17 @@ pub(crate) async fn copy_chunk(
         .exec_first(sql::copy::shadow_chunk_has_rows(plan, &where_shadow), p_shadow.clone())
         .await
         .map_err(|e| errors::db(ctx, e))?;
-    if ahead.is_some() {
+    let written_ahead = if ahead.is_some() {
         tx.exec_drop(sql::copy::clear_shadow_chunk(plan, &where_shadow), p_shadow).await.map_err(|e| errors::db(ctx, e))?;
-    }
+        true
+    } else {
+        // Anywhere beyond the chunk: an application's writes need not fall where the copy is
+        // (sysbench's land in the middle of the key range).
+        let (beyond, p_beyond) = where_beyond(plan, upto);
+        let found: Option<u8> =
+            tx.exec_first(sql::copy::shadow_chunk_has_rows(plan, &beyond), p_beyond).await.map_err(|e| errors::db(ctx, e))?;
+        found.is_some()
+    };
     tx.exec_drop(sql::copy::copy_chunk(plan, &where_orig), p_orig)
         .await
         .map_err(|e| errors::copy_failed(&plan.names.table, ctx, e))?;
@@ -79,7 +88,7 @@ pub(crate) async fn copy_chunk(
     checkpoint::advance(&mut tx, &plan.names, mark, rows, ctx).await?;
     let waiters = count_waiters(my, &mut tx, ctx).await?;
     tx.commit().await.map_err(|e| errors::db(ctx, e))?;
-    Ok(ChunkCopied { rows, waiters, written_ahead: ahead.is_some() })
+    Ok(ChunkCopied { rows, waiters, written_ahead })
 }
 
 /// The writers that waited for a row lock around the chunk of `tx`, just before it commits
@@ -139,6 +148,12 @@ async fn key_query(my: &MySql, context: &str, query: String, params: Vec<Value>)
 
 /// The WHERE clause and parameters of the chunk `(after, upto]`, over the original's key columns
 /// or (`shadow`) the shadow's.
+/// The WHERE clause over the shadow's key columns of every key after `upto`, and its parameters.
+fn where_beyond(plan: &Plan, upto: &MyKey) -> (String, Vec<Value>) {
+    let (_, shad) = sql::copy::key_names(plan);
+    sql::copy::key_range_where(&shad, &plan.key.columns, Some(&upto.0), None)
+}
+
 fn where_range(plan: &Plan, shadow: bool, after: Option<&MyKey>, upto: &MyKey) -> (String, Vec<Value>) {
     let (orig, shad) = sql::copy::key_names(plan);
     let cols = if shadow { shad } else { orig };

@@ -39,8 +39,9 @@ pub struct BackfillStats {
     /// Chunk attempts that met a row an application transaction held and were rolled back at
     /// once and planned again smaller (see [`NOWAIT_ATTEMPTS`]).
     pub conflicts: u64,
-    /// Chunks copied while writers were contending for row locks: each was aimed at
-    /// [`CopyConfig::max_latency`] and followed by a pause as long as it took.
+    /// Chunks copied while writers were contending for row locks or writing rows ahead of the
+    /// copy (a live table): each was aimed at [`CopyConfig::max_latency`] and followed by a pause
+    /// as long as it took.
     pub contended_chunks: u64,
     /// Whether the copy's last chunks ran contended (writers were waiting for row locks): the
     /// checksum then runs gently (`checksum::run`).
@@ -219,7 +220,9 @@ pub async fn run<D: Dialect>(
         };
         conflicts = 0;
         let (rows, took) = (copied.rows, t0.elapsed());
-        let contended = steer(&mut walk.sizer, copied.waiters, took, cancel).await;
+        // Rows written ahead of the copy count as one waiter: the table is live, and its copy
+        // is paced as a contended one (see `steer`).
+        let contended = steer(&mut walk.sizer, copied.waiters.max(u64::from(copied.written_ahead)), took, cancel).await;
         if contended {
             stats.contended_chunks += 1;
         }

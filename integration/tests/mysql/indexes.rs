@@ -27,17 +27,31 @@ const DEFERRED: [&str; 4] = ["k_1", "kc", "we`ird", "k_extra"];
 /// `t` (sysbench layout plus [`MORE_INDEXES`]) with `rows` rows, its native-ALTER twin `o`
 /// (empty: the definition oracle), and 3 writers warmed up on `t`.
 async fn setup(name: &str, rows: u64) -> (TestDb, Workload) {
+    let db = quiet_setup(name, rows).await;
+    let writers = start_writers(&db).await;
+    (db, writers)
+}
+
+/// [`setup`] without the writers: a copy that sees no application write leaves the deferred
+/// indexes to phase `build indexes` (with writers it builds them as soon as it sees their rows
+/// ahead of it, `backfill::EarlyIndexes`).
+async fn quiet_setup(name: &str, rows: u64) -> TestDb {
     let db = TestDb::new(name).await;
     let spec = TableSpec::single("t");
     spec.create(&db.pool).await.unwrap();
     db.exec(MORE_INDEXES).await;
     spec.load(&db.pool, rows, |_| {}).await.unwrap();
     db.exec(&format!("CREATE TABLE o LIKE t; ALTER TABLE o {ALTER}")).await;
-    let initial = Model::read(&db.pool, &spec).await.unwrap();
+    db
+}
+
+/// Three writers on `t` from its rows now; returns once they have done 100 operations.
+async fn start_writers(db: &TestDb) -> Workload {
+    let initial = Model::read(&db.pool, &TableSpec::single("t")).await.unwrap();
     let cfg = WorkloadConfig { writers: 3, ..WorkloadConfig::default() };
     let writers = Workload::start(&db.dsn, initial, cfg, PhaseSource::None).await.unwrap();
     writers.wait_for_ops(100).await.unwrap();
-    (db, writers)
+    writers
 }
 
 /// A definition without its AUTO_INCREMENT counter (the twin is empty).
@@ -110,11 +124,12 @@ async fn the_dry_run_shows_the_drop_and_the_online_add() {
 }
 
 /// `crash@build-indexes`: the process aborts at the phase's entry, the shadow without its
-/// deferred indexes; the writers go on (the capture keeps the shadow in sync); the same command
-/// resumes in the phase, builds them and swaps: the native ALTER's table, row for row.
+/// deferred indexes (no writer during the copy, so it left them to the phase); the writers start
+/// (the capture keeps the shadow in sync); the same command resumes in the phase, builds them
+/// and swaps: the native ALTER's table, row for row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_while_building_indexes_is_resumed_by_the_same_command() {
-    let (db, writers) = setup("myidx_crash", 5_000).await;
+    let db = quiet_setup("myidx_crash", 5_000).await;
     let mut run =
         ResumableRun::new("crash", &db.dsn, "t", ALTER, &["--chunk-size", "200", "--inject-fault", "crash@build-indexes"]);
     let (status, _, err) = run.run_to_end().await;
@@ -124,6 +139,7 @@ async fn a_crash_while_building_indexes_is_resumed_by_the_same_command() {
     assert_eq!(phase, "build indexes");
     let shadow = shadow_definition(&db).await;
     assert!(!shadow.contains("KEY `k_1`") && shadow.contains("UNIQUE KEY `u_k_id`"), "{shadow}");
+    let writers = start_writers(&db).await;
     let ops = writers.ops();
     writers.wait_for_ops(ops + 200).await.unwrap();
 
@@ -140,10 +156,11 @@ async fn a_crash_while_building_indexes_is_resumed_by_the_same_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_resume_check_accepts_the_built_indexes_and_refuses_missing_ones_later() {
     // Built before the checkpoint recorded it: resumes and completes.
-    let (db, writers) = setup("myidx_built", 3_000).await;
+    let db = quiet_setup("myidx_built", 3_000).await;
     let mut run = ResumableRun::new("built", &db.dsn, "t", ALTER, &["--inject-fault", "crash@build-indexes"]);
     let (status, _, _) = run.run_to_end().await;
     assert!(!status.success());
+    let writers = start_writers(&db).await;
     db.exec(
         "ALTER TABLE _t_new ADD KEY `k_1` (`k`), ADD KEY `kc` (`c`(10),`k` DESC) COMMENT 'prefix, desc', \
          ADD KEY `we``ird` (`pad`(5),`id`) IGNORED, ADD KEY `k_extra` (`extra`,`k`), ALGORITHM=INPLACE, LOCK=NONE",
@@ -154,10 +171,11 @@ async fn the_resume_check_accepts_the_built_indexes_and_refuses_missing_ones_lat
     assert_exact("built", &db, writers).await;
 
     // Missing in a phase past the build: refused.
-    let (db, writers) = setup("myidx_missing", 3_000).await;
+    let db = quiet_setup("myidx_missing", 3_000).await;
     let mut run = ResumableRun::new("missing", &db.dsn, "t", ALTER, &["--inject-fault", "crash@build-indexes"]);
     let (status, _, _) = run.run_to_end().await;
     assert!(!status.success());
+    let writers = start_writers(&db).await;
     let mut c = db.pool.get_conn().await.unwrap();
     c.query_drop("UPDATE _t_ssw_ckpt SET phase = 'checksum'").await.unwrap();
     drop(c);

@@ -125,7 +125,8 @@ pub fn without_queueing(stmt: &str) -> String {
 /// chunk's transaction over the generic keyset range with `?` for the bounds (first tried
 /// without waiting for row locks, [`copy::innodb_lock_wait_timeout`]`(0)`: the lock
 /// ([`copy::lock_chunk`]), the range check ([`copy::shadow_chunk_has_rows`]) and the clear it
-/// may call for ([`copy::clear_shadow_chunk`]), the copy ([`copy::copy_chunk`]), the
+/// may call for ([`copy::clear_shadow_chunk`]) or else the look beyond the chunk (the same check
+/// past its end, [`OUTLINE_BEYOND`]), the copy ([`copy::copy_chunk`]), the
 /// checkpoint's advance ([`checkpoint::advance_checkpoint`]), the waiters' count
 /// ([`copy::ROW_LOCK_WAITERS`])), and the swap ([`cutover::rename_swap`]). The table's lock for
 /// the triggers (`LOCK TABLES … WRITE`) and the swap are shown as first sent, [`without_queueing`]
@@ -137,6 +138,7 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
     let (where_, _) = copy::range_where(&copy::key_names(plan).0, &plan.key.columns, Some(&placeholders[..]), &placeholders);
     let (shadow_where, _) =
         copy::range_where(&copy::key_names(plan).1, &plan.key.columns, Some(&placeholders[..]), &placeholders);
+    let (beyond, _) = copy::open_range_where(&copy::key_names(plan).1, &plan.key.columns, Some(&placeholders[..]), None);
     let mut shadow = vec![checkpoint::create_checkpoint_table(&plan.names)];
     shadow.extend(shadow::create_shadow(plan));
     PlanSql {
@@ -154,6 +156,7 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
             copy::lock_chunk(plan, &where_),
             copy::shadow_chunk_has_rows(plan, &shadow_where),
             format!("-- only when the shadow has rows there: {}", copy::clear_shadow_chunk(plan, &shadow_where)),
+            format!("{OUTLINE_BEYOND}{}", copy::shadow_chunk_has_rows(plan, &beyond)),
             copy::copy_chunk(plan, &where_),
             checkpoint::advance_checkpoint(&plan.names),
             copy::ROW_LOCK_WAITERS.to_string(),
@@ -163,6 +166,10 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
         cut_over: format!("{OUTLINE_NO_QUEUE}\n  {}", without_queueing(&cutover::rename_swap(plan))),
     }
 }
+
+/// The dry run's note before the look beyond the chunk, whose bound is the chunk's upper one
+/// (`copy_chunk`'s `written_ahead`).
+pub const OUTLINE_BEYOND: &str = "-- otherwise, whether the application wrote rows ahead of the copy (a live table; the bound is the chunk's end): ";
 
 /// The dry run's note before each statement taken without queueing (`crate::mdl`).
 pub const OUTLINE_NO_QUEUE: &str = "-- tried without queueing every 10 ms, --cut-over-lock-timeout ÷ 10 ms times, then once as \
@@ -253,6 +260,7 @@ mod tests {
                 let key: Vec<mysql_async::Value> = p.key.columns.iter().map(|_| mysql_async::Value::Int(1)).collect();
                 let (where_, _) = copy::key_range_where(&copy::key_names(&p).0, &p.key.columns, Some(&key), Some(&key));
                 let (shadow_where, _) = copy::key_range_where(&copy::key_names(&p).1, &p.key.columns, Some(&key), Some(&key));
+                let (beyond, _) = copy::key_range_where(&copy::key_names(&p).1, &p.key.columns, Some(&key), None);
                 let steps: Vec<&str> = dry.copy.split(";\n  ").collect();
                 assert_eq!(
                     steps,
@@ -262,6 +270,7 @@ mod tests {
                         copy::lock_chunk(&p, &where_),
                         copy::shadow_chunk_has_rows(&p, &shadow_where),
                         format!("-- only when the shadow has rows there: {}", copy::clear_shadow_chunk(&p, &shadow_where)),
+                        format!("{OUTLINE_BEYOND}{}", copy::shadow_chunk_has_rows(&p, &beyond)),
                         copy::copy_chunk(&p, &where_),
                         checkpoint::advance_checkpoint(&p.names),
                         copy::ROW_LOCK_WAITERS.to_string(),
@@ -300,6 +309,8 @@ mod tests {
              SELECT COUNT(*) FROM `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  \
              SELECT 1 FROM `d`.`_t_new` WHERE ((`id` > ?)) AND ((`id` <= ?)) LIMIT 1;\n  \
              -- only when the shadow has rows there: DELETE FROM `d`.`_t_new` WHERE ((`id` > ?)) AND ((`id` <= ?));\n  \
+             -- otherwise, whether the application wrote rows ahead of the copy (a live table; the bound is the chunk's end): \
+             SELECT 1 FROM `d`.`_t_new` WHERE ((`id` > ?)) LIMIT 1;\n  \
              SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d`.`_t_new` (`id`, `c`) SELECT `id`, `c` FROM \
              `d`.`t` FORCE INDEX (`PRIMARY`) WHERE ((`id` > ?)) AND ((`id` <= ?)) LOCK IN SHARE MODE;\n  UPDATE `d`.`_t_ssw_ckpt` \
              SET low_watermark = ?, chunk_rows = ?, rows_copied = rows_copied + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1;\n  {};\n  COMMIT",
@@ -316,7 +327,7 @@ mod tests {
         );
         let dry = dry_run(&enum_key_plan());
         assert_eq!(
-            dry.copy.split(";\n  ").skip(5).collect::<Vec<_>>().join(";\n  "),
+            dry.copy.split(";\n  ").skip(6).collect::<Vec<_>>().join(";\n  "),
             format!(
             "SET STATEMENT time_zone = @@global.time_zone FOR INSERT INTO `d``b`.`_t x_new` (`e`, `id`, `ts`, `name`) SELECT \
              `e`, `id`, CONVERT_TZ(`ts`, @@global.time_zone, @@session.time_zone), `name` FROM `d``b`.`t x` FORCE INDEX \

@@ -43,8 +43,8 @@ pub struct BackfillStats {
     /// copy (a live table): each was aimed at [`CopyConfig::max_latency`] and followed by a pause
     /// as long as it took.
     pub contended_chunks: u64,
-    /// Whether the copy's last chunks ran contended (writers were waiting for row locks): the
-    /// checksum then runs gently (`checksum::run`).
+    /// Whether the copy's last chunks ran contended (writers were waiting for row locks, or
+    /// writing rows ahead of the copy): the checksum then runs gently (`checksum::run`).
     pub ended_contended: bool,
     /// Rows copied when the shadow's deferred secondary indexes were built during the copy,
     /// because the table showed itself live early ([`EarlyIndexes`]); `None` when they were not (left to
@@ -227,9 +227,10 @@ pub async fn run<D: Dialect>(
             stats.contended_chunks += 1;
         }
         let at = ckpt.rows_copied + rows;
-        let live = contended || copied.written_ahead;
+        // Contended covers both signals, except for a fixed chunk size (never steered).
+        let live = contended || copied.waiters > 0 || copied.written_ahead;
         if let Some(build) = early_indexes.take_if(|_| live && EarlyIndexes::now(at, plan.estimated_rows())) {
-            let why = if contended { "writers contend for rows" } else { "the application writes the table" };
+            let why = if copied.written_ahead { "the application writes the table" } else { "writers contend for rows" };
             tracing::info!(
                 rows = at,
                 "{why} early in the copy: building the shadow's deferred indexes now, kept up row by row from here"

@@ -169,7 +169,8 @@ pub fn dry_run(plan: &Plan) -> PlanSql {
 
 /// The dry run's note before the look beyond the chunk, whose bound is the chunk's upper one
 /// (`copy_chunk`'s `written_ahead`).
-pub const OUTLINE_BEYOND: &str = "-- otherwise, whether the application wrote rows ahead of the copy (a live table; the bound is the chunk's end): ";
+pub const OUTLINE_BEYOND: &str =
+    "-- otherwise, whether the application wrote rows ahead of the copy (a live table; the bound is the chunk's end): ";
 
 /// The dry run's note before each statement taken without queueing (`crate::mdl`).
 pub const OUTLINE_NO_QUEUE: &str = "-- tried without queueing every 10 ms, --cut-over-lock-timeout ÷ 10 ms times, then once as \

@@ -227,8 +227,9 @@ pub async fn run<D: Dialect>(
             stats.contended_chunks += 1;
         }
         let at = ckpt.rows_copied + rows;
-        // Contended covers both signals, except for a fixed chunk size (never steered).
-        let live = contended || copied.waiters > 0 || copied.written_ahead;
+        // Contended covers both signals. A fixed chunk size is never steered: then only this
+        // table's own signal counts (waiters are counted server-wide).
+        let live = contended || copied.written_ahead;
         if let Some(build) = early_indexes.take_if(|_| live && EarlyIndexes::now(at, plan.estimated_rows())) {
             let why = if copied.written_ahead { "the application writes the table" } else { "writers contend for rows" };
             tracing::info!(

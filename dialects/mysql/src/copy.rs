@@ -146,14 +146,14 @@ async fn key_query(my: &MySql, context: &str, query: String, params: Vec<Value>)
     Ok(row.map(|r| MyKey(r.unwrap())))
 }
 
-/// The WHERE clause and parameters of the chunk `(after, upto]`, over the original's key columns
-/// or (`shadow`) the shadow's.
 /// The WHERE clause over the shadow's key columns of every key after `upto`, and its parameters.
 fn where_beyond(plan: &Plan, upto: &MyKey) -> (String, Vec<Value>) {
     let (_, shad) = sql::copy::key_names(plan);
     sql::copy::key_range_where(&shad, &plan.key.columns, Some(&upto.0), None)
 }
 
+/// The WHERE clause and parameters of the chunk `(after, upto]`, over the original's key columns
+/// or (`shadow`) the shadow's.
 fn where_range(plan: &Plan, shadow: bool, after: Option<&MyKey>, upto: &MyKey) -> (String, Vec<Value>) {
     let (orig, shad) = sql::copy::key_names(plan);
     let cols = if shadow { shad } else { orig };
